@@ -1,0 +1,209 @@
+"""One validated config per performance (TOML).
+
+Every table maps onto a frozen dataclass below; the loader walks the dataclass fields, so the
+schema is written once. Unknown keys, wrong types, missing required keys and out-of-range values
+raise ConfigError naming the file and the dotted key. The service never starts half-configured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+MODES = ("respond", "harmony")
+BACKENDS = ("auto", "jack", "alsa")
+
+
+@dataclass(frozen=True)
+class PerformanceSection:
+    name: str = "untitled"
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class MidiSection:
+    backend: str = "auto"  # which rtmidi API: auto (env STAGE_AGENT_MIDI_API, else the default)
+    client_name: str = "stage-agent"
+    poll_ports_ms: int = 500  # how often vanished ports are looked for (reopen within 2 s)
+    sysex_limit: int = 256  # bytes; longer SysEx is dropped and counted
+    queue_size: int = 4096  # input queue bound; overflow is counted
+
+
+@dataclass(frozen=True)
+class Player:
+    name: str
+    port: str  # "substring", "re:<regex>" or "virtual:<name>" (a port the agent creates)
+    channels: tuple[int, ...] = ()  # 1-16; empty = every channel
+    follow_clock: bool = False  # take MIDI clock (tempo, start/stop) from this player's port
+
+
+@dataclass(frozen=True)
+class AgentSection:
+    mode: str = "respond"
+    outputs: tuple[str, ...] = ("virtual:stage-agent-out",)
+    channel: int = 1  # 1-16
+    output_latency_ms: float = 100.0  # planned events play at decision time + this
+    max_note_ms: float = 4000.0  # no agent note sounds longer
+
+
+@dataclass(frozen=True)
+class RespondSection:
+    phrase_gap_ms: float = 600.0  # silence with no held notes that ends a phrase
+    max_order: int = 4  # longest context of the live Markov memory
+    max_notes: int = 24  # longest answer
+    yield_to_players: bool = True  # a player coming in cancels the rest of the answer
+
+
+@dataclass(frozen=True)
+class HarmonySection:
+    intervals: tuple[int, ...] = (-5,)  # semitones added to each heard note, played at once
+
+
+@dataclass(frozen=True)
+class RecordSection:
+    dir: str = "recordings"  # relative to the config file's folder
+    flush_ms: int = 100
+
+
+@dataclass(frozen=True)
+class Config:
+    players: tuple[Player, ...]
+    performance: PerformanceSection = field(default_factory=PerformanceSection)
+    midi: MidiSection = field(default_factory=MidiSection)
+    agent: AgentSection = field(default_factory=AgentSection)
+    respond: RespondSection = field(default_factory=RespondSection)
+    harmony: HarmonySection = field(default_factory=HarmonySection)
+    record: RecordSection = field(default_factory=RecordSection)
+    source: str = field(default="<built-in>", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config, as recorded in every log."""
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out
+
+
+def load(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            table = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(str(path), "-", "file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), "-", f"not valid TOML: {e}") from None
+    return from_dict(table, str(path))
+
+
+def from_dict(table: dict[str, Any], source: str = "<built-in>") -> Config:
+    table = dict(table)
+    table.pop("source", None)
+    config = _build(Config, table, source, "")
+    config = dataclasses.replace(config, source=source)
+    _check(config)
+    return config
+
+
+def _build(cls: type, table: Any, source: str, prefix: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(source, prefix or "-", f"expected a table, got {_kind(table)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    for key in table:
+        if key not in fields:
+            raise ConfigError(source, prefix + key, f"unknown key (known: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name not in table:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(source, key, "missing (required)")
+            continue
+        values[name] = _coerce(hints[name], table[name], source, key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key + ".")  # type: ignore[arg-type]
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(source, key, f"expected a list, got {_kind(value)}")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported config type {hint}")  # keep the schema simple
+    ok = {
+        str: isinstance(value, str),
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+    }[hint]
+    if not ok:
+        raise ConfigError(source, key, f"expected {hint.__name__}, got {_kind(value)}")
+    return float(value) if hint is float else value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check(c: Config) -> None:
+    """Ranges and cross-field rules the types alone cannot say."""
+    s = c.source
+    if not c.players:
+        raise ConfigError(s, "players", "at least one player is needed")
+    seen: set[str] = set()
+    for i, p in enumerate(c.players):
+        if p.name in seen:
+            raise ConfigError(s, f"players[{i}].name", f"duplicate player name {p.name!r}")
+        seen.add(p.name)
+        _check_port(s, f"players[{i}].port", p.port)
+        for j, ch in enumerate(p.channels):
+            _range(s, f"players[{i}].channels[{j}]", ch, 1, 16)
+    if c.midi.backend not in BACKENDS:
+        raise ConfigError(s, "midi.backend", f"must be one of {', '.join(BACKENDS)}")
+    _range(s, "midi.poll_ports_ms", c.midi.poll_ports_ms, 50, 2000)
+    _range(s, "midi.sysex_limit", c.midi.sysex_limit, 3, 1 << 20)
+    _range(s, "midi.queue_size", c.midi.queue_size, 16, 1 << 20)
+    if c.agent.mode not in MODES:
+        raise ConfigError(s, "agent.mode", f"must be one of {', '.join(MODES)}")
+    if not c.agent.outputs:
+        raise ConfigError(s, "agent.outputs", "at least one output port is needed")
+    for i, port in enumerate(c.agent.outputs):
+        _check_port(s, f"agent.outputs[{i}]", port)
+    _range(s, "agent.channel", c.agent.channel, 1, 16)
+    _range(s, "agent.output_latency_ms", c.agent.output_latency_ms, 0.0, 2000.0)
+    _range(s, "agent.max_note_ms", c.agent.max_note_ms, 10.0, 60_000.0)
+    _range(s, "respond.phrase_gap_ms", c.respond.phrase_gap_ms, 50.0, 10_000.0)
+    _range(s, "respond.max_order", c.respond.max_order, 1, 16)
+    _range(s, "respond.max_notes", c.respond.max_notes, 1, 256)
+    for i, iv in enumerate(c.harmony.intervals):
+        _range(s, f"harmony.intervals[{i}]", iv, -48, 48)
+    _range(s, "record.flush_ms", c.record.flush_ms, 1, 100)
+
+
+def _range(source: str, key: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(source, key, f"{value} is out of range {lo}..{hi}")
+
+
+def _check_port(source: str, key: str, ref: str) -> None:
+    if ref.startswith("re:"):
+        try:
+            re.compile(ref[3:])
+        except re.error as e:
+            raise ConfigError(source, key, f"bad regular expression: {e}") from None
+    elif not ref.removeprefix("virtual:").strip():
+        raise ConfigError(source, key, "empty port name")

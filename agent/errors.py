@@ -1,0 +1,33 @@
+"""One exception family. Exit codes are part of the service contract (systemd/README.md)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2  # bad config or a missing port: systemd must not restart in a loop
+
+
+class StageAgentError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = EXIT_FAILURE
+
+
+class ConfigError(StageAgentError):
+    """A performance config (or a port it names) is wrong; names the file and the key."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{source}: {key}: {problem}")
+
+
+class PortError(StageAgentError):
+    """A MIDI port could not be found or opened."""
+
+
+class RecordingError(StageAgentError):
+    """A recording (event log or MIDI file) cannot be read."""

@@ -1,0 +1,160 @@
+"""MIDI input: real ports in, stamped messages out, on the event loop.
+
+The rtmidi callback runs on rtmidi's own thread. It only stamps the arrival (monotonic ns, the
+agent's clock), appends to a bounded deque, and wakes the loop once per burst with
+call_soon_threadsafe; parsing and dispatch to players happen on the loop. Overflow is counted.
+Ports are matched by name and polled: a vanished port is reported, and reopened when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import rtmidi
+
+from agent.config import Config, Player
+from agent.errors import ConfigError
+from agent.events import Heard
+from agent.io.ports import Backend, is_virtual, match_port, virtual_name
+from agent.midi import MidiByteParser, channel_of
+from agent.stats import Samples
+
+log = logging.getLogger(__name__)
+
+PortEvent = Callable[[str, str, list[str]], None]  # (event "lost"/"back", port ref, players)
+
+
+@dataclass
+class InputStats:
+    received: int = 0
+    overflow: int = 0  # dropped because the queue was full
+    malformed: int = 0  # bytes the parser had to drop
+    callback_ns: Samples = field(default_factory=Samples)
+
+
+class _Port:
+    """One opened input port and the players who play on it."""
+
+    def __init__(self, ref: str, players: list[Player], sysex_limit: int) -> None:
+        self.ref = ref
+        self.players = players
+        self.parser = MidiByteParser(sysex_limit=sysex_limit)
+        self.rt: rtmidi.MidiIn | None = None
+        self.opened_name: str | None = None  # the real port name we matched
+
+
+class MidiInputs:
+    def __init__(self, config: Config, backend: Backend, on_heard: Callable[[Heard], None],
+                 on_port_event: PortEvent) -> None:
+        self._config = config
+        self._backend = backend
+        self._on_heard = on_heard
+        self._on_port_event = on_port_event
+        self._queue: collections.deque[tuple[int, int, list[int]]] = collections.deque()
+        self._limit = config.midi.queue_size
+        self._wake_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.stats = InputStats()
+        by_port: dict[str, list[Player]] = {}
+        for p in config.players:
+            by_port.setdefault(p.port, []).append(p)
+        self._ports = [_Port(ref, ps, config.midi.sysex_limit) for ref, ps in by_port.items()]
+        self._lister = rtmidi.MidiIn(backend.api, config.midi.client_name + "-poll")
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open every port; a missing one is a ConfigError naming the key (nothing stays open)."""
+        self._loop = loop
+        try:
+            for index, port in enumerate(self._ports):
+                if not self._open(index, port):
+                    key = next(i for i, p in enumerate(self._config.players) if p.port == port.ref)
+                    raise ConfigError(self._config.source, f"players[{key}].port",
+                                      f"no MIDI input matches {port.ref!r}; inputs here: "
+                                      f"{self._lister.get_ports()}")
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for port in self._ports:
+            if port.rt is not None:
+                port.rt.cancel_callback()
+                port.rt.delete()
+                port.rt = None
+        self._lister.delete()
+
+    def poll(self) -> None:
+        """Look for vanished and returning ports (no MIDI library gives hot-plug events)."""
+        names = self._lister.get_ports()
+        for index, port in enumerate(self._ports):
+            if is_virtual(port.ref):
+                continue
+            if port.rt is not None and port.opened_name not in names:
+                port.rt.cancel_callback()
+                port.rt.delete()
+                port.rt = None
+                log.warning("MIDI input %r (%s) vanished", port.ref, port.opened_name)
+                self._on_port_event("lost", port.ref, [p.name for p in port.players])
+            elif port.rt is None and match_port(names, port.ref) is not None and self._open(
+                    index, port):
+                log.warning("MIDI input %r is back as %s", port.ref, port.opened_name)
+                self._on_port_event("back", port.ref, [p.name for p in port.players])
+
+    def _open(self, index: int, port: _Port) -> bool:
+        rt = rtmidi.MidiIn(self._backend.api, self._config.midi.client_name)
+        follow_clock = any(p.follow_clock for p in port.players)
+        # SysEx is capped by the parser; clock only when following it; active sensing kept out.
+        rt.ignore_types(sysex=False, timing=not follow_clock, active_sense=True)
+        if is_virtual(port.ref):
+            rt.open_virtual_port(virtual_name(port.ref))
+            port.opened_name = virtual_name(port.ref)
+        else:
+            names = rt.get_ports()
+            found = match_port(names, port.ref)
+            if found is None:
+                rt.delete()
+                return False
+            rt.open_port(found, f"in-{index + 1}")
+            port.opened_name = names[found]
+        rt.set_callback(self._callback, index)
+        port.rt = rt
+        return True
+
+    # -- the hot path -----------------------------------------------------------------------
+    def _callback(self, event: tuple[list[int], float], index: int) -> None:
+        """rtmidi's thread. Stamp, append, wake the loop once per burst. Nothing else."""
+        t = time.monotonic_ns()
+        if len(self._queue) >= self._limit:
+            self.stats.overflow += 1
+        else:
+            self._queue.append((t, index, event[0]))
+            if not self._wake_pending:
+                self._wake_pending = True
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._drain)
+        self.stats.callback_ns.add(time.monotonic_ns() - t)
+
+    def _drain(self) -> None:
+        """On the loop: parse and dispatch everything queued, in arrival order."""
+        self._wake_pending = False  # cleared first: a message appended from now on re-wakes
+        while self._queue:
+            t, index, data = self._queue.popleft()
+            self.feed_bytes(t, index, data)
+
+    def feed_bytes(self, t_ns: int, index: int, data: list[int] | bytes) -> None:
+        """Parse raw bytes from port `index` and hand each message to the right player."""
+        port = self._ports[index]
+        dropped_before = port.parser.stats.dropped
+        for message in port.parser.feed(data):
+            self.stats.received += 1
+            ch = channel_of(message)
+            for player in port.players:
+                if ch is None or not player.channels or ch + 1 in player.channels:
+                    self._on_heard(Heard(t_ns, player.name, message))
+        self.stats.malformed += port.parser.stats.dropped - dropped_before

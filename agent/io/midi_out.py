@@ -1,0 +1,89 @@
+"""MIDI output: the agent's ports, by name. A write to a vanished port is dropped and counted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import rtmidi
+
+from agent.errors import ConfigError
+from agent.io.ports import Backend, is_virtual, match_port, virtual_name
+
+log = logging.getLogger(__name__)
+
+
+class MidiOutputs:
+    def __init__(self, refs: tuple[str, ...], backend: Backend, client_name: str,
+                 on_port_event: Callable[[str, str], None], source: str = "<config>") -> None:
+        self._refs = refs
+        self._source = source
+        self._backend = backend
+        self._client_name = client_name
+        self._on_port_event = on_port_event
+        self._open: dict[str, tuple[rtmidi.MidiOut, str]] = {}  # ref -> (port, matched name)
+        self._lister = rtmidi.MidiOut(backend.api, client_name + "-poll")
+        self.dropped = 0
+
+    def open(self) -> None:
+        try:
+            for index, ref in enumerate(self._refs):
+                if not self._open_one(index, ref):
+                    raise ConfigError(self._source, f"agent.outputs[{index}]",
+                                      f"no MIDI output matches {ref!r}; outputs here: "
+                                      f"{self._lister.get_ports()}")
+        except Exception:
+            self.close()
+            raise
+
+    def _open_one(self, index: int, ref: str) -> bool:
+        rt = rtmidi.MidiOut(self._backend.api, self._client_name)
+        if is_virtual(ref):
+            rt.open_virtual_port(virtual_name(ref))
+            self._open[ref] = (rt, virtual_name(ref))
+            return True
+        names = rt.get_ports()
+        found = match_port(names, ref)
+        if found is None:
+            rt.delete()
+            return False
+        rt.open_port(found, f"out-{index + 1}")
+        self._open[ref] = (rt, names[found])
+        return True
+
+    def send(self, ref: str, data: bytes) -> bool:
+        """Send one message; False (and counted) if the port is gone. Never raises."""
+        entry = self._open.get(ref)
+        if entry is None:
+            self.dropped += 1
+            return False
+        try:
+            entry[0].send_message(data)
+        except (rtmidi.RtMidiError, ValueError, TypeError) as e:
+            self.dropped += 1
+            log.error("MIDI output %r: send failed: %s", ref, e)
+            return False
+        return True
+
+    def poll(self) -> None:
+        names = self._lister.get_ports()
+        for index, ref in enumerate(self._refs):
+            if is_virtual(ref):
+                continue
+            entry = self._open.get(ref)
+            if entry is not None and entry[1] not in names:
+                entry[0].delete()
+                del self._open[ref]
+                log.warning("MIDI output %r (%s) vanished", ref, entry[1])
+                self._on_port_event("lost", ref)
+            elif entry is None and match_port(names, ref) is not None and self._open_one(
+                    index, ref):
+                log.warning("MIDI output %r is back", ref)
+                self._on_port_event("back", ref)
+
+    def close(self) -> None:
+        for rt, _ in self._open.values():
+            rt.close_port()
+            rt.delete()
+        self._open.clear()
+        self._lister.delete()

@@ -1,0 +1,132 @@
+"""The agent's core: heard events in, planned notes out. No I/O, no waiting.
+
+listen (held notes, phrases, MIDI clock) -> policy (respond / harmony) -> scheduler. Both the live
+service and replay drive this same object with the same calls, which is why a replay reproduces a
+performance: `hear` and the scheduler's timers see only event times, never the wall clock.
+"""
+
+from __future__ import annotations
+
+import random
+
+from agent import midi
+from agent.config import Config
+from agent.events import Heard, NoteId, PhraseNote
+from agent.listen.midi_clock import ClockFollower
+from agent.listen.players import Listening
+from agent.model.continuator import Continuator
+from agent.policy.respond import harmony_pitches, plan_answer
+from agent.record.log import EventLog
+from agent.schedule.scheduler import Scheduler
+
+NS_PER_MS = 1_000_000
+ANSWER = "answer"  # scheduler tag of the notes of a response (cancelled when a player comes in)
+
+
+class Agent:
+    def __init__(self, config: Config, scheduler: Scheduler, log: EventLog) -> None:
+        self.config = config
+        self.scheduler = scheduler
+        self.log = log
+        self.listening = Listening.for_players([p.name for p in config.players])
+        self.memory = Continuator(max_order=config.respond.max_order)
+        self.rng = random.Random(config.performance.seed)
+        self.clock = ClockFollower() if any(p.follow_clock for p in config.players) else None
+        self._clock_player = next((p.name for p in config.players if p.follow_clock), None)
+        self._ports = config.agent.outputs
+        self._channel = config.agent.channel - 1
+        self._latency_ns = round(config.agent.output_latency_ms * NS_PER_MS)
+        self._gap_ns = round(config.respond.phrase_gap_ms * NS_PER_MS)
+        self._max_note_ns = round(config.agent.max_note_ms * NS_PER_MS)
+        self._silence_serial = 0  # bumped by every onset: a pending phrase-end check is stale
+        self._harmony: dict[tuple[str, int, int], list[NoteId]] = {}
+        self._last_bpm: float | None = None
+
+    # -- input ------------------------------------------------------------------------------
+    def hear(self, ev: Heard) -> None:
+        self.log.write("in", ev.time_ns, player=ev.player, data=ev.data.hex())
+        if ev.data[0] >= 0xF0:
+            if ev.player == self._clock_player:
+                self._follow_clock(ev)
+            return
+        finished = self.listening.hear(ev)
+        if midi.is_note_on(ev.data):
+            self._silence_serial += 1
+            if self.config.respond.yield_to_players and self.scheduler.cancel(ANSWER):
+                self.log.write("decision", ev.time_ns, what="yield", player=ev.player)
+            if self.config.agent.mode == "harmony":
+                self._harmonise(ev)
+        elif finished is not None or midi.is_note_off(ev.data):
+            self._release_harmony(ev.player, ev.data[0] & 0x0F, ev.data[1], ev.time_ns)
+            self._arm_phrase_end(ev.time_ns)
+
+    def player_lost(self, name: str, t_ns: int) -> None:
+        """A player's port vanished: release what they held, in listening and in harmony."""
+        for note in self.listening.release_player(name, t_ns):
+            self._release_harmony(name, note.channel, note.pitch, t_ns)
+        self._arm_phrase_end(t_ns)
+
+    # -- modes ------------------------------------------------------------------------------
+    def _harmonise(self, ev: Heard) -> None:
+        """Immediate reaction: harmony notes now (deadline = the heard note's own time)."""
+        ch, pitch, velocity = ev.data[0] & 0x0F, ev.data[1], ev.data[2]
+        key = (ev.player, ch, pitch)
+        self._release_harmony(*key, ev.time_ns)  # a re-struck key: its old harmony ends first
+        self._harmony[key] = [
+            self.scheduler.note_on(ev.time_ns, port, self._channel, p, velocity,
+                                   cause_ns=ev.time_ns)
+            for p in harmony_pitches(pitch, self.config.harmony.intervals)
+            for port in self._ports
+        ]
+
+    def _release_harmony(self, player: str, channel: int, pitch: int, t_ns: int) -> None:
+        for note in self._harmony.pop((player, channel, pitch), []):
+            self.scheduler.note_off(t_ns, note)
+
+    def _arm_phrase_end(self, t_ns: int) -> None:
+        if self.listening.anyone_holding():
+            return
+        serial = self._silence_serial
+        self.scheduler.call_at(t_ns + self._gap_ns, lambda t: self._phrase_end(t, serial, t_ns),
+                               tag="phrase-end")
+
+    def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int) -> None:
+        if serial != self._silence_serial or self.listening.anyone_holding():
+            return  # someone played since: the phrase goes on
+        call = self.listening.take_phrase()
+        if not call:
+            return
+        self.memory.learn(call)
+        if self.config.agent.mode != "respond":
+            return
+        self._answer(call, t_ns, call_end_ns)
+
+    def _answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int) -> None:
+        plan = plan_answer(call, self.memory, self.rng, t_ns + self._latency_ns,
+                           self.config.respond.max_notes, self._max_note_ns)
+        self.log.write("decision", t_ns, what="respond", call_notes=len(call),
+                       answer_notes=len(plan), starts=plan[0].start_ns if plan else None)
+        for i, note in enumerate(plan):
+            for port in self._ports:
+                self.scheduler.play(note.start_ns, note.duration_ns, port, self._channel,
+                                    note.pitch, note.velocity, tag=ANSWER,
+                                    cause_ns=call_end_ns if i == 0 else None)
+
+    # -- MIDI clock -------------------------------------------------------------------------
+    def _follow_clock(self, ev: Heard) -> None:
+        assert self.clock is not None
+        change = self.clock.on_message(ev.time_ns, ev.data)
+        if change == "stop":
+            self.log.write("ctl", ev.time_ns, what="clock-stop")
+            self.scheduler.silence("clock-stop")  # Stop silences the agent's notes
+        elif change is not None:
+            self.log.write("ctl", ev.time_ns, what=f"clock-{change}")
+        elif self.clock.ticks % 24 == 0:  # once a beat is often enough for the log
+            bpm = self.clock.bpm()
+            if bpm is not None and (self._last_bpm is None or abs(bpm - self._last_bpm) >= 0.1):
+                self._last_bpm = bpm
+                self.log.write("tempo", ev.time_ns, bpm=round(bpm, 2))
+
+    def check_clock(self, now_ns: int) -> None:
+        if self.clock is not None and self.clock.check_loss(now_ns):
+            self.log.write("ctl", now_ns, what="clock-lost", bpm=self._last_bpm)

@@ -1,0 +1,39 @@
+"""Call and response: when the players end a phrase, answer it from the live memory.
+
+Pure: the answer depends only on the call, the memory, the random generator and the start time.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent.events import PhraseNote
+from agent.model.continuator import Continuator
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedNote:
+    start_ns: int
+    pitch: int
+    velocity: int
+    duration_ns: int
+
+
+def plan_answer(call: Sequence[PhraseNote], memory: Continuator, rng: random.Random,
+                start_ns: int, max_notes: int, max_note_ns: int) -> list[PlannedNote]:
+    """An answer about as long as the call (at most max_notes), starting at start_ns."""
+    steps = memory.generate(call, min(max_notes, len(call)), rng)
+    out = []
+    t = start_ns
+    for i, step in enumerate(steps):
+        if i:
+            t += step.ioi_ns
+        out.append(PlannedNote(t, step.pitch, step.velocity, min(step.duration_ns, max_note_ns)))
+    return out
+
+
+def harmony_pitches(pitch: int, intervals: Sequence[int]) -> list[int]:
+    """The pitches to sound at once with a heard pitch, kept inside the MIDI range."""
+    return [pitch + i for i in intervals if 0 <= pitch + i <= 127]

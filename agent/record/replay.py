@@ -1,0 +1,160 @@
+"""Replay: feed recorded human input through the agent.
+
+A recording is either our own event log (`log.jsonl`, or the folder holding it) or a plain Standard
+MIDI File whose tracks are the players. Fast replay runs on a manual clock, as fast as the machine
+goes: the clock jumps from one event or deadline to the next, so the same recording and seed give
+byte-identical output. Real-time replay plays the same input at real speed to real ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent import config as config_mod
+from agent.clock import ManualClock, MonotonicClock
+from agent.config import Config, Player
+from agent.errors import RecordingError
+from agent.events import Heard
+from agent.record import smf
+from agent.record.log import read_log
+from agent.record.session import LOG_NAME, Session
+from agent.schedule.realtime import RealtimeDriver
+from agent.schedule.scheduler import Sink
+
+REPLAYED_CONTROLS = ("panic", "port-lost", "output-lost")
+LEAD_IN_NS = 500_000_000  # real-time replay starts this long after it is launched
+
+
+@dataclass(frozen=True)
+class Control:
+    time_ns: int
+    what: str
+    fields: dict[str, Any]
+
+
+Input = Heard | Control
+
+
+@dataclass(frozen=True)
+class Recording:
+    config: Config | None  # the config it was made with (None for a plain MIDI file)
+    inputs: list[Input]
+    player_names: list[str]
+    end_ns: int | None  # when the recorded run stopped, if it says
+
+
+def load_recording(path: Path) -> Recording:
+    if path.is_dir():
+        path = path / LOG_NAME
+    if not path.exists():
+        raise RecordingError(f"{path}: no such recording")
+    if path.suffix.lower() in (".mid", ".midi", ".smf"):
+        heard = smf.read_players(path)
+        if not heard:
+            raise RecordingError(f"{path}: no track plays any note")
+        names = list(dict.fromkeys(h.player for h in heard))
+        return Recording(None, list(heard), names, None)
+    header, records = read_log(path)
+    try:
+        cfg = config_mod.from_dict(header["config"], f"{path} (recorded config)")
+    except KeyError:
+        raise RecordingError(f"{path}: the header has no config") from None
+    inputs: list[Input] = []
+    end = None
+    for r in records:
+        if r["k"] == "in":
+            inputs.append(Heard(r["t"], r["player"], bytes.fromhex(r["data"])))
+        elif r["k"] == "ctl" and r["what"] in REPLAYED_CONTROLS:
+            fields = {k: v for k, v in r.items() if k not in ("t", "k", "what")}
+            inputs.append(Control(r["t"], r["what"], fields))
+        elif r["k"] == "ctl" and r["what"] == "stop":
+            end = r["t"]
+    return Recording(cfg, inputs, [p.name for p in cfg.players], end)
+
+
+def fit_config(recording: Recording, config: Config | None) -> Config:
+    """The config to replay with: given, else recorded, else a default one for the file's tracks.
+
+    A plain MIDI file's tracks become the players, in order, under the names the config gives.
+    """
+    chosen = config or recording.config
+    if chosen is None:
+        players = [{"name": n, "port": f"virtual:{n}"} for n in recording.player_names]
+        return config_mod.from_dict({"players": players}, "<default for a MIDI file>")
+    return chosen
+
+
+def _renamed(recording: Recording, cfg: Config) -> list[Input]:
+    known = {p.name for p in cfg.players}
+    if set(recording.player_names) <= known:
+        return recording.inputs
+    if len(recording.player_names) > len(cfg.players):
+        raise RecordingError(
+            f"the recording has {len(recording.player_names)} players "
+            f"({', '.join(recording.player_names)}) but {cfg.source} names "
+            f"{len(cfg.players)}")
+    names = dict(zip(recording.player_names, [p.name for p in cfg.players], strict=False))
+    return [dataclasses.replace(i, player=names[i.player]) if isinstance(i, Heard) else i
+            for i in recording.inputs]
+
+
+def _feed(session: Session, item: Input) -> None:
+    if isinstance(item, Heard):
+        session.hear(item)
+    else:
+        session.control(item.what, item.time_ns, **item.fields)
+
+
+def replay_fast(recording: Recording, cfg: Config, out_dir: Path, source: str,
+                sink: Sink | None = None) -> dict[str, Any]:
+    inputs = _renamed(recording, cfg)
+    start = inputs[0].time_ns if inputs else 0
+    clock = ManualClock(start)
+    session = Session(cfg, clock, sink or (lambda port, data: True), out_dir,
+                      {"clock": "manual", "replay_of": source})
+
+    def advance(t_ns: int) -> None:
+        while (d := session.scheduler.next_deadline()) is not None and d <= t_ns:
+            clock.advance_to(d)
+            session.run_due(d)
+        clock.advance_to(t_ns)
+
+    for item in inputs:
+        advance(item.time_ns)
+        _feed(session, item)
+    if recording.end_ns is not None:
+        advance(recording.end_ns)
+    else:  # play out everything planned (answers, note-offs), then stop
+        while (d := session.scheduler.next_deadline()) is not None:
+            advance(d)
+    session.stop(clock.now_ns())
+    return session.finish()
+
+
+async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, source: str,
+                          sink: Sink) -> dict[str, Any]:
+    """The recorded input at real speed, the agent's answer to real ports."""
+    inputs = _renamed(recording, cfg)
+    clock = MonotonicClock()
+    loop = asyncio.get_running_loop()
+    session = Session(cfg, clock, sink, out_dir, {"clock": "monotonic", "replay_of": source})
+    driver = RealtimeDriver(loop, clock, session.scheduler.next_deadline, session.run_due)
+    session.scheduler.on_earlier_deadline = driver.poke
+    first = inputs[0].time_ns if inputs else 0
+    offset = clock.now_ns() + LEAD_IN_NS - first
+    try:
+        for item in inputs:
+            t = item.time_ns + offset
+            await asyncio.sleep(max(0.0, (t - clock.now_ns()) / 1e9))
+            _feed(session, dataclasses.replace(item, time_ns=t))
+            session.log.flush_if_due(clock.now_ns())
+        while (d := session.scheduler.next_deadline()) is not None:
+            await asyncio.sleep(max(0.0, (d - clock.now_ns()) / 1e9) + 0.005)
+    finally:
+        driver.stop()
+        session.stop(clock.now_ns())
+    return session.finish()

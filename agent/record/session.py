@@ -1,0 +1,85 @@
+"""One run of the agent (live or replay): its log, scheduler and agent, and how it ends.
+
+Live and replay both go through `Session.hear` / `Session.control` / `Session.run_due`, so the same
+event times give the same decisions. What differs is only who moves the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from agent.clock import Clock
+from agent.config import Config
+from agent.events import Emitted, Heard
+from agent.pipeline import Agent
+from agent.record import smf
+from agent.record.log import EventLog, read_log
+from agent.record.summary import summarise
+from agent.schedule.scheduler import Scheduler, Sink
+
+LOG_NAME = "log.jsonl"
+MIDI_NAME = "performance.mid"
+
+
+def new_recording_dir(base: Path, name: str, suffix: str = "") -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
+    return base / f"{name}-{stamp}{suffix}"
+
+
+class Session:
+    def __init__(self, config: Config, clock: Clock, sink: Sink, out_dir: Path,
+                 header: dict[str, Any]) -> None:
+        self.config = config
+        self.clock = clock
+        self.out_dir = out_dir
+        self.log = EventLog(out_dir / LOG_NAME, {
+            "config": config.to_dict(), "seed": config.performance.seed, **header,
+        }, flush_ms=config.record.flush_ms)
+        self.scheduler = Scheduler(clock, sink, round(config.agent.max_note_ms * 1e6),
+                                   self._on_emit)
+        self.agent = Agent(config, self.scheduler, self.log)
+        self.errors = 0
+
+    def _on_emit(self, e: Emitted, why: str) -> None:
+        fields: dict[str, Any] = {"deadline": e.deadline_ns, "port": e.port,
+                                  "data": e.data.hex(), "why": why, "ok": e.delivered}
+        if e.cause_ns is not None:
+            fields["cause"] = e.cause_ns
+        self.log.write("emit", e.sent_ns, **fields)
+
+    def hear(self, ev: Heard) -> None:
+        self.scheduler.run_due(ev.time_ns)  # what was due before this event happens first
+        self.agent.hear(ev)
+        self.scheduler.run_due(self.clock.now_ns())  # immediate reactions leave now
+
+    def control(self, what: str, t_ns: int, **fields: Any) -> None:
+        """A control that changes what plays (recorded, and replayed at the same time)."""
+        self.scheduler.run_due(t_ns)
+        self.log.write("ctl", t_ns, what=what, **fields)
+        if what == "panic":
+            self.scheduler.panic("panic")
+        elif what == "port-lost" and "player" in fields:
+            self.agent.player_lost(fields["player"], t_ns)
+        elif what == "output-lost":
+            self.scheduler.release_port(fields["port"], "output-lost")
+        self.scheduler.run_due(self.clock.now_ns())
+
+    def run_due(self, now_ns: int) -> None:
+        self.scheduler.run_due(now_ns)
+
+    def stop(self, t_ns: int) -> None:
+        """End of the run: panic (ledger note-offs first), so nothing is left sounding."""
+        self.log.write("ctl", t_ns, what="stop")
+        self.scheduler.panic("stop")
+        self.log.flush()
+
+    def finish(self) -> dict[str, Any]:
+        """Close the log; write the Standard MIDI File and the summary; return the summary."""
+        self.log.close()
+        header, records = read_log(self.log.path)
+        smf.export(header, records, self.out_dir / MIDI_NAME)
+        summary = summarise(header, records)
+        summary["recording"] = str(self.out_dir)
+        return summary

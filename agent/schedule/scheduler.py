@@ -1,0 +1,180 @@
+"""The scheduler: one heap of absolute deadlines on an injected clock.
+
+Everything that happens later goes through here: agent note-ons and note-offs, raw messages, and
+the policy's own timers (e.g. "is the phrase over?"). Jobs run in (deadline, order of planning),
+and a job acts as if it ran exactly at its deadline: decisions never depend on how late the
+machine woke, which is what makes a replay on a manual clock reproduce a live run byte-for-byte.
+Lateness (actual - deadline) is measured per emitted message.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent import midi
+from agent.clock import Clock
+from agent.events import Emitted, NoteId
+from agent.schedule.ledger import NoteLedger
+from agent.stats import Samples
+
+Sink = Callable[[str, bytes], bool]  # (port, message) -> delivered; must not raise
+EmitHook = Callable[[Emitted, str], None]  # (emitted, why) for the recorder
+
+
+@dataclass(eq=False)
+class _Job:
+    kind: str  # "on" | "off" | "raw" | "call"
+    tag: str
+    note: NoteId | None = None
+    velocity: int = 0
+    port: str = ""
+    data: bytes = b""
+    call: Callable[[int], None] | None = None
+    cause_ns: int | None = None  # what the agent reacted to (for reaction latency)
+    cancelled: bool = False
+
+
+@dataclass
+class SchedulerStats:
+    emitted: int = 0
+    undelivered: int = 0  # the port was gone: dropped and counted, never raised
+    cancelled: int = 0
+    forced_offs: int = 0  # notes cut at the maximum note length
+    lateness: Samples = field(default_factory=Samples)
+
+
+class Scheduler:
+    def __init__(self, clock: Clock, sink: Sink, max_note_ns: int, on_emit: EmitHook) -> None:
+        self.clock = clock
+        self.ledger = NoteLedger()
+        self.stats = SchedulerStats()
+        self._sink = sink
+        self._max_note_ns = max_note_ns
+        self._on_emit = on_emit
+        self._heap: list[tuple[int, int, _Job]] = []
+        self._order = 0
+        # Called when a job lands before the current head, so a real-time driver can re-arm.
+        self.on_earlier_deadline: Callable[[int], None] | None = None
+
+    # -- planning ---------------------------------------------------------------------------
+    def note_on(self, t_ns: int, port: str, channel: int, pitch: int, velocity: int,
+                tag: str = "agent", cause_ns: int | None = None) -> NoteId:
+        note = self.ledger.new_id(port, channel, pitch)
+        self._push(t_ns, _Job("on", tag, note=note, velocity=velocity, cause_ns=cause_ns))
+        return note
+
+    def note_off(self, t_ns: int, note: NoteId) -> None:
+        self._push(t_ns, _Job("off", "", note=note))
+
+    def play(self, t_on_ns: int, duration_ns: int, port: str, channel: int, pitch: int,
+             velocity: int, tag: str = "agent", cause_ns: int | None = None) -> NoteId:
+        note = self.note_on(t_on_ns, port, channel, pitch, velocity, tag, cause_ns)
+        self.note_off(t_on_ns + max(duration_ns, 1), note)
+        return note
+
+    def send(self, t_ns: int, port: str, data: bytes, tag: str = "agent") -> None:
+        self._push(t_ns, _Job("raw", tag, port=port, data=data))
+
+    def call_at(self, t_ns: int, fn: Callable[[int], None], tag: str = "timer") -> None:
+        """Run fn(deadline) at t_ns; fn sees its deadline, not the (later) wall time."""
+        self._push(t_ns, _Job("call", tag, call=fn))
+
+    def cancel(self, tag: str) -> int:
+        """Cancel pending note-ons, raw messages and timers with this tag (note-offs stay)."""
+        n = 0
+        for _, _, job in self._heap:
+            if job.tag == tag and job.kind != "off" and not job.cancelled:
+                job.cancelled = True
+                n += 1
+        self.stats.cancelled += n
+        return n
+
+    def next_deadline(self) -> int | None:
+        while self._heap and self._heap[0][2].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def pending(self) -> int:
+        return sum(1 for _, _, job in self._heap if not job.cancelled)
+
+    # -- running ----------------------------------------------------------------------------
+    def run_due(self, now_ns: int) -> None:
+        """Run every job whose deadline is <= now_ns, in order, each at its own deadline."""
+        while self._heap and self._heap[0][0] <= now_ns:
+            deadline, _, job = heapq.heappop(self._heap)
+            if not job.cancelled:
+                self._run(deadline, job)
+
+    def silence(self, why: str) -> None:
+        """Cancel every pending note-on and release every sounding note (ledger offs only)."""
+        self._cancel_sounds()
+        now = self.clock.now_ns()
+        for port, data in self.ledger.release_all():
+            self._emit(now, port, data, why)
+
+    def panic(self, why: str = "panic") -> None:
+        """Cancel every pending note-on and sound nothing more: ledger offs, then CC64/123/120.
+
+        Idempotent; needs nothing from the policy or the model, so it works while they hang.
+        """
+        self._cancel_sounds()
+        now = self.clock.now_ns()
+        for port, data in self.ledger.panic_messages():
+            self._emit(now, port, data, why)
+
+    def _cancel_sounds(self) -> None:
+        for _, _, job in self._heap:
+            if job.kind in ("on", "raw") and not job.cancelled:
+                job.cancelled = True
+                self.stats.cancelled += 1
+
+    def release_port(self, port: str, why: str) -> None:
+        """A port went away: forget its sounding notes (their offs are sent if it still works)."""
+        now = self.clock.now_ns()
+        for p, data in self.ledger.release_all(port):
+            self._emit(now, p, data, why)
+
+    def _push(self, t_ns: int, job: _Job) -> None:
+        head = self._heap[0][0] if self._heap else None
+        self._order += 1
+        heapq.heappush(self._heap, (t_ns, self._order, job))
+        if self.on_earlier_deadline is not None and (head is None or t_ns < head):
+            self.on_earlier_deadline(t_ns)
+
+    def _run(self, deadline: int, job: _Job) -> None:
+        if job.kind == "call":
+            assert job.call is not None
+            job.call(deadline)
+        elif job.kind == "raw":
+            self._emit(deadline, job.port, job.data, "planned")
+        elif job.kind == "on":
+            note = job.note
+            assert note is not None
+            for data in self.ledger.note_on(note):  # a re-trigger releases the older note first
+                self._emit(deadline, note.port, data, "retrigger")
+            self._emit(deadline, note.port, midi.note_on(note.channel, note.pitch, job.velocity),
+                       "planned", job.cause_ns)
+            # The maximum note length: an off that is a no-op if the planned one came first.
+            self._push(deadline + self._max_note_ns, _Job("off", "max-length", note=note))
+        else:
+            assert job.note is not None
+            data_off = self.ledger.note_off(job.note)
+            if data_off is not None:
+                if job.tag == "max-length":
+                    self.stats.forced_offs += 1
+                self._emit(deadline, job.note.port, data_off, job.tag or "planned")
+
+    def _emit(self, deadline: int, port: str, data: bytes, why: str,
+              cause_ns: int | None = None) -> None:
+        try:
+            delivered = self._sink(port, data)
+        except Exception:  # a sink must not raise; if one does, the note is still accounted for
+            delivered = False
+        sent = self.clock.now_ns()
+        self.stats.emitted += 1
+        if not delivered:
+            self.stats.undelivered += 1
+        self.stats.lateness.add(sent - deadline)
+        self._on_emit(Emitted(deadline, sent, port, data, delivered, cause_ns), why)

@@ -1,0 +1,113 @@
+"""`stage-agent perform`: the live loop on real ports, until SIGTERM/SIGINT.
+
+Order of events: open outputs, then the session (log), then inputs — so nothing is heard before
+it can be recorded and answered. On a signal: panic through the ledger (every sounding note gets
+its note-off at once), wait two JACK periods for the bytes to leave, close ports, write the
+recording, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from agent.clock import NS_PER_MS, MonotonicClock
+from agent.config import Config
+from agent.errors import ConfigError, PortError
+from agent.events import Heard
+from agent.io.midi_in import MidiInputs
+from agent.io.midi_out import MidiOutputs
+from agent.io.ports import choose_backend
+from agent.record.session import Session, new_recording_dir
+from agent.schedule.realtime import RealtimeDriver
+
+log = logging.getLogger(__name__)
+
+DRAIN_S = 0.02  # let the last note-offs leave the port before it closes
+
+
+async def perform(config: Config, ready: asyncio.Event | None = None) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    try:
+        backend = choose_backend(config.midi.backend)
+    except PortError as e:
+        raise ConfigError(config.source, "midi.backend", str(e)) from None
+    clock = MonotonicClock()
+    session: Session | None = None
+
+    def on_output_event(event: str, ref: str) -> None:
+        if session is not None:
+            session.control(f"output-{event}", clock.now_ns(), port=ref)
+
+    outputs = MidiOutputs(config.agent.outputs, backend, config.midi.client_name,
+                          on_output_event, config.source)
+    outputs.open()
+    out_dir = new_recording_dir(Path(config.source).parent / config.record.dir,
+                                config.performance.name)
+    session = Session(config, clock, outputs.send, out_dir,
+                      {"clock": "monotonic", "backend": backend.name})
+    driver = RealtimeDriver(loop, clock, session.scheduler.next_deadline, session.run_due)
+    session.scheduler.on_earlier_deadline = driver.poke
+
+    def on_heard(ev: Heard) -> None:
+        try:
+            session.hear(ev)
+        except Exception:  # keep playing on stage: the ledger still owns every sounding note
+            session.errors += 1
+            log.exception("error while handling %s", ev)
+            session.log.write("note", clock.now_ns(), text=f"error handling input {ev}")
+
+    def on_input_event(event: str, ref: str, players: list[str]) -> None:
+        for name in players:
+            session.control(f"port-{event}", clock.now_ns(), player=name, port=ref)
+
+    inputs = MidiInputs(config, backend, on_heard, on_input_event)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        inputs.open(loop)
+        log.info("performing %s: %s backend, recording to %s", config.performance.name,
+                 backend.name, out_dir)
+        if ready is not None:
+            ready.set()
+        print(f"stage-agent: performing {config.performance.name!r} "
+              f"({backend.name}); recording to {out_dir}", flush=True)
+        await _housekeeping(config, session, inputs, outputs, stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        driver.stop()
+        session.stop(clock.now_ns())  # ledger note-offs first, then CC64/123/120
+        await asyncio.sleep(DRAIN_S)
+        inputs.close()
+        outputs.close()
+    summary = session.finish()
+    summary["input_overflow"] = inputs.stats.overflow
+    summary["input_malformed"] = inputs.stats.malformed
+    summary["callback_us"] = {k: v * 1000 for k, v in inputs.stats.callback_ns.summary_ms().items()}
+    return summary
+
+
+async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
+                        outputs: MidiOutputs, stop: asyncio.Event) -> None:
+    """Until stopped: flush the log, poll ports, watch the MIDI clock."""
+    flush_s = config.record.flush_ms / 1000
+    poll_every = max(1, config.midi.poll_ports_ms // config.record.flush_ms)
+    tick = 0
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), flush_s)
+        except TimeoutError:
+            pass
+        now = session.clock.now_ns()
+        session.log.flush_if_due(now)
+        session.agent.check_clock(now)
+        tick += 1
+        if tick % poll_every == 0:
+            inputs.poll()
+            outputs.poll()
+    log.info("stopping at %d ms", session.clock.now_ns() // NS_PER_MS)

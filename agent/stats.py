@@ -1,0 +1,35 @@
+"""Latency figures: a bounded sample store with p50/p99/max, for summaries and telemetry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Samples:
+    """Keeps the most recent `capacity` samples (ns); cheap to add to on a hot path."""
+
+    capacity: int = 200_000
+    count: int = 0
+    _values: list[int] = field(default_factory=list)
+
+    def add(self, value_ns: int) -> None:
+        if len(self._values) < self.capacity:
+            self._values.append(value_ns)
+        else:
+            self._values[self.count % self.capacity] = value_ns
+        self.count += 1
+
+    def summary_ms(self) -> dict[str, float]:
+        """p50/p99/max in milliseconds (NaN when empty)."""
+        if not self._values:
+            return {"n": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+        arr = np.asarray(self._values, dtype=np.float64) / 1e6
+        return {
+            "n": self.count,
+            "p50": float(np.percentile(arr, 50)),
+            "p99": float(np.percentile(arr, 99)),
+            "max": float(arr.max()),
+        }
