@@ -10,11 +10,12 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from agent import config as config_mod
 from agent.errors import EXIT_OK, StageAgentError
 from agent.io.ports import choose_backend, list_ports
-from agent.record.replay import fit_config, load_recording, replay_fast, replay_realtime
+from agent.record.replay import Recording, fit_config, load_recording, replay_fast, replay_realtime
 from agent.record.session import new_recording_dir
 from agent.record.summary import format_summary
 
@@ -112,7 +113,8 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _realtime(recording, cfg, out, source):  # type: ignore[no-untyped-def]
+async def _realtime(recording: Recording, cfg: config_mod.Config, out: Path,
+                    source: str) -> dict[str, Any]:
     from agent.io.midi_out import MidiOutputs
 
     backend = choose_backend(cfg.midi.backend)

@@ -106,8 +106,7 @@ def load(path: str | Path) -> Config:
 def from_dict(table: dict[str, Any], source: str = "<built-in>") -> Config:
     table = dict(table)
     table.pop("source", None)
-    config = _build(Config, table, source, "")
-    config = dataclasses.replace(config, source=source)
+    config: Config = dataclasses.replace(_build(Config, table, source, ""), source=source)
     _check(config)
     return config
 
@@ -136,7 +135,7 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, source, key + ".")  # type: ignore[arg-type]
     if origin is tuple:
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             raise ConfigError(source, key, f"expected a list, got {_kind(value)}")
         item = typing.get_args(hint)[0]
         return tuple(_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value))

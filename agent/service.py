@@ -1,7 +1,7 @@
 """`stage-agent perform`: the live loop on real ports, until SIGTERM/SIGINT.
 
-Order of events: open outputs, then the session (log), then inputs — so nothing is heard before
-it can be recorded and answered. On a signal: panic through the ledger (every sounding note gets
+Order of events: open every port (a missing one refuses the run with exit 2, before anything is
+recorded), then the session (log). On a signal: panic through the ledger (every sounding note gets
 its note-off at once), wait two JACK periods for the bytes to leave, close ports, write the
 recording, exit 0.
 """
@@ -9,6 +9,7 @@ recording, exit 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 DRAIN_S = 0.02  # let the last note-offs leave the port before it closes
 
 
-async def perform(config: Config, ready: asyncio.Event | None = None) -> dict[str, Any]:
+async def perform(config: Config) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     try:
         backend = choose_backend(config.midi.backend)
@@ -44,15 +45,9 @@ async def perform(config: Config, ready: asyncio.Event | None = None) -> dict[st
 
     outputs = MidiOutputs(config.agent.outputs, backend, config.midi.client_name,
                           on_output_event, config.source)
-    outputs.open()
-    out_dir = new_recording_dir(Path(config.source).parent / config.record.dir,
-                                config.performance.name)
-    session = Session(config, clock, outputs.send, out_dir,
-                      {"clock": "monotonic", "backend": backend.name})
-    driver = RealtimeDriver(loop, clock, session.scheduler.next_deadline, session.run_due)
-    session.scheduler.on_earlier_deadline = driver.poke
 
     def on_heard(ev: Heard) -> None:
+        assert session is not None
         try:
             session.hear(ev)
         except Exception:  # keep playing on stage: the ledger still owns every sounding note
@@ -61,19 +56,32 @@ async def perform(config: Config, ready: asyncio.Event | None = None) -> dict[st
             session.log.write("note", clock.now_ns(), text=f"error handling input {ev}")
 
     def on_input_event(event: str, ref: str, players: list[str]) -> None:
+        assert session is not None
         for name in players:
             session.control(f"port-{event}", clock.now_ns(), player=name, port=ref)
 
     inputs = MidiInputs(config, backend, on_heard, on_input_event)
+    # Every port is opened (or the run refused, exit 2) before anything is recorded. Heard
+    # messages wait in the input queue until the loop runs again, by which time the session
+    # exists: nothing heard goes unrecorded.
+    outputs.open()
+    try:
+        inputs.open(loop)
+    except Exception:
+        outputs.close()
+        raise
+    out_dir = new_recording_dir(Path(config.source).parent / config.record.dir,
+                                config.performance.name)
+    session = Session(config, clock, outputs.send, out_dir,
+                      {"clock": "monotonic", "backend": backend.name})
+    driver = RealtimeDriver(loop, clock, session.scheduler.next_deadline, session.run_due)
+    session.scheduler.on_earlier_deadline = driver.poke
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        inputs.open(loop)
         log.info("performing %s: %s backend, recording to %s", config.performance.name,
                  backend.name, out_dir)
-        if ready is not None:
-            ready.set()
         print(f"stage-agent: performing {config.performance.name!r} "
               f"({backend.name}); recording to {out_dir}", flush=True)
         await _housekeeping(config, session, inputs, outputs, stop)
@@ -99,10 +107,8 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
     poll_every = max(1, config.midi.poll_ports_ms // config.record.flush_ms)
     tick = 0
     while not stop.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), flush_s)
-        except TimeoutError:
-            pass
         now = session.clock.now_ns()
         session.log.flush_if_due(now)
         session.agent.check_clock(now)

@@ -14,7 +14,8 @@ from agent.events import Heard, PhraseNote
 
 @dataclass
 class PlayerState:
-    held: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)  # (ch, pitch) -> (onset, vel)
+    # (channel, pitch) -> (onset, velocity) of every key held down now
+    held: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     phrase: list[PhraseNote] = field(default_factory=list)
     notes_heard: int = 0
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent import config as config_mod
 from agent.clock import ManualClock, MonotonicClock
-from agent.config import Config, Player
+from agent.config import Config
 from agent.errors import RecordingError
 from agent.events import Heard
 from agent.record import smf

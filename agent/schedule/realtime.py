@@ -61,8 +61,10 @@ class RealtimeDriver:
         self._armed_for = None
         self.ticks += 1
         deadline = self._next_deadline()
-        if deadline is not None:
-            while self._clock.now_ns() < deadline:  # bounded by early_ns
+        # The timer may be stale (armed for a job since run or cancelled): never spin longer
+        # than early_ns, re-arm instead.
+        if deadline is not None and deadline - self._clock.now_ns() <= self._early_ns:
+            while self._clock.now_ns() < deadline:
                 pass
             self._run_due(self._clock.now_ns())
         self.rearm()

@@ -6,7 +6,7 @@ Writes performances/demo/rehearsal.mid (type 1: one track per player). Determini
 The two players take turns phrase by phrase, each phrase followed by two bars of rest in which the
 agent can answer; the last round they play together as a canon. Human-like playing: onsets drift
 with a slow tempo wander plus ±10 ms jitter, dynamics follow the beat accents with some noise, and
-notes are held for 80–95% of their written length.
+notes are held for 80 to 95% of their written length.
 """
 
 from __future__ import annotations

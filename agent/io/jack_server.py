@@ -1,0 +1,53 @@
+"""A JACK server on the dummy driver: real MIDI ports on a machine with no sound card.
+
+Used by the tests and benchmarks (and handy for rehearsing on a headless machine). Each server
+gets its own name, and clients find it through $JACK_DEFAULT_SERVER; $JACK_NO_START_SERVER stops a
+client from auto-starting a default server behind our back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from agent.errors import PortError
+
+
+@contextmanager
+def dummy_jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[dict[str, str]]:
+    """Start `jackd -d dummy`, yield the environment its clients need, stop it afterwards.
+
+    The environment is also applied to this process (os.environ), so rtmidi here uses it.
+    """
+    if shutil.which("jackd") is None:
+        raise PortError("jackd not found: install jackd2 (scripts/setup.sh does)")
+    env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1",
+           "STAGE_AGENT_MIDI_API": "jack"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    proc = subprocess.Popen(
+        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # jack_wait returns once the server accepts clients (or fails after the timeout).
+        waited = subprocess.run(["jack_wait", "-w", "-s", name, "-t", "10"],
+                                capture_output=True, text=True, check=False)
+        if waited.returncode != 0 or proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.poll() is not None and proc.stderr else ""
+            raise PortError(f"jackd {name!r} did not start: {waited.stdout}{waited.stderr}{err}")
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

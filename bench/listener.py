@@ -1,0 +1,174 @@
+"""Input throughput: a paced stream of numbered note messages into agent.io.midi_in.MidiInputs.
+
+A sender process writes note on/off messages to a JACK virtual output at a target rate (absolute
+deadlines); each message carries a sequence number in its channel and data bytes. The project's
+MidiInputs (on an asyncio loop) and a bare python-rtmidi MidiIn (callback: append only) are both
+connected to that port. Prints loss, order, sustained rate, overflow and callback durations.
+
+    /tmp/venv/bin/python bench/listener.py [--seconds 10] [--rate 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import time
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import rtmidi
+from _common import Summary, find_port, heading, show, show_ratio, sleep_until_ns
+
+from agent import config as config_mod
+from agent.events import Heard
+from agent.io.jack_server import dummy_jack
+from agent.io.midi_in import MidiInputs
+from agent.io.ports import choose_backend
+
+PORT = "bench-seq-out"
+SEQ_BITS = 18  # 4 channel bits + 7 pitch bits + 7 velocity bits
+SEQ_MOD = 1 << SEQ_BITS
+
+
+def encode(i: int) -> list[int]:
+    v = i % SEQ_MOD
+    return [(0x90 if i % 2 == 0 else 0x80) | (v >> 14), (v >> 7) & 0x7F, v & 0x7F]
+
+
+def decode(data: bytes | list[int]) -> int:
+    return ((data[0] & 0x0F) << 14) | (data[1] << 7) | data[2]
+
+
+def sender(rate: float, seconds: float, ready: Event, go: Event, out: Any) -> None:
+    """Child process: open the port, wait for the go, send at `rate` on absolute deadlines."""
+    midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench-sender")
+    midi_out.open_virtual_port(PORT)
+    ready.set()
+    if not go.wait(30):
+        midi_out.delete()
+        return
+    total = int(rate * seconds)
+    period_ns = 1e9 / rate
+    errors = 0
+    t0 = time.monotonic_ns()
+    i = 0
+    while i < total:
+        now = time.monotonic_ns()
+        due = min(total, int((now - t0) / period_ns) + 1)  # every message whose deadline passed
+        while i < due:
+            try:
+                midi_out.send_message(encode(i))
+            except Exception:  # a full ring buffer: count it, the receiver will see the gap
+                errors += 1
+            i += 1
+        sleep_until_ns(t0 + int(i * period_ns))
+    elapsed = time.monotonic_ns() - t0
+    time.sleep(0.5)  # let the ring buffer drain before the port closes
+    midi_out.close_port()
+    midi_out.delete()
+    out.put({"sent": total, "send_errors": errors, "elapsed_ns": elapsed})
+
+
+def check_sequence(seqs: list[int]) -> tuple[int, int, int]:
+    """(unique, out of order, duplicates) of 18-bit sequence numbers, unwrapped."""
+    seen: set[int] = set()
+    last = top = -1
+    late = dupes = 0
+    for v in seqs:
+        d = (v - last) % SEQ_MOD
+        full = last + (d - SEQ_MOD if d >= SEQ_MOD // 2 else d) if last >= 0 else v
+        last = full
+        if full in seen:
+            dupes += 1
+        seen.add(full)
+        if full < top:
+            late += 1
+        top = max(top, full)
+    return len(seen), late, dupes
+
+
+async def receive(args: argparse.Namespace, go: Event, results: Any) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    cfg = config_mod.from_dict({"players": [{"name": "sender", "port": PORT}],
+                                "midi": {"backend": "jack", "client_name": "bench-agent-in",
+                                         "queue_size": args.queue_size}}, "<bench>")
+    heard: list[Heard] = []
+    inputs = MidiInputs(cfg, choose_backend("jack"), heard.append, lambda *a: None)
+    inputs.open(loop)
+    bare_seen: list[tuple[int, list[int]]] = []
+    bare_ns: list[int] = []
+
+    def bare_callback(event: tuple[list[int], float], _: object) -> None:
+        t = time.monotonic_ns()
+        bare_seen.append((t, event[0]))
+        bare_ns.append(time.monotonic_ns() - t)
+
+    bare = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-bare-in")
+    bare.set_callback(bare_callback)
+    bare.open_port(find_port(bare.get_ports(), PORT), "bare")
+    await asyncio.sleep(0.3)  # connections settle
+    go.set()
+    sent = await loop.run_in_executor(None, results.get, True, args.seconds + 60)
+    stable, end = 0, time.monotonic() + 10  # wait until nothing more arrives (bounded)
+    while stable < 5 and time.monotonic() < end and len(heard) < sent["sent"]:
+        before = len(heard)
+        await asyncio.sleep(0.1)
+        stable = stable + 1 if len(heard) == before else 0
+    bare.cancel_callback()
+    bare.delete()
+    inputs.close()
+    return {"sent": sent, "heard": heard, "bare": bare_seen, "bare_ns": bare_ns,
+            "stats": inputs.stats}
+
+
+def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
+    sent = r["sent"]["sent"]
+    print(f"  sent {sent} messages in {r['sent']['elapsed_ns'] / 1e9:.2f} s "
+          f"({sent / (r['sent']['elapsed_ns'] / 1e9):.0f} msg/s), "
+          f"{r['sent']['send_errors']} send errors")
+    for name, times, seqs in (
+            ("MidiInputs", [h.time_ns for h in r["heard"]], [decode(h.data) for h in r["heard"]]),
+            ("bare MidiIn", [t for t, _ in r["bare"]], [decode(d) for _, d in r["bare"]])):
+        unique, late, dupes = check_sequence(seqs)
+        span = (times[-1] - times[0]) / 1e9 if len(times) > 1 else float("nan")
+        print(f"  {name:<12} received {len(seqs)}, lost {sent - unique}, out of order {late}, "
+              f"duplicates {dupes}, sustained {len(seqs) / span:.0f} msg/s")
+    st = r["stats"]
+    print(f"  MidiInputs   stats.received {st.received}, queue overflow {st.overflow}, "
+          f"malformed {st.malformed}   (target: >= {args.rate:.0f} msg/s, zero loss)")
+    ms = st.callback_ns.summary_ms()  # the project's own figures (ms) from its Samples
+    ours = show("MidiInputs callback", Summary(int(ms["n"]), ms["p50"] * 1e6, ms["p99"] * 1e6,
+                                               ms["max"] * 1e6), "us", "p99 < 100 us")
+    peer = show("bare MidiIn callback (append)", r["bare_ns"], "us")
+    show_ratio("callback p50 ratio", ours.p50, peer.p50, "MidiInputs / bare")
+    show_ratio("callback p99 ratio", ours.p99, peer.p99, "MidiInputs / bare")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--seconds", type=float, default=10.0, help="how long to send (default 10)")
+    p.add_argument("--rate", type=float, default=10_000.0, help="messages/s (default 10000)")
+    p.add_argument("--queue-size", type=int, default=4096, help="midi.queue_size for the agent")
+    args = p.parse_args()
+    heading(f"listener: {args.rate:.0f} msg/s for {args.seconds:.0f} s over JACK (dummy)")
+    ctx = mp.get_context("spawn")
+    with dummy_jack(f"bench-listener-{os.getpid()}"):
+        ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
+        proc = ctx.Process(target=sender, args=(args.rate, args.seconds, ready, go, results))
+        proc.start()
+        try:
+            if not ready.wait(30):
+                raise SystemExit("the sender did not open its port")
+            r = asyncio.run(receive(args, go, results))
+        finally:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+    report(args, r)
+
+
+if __name__ == "__main__":
+    main()

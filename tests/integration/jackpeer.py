@@ -1,0 +1,76 @@
+"""The test's side of the stage: a player's port, a synth's port, and the agent as a process."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import rtmidi
+
+
+class Peer:
+    """A JACK client with a virtual output (the player) and a virtual input (the synth)."""
+
+    def __init__(self, name: str, player_port: str, synth_port: str) -> None:
+        self.name, self.player_port = name, player_port
+        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{name}-player")
+        self.out.open_virtual_port(player_port)
+        self.inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{name}-synth")
+        self.inp.ignore_types(sysex=False, timing=False, active_sense=False)
+        self.inp.open_virtual_port(synth_port)
+        self.received: queue.Queue[tuple[int, list[int]]] = queue.Queue()
+        self.inp.set_callback(lambda ev, _: self.received.put((time.monotonic_ns(), ev[0])))
+
+    def send(self, *data: int) -> int:
+        t = time.monotonic_ns()
+        self.out.send_message(list(data))
+        return t
+
+    def expect(self, count: int, timeout: float = 5.0) -> list[tuple[int, list[int]]]:
+        """Wait for `count` messages at the synth port (fails the test if they do not come)."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            try:
+                got.append(self.received.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"expected {count} messages, got {got}") from None
+        return got
+
+    def drain(self, settle: float = 0.3) -> list[tuple[int, list[int]]]:
+        """Everything that arrives until the port has been quiet for `settle` seconds."""
+        got = []
+        while True:
+            try:
+                got.append(self.received.get(timeout=settle))
+            except queue.Empty:
+                return got
+
+    def unplug(self) -> None:
+        """The player's port vanishes, as when a USB keyboard is pulled."""
+        self.out.delete()
+
+    def replug(self) -> None:
+        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{self.name}-player")
+        self.out.open_virtual_port(self.player_port)
+
+    def close(self) -> None:
+        self.out.delete()
+        self.inp.delete()
+
+
+def start_agent(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`stage-agent perform config` in its own process; returns it once its ports are open."""
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # printed only after every port is open
+    if not line.startswith("stage-agent: performing"):
+        proc.kill()
+        raise AssertionError(f"agent did not start: {line}{proc.communicate()}")
+    return proc, line.rsplit("recording to ", 1)[1].strip()

@@ -1,0 +1,156 @@
+"""`stage-agent perform` against real JACK MIDI ports: answers, shutdown, ports, bad input."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent import midi
+from agent.record.log import read_log
+from agent.record.session import LOG_NAME
+
+from .jackpeer import Peer, start_agent
+
+HARMONY = """
+[performance]
+name = "{name}"
+[midi]
+poll_ports_ms = 100
+[[players]]
+name = "keys"
+port = "{player}"
+[agent]
+mode = "harmony"
+outputs = ["{synth}"]
+channel = 2
+[harmony]
+intervals = [7]
+"""
+
+
+@pytest.fixture
+def stage(jack: dict[str, str], tmp_path: Path,
+          request: pytest.FixtureRequest) -> Iterator[tuple[Peer, Path]]:
+    name = request.node.name.replace("_", "")[-20:]
+    peer = Peer(name, f"{name}-keys", f"{name}-synth")
+    config = tmp_path / "performance.toml"
+    config.write_text(HARMONY.format(name=name, player=f"{name}-keys", synth=f"{name}-synth"))
+    yield peer, config
+    peer.close()
+
+
+def records(recording: str, config: Path) -> list[dict]:  # type: ignore[type-arg]
+    return read_log(config.parent / recording / LOG_NAME)[1]
+
+
+def test_harmony_answers_each_note_at_once_on_a_real_port(
+        stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    peer, config = stage
+    proc, recording = start_agent(config, jack)
+    try:
+        peer.send(0x90, 60, 100)
+        assert [m for _, m in peer.expect(1)] == [[0x91, 67, 100]]
+        peer.send(0x80, 60, 0)
+        assert [m for _, m in peer.expect(1)] == [[0x81, 67, 0]]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "notes heard  1" in out and "notes played 1" in out
+    assert [r["data"] for r in records(recording, config) if r["k"] == "in"] == ["903c64", "803c00"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_releases_every_sounding_note_at_the_real_port(
+        stage: tuple[Peer, Path], jack: dict[str, str], sig: signal.Signals) -> None:
+    peer, config = stage
+    proc, recording = start_agent(config, jack)
+    for pitch in (60, 64, 67):  # three held notes: the agent holds three harmony notes
+        peer.send(0x90, pitch, 90)
+    assert sorted(m[1] for _, m in peer.expect(3)) == [67, 71, 74]
+    t_signal = time.monotonic_ns()
+    proc.send_signal(sig)
+    got = peer.expect(6)
+    _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    offs = got[:3]
+    assert sorted(m[1] for _, m in offs) == [67, 71, 74]
+    assert all(midi.is_note_off(bytes(m)) for _, m in offs)
+    assert [m for _, m in got[3:]] == [[0xB1, 64, 0], [0xB1, 123, 0], [0xB1, 120, 0]]
+    # Timing is measured in bench/, but a note-off that takes seconds is a hang, not noise.
+    assert all(t - t_signal < 2_000_000_000 for t, _ in offs)
+    kinds = [r.get("what") for r in records(recording, config) if r["k"] == "ctl"]
+    assert kinds == ["stop"]
+
+
+def test_missing_port_is_a_config_error_naming_the_key(
+        jack: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "performance.toml"
+    config.write_text(HARMONY.format(name="missing", player="no-such-keyboard",
+                                     synth="virtual:out"))
+    result = subprocess.run([sys.executable, "-m", "agent.cli", "perform", str(config)],
+                            env={**__import__("os").environ, **jack}, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"{config}: players[0].port: no MIDI input matches 'no-such-keyboard'" in result.stderr
+    assert not (tmp_path / "recordings").exists()
+
+
+def test_a_vanished_player_port_releases_their_notes_and_is_reopened(
+        stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    peer, config = stage
+    proc, recording = start_agent(config, jack)
+    try:
+        peer.send(0x90, 62, 80)
+        assert [m for _, m in peer.expect(1)] == [[0x91, 69, 80]]
+        peer.unplug()  # the player's port vanishes while a note is held
+        assert [m for _, m in peer.expect(1)] == [[0x81, 69, 0]]  # released by the agent
+        peer.replug()  # and comes back
+        deadline = time.monotonic() + 2.0  # reopened within 2 s (poll is 100 ms here)
+        answered = []
+        while time.monotonic() < deadline and not answered:
+            peer.send(0x90, 65, 70)
+            answered = [m for _, m in peer.drain(0.1) if m[0] == 0x91]
+            if answered:
+                peer.send(0x80, 65, 0)
+        assert answered and answered[0][1] == 72
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    ctl = [r["what"] for r in records(recording, config) if r["k"] == "ctl"]
+    assert ctl[:2] == ["port-lost", "port-back"]
+
+
+def test_malformed_bytes_do_not_stop_the_listener(
+        stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    peer, config = stage
+    proc, _ = start_agent(config, jack)
+    try:
+        for junk in ([0x90, 60], [0x45, 0x12], [0xF0, 1, 2, 3], [0xF4], [0xF7], [0x90],
+                     [0xB0, 200, 300 % 256], [0xF2, 1]):
+            peer.out.send_message(junk)
+        peer.send(0x90, 48, 64)
+        got = [m for _, m in peer.drain(0.5)]
+        assert [0x91, 55, 64] in got
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_ports_lists_the_jack_ports(stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    _peer, _ = stage
+    result = subprocess.run([sys.executable, "-m", "agent.cli", "ports"],
+                            env={**__import__("os").environ, **jack}, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "MIDI API: jack" in result.stdout
+    inputs, outputs = result.stdout.split("outputs:")
+    assert "-keys" in inputs and "-synth" in outputs

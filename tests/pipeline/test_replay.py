@@ -1,0 +1,130 @@
+"""Replay on the manual clock: golden output, determinism, and log -> replay reproduction."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import mido
+import pytest
+
+from agent import config as config_mod
+from agent import midi
+from agent.errors import RecordingError
+from agent.record.log import read_log
+from agent.record.replay import fit_config, load_recording, replay_fast
+from agent.record.session import LOG_NAME, MIDI_NAME
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "performances" / "demo"
+GOLDEN = ROOT / "tests" / "golden" / "demo_emitted.txt"
+
+
+def emitted(out_dir: Path) -> list[str]:
+    """The agent's output as 'deadline port hex why' lines (deadline relative to the start)."""
+    _header, records = read_log(out_dir / LOG_NAME)
+    t0 = records[0]["t"]
+    return [f"{r['deadline'] - t0} {r['port']} {r['data']} {r['why']}"
+            for r in records if r["k"] == "emit"]
+
+
+def demo(out: Path, seed: int | None = None) -> dict:  # type: ignore[type-arg]
+    rec = load_recording(DEMO / "rehearsal.mid")
+    cfg = fit_config(rec, config_mod.load(DEMO / "performance.toml"))
+    if seed is not None:
+        cfg = dataclasses.replace(cfg, performance=dataclasses.replace(cfg.performance, seed=seed))
+    return replay_fast(rec, cfg, out, "demo")
+
+
+def test_demo_replay_matches_the_golden_output(tmp_path: Path) -> None:
+    """Regenerate after an intended change: UPDATE_GOLDEN=1 pytest tests/pipeline -k golden."""
+    demo(tmp_path / "r")
+    lines = emitted(tmp_path / "r")
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text("\n".join(lines) + "\n")
+    assert lines == GOLDEN.read_text().splitlines()
+
+
+def test_same_seed_is_byte_identical_and_another_seed_is_not(tmp_path: Path) -> None:
+    s1 = demo(tmp_path / "a")
+    demo(tmp_path / "b")
+    demo(tmp_path / "c", seed=99)
+    assert (tmp_path / "a" / MIDI_NAME).read_bytes() == (tmp_path / "b" / MIDI_NAME).read_bytes()
+    assert emitted(tmp_path / "a") == emitted(tmp_path / "b")
+    assert emitted(tmp_path / "a") != emitted(tmp_path / "c")
+    assert s1["notes_heard"] == 128  # every note of the rehearsal
+    assert s1["answers"] >= 8 and s1["notes_played"] > 0
+
+
+def test_replaying_a_log_reproduces_its_emitted_midi(tmp_path: Path) -> None:
+    demo(tmp_path / "first")
+    again = replay_fast(load_recording(tmp_path / "first"), fit_config(
+        load_recording(tmp_path / "first"), None), tmp_path / "second", "first")
+    assert emitted(tmp_path / "second") == emitted(tmp_path / "first")
+    assert again["notes_played"] > 0
+
+
+def test_every_agent_note_is_released_by_the_end(tmp_path: Path) -> None:
+    demo(tmp_path / "r")
+    sounding: set[tuple[str, int, int]] = set()
+    _, records = read_log(tmp_path / "r" / LOG_NAME)
+    for r in records:
+        if r["k"] != "emit":
+            continue
+        data = bytes.fromhex(r["data"])
+        if midi.is_note_on(data):
+            assert (r["port"], data[0] & 15, data[1]) not in sounding
+            sounding.add((r["port"], data[0] & 15, data[1]))
+        elif midi.is_note_off(data):
+            sounding.remove((r["port"], data[0] & 15, data[1]))
+    assert not sounding
+
+
+def test_smf_export_has_a_track_per_player_and_one_for_the_agent(tmp_path: Path) -> None:
+    demo(tmp_path / "r")
+    mid = mido.MidiFile(tmp_path / "r" / MIDI_NAME)
+    names = [next(m.name for m in t if m.type == "track_name") for t in mid.tracks[1:]]
+    assert names == ["melody", "cello", "stage-agent"]
+    source = mido.MidiFile(DEMO / "rehearsal.mid")
+    out_notes = [notes_in_seconds(mid, i) for i in (1, 2)]
+    src_notes = [notes_in_seconds(source, i) for i in (1, 2)]
+    t0 = min(src_notes[0][0][0], src_notes[1][0][0])  # the export starts at the first event
+    for exported, original in zip(out_notes, src_notes, strict=True):
+        assert [n[1:] for n in exported] == [n[1:] for n in original]
+        # Times survive the round trip to within a tick of either file (~1.1 ms).
+        assert max(abs(e[0] + t0 - o[0]) for e, o in zip(exported, original, strict=True)) < 2e-3
+
+
+def notes_in_seconds(mid: mido.MidiFile, track: int) -> list[tuple[float, str, int]]:
+    """(seconds, type, note) of one track's notes, through the file's tempo (one tempo here)."""
+    tempo = next(m.tempo for m in mid.tracks[0] if m.type == "set_tempo")
+    tick, out = 0, []
+    for m in mid.tracks[track]:
+        tick += m.time
+        if m.type in ("note_on", "note_off"):
+            kind = "on" if m.type == "note_on" and m.velocity else "off"
+            out.append((mido.tick2second(tick, mid.ticks_per_beat, tempo), kind, m.note))
+    return out
+
+
+def test_a_torn_last_line_is_tolerated_but_a_broken_middle_is_an_error(tmp_path: Path) -> None:
+    demo(tmp_path / "r")
+    log = tmp_path / "r" / LOG_NAME
+    text = log.read_text()
+    log.write_text(text + '{"t": 1, "k": "in", "pla')
+    assert load_recording(log).inputs
+    lines = text.splitlines()
+    lines[5] = "{broken"
+    log.write_text("\n".join(lines))
+    with pytest.raises(RecordingError, match="line 6: not JSON"):
+        load_recording(log)
+
+
+def test_not_a_recording(tmp_path: Path) -> None:
+    bad = tmp_path / "x.mid"
+    bad.write_bytes(b"MThd garbage")
+    with pytest.raises(RecordingError, match="not a readable MIDI file"):
+        load_recording(bad)
+    with pytest.raises(RecordingError, match="no such recording"):
+        load_recording(tmp_path / "missing.jsonl")

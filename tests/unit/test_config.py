@@ -1,0 +1,75 @@
+"""Config validation: every error names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent import config
+from agent.cli import main
+from agent.errors import ConfigError
+
+GOOD = """
+[performance]
+name = "t"
+[[players]]
+name = "keys"
+port = "virtual:keys"
+channels = [1, 2]
+[agent]
+mode = "harmony"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "performance.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
+    c = config.load(write(tmp_path, GOOD))
+    assert c.players[0].channels == (1, 2)
+    assert c.agent.mode == "harmony"
+    assert c.agent.output_latency_ms == 100.0
+    assert config.from_dict(c.to_dict()) == c  # the recorded config loads back as itself
+
+
+@pytest.mark.parametrize(("text", "key", "problem"), [
+    (GOOD + "\n[agent2]\nx = 1\n", "agent2", "unknown key"),
+    (GOOD.replace('mode = "harmony"', 'mode = "harmony"\nlatency = 3'), "agent.latency",
+     "unknown key"),
+    (GOOD.replace("channels = [1, 2]", 'channels = ["1"]'), "players[0].channels[0]",
+     "expected int, got a string"),
+    (GOOD.replace("channels = [1, 2]", "channels = [17]"), "players[0].channels[0]",
+     "out of range"),
+    (GOOD.replace('mode = "harmony"', 'mode = "jazz"'), "agent.mode", "must be one of"),
+    (GOOD.replace('name = "keys"\n', ""), "players[0].name", "missing (required)"),
+    (GOOD.replace('"virtual:keys"', '"re:[unclosed"'), "players[0].port", "bad regular"),
+    (GOOD.replace('mode = "harmony"', "output_latency_ms = true"), "agent.output_latency_ms",
+     "expected float, got a boolean"),
+    ('[performance]\nname = "x"\n', "players", "missing (required)"),
+    ("[[players]\n", "-", "not valid TOML"),
+])
+def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, key: str,
+                                          problem: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert err.value.key == key
+    assert problem in err.value.problem
+    assert str(path) in str(err.value)
+
+
+def test_cli_exits_2_on_a_bad_config_and_starts_nothing(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, GOOD.replace('mode = "harmony"', 'mode = "jazz"'))
+    assert main(["perform", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: agent.mode: must be one of" in err
+    assert not (tmp_path / "recordings").exists()  # nothing started, nothing recorded
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    assert main(["perform", str(tmp_path / "nope.toml")]) == 2
