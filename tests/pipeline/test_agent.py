@@ -1,0 +1,121 @@
+"""The agent's decisions on a manual clock: what it plays, when, and what it releases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent import config as config_mod
+from agent import midi
+from agent.clock import ManualClock
+from agent.events import Heard
+from agent.record.log import read_log
+from agent.record.session import LOG_NAME, Session
+
+MS = 1_000_000
+
+
+class Run:
+    """A session on a manual clock that collects what the agent emits."""
+
+    def __init__(self, tmp_path: Path, **agent: object) -> None:
+        table = {
+            "players": [{"name": "a", "port": "virtual:a"}, {"name": "b", "port": "virtual:b"}],
+            "agent": {"outputs": ["out"], "channel": 1, "output_latency_ms": 100.0, **agent},
+            "respond": {"phrase_gap_ms": 500.0},
+        }
+        self.clock = ManualClock()
+        self.out: list[tuple[int, bytes]] = []
+        self.session = Session(config_mod.from_dict(table), self.clock, self._sink,
+                               tmp_path / "rec", {"clock": "manual"})
+
+    def _sink(self, port: str, data: bytes) -> bool:
+        self.out.append((self.clock.now_ns(), data))
+        return True
+
+    def at(self, t_ms: float, player: str, *data: int) -> None:
+        self.until(t_ms)
+        self.session.hear(Heard(round(t_ms * MS), player, bytes(data)))
+
+    def until(self, t_ms: float) -> None:
+        t = round(t_ms * MS)
+        while (d := self.session.scheduler.next_deadline()) is not None and d <= t:
+            self.clock.advance_to(d)
+            self.session.run_due(d)
+        self.clock.advance_to(t)
+
+    def notes_on(self) -> list[tuple[float, int]]:
+        return [(t / MS, d[1]) for t, d in self.out if midi.is_note_on(d)]
+
+
+def phrase(run: Run, player: str, pitches: list[int], start_ms: float,
+           ioi_ms: float = 200) -> float:
+    t = start_ms
+    for p in pitches:
+        run.at(t, player, 0x90, p, 80)
+        run.at(t + ioi_ms * 0.8, player, 0x80, p, 0)
+        t += ioi_ms
+    return t - ioi_ms * 0.2  # the last note-off
+
+
+def test_harmony_plays_at_the_heard_time_and_releases_with_the_player(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="harmony")
+    run.at(10, "a", 0x90, 60, 99)
+    run.at(20, "b", 0x90, 62, 50)
+    run.at(30, "a", 0x80, 60, 0)
+    assert run.out == [(10 * MS, bytes([0x90, 55, 99])), (20 * MS, bytes([0x90, 57, 50])),
+                       (30 * MS, bytes([0x80, 55, 0]))]
+
+
+def test_respond_answers_one_gap_plus_latency_after_the_phrase(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="respond")
+    end = phrase(run, "a", [60, 62, 64, 65, 67], 0)
+    run.until(end + 499)
+    assert run.notes_on() == []  # not before the gap is over
+    run.until(end + 5_000)
+    played = run.notes_on()
+    assert played[0][0] == end + 500 + 100
+    assert {p for _, p in played} <= {60, 62, 64, 65, 67}
+    assert len(played) == 5  # as long as the call
+
+
+def test_a_player_coming_in_cancels_the_rest_of_the_answer(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="respond")
+    end = phrase(run, "a", [60, 62, 64, 65, 67, 69, 71, 72], 0)
+    run.until(end + 700)  # the answer has started
+    run.at(end + 750, "b", 0x90, 48, 80)
+    run.until(end + 10_000)
+    assert all(t <= end + 750 for t, _ in run.notes_on())
+    assert len(run.notes_on()) < 8
+    assert run.session.scheduler.ledger.sounding() == []  # what had started was released
+
+
+def test_a_lost_player_ends_their_held_notes_and_the_phrase(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="harmony")
+    run.at(0, "a", 0x90, 60, 80)
+    run.until(100)
+    run.session.control("port-lost", 100 * MS, player="a")
+    assert run.out[-1] == (100 * MS, bytes([0x80, 55, 0]))
+    assert not run.session.agent.listening.anyone_holding()
+
+
+def test_clock_stop_silences_the_agent(tmp_path: Path) -> None:
+    table = {"players": [{"name": "a", "port": "virtual:a", "follow_clock": True}],
+             "agent": {"mode": "harmony", "outputs": ["out"]}}
+    run = Run(tmp_path)
+    run.session = Session(config_mod.from_dict(table), run.clock, run._sink, tmp_path / "r2",
+                          {"clock": "manual"})
+    run.at(0, "a", midi.START)
+    run.at(5, "a", 0x90, 60, 80)
+    run.at(10, "a", midi.STOP)
+    assert run.out[-1] == (10 * MS, bytes([0x80, 55, 0]))
+    assert run.session.scheduler.ledger.sounding() == []
+
+
+def test_the_log_names_what_each_reaction_answered(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="harmony")
+    run.at(42, "a", 0x90, 60, 80)
+    run.session.log.close()
+    _, records = read_log(tmp_path / "rec" / LOG_NAME)
+    emits = [r for r in records if r["k"] == "emit"]
+    assert [(r["t"], r["deadline"], r["data"], r["cause"]) for r in emits] == [
+        (42 * MS, 42 * MS, "903750", 42 * MS)]
