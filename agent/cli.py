@@ -116,6 +116,7 @@ def _replay(args: argparse.Namespace) -> int:
 async def _realtime(recording: Recording, cfg: config_mod.Config, out: Path,
                     source: str) -> dict[str, Any]:
     from agent.io.midi_out import MidiOutputs
+    from agent.service import DRAIN_S
 
     backend = choose_backend(cfg.midi.backend)
     outputs = MidiOutputs(cfg.agent.outputs, backend, cfg.midi.client_name,
@@ -124,7 +125,7 @@ async def _realtime(recording: Recording, cfg: config_mod.Config, out: Path,
     try:
         return await replay_realtime(recording, cfg, out, source, outputs.send)
     finally:
-        await asyncio.sleep(0.02)  # let the final note-offs leave
+        await asyncio.sleep(DRAIN_S)  # let the final note-offs leave
         outputs.close()
 
 

@@ -27,7 +27,14 @@ from agent.schedule.realtime import RealtimeDriver
 
 log = logging.getLogger(__name__)
 
-DRAIN_S = 0.02  # let the last note-offs leave the port before it closes
+# The final note-offs are sent at once, but they leave through JACK's next process cycle: closing
+# the port before that drops them. On a loaded machine a cycle can come tens of ms late, so the
+# port stays open this long after the panic (this delays only the exit, never the note-offs).
+DRAIN_S = 0.25
+# A new JACK connection carries data only from a later process cycle (measured here: up to ~3 ms
+# after open_port returns, at 128 frames); messages sent before that are lost. The agent says it
+# is ready only after this settle time, several periods long.
+PORT_SETTLE_S = 0.05
 
 
 async def perform(config: Config) -> dict[str, Any]:
@@ -80,6 +87,7 @@ async def perform(config: Config) -> dict[str, Any]:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        await asyncio.sleep(PORT_SETTLE_S)
         log.info("performing %s: %s backend, recording to %s", config.performance.name,
                  backend.name, out_dir)
         print(f"stage-agent: performing {config.performance.name!r} "

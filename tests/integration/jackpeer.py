@@ -41,6 +41,17 @@ class Peer:
                 raise AssertionError(f"expected {count} messages, got {got}") from None
         return got
 
+    def wait_for(self, message: list[int], timeout: float = 5.0) -> list[list[int]]:
+        """Everything received until `message` arrives (fails the test if it does not)."""
+        got: list[list[int]] = []
+        deadline = time.monotonic() + timeout
+        while message not in got:
+            try:
+                got.append(self.received.get(timeout=max(0.0, deadline - time.monotonic()))[1])
+            except queue.Empty:
+                raise AssertionError(f"{message} never came; got {got}") from None
+        return got
+
     def drain(self, settle: float = 0.3) -> list[tuple[int, list[int]]]:
         """Everything that arrives until the port has been quiet for `settle` seconds."""
         got = []

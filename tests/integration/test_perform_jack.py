@@ -136,8 +136,7 @@ def test_malformed_bytes_do_not_stop_the_listener(
                      [0xB0, 200, 300 % 256], [0xF2, 1]):
             peer.out.send_message(junk)
         peer.send(0x90, 48, 64)
-        got = [m for _, m in peer.drain(0.5)]
-        assert [0x91, 55, 64] in got
+        peer.wait_for([0x91, 55, 64])  # the listener survived and still answers
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
