@@ -104,7 +104,8 @@ async def perform(config: Config) -> dict[str, Any]:
     summary = session.finish()
     summary["input_overflow"] = inputs.stats.overflow
     summary["input_malformed"] = inputs.stats.malformed
-    summary["callback_us"] = {k: v * 1000 for k, v in inputs.stats.callback_ns.summary_ms().items()}
+    summary["callback_us"] = {k: v if k == "n" else v * 1000
+                              for k, v in inputs.stats.callback_ns.summary_ms().items()}
     return summary
 
 

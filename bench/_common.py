@@ -14,12 +14,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from agent.io.jack_server import JackServer, dummy_jack
 
 REPO = Path(__file__).resolve().parent.parent
 READY_PREFIX = "stage-agent: performing"
@@ -76,6 +79,39 @@ def find_port(names: Sequence[str], text: str) -> int:
     if not hits:
         raise SystemExit(f"no MIDI port contains {text!r}: {list(names)}")
     return hits[0]
+
+
+# -- JACK -----------------------------------------------------------------------------------------
+@dataclass
+class Jack:
+    server: JackServer
+    period: int
+    rate: int
+    xruns: int | None = None  # counted when the server stops (its log goes with it)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.server.env
+
+    @property
+    def period_ms(self) -> float:
+        return self.period / self.rate * 1e3
+
+    def report(self) -> None:
+        print(f"  JACK dummy server: period {self.period} frames at {self.rate} Hz "
+              f"({self.period_ms:.2f} ms); "
+              f"{self.server.xruns() if self.xruns is None else self.xruns} client xruns")
+
+
+@contextmanager
+def jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[Jack]:
+    """agent.io.jack_server.dummy_jack, with its period and xrun count for the report."""
+    with dummy_jack(name, period, rate) as server:
+        info = Jack(server, period, rate)
+        try:
+            yield info
+        finally:
+            info.xruns = server.xruns()
 
 
 # -- a tiny TOML writer (the venv has no tomli_w); enough for performance.toml ------------------

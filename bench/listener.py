@@ -2,8 +2,9 @@
 
 A sender process writes note on/off messages to a JACK virtual output at a target rate (absolute
 deadlines); each message carries a sequence number in its channel and data bytes. The project's
-MidiInputs (on an asyncio loop) and a bare python-rtmidi MidiIn (callback: append only) are both
-connected to that port. Prints loss, order, sustained rate, overflow and callback durations.
+MidiInputs (on an asyncio loop) and a bare python-rtmidi MidiIn (callback: append only, in its own
+process so the two never share a GIL) both listen to that port. Prints loss, order, sustained
+rate, queue overflow and callback durations.
 
     /tmp/venv/bin/python bench/listener.py [--seconds 10] [--rate 10000]
 """
@@ -19,11 +20,10 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 import rtmidi
-from _common import Summary, find_port, heading, show, show_ratio, sleep_until_ns
+from _common import Summary, find_port, heading, jack, show, show_ratio, sleep_until_ns
 
 from agent import config as config_mod
 from agent.events import Heard
-from agent.io.jack_server import dummy_jack
 from agent.io.midi_in import MidiInputs
 from agent.io.ports import choose_backend
 
@@ -89,6 +89,27 @@ def check_sequence(seqs: list[int]) -> tuple[int, int, int]:
     return len(seen), late, dupes
 
 
+def peer(ready: Event, done: Event, out: Any) -> None:
+    """Child process: a bare python-rtmidi MidiIn on the same port, callback = append only."""
+    seen: list[tuple[int, list[int]]] = []
+    durations: list[int] = []
+
+    def callback(event: tuple[list[int], float], _: object) -> None:
+        t = time.monotonic_ns()
+        seen.append((t, event[0]))
+        durations.append(time.monotonic_ns() - t)
+
+    bare = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-bare-in")
+    bare.set_callback(callback)
+    bare.open_port(find_port(bare.get_ports(), PORT), "bare")
+    ready.set()
+    done.wait(600)
+    bare.cancel_callback()
+    bare.delete()
+    out.put({"times": [t for t, _ in seen], "seqs": [decode(d) for _, d in seen],
+             "callback_ns": durations})
+
+
 async def receive(args: argparse.Namespace, go: Event, results: Any) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     cfg = config_mod.from_dict({"players": [{"name": "sender", "port": PORT}],
@@ -97,17 +118,6 @@ async def receive(args: argparse.Namespace, go: Event, results: Any) -> dict[str
     heard: list[Heard] = []
     inputs = MidiInputs(cfg, choose_backend("jack"), heard.append, lambda *a: None)
     inputs.open(loop)
-    bare_seen: list[tuple[int, list[int]]] = []
-    bare_ns: list[int] = []
-
-    def bare_callback(event: tuple[list[int], float], _: object) -> None:
-        t = time.monotonic_ns()
-        bare_seen.append((t, event[0]))
-        bare_ns.append(time.monotonic_ns() - t)
-
-    bare = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-bare-in")
-    bare.set_callback(bare_callback)
-    bare.open_port(find_port(bare.get_ports(), PORT), "bare")
     await asyncio.sleep(0.3)  # connections settle
     go.set()
     sent = await loop.run_in_executor(None, results.get, True, args.seconds + 60)
@@ -116,21 +126,18 @@ async def receive(args: argparse.Namespace, go: Event, results: Any) -> dict[str
         before = len(heard)
         await asyncio.sleep(0.1)
         stable = stable + 1 if len(heard) == before else 0
-    bare.cancel_callback()
-    bare.delete()
     inputs.close()
-    return {"sent": sent, "heard": heard, "bare": bare_seen, "bare_ns": bare_ns,
-            "stats": inputs.stats}
+    return {"sent": sent, "heard": heard, "stats": inputs.stats}
 
 
-def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
+def report(args: argparse.Namespace, r: dict[str, Any], bare: dict[str, Any]) -> None:
     sent = r["sent"]["sent"]
     print(f"  sent {sent} messages in {r['sent']['elapsed_ns'] / 1e9:.2f} s "
           f"({sent / (r['sent']['elapsed_ns'] / 1e9):.0f} msg/s), "
           f"{r['sent']['send_errors']} send errors")
     for name, times, seqs in (
             ("MidiInputs", [h.time_ns for h in r["heard"]], [decode(h.data) for h in r["heard"]]),
-            ("bare MidiIn", [t for t, _ in r["bare"]], [decode(d) for _, d in r["bare"]])):
+            ("bare MidiIn", bare["times"], bare["seqs"])):
         unique, late, dupes = check_sequence(seqs)
         span = (times[-1] - times[0]) / 1e9 if len(times) > 1 else float("nan")
         print(f"  {name:<12} received {len(seqs)}, lost {sent - unique}, out of order {late}, "
@@ -141,9 +148,9 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     ms = st.callback_ns.summary_ms()  # the project's own figures (ms) from its Samples
     ours = show("MidiInputs callback", Summary(int(ms["n"]), ms["p50"] * 1e6, ms["p99"] * 1e6,
                                                ms["max"] * 1e6), "us", "p99 < 100 us")
-    peer = show("bare MidiIn callback (append)", r["bare_ns"], "us")
-    show_ratio("callback p50 ratio", ours.p50, peer.p50, "MidiInputs / bare")
-    show_ratio("callback p99 ratio", ours.p99, peer.p99, "MidiInputs / bare")
+    peer_s = show("bare MidiIn callback (append)", bare["callback_ns"], "us")
+    show_ratio("callback p50 ratio", ours.p50, peer_s.p50, "MidiInputs / bare")
+    show_ratio("callback p99 ratio", ours.p99, peer_s.p99, "MidiInputs / bare")
 
 
 def main() -> None:
@@ -154,20 +161,30 @@ def main() -> None:
     args = p.parse_args()
     heading(f"listener: {args.rate:.0f} msg/s for {args.seconds:.0f} s over JACK (dummy)")
     ctx = mp.get_context("spawn")
-    with dummy_jack(f"bench-listener-{os.getpid()}"):
-        ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
-        proc = ctx.Process(target=sender, args=(args.rate, args.seconds, ready, go, results))
-        proc.start()
+    with jack(f"bench-listener-{os.getpid()}") as server:
+        ready, peer_ready, go, done = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
+        results, peer_out = ctx.Queue(), ctx.Queue()
+        procs = [ctx.Process(target=sender, args=(args.rate, args.seconds, ready, go, results))]
+        procs[0].start()
         try:
             if not ready.wait(30):
                 raise SystemExit("the sender did not open its port")
+            procs.append(ctx.Process(target=peer, args=(peer_ready, done, peer_out)))
+            procs[1].start()
+            if not peer_ready.wait(30):
+                raise SystemExit("the bare peer did not open its port")
             r = asyncio.run(receive(args, go, results))
+            done.set()
+            bare = peer_out.get(timeout=60)
         finally:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
-    report(args, r)
+            done.set()
+            for proc in procs:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join()
+    report(args, r, bare)
+    server.report()
 
 
 if __name__ == "__main__":

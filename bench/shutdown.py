@@ -28,7 +28,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--notes", type=int, default=16)
     args = ap.parse_args()
-    with dummy_jack("bench-shutdown") as env, tempfile.TemporaryDirectory() as tmp:
+    with dummy_jack("bench-shutdown") as server, tempfile.TemporaryDirectory() as tmp:
+        env = server.env
         player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench")
         player.open_virtual_port("bench-keys")
         synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-synth")

@@ -14,5 +14,5 @@ from agent.io.jack_server import dummy_jack
 @pytest.fixture(scope="session")
 def jack() -> Iterator[dict[str, str]]:
     """A JACK dummy server for the whole session; yields the environment its clients need."""
-    with dummy_jack(f"stage-agent-test-{os.getpid()}") as env:
-        yield env
+    with dummy_jack(f"stage-agent-test-{os.getpid()}") as server:
+        yield server.env

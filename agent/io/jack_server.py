@@ -10,17 +10,32 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from agent.errors import PortError
 
 
+@dataclass(frozen=True)
+class JackServer:
+    name: str
+    env: dict[str, str]  # what a client process needs to find this server
+    log: Path  # jackd's stderr: errors, and a line for every client that missed a cycle
+
+    def xruns(self) -> int:
+        return self.log.read_text(errors="replace").count("was not finished")
+
+
 @contextmanager
-def dummy_jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[dict[str, str]]:
-    """Start `jackd -d dummy`, yield the environment its clients need, stop it afterwards.
+def dummy_jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[JackServer]:
+    """Start `jackd -d dummy`, yield the server (its env and log), stop it afterwards.
 
     The environment is also applied to this process (os.environ), so rtmidi here uses it.
+    jackd's stderr goes to a file, never to an unread pipe: under load it prints a line per
+    missed cycle, and a full pipe would block jackd and stop every port.
     """
     if shutil.which("jackd") is None:
         raise PortError("jackd not found: install jackd2 (scripts/setup.sh does)")
@@ -28,17 +43,20 @@ def dummy_jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[dict
            "STAGE_AGENT_MIDI_API": "jack"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    proc = subprocess.Popen(
-        ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_dir = tempfile.TemporaryDirectory(prefix="stage-agent-jackd-")
+    log = Path(log_dir.name) / "jackd.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate),
+             "-p", str(period)], stdout=subprocess.DEVNULL, stderr=log_file)
     try:
         # jack_wait returns once the server accepts clients (or fails after the timeout).
         waited = subprocess.run(["jack_wait", "-w", "-s", name, "-t", "10"],
                                 capture_output=True, text=True, check=False)
         if waited.returncode != 0 or proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.poll() is not None and proc.stderr else ""
-            raise PortError(f"jackd {name!r} did not start: {waited.stdout}{waited.stderr}{err}")
-        yield env
+            raise PortError(f"jackd {name!r} did not start: {waited.stdout}{waited.stderr}"
+                            f"{log.read_text(errors='replace')[-2000:]}")
+        yield JackServer(name, env, log)
     finally:
         proc.terminate()
         try:
@@ -51,3 +69,4 @@ def dummy_jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[dict
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        log_dir.cleanup()
