@@ -17,13 +17,11 @@ class PlayerState:
     # (channel, pitch) -> (onset, velocity) of every key held down now
     held: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     phrase: list[PhraseNote] = field(default_factory=list)
-    notes_heard: int = 0
 
 
 @dataclass
 class Listening:
     players: dict[str, PlayerState]
-    last_note_ns: int | None = None  # the most recent onset or release by anyone
 
     @classmethod
     def for_players(cls, names: list[str]) -> Listening:
@@ -37,11 +35,8 @@ class Listening:
             key = (data[0] & 0x0F, data[1])
             finished = self._release(state, key, ev.time_ns)  # a re-struck key ends the old note
             state.held[key] = (ev.time_ns, data[2])
-            state.notes_heard += 1
-            self.last_note_ns = ev.time_ns
             return finished
         if midi.is_note_off(data):
-            self.last_note_ns = ev.time_ns
             return self._release(state, (data[0] & 0x0F, data[1]), ev.time_ns)
         return None
 

@@ -41,9 +41,6 @@ class NoteLedger:
         del self._sounding[key]
         return midi.note_off(note.channel, note.pitch)
 
-    def is_sounding(self, note: NoteId) -> bool:
-        return self._sounding.get((note.port, note.channel, note.pitch)) == note
-
     def sounding(self, port: str | None = None) -> list[NoteId]:
         return [n for n in self._sounding.values() if port is None or n.port == port]
 

@@ -96,9 +96,6 @@ class Scheduler:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
-    def pending(self) -> int:
-        return sum(1 for _, _, job in self._heap if not job.cancelled)
-
     # -- running ----------------------------------------------------------------------------
     def run_due(self, now_ns: int) -> None:
         """Run every job whose deadline is <= now_ns, in order, each at its own deadline."""
