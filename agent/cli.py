@@ -10,12 +10,11 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from agent import config as config_mod
 from agent.errors import EXIT_OK, StageAgentError
 from agent.io.ports import choose_backend, list_ports
-from agent.record.replay import Recording, fit_config, load_recording, replay_fast, replay_realtime
+from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import new_recording_dir
 from agent.record.summary import format_summary
 
@@ -97,7 +96,9 @@ def _replay(args: argparse.Namespace) -> int:
     out = args.out or new_recording_dir(base / cfg.record.dir, cfg.performance.name, "-replay")
     started = time.perf_counter()
     if args.realtime:
-        summary = asyncio.run(_realtime(recording, cfg, out, str(args.recording)))
+        from agent.service import rehearse  # opens real ports only when asked to
+
+        summary = asyncio.run(rehearse(recording, cfg, out, str(args.recording)))
     else:
         summary = replay_fast(recording, cfg, out, str(args.recording))
     wall = time.perf_counter() - started
@@ -111,22 +112,6 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"  replayed {summary['seconds']:.1f} s in {wall:.2f} s "
                   f"({summary['speed']}x real time)")
     return EXIT_OK
-
-
-async def _realtime(recording: Recording, cfg: config_mod.Config, out: Path,
-                    source: str) -> dict[str, Any]:
-    from agent.io.midi_out import MidiOutputs
-    from agent.service import DRAIN_S
-
-    backend = choose_backend(cfg.midi.backend)
-    outputs = MidiOutputs(cfg.agent.outputs, backend, cfg.midi.client_name,
-                          lambda event, ref: None, cfg.source)
-    outputs.open()
-    try:
-        return await replay_realtime(recording, cfg, out, source, outputs.send)
-    finally:
-        await asyncio.sleep(DRAIN_S)  # let the final note-offs leave
-        outputs.close()
 
 
 def _demo(args: argparse.Namespace) -> int:

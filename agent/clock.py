@@ -13,6 +13,11 @@ NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 
 
+def ms_to_ns(ms: float) -> int:
+    """Config durations are milliseconds (people read them); the agent counts nanoseconds."""
+    return round(ms * NS_PER_MS)
+
+
 class Clock(Protocol):
     def now_ns(self) -> int: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 from agent import midi
+from agent.clock import ms_to_ns
 from agent.config import Config
 from agent.events import Heard, NoteId, PhraseNote
 from agent.listen.midi_clock import ClockFollower
@@ -19,7 +20,6 @@ from agent.policy.respond import harmony_pitches, plan_answer
 from agent.record.log import EventLog
 from agent.schedule.scheduler import Scheduler
 
-NS_PER_MS = 1_000_000
 ANSWER = "answer"  # scheduler tag of the notes of a response (cancelled when a player comes in)
 
 
@@ -35,9 +35,9 @@ class Agent:
         self._clock_player = next((p.name for p in config.players if p.follow_clock), None)
         self._ports = config.agent.outputs
         self._channel = config.agent.channel - 1
-        self._latency_ns = round(config.agent.output_latency_ms * NS_PER_MS)
-        self._gap_ns = round(config.respond.phrase_gap_ms * NS_PER_MS)
-        self._max_note_ns = round(config.agent.max_note_ms * NS_PER_MS)
+        self._latency_ns = ms_to_ns(config.agent.output_latency_ms)
+        self._gap_ns = ms_to_ns(config.respond.phrase_gap_ms)
+        self._max_note_ns = ms_to_ns(config.agent.max_note_ms)
         self._silence_serial = 0  # bumped by every onset: a pending phrase-end check is stale
         self._harmony: dict[tuple[str, int, int], list[NoteId]] = {}
         self._last_bpm: float | None = None
@@ -49,14 +49,14 @@ class Agent:
             if ev.player == self._clock_player:
                 self._follow_clock(ev)
             return
-        finished = self.listening.hear(ev)
+        self.listening.hear(ev)
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
             if self.config.respond.yield_to_players and self.scheduler.cancel(ANSWER):
                 self.log.write("decision", ev.time_ns, what="yield", player=ev.player)
             if self.config.agent.mode == "harmony":
                 self._harmonise(ev)
-        elif finished is not None or midi.is_note_off(ev.data):
+        elif midi.is_note_off(ev.data):
             self._release_harmony(ev.player, ev.data[0] & 0x0F, ev.data[1], ev.time_ns)
             self._arm_phrase_end(ev.time_ns)
 

@@ -22,8 +22,8 @@ from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
 from agent.io.ports import choose_backend
+from agent.record.replay import Recording, replay_realtime
 from agent.record.session import Session, new_recording_dir
-from agent.schedule.realtime import RealtimeDriver
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,7 @@ async def perform(config: Config) -> dict[str, Any]:
                                 config.performance.name)
     session = Session(config, clock, outputs.send, out_dir,
                       {"clock": "monotonic", "backend": backend.name})
-    driver = RealtimeDriver(loop, clock, session.scheduler.next_deadline, session.run_due)
-    session.scheduler.on_earlier_deadline = driver.poke
+    driver = session.drive_realtime(loop)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -126,3 +125,17 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
             inputs.poll()
             outputs.poll()
     log.info("stopping at %d ms", session.clock.now_ns() // NS_PER_MS)
+
+
+async def rehearse(recording: Recording, config: Config, out_dir: Path,
+                   source: str) -> dict[str, Any]:
+    """`replay --realtime`: the recorded players at real speed, the agent to its real outputs."""
+    backend = choose_backend(config.midi.backend)
+    outputs = MidiOutputs(config.agent.outputs, backend, config.midi.client_name,
+                          lambda event, ref: None, config.source)
+    outputs.open()
+    try:
+        return await replay_realtime(recording, config, out_dir, source, outputs.send)
+    finally:
+        await asyncio.sleep(DRAIN_S)  # let the final note-offs leave
+        outputs.close()

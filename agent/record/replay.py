@@ -22,7 +22,6 @@ from agent.events import Heard
 from agent.record import smf
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME, Session
-from agent.schedule.realtime import RealtimeDriver
 from agent.schedule.scheduler import Sink
 
 REPLAYED_CONTROLS = ("panic", "port-lost", "output-lost")
@@ -142,8 +141,7 @@ async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, sour
     clock = MonotonicClock()
     loop = asyncio.get_running_loop()
     session = Session(cfg, clock, sink, out_dir, {"clock": "monotonic", "replay_of": source})
-    driver = RealtimeDriver(loop, clock, session.scheduler.next_deadline, session.run_due)
-    session.scheduler.on_earlier_deadline = driver.poke
+    driver = session.drive_realtime(loop)
     first = inputs[0].time_ns if inputs else 0
     offset = clock.now_ns() + LEAD_IN_NS - first
     try:

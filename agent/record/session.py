@@ -6,17 +6,19 @@ event times give the same decisions. What differs is only who moves the clock.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from agent.clock import Clock
+from agent.clock import Clock, ms_to_ns
 from agent.config import Config
 from agent.events import Emitted, Heard
 from agent.pipeline import Agent
 from agent.record import smf
 from agent.record.log import EventLog, read_log
 from agent.record.summary import summarise
+from agent.schedule.realtime import RealtimeDriver
 from agent.schedule.scheduler import Scheduler, Sink
 
 LOG_NAME = "log.jsonl"
@@ -37,7 +39,7 @@ class Session:
         self.log = EventLog(out_dir / LOG_NAME, {
             "config": config.to_dict(), "seed": config.performance.seed, **header,
         }, flush_ms=config.record.flush_ms)
-        self.scheduler = Scheduler(clock, sink, round(config.agent.max_note_ms * 1e6),
+        self.scheduler = Scheduler(clock, sink, ms_to_ns(config.agent.max_note_ms),
                                    self._on_emit)
         self.agent = Agent(config, self.scheduler, self.log)
         self.errors = 0
@@ -48,6 +50,12 @@ class Session:
         if e.cause_ns is not None:
             fields["cause"] = e.cause_ns
         self.log.write("emit", e.sent_ns, **fields)
+
+    def drive_realtime(self, loop: asyncio.AbstractEventLoop) -> RealtimeDriver:
+        """Run the scheduler's jobs at their deadlines on this loop (live and --realtime)."""
+        driver = RealtimeDriver(loop, self.clock, self.scheduler.next_deadline, self.run_due)
+        self.scheduler.on_earlier_deadline = driver.poke
+        return driver
 
     def hear(self, ev: Heard) -> None:
         self.scheduler.run_due(ev.time_ns)  # what was due before this event happens first

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import rtmidi
@@ -74,14 +77,40 @@ class Peer:
         self.inp.delete()
 
 
-def start_agent(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """`stage-agent perform config` in its own process; returns it once its ports are open."""
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
-                            env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # printed only after every port is open
-    if not line.startswith("stage-agent: performing"):
-        proc.kill()
-        raise AssertionError(f"agent did not start: {line}{proc.communicate()}")
-    return proc, line.rsplit("recording to ", 1)[1].strip()
+class RunningAgent:
+    """`stage-agent perform config` in its own process, started once its ports are open."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
+                                     env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # printed only after every port is open
+        if not line.startswith("stage-agent: performing"):
+            self.proc.kill()
+            raise AssertionError(f"agent did not start: {line}{self.proc.communicate()}")
+        self.recording = line.rsplit("recording to ", 1)[1].strip()
+        self.out = self.err = ""
+        self._signalled = False
+
+    def signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        self._signalled = True
+        self.proc.send_signal(sig)
+
+    def wait(self) -> int:
+        """Stop it (SIGTERM unless a signal was sent already); returns the exit status."""
+        if not self._signalled:
+            self.signal()
+        self.out, self.err = self.proc.communicate(timeout=10)
+        return self.proc.returncode
+
+
+@contextmanager
+def running_agent(config: Path, env: dict[str, str]) -> Iterator[RunningAgent]:
+    """The agent for the length of a `with` block; always stopped (and reaped) at its end."""
+    agent = RunningAgent(config, env)
+    try:
+        yield agent
+    finally:
+        if agent.proc.returncode is None:
+            agent.wait()

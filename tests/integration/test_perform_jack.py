@@ -15,7 +15,7 @@ from agent import midi
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
-from .jackpeer import Peer, start_agent
+from .jackpeer import Peer, running_agent
 
 HARMONY = """
 [performance]
@@ -52,40 +52,36 @@ def records(recording: str, config: Path) -> list[dict]:  # type: ignore[type-ar
 def test_harmony_answers_each_note_at_once_on_a_real_port(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
-    proc, recording = start_agent(config, jack)
-    try:
+    with running_agent(config, jack) as agent:
         peer.send(0x90, 60, 100)
         assert [m for _, m in peer.expect(1)] == [[0x91, 67, 100]]
         peer.send(0x80, 60, 0)
         assert [m for _, m in peer.expect(1)] == [[0x81, 67, 0]]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    assert "notes heard  1" in out and "notes played 1" in out
-    assert [r["data"] for r in records(recording, config) if r["k"] == "in"] == ["903c64", "803c00"]
+        assert agent.wait() == 0, agent.err
+    assert "notes heard  1" in agent.out and "notes played 1" in agent.out
+    assert [r["data"] for r in records(agent.recording, config) if r["k"] == "in"] == [
+        "903c64", "803c00"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_releases_every_sounding_note_at_the_real_port(
         stage: tuple[Peer, Path], jack: dict[str, str], sig: signal.Signals) -> None:
     peer, config = stage
-    proc, recording = start_agent(config, jack)
-    for pitch in (60, 64, 67):  # three held notes: the agent holds three harmony notes
-        peer.send(0x90, pitch, 90)
-    assert sorted(m[1] for _, m in peer.expect(3)) == [67, 71, 74]
-    t_signal = time.monotonic_ns()
-    proc.send_signal(sig)
-    got = peer.expect(6)
-    _out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+    with running_agent(config, jack) as agent:
+        for pitch in (60, 64, 67):  # three held notes: the agent holds three harmony notes
+            peer.send(0x90, pitch, 90)
+        assert sorted(m[1] for _, m in peer.expect(3)) == [67, 71, 74]
+        t_signal = time.monotonic_ns()
+        agent.signal(sig)
+        got = peer.expect(6)
+        assert agent.wait() == 0, agent.err
     offs = got[:3]
     assert sorted(m[1] for _, m in offs) == [67, 71, 74]
     assert all(midi.is_note_off(bytes(m)) for _, m in offs)
     assert [m for _, m in got[3:]] == [[0xB1, 64, 0], [0xB1, 123, 0], [0xB1, 120, 0]]
     # Timing is measured in bench/, but a note-off that takes seconds is a hang, not noise.
     assert all(t - t_signal < 2_000_000_000 for t, _ in offs)
-    kinds = [r.get("what") for r in records(recording, config) if r["k"] == "ctl"]
+    kinds = [r.get("what") for r in records(agent.recording, config) if r["k"] == "ctl"]
     assert kinds == ["stop"]
 
 
@@ -105,8 +101,7 @@ def test_missing_port_is_a_config_error_naming_the_key(
 def test_a_vanished_player_port_releases_their_notes_and_is_reopened(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
-    proc, recording = start_agent(config, jack)
-    try:
+    with running_agent(config, jack) as agent:
         peer.send(0x90, 62, 80)
         assert [m for _, m in peer.expect(1)] == [[0x91, 69, 80]]
         peer.unplug()  # the player's port vanishes while a note is held
@@ -120,28 +115,21 @@ def test_a_vanished_player_port_releases_their_notes_and_is_reopened(
             if answered:
                 peer.send(0x80, 65, 0)
         assert answered and answered[0][1] == 72
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
-    ctl = [r["what"] for r in records(recording, config) if r["k"] == "ctl"]
+    ctl = [r["what"] for r in records(agent.recording, config) if r["k"] == "ctl"]
     assert ctl[:2] == ["port-lost", "port-back"]
 
 
 def test_malformed_bytes_do_not_stop_the_listener(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
-    proc, _ = start_agent(config, jack)
-    try:
+    with running_agent(config, jack) as agent:
         for junk in ([0x90, 60], [0x45, 0x12], [0xF0, 1, 2, 3], [0xF4], [0xF7], [0x90],
                      [0xB0, 200, 300 % 256], [0xF2, 1]):
             peer.out.send_message(junk)
         peer.send(0x90, 48, 64)
         peer.wait_for([0x91, 55, 64])  # the listener survived and still answers
-        assert proc.poll() is None
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _out, _ = proc.communicate(timeout=10)
-    assert proc.returncode == 0
+        assert agent.proc.poll() is None
+        assert agent.wait() == 0
 
 
 def test_ports_lists_the_jack_ports(stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
