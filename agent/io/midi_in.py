@@ -141,11 +141,21 @@ class MidiInputs:
         self.stats.callback_ns.add(time.monotonic_ns() - t)
 
     def _drain(self) -> None:
-        """On the loop: parse and dispatch everything queued, in arrival order."""
-        self._wake_pending = False  # cleared first: a message appended from now on re-wakes
-        while self._queue:
-            t, index, data = self._queue.popleft()
-            self.feed_bytes(t, index, data)
+        """On the loop: parse and dispatch everything queued, in arrival order.
+
+        The wake flag stays set while draining, so the rest of a burst (one JACK cycle delivers
+        many messages) appends without waking the loop again; a wake-up costs the callback a
+        round trip for the GIL. The queue is checked once more after the flag is cleared: an
+        append that raced the clearing is drained here, or has scheduled its own wake-up.
+        """
+        while True:
+            while self._queue:
+                t, index, data = self._queue.popleft()
+                self.feed_bytes(t, index, data)
+            self._wake_pending = False
+            if not self._queue:
+                return
+            self._wake_pending = True
 
     def feed_bytes(self, t_ns: int, index: int, data: list[int] | bytes) -> None:
         """Parse raw bytes from port `index` and hand each message to the right player."""
