@@ -22,6 +22,7 @@ from agent.events import Heard
 from agent.record import smf
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME, Session
+from agent.schedule.realtime import sleep_until
 from agent.schedule.scheduler import Sink
 
 REPLAYED_CONTROLS = ("panic", "port-lost", "output-lost")
@@ -147,7 +148,7 @@ async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, sour
     try:
         for item in inputs:
             t = item.time_ns + offset
-            await asyncio.sleep(max(0.0, (t - clock.now_ns()) / 1e9))
+            await sleep_until(clock, t)  # recorded players arrive on time, not ~1 ms late
             _feed(session, dataclasses.replace(item, time_ns=t))
             session.log.flush_if_due(clock.now_ns())
         while (d := session.scheduler.next_deadline()) is not None:

@@ -16,6 +16,15 @@ from agent.clock import Clock
 EARLY_NS = 2_000_000
 
 
+async def sleep_until(clock: Clock, t_ns: int, early_ns: int = EARLY_NS) -> None:
+    """Return at t_ns on the clock: sleep until early_ns before it, then spin (as the driver)."""
+    remaining = t_ns - clock.now_ns() - early_ns
+    if remaining > 0:
+        await asyncio.sleep(remaining / 1e9)
+    while clock.now_ns() < t_ns:
+        pass
+
+
 class RealtimeDriver:
     def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock,
                  next_deadline: Callable[[], int | None], run_due: Callable[[int], None],

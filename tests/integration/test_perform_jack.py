@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import mido
 import pytest
 
 from agent import midi
@@ -91,7 +93,7 @@ def test_missing_port_is_a_config_error_naming_the_key(
     config.write_text(HARMONY.format(name="missing", player="no-such-keyboard",
                                      synth="virtual:out"))
     result = subprocess.run([sys.executable, "-m", "agent.cli", "perform", str(config)],
-                            env={**__import__("os").environ, **jack}, capture_output=True,
+                            env={**os.environ, **jack}, capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 2
     assert f"{config}: players[0].port: no MIDI input matches 'no-such-keyboard'" in result.stderr
@@ -135,9 +137,31 @@ def test_malformed_bytes_do_not_stop_the_listener(
 def test_ports_lists_the_jack_ports(stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     _peer, _ = stage
     result = subprocess.run([sys.executable, "-m", "agent.cli", "ports"],
-                            env={**__import__("os").environ, **jack}, capture_output=True,
+                            env={**os.environ, **jack}, capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "MIDI API: jack" in result.stdout
     inputs, outputs = result.stdout.split("outputs:")
     assert "-keys" in inputs and "-synth" in outputs
+
+
+def test_realtime_replay_plays_the_agent_to_a_real_port(
+        stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    """`replay --realtime`: a band part from a MIDI file, the agent's answer at a real port."""
+    peer, config = stage
+    part = mido.MidiFile(type=1)
+    part.tracks.append(mido.MidiTrack([mido.MetaMessage("track_name", name="keys")]))
+    for pitch in (60, 62, 64):
+        part.tracks[0] += [mido.Message("note_on", note=pitch, velocity=70, time=0),
+                           mido.Message("note_off", note=pitch, time=96)]
+    part.save(config.parent / "part.mid")
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "replay", str(config.parent / "part.mid"),
+         "--config", str(config), "--realtime", "--out", str(config.parent / "out")],
+        env={**os.environ, **jack}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    got = [m for _, m in peer.expect(9)]
+    assert got[:6] == [[0x91, 67, 70], [0x81, 67, 0], [0x91, 69, 70], [0x81, 69, 0],
+                       [0x91, 71, 70], [0x81, 71, 0]]
+    assert got[6:] == [[0xB1, 64, 0], [0xB1, 123, 0], [0xB1, 120, 0]]  # the stop's panic
+    assert "notes heard  3" in result.stdout
