@@ -104,8 +104,10 @@ class Agent:
     def _answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int) -> None:
         plan = plan_answer(call, self.memory, self.rng, t_ns + self._latency_ns,
                            self.config.respond.max_notes, self._max_note_ns)
+        # The plan as scheduled: [start ns, pitch, velocity, duration ns] per note. Notes a
+        # player's entry later cancels are in here, and not among the emitted messages.
         self.log.write("decision", t_ns, what="respond", call_notes=len(call),
-                       answer_notes=len(plan), starts=plan[0].start_ns if plan else None)
+                       plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in plan])
         for i, note in enumerate(plan):
             for port in self._ports:
                 self.scheduler.play(note.start_ns, note.duration_ns, port, self._channel,

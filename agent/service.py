@@ -96,6 +96,7 @@ async def perform(config: Config) -> dict[str, Any]:
                       {"clock": "monotonic", "backend": backend.name})
     driver = session.drive_realtime(loop)
     stop = asyncio.Event()
+    reported = {"overflow": 0, "malformed": 0}  # input drops already reported
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -105,12 +106,13 @@ async def perform(config: Config) -> dict[str, Any]:
                  backend.name, out_dir)
         print(f"stage-agent: performing {config.performance.name!r} "
               f"({backend.name}); recording to {out_dir}", flush=True)
-        await _housekeeping(config, session, inputs, outputs, stop)
+        await _housekeeping(config, session, inputs, outputs, stop, reported)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         driver.stop()
         session.stop(clock.now_ns())  # ledger note-offs first, then CC64/123/120
+        _report_input_trouble(session, inputs, clock.now_ns(), reported)  # since the last poll
         await asyncio.sleep(DRAIN_S)
         inputs.close()
         outputs.close()
@@ -123,7 +125,8 @@ async def perform(config: Config) -> dict[str, Any]:
 
 
 async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
-                        outputs: MidiOutputs, stop: asyncio.Event) -> None:
+                        outputs: MidiOutputs, stop: asyncio.Event,
+                        reported: dict[str, int]) -> None:
     """Until stopped: flush the log, poll ports, watch the MIDI clock."""
     flush_s = config.record.flush_ms / 1000
     poll_every = max(1, config.midi.poll_ports_ms // config.record.flush_ms)
@@ -138,7 +141,21 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
         if tick % poll_every == 0:
             inputs.poll()
             outputs.poll()
+            _report_input_trouble(session, inputs, now, reported)
     log.info("stopping at %d ms", session.clock.now_ns() // NS_PER_MS)
+
+
+def _report_input_trouble(session: Session, inputs: MidiInputs, now: int,
+                          reported: dict[str, int]) -> None:
+    """Say so (stderr and log) when input was dropped since the last look: a full queue or bytes
+    that were not MIDI. Once per poll at most, so a flood of garbage cannot flood the log."""
+    for what, count in (("overflow", inputs.stats.overflow),
+                        ("malformed", inputs.stats.malformed)):
+        if count > reported[what]:
+            text = f"MIDI input {what}: {count - reported[what]} dropped ({count} in all)"
+            log.warning(text)
+            session.log.write("note", now, text=text)
+            reported[what] = count
 
 
 async def rehearse(recording: Recording, config: Config, out_dir: Path,

@@ -8,11 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.io.jack_server import dummy_jack
+from agent.io.jack_server import JackServer, dummy_jack
 
 
 @pytest.fixture(scope="session")
-def jack() -> Iterator[dict[str, str]]:
-    """A JACK dummy server for the whole session; yields the environment its clients need."""
+def jack_server() -> Iterator[JackServer]:
+    """A JACK dummy server for the whole session."""
     with dummy_jack(f"stage-agent-test-{os.getpid()}") as server:
-        yield server.env
+        yield server
+
+
+@pytest.fixture(scope="session")
+def jack(jack_server: JackServer) -> dict[str, str]:
+    """The environment a process needs to be a client of the session's JACK server."""
+    return jack_server.env

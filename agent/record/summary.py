@@ -53,5 +53,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"(n={r['n']}){clock_note}",
         f"  scheduler lateness p50 {lt['p50']:.3f} ms, p99 {lt['p99']:.3f} ms, "
         f"max {lt['max']:.3f} ms",
+        *([f"  MIDI input dropped: {s['input_overflow']} on a full queue, "
+            f"{s['input_malformed']} malformed"]
+          if s.get("input_overflow") or s.get("input_malformed") else []),
         f"  written to {s['recording']}",
     ])

@@ -14,6 +14,7 @@ import mido
 import pytest
 
 from agent import midi
+from agent.io.jack_server import JackServer
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
@@ -37,10 +38,10 @@ intervals = [7]
 
 
 @pytest.fixture
-def stage(jack: dict[str, str], tmp_path: Path,
+def stage(jack_server: JackServer, tmp_path: Path,
           request: pytest.FixtureRequest) -> Iterator[tuple[Peer, Path]]:
     name = request.node.name.replace("_", "")[-20:]
-    peer = Peer(name, f"{name}-keys", f"{name}-synth")
+    peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
     config = tmp_path / "performance.toml"
     config.write_text(HARMONY.format(name=name, player=f"{name}-keys", synth=f"{name}-synth"))
     yield peer, config
@@ -108,15 +109,8 @@ def test_a_vanished_player_port_releases_their_notes_and_is_reopened(
         assert [m for _, m in peer.expect(1)] == [[0x91, 69, 80]]
         peer.unplug()  # the player's port vanishes while a note is held
         assert [m for _, m in peer.expect(1)] == [[0x81, 69, 0]]  # released by the agent
-        peer.replug()  # and comes back
-        deadline = time.monotonic() + 2.0  # reopened within 2 s (poll is 100 ms here)
-        answered = []
-        while time.monotonic() < deadline and not answered:
-            peer.send(0x90, 65, 70)
-            answered = [m for _, m in peer.drain(0.1) if m[0] == 0x91]
-            if answered:
-                peer.send(0x80, 65, 0)
-        assert answered and answered[0][1] == 72
+        peer.replug()  # and comes back: answered again once reopened (poll is 100 ms here)
+        peer.ask([0x90, 65, 70], [0x91, 72, 70], timeout=5.0)
     ctl = [r["what"] for r in records(agent.recording, config) if r["k"] == "ctl"]
     assert ctl[:2] == ["port-lost", "port-back"]
 
@@ -128,10 +122,12 @@ def test_malformed_bytes_do_not_stop_the_listener(
         for junk in ([0x90, 60], [0x45, 0x12], [0xF0, 1, 2, 3], [0xF4], [0xF7], [0x90],
                      [0xB0, 200, 300 % 256], [0xF2, 1]):
             peer.out.send_message(junk)
-        peer.send(0x90, 48, 64)
-        peer.wait_for([0x91, 55, 64])  # the listener survived and still answers
+        peer.ask([0x90, 48, 64], [0x91, 55, 64])  # the listener survived and still answers
         assert agent.proc.poll() is None
         assert agent.wait() == 0
+    notes = [r["text"] for r in records(agent.recording, config) if r["k"] == "note"]
+    assert any(n.startswith("MIDI input malformed:") for n in notes)
+    assert "MIDI input dropped: 0 on a full queue" in agent.out
 
 
 def test_ports_lists_the_jack_ports(stage: tuple[Peer, Path], jack: dict[str, str]) -> None:

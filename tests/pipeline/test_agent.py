@@ -86,6 +86,11 @@ def test_a_player_coming_in_cancels_the_rest_of_the_answer(tmp_path: Path) -> No
     run.until(end + 10_000)
     assert all(t <= end + 750 for t, _ in run.notes_on())
     assert len(run.notes_on()) < 8
+    run.session.log.close()
+    _, records = read_log(tmp_path / "rec" / LOG_NAME)
+    plans = [r["plan"] for r in records if r.get("what") == "respond"]
+    assert len(plans) == 1 and len(plans[0]) == 8  # the whole answer as it was scheduled
+    assert [(p[0] / MS, p[1]) for p in plans[0][:len(run.notes_on())]] == run.notes_on()
     assert run.session.scheduler.ledger.sounding() == []  # what had started was released
 
 
