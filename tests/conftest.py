@@ -13,8 +13,13 @@ from agent.io.jack_server import JackServer, dummy_jack
 
 @pytest.fixture(scope="session")
 def jack_server() -> Iterator[JackServer]:
-    """A JACK dummy server for the whole session."""
-    with dummy_jack(f"stage-agent-test-{os.getpid()}") as server:
+    """A JACK dummy server for the whole session.
+
+    512 frames (10.7 ms): the tests assert what arrives, never when, and on a shared 2-core
+    machine the dummy driver misses cycles at 128 frames (bench/README.md), which loses and
+    repeats MIDI. Latency is measured in bench/, at the periods a stage would use.
+    """
+    with dummy_jack(f"stage-agent-test-{os.getpid()}", period=512) as server:
         yield server
 
 

@@ -27,6 +27,23 @@ def test_tempo_within_half_a_bpm_after_two_bars_with_5ms_jitter(bpm: float, seed
     assert abs(estimate - bpm) < 0.5
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.floats(60, 200), st.floats(0.85, 1.15).filter(lambda r: abs(r - 1) > 0.03),
+       st.integers(0, 2**32))
+def test_a_tempo_change_is_followed_within_two_bars(bpm: float, ratio: float, seed: int) -> None:
+    """Two bars at one tempo, then two bars at another (3-15% away): the estimate follows."""
+    rng = random.Random(seed)
+    follower = ClockFollower()
+    follower.on_message(0, bytes([midi.START]))
+    t = 0.0
+    for i in range(4 * 4 * 24):
+        t += 60e9 / (bpm if i < 192 else bpm * ratio) / 24
+        follower.on_message(round(t + rng.uniform(-5e6, 5e6)), CLOCK)
+    estimate = follower.bpm()
+    assert estimate is not None
+    assert abs(estimate - bpm * ratio) < 0.5
+
+
 def test_transport_and_song_position() -> None:
     f = ClockFollower()
     assert f.on_message(0, bytes([midi.START])) == "start" and f.running
