@@ -7,6 +7,10 @@ from typing import Any
 from agent import midi
 from agent.stats import Samples
 
+# What a mode's reaction latency is measured from (the emit record's `cause`) and to.
+REACTS_TO = {"respond": "end of a call -> first answer note",
+             "harmony": "heard note -> harmony note"}
+
 
 def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
     heard = played = undelivered = answers = 0
@@ -49,8 +53,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  notes heard  {s['notes_heard']}",
         f"  notes played {s['notes_played']} in {s['answers']} answers"
         + (f", {s['undelivered']} messages undelivered" if s["undelivered"] else ""),
-        f"  reaction latency p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms "
-        f"(n={r['n']}){clock_note}",
+        f"  reaction latency ({REACTS_TO.get(s['mode'], 'cause -> note')}) "
+        f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms (n={r['n']}){clock_note}",
         f"  scheduler lateness p50 {lt['p50']:.3f} ms, p99 {lt['p99']:.3f} ms, "
         f"max {lt['max']:.3f} ms",
         *([f"  MIDI input dropped: {s['input_overflow']} on a full queue, "
