@@ -161,3 +161,28 @@ def test_realtime_replay_plays_the_agent_to_a_real_port(
                        [0x91, 71, 70], [0x81, 71, 0]]
     assert got[6:] == [[0xB1, 64, 0], [0xB1, 123, 0], [0xB1, 120, 0]]  # the stop's panic
     assert "notes heard  3" in result.stdout
+
+
+def test_midi_clock_is_followed_and_stop_silences_the_agent(
+        stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    peer, config = stage
+    config.write_text(config.read_text().replace('port = "', 'follow_clock = true\nport = "'))
+    with running_agent(config, jack) as agent:
+        peer.send(0xFA)  # Start
+        tick_ns = 60_000_000_000 // 120 // 24  # 120 BPM
+        t0 = time.monotonic_ns()
+        for i in range(1, 2 * 96 + 1):  # two bars of clock, paced on absolute deadlines
+            time.sleep(max(0.0, (t0 + i * tick_ns - time.monotonic_ns()) / 1e9))
+            peer.send(0xF8)
+        peer.ask([0x90, 60, 90], [0x91, 67, 90])
+        peer.send(0x90, 62, 90)  # held when the clock stops
+        peer.wait_for([0x91, 69, 90])
+        peer.send(0xFC)  # Stop: the agent's notes are released
+        assert peer.wait_for([0x81, 69, 0])[-1] == [0x81, 69, 0]
+        assert agent.wait() == 0, agent.err
+    log = records(agent.recording, config)
+    ctl = [r["what"] for r in log if r["k"] == "ctl"]
+    assert ctl[:2] == ["clock-start", "clock-stop"]
+    tempos = [r["bpm"] for r in log if r["k"] == "tempo"]
+    # The estimate, not its timing: JACK delivers clock a period at a time (±5 ms here).
+    assert tempos and abs(tempos[-1] - 120) < 1.0
