@@ -72,6 +72,10 @@ class Session:
             self.agent.player_lost(fields["player"], t_ns)
         elif what == "output-lost":
             self.scheduler.release_port(fields["port"], "output-lost")
+        elif what == "output-back":
+            # A note-off lost while the port was gone could leave the synth holding a note:
+            # reset the channels the agent used there (sustain off, all notes/sound off).
+            self.scheduler.panic_port(fields["port"], "output-back")
         self.scheduler.run_due(self.clock.now_ns())
 
     def run_due(self, now_ns: int) -> None:

@@ -127,6 +127,12 @@ class Scheduler:
                 job.cancelled = True
                 self.stats.cancelled += 1
 
+    def panic_port(self, port: str, why: str) -> None:
+        """Panic on one port only (its pending notes still play on the others)."""
+        now = self.clock.now_ns()
+        for p, data in self.ledger.panic_messages(port):
+            self._emit(now, p, data, why)
+
     def release_port(self, port: str, why: str) -> None:
         """A port went away: forget its sounding notes (their offs are sent if it still works)."""
         now = self.clock.now_ns()

@@ -124,3 +124,17 @@ def test_the_log_names_what_each_reaction_answered(tmp_path: Path) -> None:
     emits = [r for r in records if r["k"] == "emit"]
     assert [(r["t"], r["deadline"], r["data"], r["cause"]) for r in emits] == [
         (42 * MS, 42 * MS, "903750", 42 * MS)]
+
+
+def test_a_returning_output_is_reset_on_the_channels_the_agent_used(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="harmony")
+    run.at(0, "a", 0x90, 60, 80)
+    run.until(10)
+    run.session.control("output-lost", 10 * MS, port="out")
+    run.until(500)
+    run.session.control("output-back", 500 * MS, port="out")
+    assert run.out[1:] == [
+        (10 * MS, bytes([0x80, 55, 0])),  # released (undeliverable, but the ledger is square)
+        (500 * MS, bytes([0xB0, 64, 0])), (500 * MS, bytes([0xB0, 123, 0])),
+        (500 * MS, bytes([0xB0, 120, 0])),
+    ]
