@@ -6,7 +6,7 @@ perform`, harmony mode, interval +7) listens there and plays into the bench's vi
 Peer in the same run: a second bench input connected straight to "bench-player" stamps the
 arrival of the same notes (the bare JACK hop). The per-note difference is what the agent adds.
 
-    /tmp/venv/bin/python bench/reaction.py [--notes 2000] [--rate 50]
+    .venv/bin/python bench/reaction.py [--notes 2000] [--rate 50]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each repetition loads the rehearsal (load_recording), fits the demo config and r
 fresh folder (log, performance.mid and summary included), timed with perf_counter. Peer in the
 same run, timed the same way: mido's own iteration over the same file (parse + tempo map).
 
-    /tmp/venv/bin/python bench/replay_speed.py [--repeat 20]
+    .venv/bin/python bench/replay_speed.py [--repeat 20]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ every message it emitted is read from its log. Peer in the same run, in its own 
 asyncio scheduler (loop.call_at at each deadline, no early wake, no spin) fed the deadlines a fast
 replay of the same input plans, on the same time base.
 
-    /tmp/venv/bin/python bench/scheduler.py [--seconds 120]
+    .venv/bin/python bench/scheduler.py [--seconds 120]
 """
 
 from __future__ import annotations
