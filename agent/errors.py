@@ -31,3 +31,20 @@ class PortError(StageAgentError):
 
 class RecordingError(StageAgentError):
     """A recording (event log or MIDI file) cannot be read."""
+
+
+class CorpusError(StageAgentError):
+    """A training corpus is unknown, not built, or does not match its manifest.
+
+    A user error (exit 2): the message names the corpus or file and the command that fixes it.
+    """
+
+    exit_code = EXIT_CONFIG
+
+
+class ModelError(StageAgentError):
+    """A model checkpoint cannot be used: missing, not a checkpoint, or made for another version.
+
+    Restarting cannot fix it, so it exits like a config error (no systemd restart loop)."""
+
+    exit_code = EXIT_CONFIG
