@@ -1,4 +1,4 @@
-"""The `stage-agent` command: ports, perform, replay, demo."""
+"""The `stage-agent` command: ports, perform, replay, demo, corpus, train, eval."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ from pathlib import Path
 from agent import config as config_mod
 from agent.errors import EXIT_OK, StageAgentError
 from agent.io.ports import choose_backend, list_ports
+from agent.model import commands as model_commands
+from agent.model.corpus import RECIPES, SPLITS, build_corpus, read_manifest
 from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import new_recording_dir
 from agent.record.summary import format_summary
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "performances" / "demo"
+CORPORA_DIR = Path("corpora")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.set_defaults(run=_demo, recording=DEMO_DIR / "rehearsal.mid",
                       config=DEMO_DIR / "performance.toml", seed=None, realtime=False)
+
+    corpus = sub.add_parser("corpus", help="build and list training corpora (corpora/README.md)")
+    corpus_sub = corpus.add_subparsers(required=True, metavar="ACTION")
+    build = corpus_sub.add_parser("build", help="build a corpus from music21's bundled corpus")
+    build.add_argument("name", help=f"one of: {', '.join(RECIPES)}")
+    build.add_argument("--root", type=Path, default=CORPORA_DIR,
+                       help="folder holding the corpora (default: corpora)")
+    build.add_argument("--limit", type=int, help="build only the first N works")
+    build.set_defaults(run=_corpus_build)
+    listing = corpus_sub.add_parser("list", help="the corpus recipes, and which are built")
+    listing.add_argument("--root", type=Path, default=CORPORA_DIR)
+    listing.set_defaults(run=_corpus_list)
+    model_commands.add_parsers(sub)
     return p
 
 
@@ -120,6 +136,39 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     return _replay(args)
+
+
+def _corpus_build(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    corpus = build_corpus(args.name, args.root, limit=args.limit,
+                          progress=lambda line: print(line, flush=True))
+    seconds = time.perf_counter() - started
+    skipped = len(read_manifest(corpus.path)["skipped"])
+    per_split = ", ".join(f"{s} {len(corpus.split(s))}" for s in SPLITS)
+    notes = sum(len(w.pitch) for w in corpus.works)
+    print(f"{corpus.name}: {len(corpus.works)} works ({per_split}), {notes} notes, "
+          f"{skipped} skipped, {seconds:.1f} s -> {corpus.path}")
+    return EXIT_OK
+
+
+def _corpus_list(args: argparse.Namespace) -> int:
+    for name, recipe in RECIPES.items():
+        path = args.root / name
+        try:
+            m = read_manifest(path)
+        except StageAgentError:
+            state = "not built"
+        else:
+            built = (path / "midi").is_dir() and all(
+                (path / "midi" / f"{w['id']}.mid").is_file() for w in m["works"])
+            splits = ", ".join(f"{s} {m['splits'][s]['works']}" for s in SPLITS)
+            state = (f"{len(m['works'])} works ({splits}), "
+                     f"{sum(w['notes'] for w in m['works'])} notes, "
+                     f"{len(m['skipped'])} skipped; "
+                     + ("MIDI files built" if built else "MIDI files not built"))
+        print(f"{name}: {state}")
+        print(f"  {recipe.description}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

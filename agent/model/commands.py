@@ -1,0 +1,72 @@
+"""`stage-agent train` and `stage-agent eval`: the model's commands (see README "The model").
+
+torch is imported only when one of these runs, so the other commands start quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from agent.errors import EXIT_OK
+
+CORPORA_DIR = Path("corpora")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    train = sub.add_parser("train", help="train the event model on one or more corpora")
+    train.add_argument("corpora", nargs="+", type=Path,
+                       help="corpus folders (built with `stage-agent corpus build`); each "
+                            "becomes a style")
+    train.add_argument("--out", type=Path, required=True,
+                       help="folder for best.pt (the model to play with) and last.pt (resume)")
+    train.add_argument("--minutes", type=float, default=10.0,
+                       help="wall-clock budget; the running epoch finishes (default 10)")
+    train.add_argument("--max-epochs", type=int, default=500)
+    train.add_argument("--patience", type=int, default=4,
+                       help="stop after this many epochs without a better validation score")
+    train.add_argument("--batch", type=int, default=32)
+    train.add_argument("--window", type=int, default=256, help="events per training sequence")
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--hidden", type=int, default=256, help="GRU state size")
+    train.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda:N")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.set_defaults(run=_train)
+
+    ev = sub.add_parser("eval", help="held-out likelihood, a MIDI sample, originality")
+    ev.add_argument("checkpoint", type=Path)
+    ev.add_argument("--corpora", type=Path, default=CORPORA_DIR,
+                    help="folder holding the model's corpora (default: corpora)")
+    ev.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    ev.add_argument("--sample", type=Path, help="write the sample here (default: next to the "
+                                                "checkpoint, <name>.sample.mid)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--bound", type=int, default=12,
+                    help="originality bound in notes for the sampler (default 12)")
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    ev.set_defaults(run=_eval)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from agent.model.net import NetConfig
+    from agent.model.train import TrainSettings, train
+
+    settings = TrainSettings(out=args.out, minutes=args.minutes, max_epochs=args.max_epochs,
+                             patience=args.patience, batch=args.batch, window=args.window,
+                             lr=args.lr, seed=args.seed, device=args.device, resume=args.resume,
+                             net=NetConfig(hidden=args.hidden))
+    train(args.corpora, settings)
+    return EXIT_OK
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from agent.model import checkpoint
+    from agent.model.eval_checkpoint import evaluate, format_report
+
+    ckpt = checkpoint.load(args.checkpoint)
+    sample = args.sample or args.checkpoint.with_suffix(".sample.mid")
+    report = evaluate(ckpt, args.corpora, args.split, args.seed, args.bound, sample)
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return EXIT_OK
