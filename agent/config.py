@@ -68,6 +68,20 @@ class HarmonySection:
 
 
 @dataclass(frozen=True)
+class ModelSection:
+    checkpoint: str = ""  # a trained model (relative to this file); "" = live Markov memory only
+    deadline_ms: float = 50.0  # a phrase not proposed within this is dropped: Markov answers
+    styles: tuple[str, ...] = ()  # corpus styles to blend; empty = the model's first style
+    style_weights: tuple[float, ...] = ()  # one weight per style (normalised)
+    temperature: float = 0.9
+    top_p: float = 0.95
+    range_semitones: int = 7  # answers stay within the call's range widened by this
+    originality_bound: int = 12  # notes: never complete a longer run copied from the corpus
+    restart_after_ms: float = 1000.0  # a worker owing an answer this long is restarted
+    start_timeout_s: float = 60.0  # loading the model at start-up
+
+
+@dataclass(frozen=True)
 class RecordSection:
     dir: str = "recordings"  # relative to the config file's folder
     flush_ms: int = 100
@@ -81,8 +95,16 @@ class Config:
     agent: AgentSection = field(default_factory=AgentSection)
     respond: RespondSection = field(default_factory=RespondSection)
     harmony: HarmonySection = field(default_factory=HarmonySection)
+    model: ModelSection = field(default_factory=ModelSection)
     record: RecordSection = field(default_factory=RecordSection)
     source: str = field(default="<built-in>", compare=False)
+
+    def model_path(self) -> Path:
+        """The checkpoint, relative to the config file's folder."""
+        return Path(self.source).parent / self.model.checkpoint
+
+    def style(self) -> dict[str, float]:
+        return dict(zip(self.model.styles, self.model.style_weights, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, as recorded in every log."""
@@ -103,11 +125,13 @@ def load(path: str | Path) -> Config:
     return from_dict(table, str(path))
 
 
-def from_dict(table: dict[str, Any], source: str = "<built-in>") -> Config:
+def from_dict(table: dict[str, Any], source: str = "<built-in>",
+              check_files: bool = True) -> Config:
+    """check_files=False for a recorded config: the files it named may have moved since."""
     table = dict(table)
     table.pop("source", None)
     config: Config = dataclasses.replace(_build(Config, table, source, ""), source=source)
-    _check(config)
+    _check(config, check_files)
     return config
 
 
@@ -158,7 +182,7 @@ def _kind(value: Any) -> str:
     )
 
 
-def _check(c: Config) -> None:
+def _check(c: Config, check_files: bool = True) -> None:
     """Ranges and cross-field rules the types alone cannot say."""
     s = c.source
     if not c.players:
@@ -191,6 +215,31 @@ def _check(c: Config) -> None:
     for i, iv in enumerate(c.harmony.intervals):
         _range(s, f"harmony.intervals[{i}]", iv, -48, 48)
     _range(s, "record.flush_ms", c.record.flush_ms, 1, 100)
+    _check_model(c, check_files)
+
+
+def _check_model(c: Config, check_files: bool) -> None:
+    s, m = c.source, c.model
+    if check_files and m.checkpoint and not c.model_path().is_file():
+        raise ConfigError(s, "model.checkpoint", f"no such file: {c.model_path()}")
+    _range(s, "model.deadline_ms", m.deadline_ms, 1.0, 2000.0)
+    if m.deadline_ms > c.agent.output_latency_ms:
+        raise ConfigError(s, "model.deadline_ms", f"{m.deadline_ms} exceeds "
+                          f"agent.output_latency_ms ({c.agent.output_latency_ms}): a proposal "
+                          "must arrive before the answer's first note is due")
+    if len(m.style_weights) != len(m.styles):
+        raise ConfigError(s, "model.style_weights", f"{len(m.style_weights)} weights for "
+                          f"{len(m.styles)} styles: give one weight per style")
+    for i, w in enumerate(m.style_weights):
+        _range(s, f"model.style_weights[{i}]", w, 0.0, 1000.0)
+    if m.style_weights and sum(m.style_weights) <= 0:
+        raise ConfigError(s, "model.style_weights", "must not all be zero")
+    _range(s, "model.temperature", m.temperature, 0.05, 5.0)
+    _range(s, "model.top_p", m.top_p, 0.05, 1.0)
+    _range(s, "model.range_semitones", m.range_semitones, 0, 48)
+    _range(s, "model.originality_bound", m.originality_bound, 2, 255)
+    _range(s, "model.restart_after_ms", m.restart_after_ms, 50.0, 60_000.0)
+    _range(s, "model.start_timeout_s", m.start_timeout_s, 1.0, 600.0)
 
 
 def _range(source: str, key: str, value: float, lo: float, hi: float) -> None:

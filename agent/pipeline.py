@@ -3,11 +3,16 @@
 listen (held notes, phrases, MIDI clock) -> policy (respond / harmony) -> scheduler. Both the live
 service and replay drive this same object with the same calls, which is why a replay reproduces a
 performance: `hear` and the scheduler's timers see only event times, never the wall clock.
+
+With a model (model/live.py), every note heard and played is fed to it, and an answer is asked
+of it under a deadline; what it answers, or that it was late, is logged, so a replay can give the
+same answer. Without one, or when it is late, the live Markov memory answers.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from agent import midi
 from agent.clock import ms_to_ns
@@ -15,8 +20,11 @@ from agent.config import Config
 from agent.events import Heard, NoteId, PhraseNote
 from agent.listen.midi_clock import ClockFollower
 from agent.listen.players import Listening
+from agent.model import representation as rep
 from agent.model.continuator import Continuator
-from agent.policy.respond import harmony_pitches, plan_answer
+from agent.model.live import ModelClient, ModelNote, PhraseRequest
+from agent.model.proposals import Constraints
+from agent.policy.respond import PlannedNote, harmony_pitches, plan_answer, plan_from_model
 from agent.record.log import EventLog
 from agent.schedule.scheduler import Scheduler
 
@@ -24,10 +32,13 @@ ANSWER = "answer"  # scheduler tag of the notes of a response (cancelled when a 
 
 
 class Agent:
-    def __init__(self, config: Config, scheduler: Scheduler, log: EventLog) -> None:
+    def __init__(self, config: Config, scheduler: Scheduler, log: EventLog,
+                 model: ModelClient | None = None) -> None:
         self.config = config
         self.scheduler = scheduler
         self.log = log
+        self.model = model
+        self._model_deadline_ns = ms_to_ns(config.model.deadline_ms)
         self.listening = Listening.for_players([p.name for p in config.players])
         self.memory = Continuator(max_order=config.respond.max_order)
         self.rng = random.Random(config.performance.seed)
@@ -52,6 +63,9 @@ class Agent:
         self.listening.hear(ev)
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
+            if self.model is not None:
+                self.model.feed(ev.time_ns, rep.PLAYER, ev.data[1], ev.data[2], None,
+                                self._beat_in_bar())
             if self.config.respond.yield_to_players and self.scheduler.cancel(ANSWER):
                 self.log.write("decision", ev.time_ns, what="yield", player=ev.player)
             if self.config.agent.mode == "harmony":
@@ -102,17 +116,73 @@ class Agent:
         self._answer(call, t_ns, call_end_ns)
 
     def _answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int) -> None:
-        plan = plan_answer(call, self.memory, self.rng, t_ns + self._latency_ns,
-                           self.config.respond.max_notes, self._max_note_ns)
+        if self.model is None:
+            self._play_answer(call, t_ns, call_end_ns, None, "no-model")
+            return
+        serial = self._silence_serial
+        req = self._phrase_request(call)
+        self.log.write("model", t_ns, what="request", notes=req.notes)
+
+        def done(notes: list[ModelNote] | None, why: str) -> None:
+            self.log.write("model", self.scheduler.clock.now_ns(), what="answer", why=why,
+                           asked=t_ns, notes=None if notes is None else
+                           [n.to_log() for n in notes])
+            if serial == self._silence_serial:  # else a player came in: the moment has gone
+                self._play_answer(call, t_ns, call_end_ns, notes, why)
+
+        self.model.request(t_ns, req, t_ns + self._model_deadline_ns, done)
+
+    def _phrase_request(self, call: list[PhraseNote]) -> PhraseRequest:
+        """The model's constraints, from the call: its range (widened) and its dynamics."""
+        m = self.config.model
+        pitches = [n.pitch for n in call]
+        velocities = [n.velocity for n in call]
+        bpm = self.clock.bpm() if self.clock is not None else None
+        return PhraseRequest(
+            notes=min(self.config.respond.max_notes, len(call)),
+            constraints=Constraints(
+                low=max(min(pitches) - m.range_semitones, 0),
+                high=min(max(pitches) + m.range_semitones, 127),
+                velocity_min=max(min(velocities) - 16, 1),
+                velocity_max=min(max(velocities) + 16, 127),
+                temperature=m.temperature, top_p=m.top_p),
+            beat_s=60.0 / bpm if bpm else None, start_beat=self._beat_in_bar())
+
+    def _play_answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int,
+                     notes: list[ModelNote] | None, why: str) -> None:
+        start = t_ns + self._latency_ns
+        plan: list[PlannedNote]
+        if notes:
+            plan, source = plan_from_model(notes, start, self._max_note_ns), "model"
+        else:
+            plan = plan_answer(call, self.memory, self.rng, start,
+                               self.config.respond.max_notes, self._max_note_ns)
+            source = "markov"
         # The plan as scheduled: [start ns, pitch, velocity, duration ns] per note. Notes a
         # player's entry later cancels are in here, and not among the emitted messages.
-        self.log.write("decision", t_ns, what="respond", call_notes=len(call),
+        self.log.write("decision", self.scheduler.clock.now_ns(), what="respond",
+                       call_notes=len(call), source=source, why=why,
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in plan])
         for i, note in enumerate(plan):
             for port in self._ports:
                 self.scheduler.play(note.start_ns, note.duration_ns, port, self._channel,
                                     note.pitch, note.velocity, tag=ANSWER,
                                     cause_ns=call_end_ns if i == 0 else None)
+            if self.model is not None:  # the model hears the agent's notes as they start
+                self.scheduler.call_at(note.start_ns, self._feeder(note), tag=ANSWER)
+
+    def _feeder(self, note: PlannedNote) -> Callable[[int], None]:
+        def feed(t_ns: int) -> None:
+            assert self.model is not None
+            self.model.feed(note.start_ns, rep.AGENT, note.pitch, note.velocity,
+                            note.duration_ns / 1e9, self._beat_in_bar())
+        return feed
+
+    def _beat_in_bar(self) -> float | None:
+        """Where the MIDI clock says we are in a 4/4 bar, in beats, if it is running."""
+        if self.clock is None or not self.clock.running or self.clock.bpm() is None:
+            return None
+        return (self.clock.ticks / 24) % 4
 
     # -- MIDI clock -------------------------------------------------------------------------
     def _follow_clock(self, ev: Heard) -> None:

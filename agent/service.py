@@ -16,15 +16,19 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from agent.clock import NS_PER_MS, MonotonicClock
+from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
 from agent.config import Config
 from agent.errors import ConfigError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
 from agent.io.ports import choose_backend
+from agent.model.live import ModelFactory
+from agent.model.worker import WorkerModel
+from agent.record.log import EventLog
 from agent.record.replay import Recording, replay_realtime
 from agent.record.session import Session, new_recording_dir
+from agent.schedule.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +97,17 @@ async def perform(config: Config) -> dict[str, Any]:
     out_dir = new_recording_dir(Path(config.source).parent / config.record.dir,
                                 config.performance.name)
     session = Session(config, clock, outputs.send, out_dir,
-                      {"clock": "monotonic", "backend": backend.name})
+                      {"clock": "monotonic", "backend": backend.name},
+                      _worker_factory(config, loop) if config.model.checkpoint else None)
     driver = session.drive_realtime(loop)
     stop = asyncio.Event()
     reported = {"overflow": 0, "malformed": 0}  # input drops already reported
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        if isinstance(session.model, WorkerModel):
+            # Loads in its own process; heard input meanwhile is recorded and fed to it after.
+            await session.model.wait_ready(config.model.start_timeout_s)
         await asyncio.sleep(PORT_SETTLE_S)
         freeze_heap()  # after start-up, before the first note (stage-requirements 19)
         log.info("performing %s: %s backend, recording to %s", config.performance.name,
@@ -137,12 +145,29 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
         now = session.clock.now_ns()
         session.log.flush_if_due(now)
         session.agent.check_clock(now)
+        if isinstance(session.model, WorkerModel):
+            session.model.check(now)
         tick += 1
         if tick % poll_every == 0:
             inputs.poll()
             outputs.poll()
             _report_input_trouble(session, inputs, now, reported)
     log.info("stopping at %d ms", session.clock.now_ns() // NS_PER_MS)
+
+
+def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop) -> ModelFactory:
+    def make(scheduler: Scheduler, event_log: EventLog) -> WorkerModel:
+        def report(what: str, fields: dict[str, Any]) -> None:
+            event_log.write("model", scheduler.clock.now_ns(), what=what, **fields)
+            if what in ("restart", "failed"):
+                log.warning("model worker %s: %s", what, fields.get("reason"))
+
+        return WorkerModel(config.model_path(), seed=config.performance.seed,
+                           bound=config.model.originality_bound, style=config.style(),
+                           scheduler=scheduler, loop=loop, report=report,
+                           restart_after_ns=ms_to_ns(config.model.restart_after_ms),
+                           start_timeout_ns=int(config.model.start_timeout_s * 1e9))
+    return make
 
 
 def _report_input_trouble(session: Session, inputs: MidiInputs, now: int,

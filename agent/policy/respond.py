@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.events import PhraseNote
-from agent.model.continuator import Continuator
+from agent.model.continuator import MIN_DURATION_NS, Continuator
+from agent.model.live import ModelNote
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,19 @@ def plan_answer(call: Sequence[PhraseNote], memory: Continuator, rng: random.Ran
         if i:
             t += step.ioi_ns
         out.append(PlannedNote(t, step.pitch, step.velocity, min(step.duration_ns, max_note_ns)))
+    return out
+
+
+def plan_from_model(notes: Sequence[ModelNote], start_ns: int, max_note_ns: int
+                    ) -> list[PlannedNote]:
+    """The model's phrase as a plan: the first note at start_ns, the others at their offsets."""
+    out = []
+    t = start_ns
+    for i, n in enumerate(notes):
+        if i:
+            t += n.dt_ns
+        out.append(PlannedNote(t, n.pitch, n.velocity,
+                               min(max(n.duration_ns, MIN_DURATION_NS), max_note_ns)))
     return out
 
 

@@ -19,6 +19,7 @@ from agent.clock import ManualClock, MonotonicClock
 from agent.config import Config
 from agent.errors import RecordingError
 from agent.events import Heard
+from agent.model.live import ModelFactory, inline_factory, recorded_factory
 from agent.record import smf
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME, Session
@@ -45,6 +46,7 @@ class Recording:
     inputs: list[Input]
     player_names: list[str]
     end_ns: int | None  # when the recorded run stopped, if it says
+    model_answers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def load_recording(path: Path) -> Recording:
@@ -60,20 +62,27 @@ def load_recording(path: Path) -> Recording:
         return Recording(None, list(heard), names, None)
     header, records = read_log(path)
     try:
-        cfg = config_mod.from_dict(header["config"], f"{path} (recorded config)")
+        cfg = config_mod.from_dict(header["config"], f"{path} (recorded config)",
+                                   check_files=False)
     except KeyError:
         raise RecordingError(f"{path}: the header has no config") from None
+    if "model" in header:  # where the model was when recorded (the config's path is relative)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model, checkpoint=header["model"]["path"]))
     inputs: list[Input] = []
+    answers = []
     end = None
     for r in records:
-        if r["k"] == "in":
+        if r["k"] == "model" and r.get("what") == "answer":
+            answers.append(r)
+        elif r["k"] == "in":
             inputs.append(Heard(r["t"], r["player"], bytes.fromhex(r["data"])))
         elif r["k"] == "ctl" and r["what"] in REPLAYED_CONTROLS:
             fields = {k: v for k, v in r.items() if k not in ("t", "k", "what")}
             inputs.append(Control(r["t"], r["what"], fields))
         elif r["k"] == "ctl" and r["what"] == "stop":
             end = r["t"]
-    return Recording(cfg, inputs, [p.name for p in cfg.players], end)
+    return Recording(cfg, inputs, [p.name for p in cfg.players], end, answers)
 
 
 def fit_config(recording: Recording, config: Config | None) -> Config:
@@ -102,6 +111,17 @@ def _renamed(recording: Recording, cfg: Config) -> list[Input]:
             for i in recording.inputs]
 
 
+def replay_model(recording: Recording, cfg: Config) -> ModelFactory | None:
+    """Which model a replay uses: none if the config has none; the recorded answers when
+    replaying a log with its own config (byte-identical output); else the model itself, in
+    this process (a MIDI file, or another config: a re-improvisation)."""
+    if not cfg.model.checkpoint:
+        return None
+    if cfg == recording.config and recording.model_answers:
+        return recorded_factory(recording.model_answers)
+    return inline_factory(cfg)
+
+
 def _feed(session: Session, item: Input) -> None:
     if isinstance(item, Heard):
         session.hear(item)
@@ -115,7 +135,7 @@ def replay_fast(recording: Recording, cfg: Config, out_dir: Path, source: str,
     start = inputs[0].time_ns if inputs else 0
     clock = ManualClock(start)
     session = Session(cfg, clock, sink or (lambda port, data: True), out_dir,
-                      {"clock": "manual", "replay_of": source})
+                      {"clock": "manual", "replay_of": source}, replay_model(recording, cfg))
 
     def advance(t_ns: int) -> None:
         while (d := session.scheduler.next_deadline()) is not None and d <= t_ns:
@@ -141,7 +161,8 @@ async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, sour
     inputs = _renamed(recording, cfg)
     clock = MonotonicClock()
     loop = asyncio.get_running_loop()
-    session = Session(cfg, clock, sink, out_dir, {"clock": "monotonic", "replay_of": source})
+    session = Session(cfg, clock, sink, out_dir, {"clock": "monotonic", "replay_of": source},
+                      replay_model(recording, cfg))
     driver = session.drive_realtime(loop)
     first = inputs[0].time_ns if inputs else 0
     offset = clock.now_ns() + LEAD_IN_NS - first

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any
 
+from agent import midi
 from agent.clock import Clock, ms_to_ns
 from agent.config import Config
+from agent.errors import ModelError
 from agent.events import Emitted, Heard
+from agent.model.live import ModelFactory
+from agent.model.originality import longest_shared_run
 from agent.pipeline import Agent
 from agent.record import smf
 from agent.record.log import EventLog, read_log
@@ -30,18 +35,30 @@ def new_recording_dir(base: Path, name: str, suffix: str = "") -> Path:
     return base / f"{name}-{stamp}{suffix}"
 
 
+def model_identity(path: Path) -> dict[str, Any]:
+    """Which model a run used: its file and the file's sha256 (None if it cannot be read)."""
+    try:
+        digest: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {"path": str(path.resolve()), "sha256": digest}
+
+
 class Session:
     def __init__(self, config: Config, clock: Clock, sink: Sink, out_dir: Path,
-                 header: dict[str, Any]) -> None:
+                 header: dict[str, Any], model: ModelFactory | None = None) -> None:
         self.config = config
         self.clock = clock
         self.out_dir = out_dir
+        if config.model.checkpoint:
+            header = {**header, "model": model_identity(config.model_path())}
         self.log = EventLog(out_dir / LOG_NAME, {
             "config": config.to_dict(), "seed": config.performance.seed, **header,
         }, flush_ms=config.record.flush_ms)
         self.scheduler = Scheduler(clock, sink, ms_to_ns(config.agent.max_note_ms),
                                    self._on_emit)
-        self.agent = Agent(config, self.scheduler, self.log)
+        self.model = model(self.scheduler, self.log) if model is not None else None
+        self.agent = Agent(config, self.scheduler, self.log, self.model)
         self.errors = 0
 
     def _on_emit(self, e: Emitted, why: str) -> None:
@@ -85,6 +102,8 @@ class Session:
         """End of the run: panic (ledger note-offs first), so nothing is left sounding."""
         self.log.write("ctl", t_ns, what="stop")
         self.scheduler.panic("stop")
+        if self.model is not None:
+            self.model.close()
         self.log.flush()
 
     def finish(self) -> dict[str, Any]:
@@ -94,4 +113,20 @@ class Session:
         smf.export(header, records, self.out_dir / MIDI_NAME)
         summary = summarise(header, records)
         summary["recording"] = str(self.out_dir)
+        if self.config.model.checkpoint:
+            try:
+                summary["originality_notes"] = self._originality(records)
+            except ModelError as e:  # a replay of recorded answers can run without the model
+                summary["originality_notes"] = None
+                summary["originality_error"] = str(e)
         return summary
+
+    def _originality(self, records: list[dict[str, Any]]) -> int:
+        """The longest run of the agent's notes copied from the model's corpus (in notes)."""
+        from agent.model.checkpoint import load  # torch, only for runs that have a model
+
+        first_port = self.config.agent.outputs[0]  # each note goes to every port: count once
+        pitches = [int(r["data"][2:4], 16) for r in records
+                   if r["k"] == "emit" and r["port"] == first_port
+                   and midi.is_note_on(bytes.fromhex(r["data"]))]
+        return longest_shared_run(pitches, load(self.config.model_path()).corpus_lines)

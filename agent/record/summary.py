@@ -14,7 +14,9 @@ REACTS_TO = {"respond": "end of a call -> first answer note",
 
 def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
     heard = played = undelivered = answers = 0
-    reaction, lateness = Samples(), Samples()
+    reaction, lateness, model_wait = Samples(), Samples(), Samples()
+    model_answers: dict[str, int] = {}
+    restarts = 0
     t_first = t_last = None
     for r in records:
         t = r["t"]
@@ -31,6 +33,12 @@ def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
                     reaction.add(t - r["cause"])
         elif r["k"] == "decision" and r.get("what") == "respond":
             answers += 1
+        elif r["k"] == "model" and r.get("what") == "answer":
+            model_answers[r["why"]] = model_answers.get(r["why"], 0) + 1
+            if r["why"] == "model":
+                model_wait.add(t - r["asked"])
+        elif r["k"] == "model" and r.get("what") == "restart":
+            restarts += 1
     return {
         "performance": header["config"]["performance"]["name"],
         "mode": header["config"]["agent"]["mode"],
@@ -42,6 +50,10 @@ def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
         "undelivered": undelivered,
         "reaction_ms": reaction.summary_ms(),
         "lateness_ms": lateness.summary_ms(),
+        "model": header["config"].get("model", {}).get("checkpoint") or None,
+        "model_answers": model_answers,  # why -> count: "model" in time, else the fallback's cause
+        "model_wait_ms": model_wait.summary_ms(),  # request -> answer, when in time
+        "model_restarts": restarts,
     }
 
 
@@ -57,8 +69,27 @@ def format_summary(s: dict[str, Any]) -> str:
         f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms (n={r['n']}){clock_note}",
         f"  scheduler lateness p50 {lt['p50']:.3f} ms, p99 {lt['p99']:.3f} ms, "
         f"max {lt['max']:.3f} ms",
+        *(_model_lines(s) if s.get("model") else []),
         *([f"  MIDI input dropped: {s['input_overflow']} on a full queue, "
             f"{s['input_malformed']} malformed"]
           if s.get("input_overflow") or s.get("input_malformed") else []),
         f"  written to {s['recording']}",
     ])
+
+
+def _model_lines(s: dict[str, Any]) -> list[str]:
+    answers = s["model_answers"]
+    in_time = answers.get("model", 0)
+    fallbacks = ", ".join(f"{n} {why}" for why, n in sorted(answers.items()) if why != "model")
+    w = s["model_wait_ms"]
+    lines = [f"  model {s['model']}: {in_time} of {sum(answers.values())} answers in time"
+             + (f"; Markov fallback for {fallbacks}" if fallbacks else "")
+             + (f"; {s['model_restarts']} worker restarts" if s["model_restarts"] else "")]
+    if w["n"] and s["clock"] != "manual":
+        lines.append(f"  model wait (request -> proposal) p50 {w['p50']:.2f} ms, "
+                     f"p99 {w['p99']:.2f} ms")
+    if s.get("originality_notes") is not None:
+        lines.append(f"  longest run copied from the corpus {s['originality_notes']} notes")
+    elif "originality_error" in s:
+        lines.append(f"  copies from the corpus not measured: {s['originality_error']}")
+    return lines

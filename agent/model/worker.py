@@ -1,0 +1,264 @@
+"""The model in its own process, so inference can never stall the event loop.
+
+Why a process: a Python thread doing inference holds the GIL, and the loop (MIDI input, scheduler)
+waits behind it: ~5 ms median, 13 ms p99 of loop lag measured on this kind of machine. A separate
+process costs the loop only the pipe writes and reads (bench/model_worker.py measures both).
+
+Protocol (pickled tuples over a multiprocessing Pipe):
+  parent -> worker: ("feed", ModelEvent) | ("phrase", id, PhraseRequest) | ("style", weights)
+  worker -> parent: ("ready", pid) | ("fed", total) | ("phrase", id, [Proposal], compute_ns, total)
+(total: feeds processed so far; the parent's backlog is what it sent minus that)
+The worker is started with `spawn` (a fork after BLAS threads started has hung) and caps torch at
+one thread before its first operation.
+
+The parent never blocks: replies are read by a loop reader on the pipe; a request's deadline is
+a scheduler timer; a worker that dies, or leaves a request or a backlog of feeds unanswered for
+`restart_after_ns`, is killed and a new one started, which is then fed the recent history so the
+model hears the music that came before. Until it is ready, requests get the fallback at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ModelError
+from agent.model import representation as rep
+from agent.model.live import Done, EventTimes, ModelNote, PhraseRequest
+from agent.schedule.scheduler import Scheduler
+
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+HISTORY = 256  # events re-fed to a restarted worker
+MAX_BACKLOG = 256  # feeds not yet acknowledged; far below what fills a 64 KiB pipe
+Report = Callable[[str, dict[str, Any]], None]
+
+
+def serve(path: str, seed: int, bound: int, style: dict[str, float],
+          conn: multiprocessing.connection.Connection) -> None:
+    """The worker process's main: load, warm up, then answer until the pipe closes."""
+    import torch  # imported here: the thread cap must come before any torch operation
+
+    torch.set_num_threads(1)
+    from agent.model import checkpoint
+
+    try:
+        proposer = checkpoint.load(Path(path)).proposer(seed, bound)
+        if style:
+            proposer.set_style(style)
+    except Exception as e:  # say why to the parent, which reports it; do not die silently
+        conn.send(("failed", str(e)))
+        return
+    proposer.propose_phrase(4)  # warm-up: first calls allocate
+    conn.send(("ready", os.getpid()))
+    fed = 0
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        kind = message[0]
+        if kind == "feed":
+            proposer.feed(message[1])
+            fed += 1
+            if not conn.poll():  # acknowledge once the backlog is drained, not per event
+                conn.send(("fed", fed))
+        elif kind == "phrase":
+            _, rid, req = message
+            t0 = time.perf_counter_ns()
+            notes = proposer.propose_phrase(req.notes, req.constraints, req.beat_s,
+                                            req.start_beat)
+            conn.send(("phrase", rid, notes, time.perf_counter_ns() - t0, fed))
+        elif kind == "style":
+            proposer.set_style(message[1])
+        elif kind == "stop":
+            return
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """The spawned worker inherits this environment, and its numpy reads it at import.
+
+    A multi-threaded BLAS spins its threads on every core between the worker's small
+    matrix-vector products, and took the CPU from the agent's own loop (bench/model_worker.py:
+    probe lateness p50 1 ms instead of 4 us). One thread is also the fastest at these sizes.
+    """
+    saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARS}
+    os.environ.update(dict.fromkeys(BLAS_THREAD_VARS, "1"))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class WorkerModel:
+    def __init__(self, path: Path, *, seed: int, bound: int, style: Mapping[str, float],
+                 scheduler: Scheduler, loop: asyncio.AbstractEventLoop, report: Report,
+                 restart_after_ns: int, start_timeout_ns: int = 60_000_000_000) -> None:
+        self.path = path
+        self._args = (str(path), seed, bound, dict(style))
+        self._scheduler = scheduler
+        self._loop = loop
+        self._report = report
+        self._restart_after_ns = restart_after_ns
+        self._start_timeout_ns = start_timeout_ns  # loading torch and the model takes seconds
+        self._ctx = multiprocessing.get_context("spawn")
+        self._times = EventTimes()
+        self._history: deque[rep.ModelEvent] = deque(maxlen=HISTORY)
+        self._pending: dict[int, tuple[int, Done]] = {}  # id -> (sent ns, done)
+        self._owed: set[int] = set()  # requests the worker has not answered (even if expired)
+        self._next_id = 0
+        self.restarts = 0
+        self.failure: str | None = None
+        self.late = 0
+        self.round_trip_ns: list[int] = []
+        self.compute_ns: list[int] = []
+        self._ready_event = asyncio.Event()
+        self._start()
+
+    # -- process ----------------------------------------------------------------------------
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=serve, args=(*self._args, child), daemon=True,
+                                       name="stage-agent-model")
+        with _single_threaded_blas():
+            self._proc.start()
+        child.close()
+        self._conn = parent
+        self._ready = False
+        self._ready_event.clear()
+        self._sent = self._acked = 0
+        self._owed = set()
+        self._progress_ns = self._scheduler.clock.now_ns()  # last time the worker answered
+        self._loop.add_reader(parent.fileno(), self._on_readable)
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Start-up: the first worker has loaded the model and answered its warm-up."""
+        try:
+            await asyncio.wait_for(self._ready_event.wait(), timeout_s)
+        except TimeoutError:
+            raise ModelError(f"{self.path}: the model worker did not start within "
+                             f"{timeout_s:g} s") from None
+        if self.failure is not None:
+            raise ModelError(self.failure)
+
+    def _restart(self, reason: str) -> None:
+        self._loop.remove_reader(self._conn.fileno())
+        self._proc.kill()  # reaped by multiprocessing later; joining here could block the loop
+        self._conn.close()
+        self.restarts += 1
+        pending, self._pending = self._pending, {}
+        self._report("restart", {"reason": reason, "pending": len(pending)})
+        for _, done in pending.values():
+            done(None, "restart")
+        self._start()
+
+    def check(self, now_ns: int) -> None:
+        """Housekeeping: restart a dead worker, or one that stopped answering."""
+        if not self._proc.is_alive():
+            self._restart(f"worker exited (code {self._proc.exitcode})")
+            return
+        silent_ns = now_ns - self._progress_ns
+        if not self._ready:
+            if silent_ns > self._start_timeout_ns:
+                self._restart("worker did not start")
+        elif (self._owed or self._sent > self._acked) and silent_ns > self._restart_after_ns:
+            self._restart("worker stalled")
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._conn.fileno())
+        try:
+            if self._proc.is_alive():
+                self._conn.send(("stop",))
+        except OSError:
+            pass
+        self._proc.join(0.5)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._conn.close()
+
+    # -- traffic ----------------------------------------------------------------------------
+    def _send(self, message: tuple[Any, ...]) -> bool:
+        if not self._ready or self._sent - self._acked >= MAX_BACKLOG:
+            return False  # never block the loop on a full pipe: check() restarts the worker
+        try:
+            self._conn.send(message)
+        except OSError:
+            return False
+        return True
+
+    def feed(self, t_ns: int, role: int, pitch: int, velocity: int, duration_s: float | None,
+             beat_in_bar: float | None) -> None:
+        event = self._times.event(t_ns, role, pitch, velocity, duration_s, beat_in_bar)
+        self._history.append(event)
+        if self._send(("feed", event)):
+            self._sent += 1
+
+    def set_style(self, weights: Mapping[str, float]) -> None:
+        self._args = (*self._args[:3], dict(weights))  # a restarted worker keeps the style
+        self._send(("style", dict(weights)))
+
+    def request(self, t_ns: int, req: PhraseRequest, deadline_ns: int, done: Done) -> None:
+        if not self._ready:
+            done(None, "starting")
+            return
+        self._next_id += 1
+        rid = self._next_id
+        if not self._send(("phrase", rid, req)):
+            done(None, "backlog")
+            return
+        self._pending[rid] = (t_ns, done)
+        self._owed.add(rid)
+        self._scheduler.call_at(deadline_ns, lambda t: self._expire(rid, t), tag="model-deadline")
+
+    def _expire(self, rid: int, t_ns: int) -> None:
+        entry = self._pending.pop(rid, None)
+        if entry is not None:
+            self.late += 1
+            entry[1](None, "late")
+
+    def _on_readable(self) -> None:
+        try:
+            while self._conn.poll():
+                self._handle(self._conn.recv())
+        except (EOFError, OSError):
+            self._restart(f"worker exited (code {self._proc.exitcode})")
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        now = self._scheduler.clock.now_ns()
+        self._progress_ns = now
+        kind = message[0]
+        if kind == "failed":
+            self.failure = message[1]
+            self._ready_event.set()
+            self._report("failed", {"reason": message[1]})
+        elif kind == "ready":
+            self._ready = True
+            self._ready_event.set()
+            for event in self._history:  # a restarted worker hears what came before
+                if self._send(("feed", event)):
+                    self._sent += 1
+            self._report("ready", {"pid": message[1], "refed": len(self._history)})
+        elif kind == "fed":
+            self._acked = message[1]
+        elif kind == "phrase":
+            _, rid, proposals, compute_ns, self._acked = message
+            self.compute_ns.append(compute_ns)
+            self._owed.discard(rid)
+            entry = self._pending.pop(rid, None)
+            if entry is None:  # its deadline passed: dropped, never played late
+                return
+            self.round_trip_ns.append(now - entry[0])
+            notes = [ModelNote.of(p) for p in proposals]
+            entry[1](notes, "model") if notes else entry[1](None, "nothing-allowed")

@@ -1,0 +1,114 @@
+"""The agent answering with a model on the manual clock: constraints from the call, the model
+hearing players and agent, logged answers, and a log replay that reproduces them exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent import config as config_mod
+from agent import midi
+from agent.errors import ConfigError
+from agent.record.log import read_log
+from agent.record.replay import fit_config, load_recording, replay_fast
+from agent.record.session import LOG_NAME, MIDI_NAME
+from tests.model_fixtures import save_random_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "performances" / "demo"
+MODEL = """
+[model]
+checkpoint = "m.pt"
+deadline_ms = 50.0
+styles = ["tune", "chorale"]
+style_weights = [3.0, 1.0]
+range_semitones = 2
+"""
+
+
+@pytest.fixture
+def piece(tmp_path: Path) -> Path:
+    """The demo piece with a model: performance.toml and the checkpoint beside it."""
+    folder = tmp_path / "piece"
+    folder.mkdir()
+    shutil.copy(DEMO / "rehearsal.mid", folder)
+    (folder / "performance.toml").write_text(
+        (DEMO / "performance.toml").read_text() + MODEL)
+    save_random_checkpoint(folder / "m.pt")
+    return folder
+
+
+def run(piece: Path, out: Path, recording: Path | None = None) -> dict:  # type: ignore[type-arg]
+    rec = load_recording(recording or piece / "rehearsal.mid")
+    cfg = fit_config(rec, None if recording else config_mod.load(piece / "performance.toml"))
+    return replay_fast(rec, cfg, out, "test")
+
+
+def test_the_model_answers_each_call_within_its_range(piece: Path, tmp_path: Path) -> None:
+    summary = run(piece, tmp_path / "r")
+    _header, records = read_log(tmp_path / "r" / LOG_NAME)
+    decisions = [r for r in records if r["k"] == "decision" and r["what"] == "respond"]
+    answers = [r for r in records if r["k"] == "model" and r["what"] == "answer"]
+    assert len(decisions) == len(answers) == summary["answers"] >= 8
+    assert all(d["source"] == "model" for d in decisions)
+    assert summary["model_answers"] == {"model": len(answers)}
+    # Each answer keeps within the call's range widened by 2 semitones.
+    calls = phrases(records)
+    for decision, call in zip(decisions, calls, strict=False):
+        low, high = min(call) - 2, max(call) + 2
+        assert all(low <= pitch <= high for _, pitch, _, _ in decision["plan"]), decision
+    assert 0 < summary["originality_notes"] <= 12
+
+
+def phrases(records: list[dict]) -> list[list[int]]:  # type: ignore[type-arg]
+    """The pitches the players played between two answers (each call)."""
+    out: list[list[int]] = [[]]
+    for r in records:
+        if r["k"] == "in" and midi.is_note_on(bytes.fromhex(r["data"])):
+            out[-1].append(bytes.fromhex(r["data"])[1])
+        elif r["k"] == "model" and r["what"] == "request":
+            out.append([])
+    return out[:-1]
+
+
+def test_replaying_the_log_gives_the_same_answers_without_running_the_model(
+        piece: Path, tmp_path: Path) -> None:
+    run(piece, tmp_path / "live")
+    (piece / "m.pt").unlink()  # the recorded answers are replayed: the model is not needed
+    (piece / "m.pt").write_bytes(b"")  # (the config still names it)
+    run(piece, tmp_path / "again", recording=tmp_path / "live" / LOG_NAME)
+    assert (tmp_path / "live" / MIDI_NAME).read_bytes() != b""
+    emitted = [emits(tmp_path / d) for d in ("live", "again")]
+    assert emitted[0] == emitted[1] and len(emitted[0]) > 50
+
+
+def emits(out: Path) -> list[tuple[int, str]]:
+    _header, records = read_log(out / LOG_NAME)
+    return [(r["deadline"], r["data"]) for r in records if r["k"] == "emit"]
+
+
+def test_a_different_style_blend_changes_the_answers(piece: Path, tmp_path: Path) -> None:
+    a = run(piece, tmp_path / "a")
+    cfg = config_mod.load(piece / "performance.toml")
+    other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model,
+                                                               style_weights=(0.0, 1.0)))
+    rec = load_recording(piece / "rehearsal.mid")
+    b = replay_fast(rec, other, tmp_path / "b", "test")
+    assert a["answers"] == b["answers"]
+    assert emits(tmp_path / "a") != emits(tmp_path / "b")
+
+
+def test_model_config_errors_name_the_key(piece: Path) -> None:
+    text = (piece / "performance.toml").read_text()
+    bad = {
+        'checkpoint = "m.pt"': ('checkpoint = "nope.pt"', "model.checkpoint: no such file"),
+        "deadline_ms = 50.0": ("deadline_ms = 150.0", "model.deadline_ms: 150.0 exceeds"),
+        "style_weights = [3.0, 1.0]": ("style_weights = [1.0]", "model.style_weights: 1 weights"),
+    }
+    for old, (new, message) in bad.items():
+        (piece / "performance.toml").write_text(text.replace(old, new))
+        with pytest.raises(ConfigError, match=message):
+            config_mod.load(piece / "performance.toml")
