@@ -3,6 +3,7 @@ constraints, the copy guard, styles and checkpoints. Real (small, randomly initi
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from pathlib import Path
 
@@ -238,3 +239,26 @@ def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
     torch.save({**data, "extra": {"x": Payload()}}, evil, pickle_module=pickle)
     with pytest.raises(ModelError, match=r"evil\.pt: not a stage-agent model checkpoint"):
         checkpoint.load(evil)
+
+
+def brute_force_run(line: list[int], lines: list[list[int]]) -> int:
+    """The definition, directly: the longest stretch of the line's intervals found in a line."""
+    mine = [b - a for a, b in itertools.pairwise(line)]
+    theirs = [[b - a for a, b in itertools.pairwise(x)] for x in lines]
+    best = 0
+    for i in range(len(mine)):
+        for j in range(i + 1, len(mine) + 1):
+            window = mine[i:j]
+            if any(window == t[k:k + len(window)] for t in theirs for k in range(len(t))):
+                best = max(best, len(window))
+    return best + 1 if line else 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(lines=st.lists(st.lists(st.integers(60, 64), min_size=1, max_size=12), min_size=1,
+                      max_size=4),
+       line=st.lists(st.integers(60, 64), max_size=12))
+def test_longest_shared_run_matches_the_definition(lines: list[list[int]],
+                                                   line: list[int]) -> None:
+    corpus = join_lines([np.array(x) for x in lines])
+    assert longest_shared_run(line, corpus) == brute_force_run(line, lines)
