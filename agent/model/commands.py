@@ -22,7 +22,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     train.add_argument("--out", type=Path, required=True,
                        help="folder for best.pt (the model to play with) and last.pt (resume)")
     train.add_argument("--minutes", type=float, default=10.0,
-                       help="wall-clock budget; the running epoch finishes (default 10)")
+                       help="wall-clock budget: no epoch starts that would end past it "
+                            "(default 10)")
     train.add_argument("--max-epochs", type=int, default=500)
     train.add_argument("--patience", type=int, default=4,
                        help="stop after this many epochs without a better validation score")

@@ -41,7 +41,7 @@ from agent.model.originality import join_lines
 @dataclass(frozen=True)
 class TrainSettings:
     out: Path
-    minutes: float = 10.0  # wall-clock budget; the running epoch finishes
+    minutes: float = 10.0  # wall-clock budget: no epoch starts that would end past it
     max_epochs: int = 500
     patience: int = 4  # epochs without a better validation score before stopping
     batch: int = 32
@@ -131,8 +131,11 @@ def train(corpus_dirs: list[Path], settings: TrainSettings) -> Path:
         if progress.bad_epochs >= settings.patience:
             say(f"train: stopped, no better validation score for {settings.patience} epochs")
             break
-        if progress.seconds >= budget_s:
-            say(f"train: stopped at the time budget ({settings.minutes:g} min)")
+        # Stop before an epoch that would end past the budget (as long as the last one took).
+        epoch_s = progress.seconds - (progress.history[-2]["seconds"]
+                                      if len(progress.history) > 1 else 0.0)
+        if progress.seconds + epoch_s > budget_s:
+            say(f"train: stopped within the time budget ({settings.minutes:g} min)")
             break
     say(f"train: best epoch {progress.best_epoch}: {progress.best_bits:.3f} bits/event after "
         f"{progress.seconds_to_best:.0f} s -> {best_path}")
