@@ -233,7 +233,12 @@ class WorkerModel:
             while self._conn.poll():
                 self._handle(self._conn.recv())
         except (EOFError, OSError):
-            self._restart(f"worker exited (code {self._proc.exitcode})")
+            # The pipe closes as the process dies; it is reaped a moment later. Wait that
+            # moment (a fault path, at most 20 ms) so the report can say how it ended.
+            self._proc.join(0.02)
+            code = self._proc.exitcode
+            self._restart("worker exited " + ("(pipe closed)" if code is None
+                                              else f"(code {code})"))
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         now = self._scheduler.clock.now_ns()

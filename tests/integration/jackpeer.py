@@ -14,6 +14,16 @@ from pathlib import Path
 
 import rtmidi
 
+# The start of every test's performance.toml: one player on the peer's port, quick port polling.
+STAGE_HEAD = """
+[performance]
+name = "{name}"
+[midi]
+poll_ports_ms = 100
+[[players]]
+name = "keys"
+port = "{player}"
+"""
 STALE_WINDOW_NS = 50_000_000  # a re-delivered buffer is at most a few JACK periods old
 
 

@@ -110,7 +110,7 @@ async def test_a_killed_worker_is_restarted_and_its_pending_request_falls_back(
     assert (notes, why) in ((None, "restart"), (None, "starting"))
     await rig.until(lambda: rig.worker.restarts == 1)
     reasons = [f["reason"] for what, f in rig.reports if what == "restart"]
-    assert reasons == ["worker exited (code -9)"]
+    assert reasons in (["worker exited (code -9)"], ["worker exited (pipe closed)"])
     await rig.until(lambda: sum(what == "ready" for what, _ in rig.reports) == 2)
     assert (await rig.ask(deadline_s=20))[1] == "model"
 

@@ -18,16 +18,9 @@ from agent.io.jack_server import JackServer
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
-from .jackpeer import Peer, running_agent
+from .jackpeer import STAGE_HEAD, Peer, running_agent
 
-HARMONY = """
-[performance]
-name = "{name}"
-[midi]
-poll_ports_ms = 100
-[[players]]
-name = "keys"
-port = "{player}"
+HARMONY = STAGE_HEAD + """
 [agent]
 mode = "harmony"
 outputs = ["{synth}"]

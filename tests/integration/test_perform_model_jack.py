@@ -1,0 +1,95 @@
+"""`stage-agent perform` with a model over real JACK ports: the model answers a call, and when its
+worker process is killed mid-performance the agent keeps answering and reports the restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent import midi
+from agent.io.jack_server import JackServer
+from agent.record.log import read_log
+from agent.record.session import LOG_NAME
+from tests.model_fixtures import save_random_checkpoint
+
+from .jackpeer import STAGE_HEAD, Peer, running_agent
+
+RESPOND = STAGE_HEAD + """
+[agent]
+mode = "respond"
+outputs = ["{synth}"]
+channel = 2
+output_latency_ms = 100.0
+[respond]
+phrase_gap_ms = 300.0
+max_notes = 4
+[model]
+checkpoint = "m.pt"
+deadline_ms = 80.0
+range_semitones = 5
+restart_after_ms = 300.0
+"""
+
+
+@pytest.fixture
+def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path]]:
+    name = "modeljack"
+    peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
+    save_random_checkpoint(tmp_path / "m.pt")
+    config = tmp_path / "performance.toml"
+    config.write_text(RESPOND.format(name=name, player=f"{name}-keys", synth=f"{name}-synth"))
+    yield peer, config
+    peer.close()
+
+
+def call(peer: Peer, pitches: list[int]) -> None:
+    for p in pitches:
+        peer.send(0x90, p, 80)
+        time.sleep(0.08)
+        peer.send(0x80, p, 0)
+
+
+def answer_pitches(peer: Peer, count: int, timeout: float = 10.0) -> list[int]:
+    """The pitches of the next `count` agent note-ons at the synth port."""
+    ons: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(ons) < count:
+        for _, message in peer.expect(1, timeout=max(0.1, deadline - time.monotonic())):
+            if midi.is_note_on(bytes(message)):
+                assert message[0] == 0x91
+                ons.append(message[1])
+    return ons
+
+
+def log_records(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    """What the running agent's log holds so far (it is flushed every 100 ms)."""
+    lines = (path / LOG_NAME).read_text().splitlines()[1:]
+    return [json.loads(line) for line in lines if line.endswith("}")]
+
+
+def test_the_model_answers_and_survives_its_worker_being_killed(
+        stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    peer, config = stage
+    with running_agent(config, jack) as agent:
+        call(peer, [60, 62, 64, 65])
+        first = answer_pitches(peer, 4)
+        assert all(55 <= p <= 70 for p in first), first  # the call's range widened by 5
+        peer.drain()
+        recording = config.parent / agent.recording
+        ready = [r for r in log_records(recording) if r["k"] == "model" and r["what"] == "ready"]
+        os.kill(ready[0]["pid"], signal.SIGKILL)
+        call(peer, [67, 65, 64])
+        assert answer_pitches(peer, 1)  # answered all the same (by the model or the memory)
+        assert agent.wait() == 0, agent.err
+    _header, records = read_log(recording / LOG_NAME)
+    sources = [r["source"] for r in records if r["k"] == "decision" and r["what"] == "respond"]
+    assert sources[0] == "model" and len(sources) == 2
+    restarts = [r for r in records if r["k"] == "model" and r["what"] == "restart"]
+    assert len(restarts) == 1 and restarts[0]["reason"].startswith("worker exited (")
+    assert "model m.pt:" in agent.out
