@@ -35,8 +35,9 @@ def piece(tmp_path: Path) -> Path:
     folder = tmp_path / "piece"
     folder.mkdir()
     shutil.copy(DEMO / "rehearsal.mid", folder)
-    (folder / "performance.toml").write_text(
-        (DEMO / "performance.toml").read_text() + MODEL)
+    demo = (DEMO / "performance.toml").read_text()
+    without_model = demo[:demo.index("[model]")] + demo[demo.index("[record]"):]
+    (folder / "performance.toml").write_text(without_model + MODEL)
     save_random_checkpoint(folder / "m.pt")
     return folder
 
