@@ -1,4 +1,4 @@
-"""The `stage-agent` command: ports, perform, replay, demo, corpus, train, eval."""
+"""The `stage-agent` command: ports, perform, replay, demo, corpus, train, eval, evaluate."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from agent.errors import EXIT_OK, StageAgentError
 from agent.io.ports import choose_backend, list_ports
 from agent.model import commands as model_commands
 from agent.model.corpus import RECIPES, SPLITS, build_corpus, read_manifest
+from agent.record.evaluate import evaluate as evaluate_recording
+from agent.record.evaluate import format_report as format_evaluation
 from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import new_recording_dir
 from agent.record.summary import format_summary
@@ -83,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--root", type=Path, default=CORPORA_DIR)
     listing.set_defaults(run=_corpus_list)
     model_commands.add_parsers(sub)
+    ev = sub.add_parser("evaluate", help="how the agent's part fits the players' (a recording)")
+    ev.add_argument("recording", type=Path, help="a recording folder or its log.jsonl")
+    ev.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ev.set_defaults(run=_evaluate)
     return p
 
 
@@ -131,6 +137,12 @@ def _replay(args: argparse.Namespace) -> int:
         if not args.realtime:
             print(f"  replayed {summary['seconds']:.1f} s in {wall:.2f} s "
                   f"({summary['speed']}x real time)")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    report = evaluate_recording(args.recording)
+    print(json.dumps(report, indent=1) if args.json else format_evaluation(report))
     return EXIT_OK
 
 

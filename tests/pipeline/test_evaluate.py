@@ -1,0 +1,29 @@
+"""`stage-agent evaluate` on a replayed demo: figures that follow from the log exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.record.evaluate import evaluate
+from tests.pipeline.test_replay import demo
+
+
+def test_evaluate_figures_of_the_demo(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    summary = demo(tmp_path / "r", model=False)  # the Markov memory answers: no model figures
+    report = evaluate(tmp_path / "r")
+    assert report == evaluate(tmp_path / "r" / "log.jsonl")  # deterministic, folder or file
+    assert report["player_notes"] == summary["notes_heard"] == 128
+    assert report["agent_notes"] == summary["notes_played"]
+    assert report["answers"] == summary["answers"]
+    # Every answer starts phrase_gap_ms (600) + output_latency_ms (100) after its call ends.
+    assert report["response_delay_ms"] == {"n": summary["answers"], "p50": 700.0, "p90": 700.0}
+    assert -1.0 <= report["density_correlation"] <= 1.0
+    assert 1 <= report["copied_from_call_notes"] <= 16  # the memory answers from what it heard
+    assert "copied_from_corpus_notes" not in report
+    assert main(["evaluate", str(tmp_path / "r")]) == 0
+    assert "response delay (end of call -> first answer note) p50 700.0 ms" in \
+        capsys.readouterr().out
