@@ -76,6 +76,7 @@ class ModelSection:
     temperature: float = 0.9
     top_p: float = 0.95
     range_semitones: int = 7  # answers stay within the call's range widened by this
+    keep_to_key: bool = True  # answers use only the scale of the key heard so far
     originality_bound: int = 12  # notes: never complete a longer run copied from the corpus
     restart_after_ms: float = 1000.0  # a worker owing an answer this long is restarted
     start_timeout_s: float = 60.0  # loading the model at start-up

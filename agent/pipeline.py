@@ -18,6 +18,7 @@ from agent import midi
 from agent.clock import ms_to_ns
 from agent.config import Config
 from agent.events import Heard, NoteId, PhraseNote
+from agent.listen.harmony import PitchClassProfile, estimate_key
 from agent.listen.midi_clock import ClockFollower
 from agent.listen.players import Listening
 from agent.model import representation as rep
@@ -28,6 +29,8 @@ from agent.policy.respond import PlannedNote, harmony_pitches, plan_answer, plan
 from agent.record.log import EventLog
 from agent.schedule.scheduler import Scheduler
 
+KEY_HALF_LIFE_S = 30.0  # the key changes slowly: what was played half a minute ago counts half
+NS_PER_S = 1_000_000_000
 ANSWER = "answer"  # scheduler tag of the notes of a response (cancelled when a player comes in)
 
 
@@ -52,6 +55,7 @@ class Agent:
         self._silence_serial = 0  # bumped by every onset: a pending phrase-end check is stale
         self._harmony: dict[tuple[str, int, int], list[NoteId]] = {}
         self._last_bpm: float | None = None
+        self.key_profile = PitchClassProfile(half_life=KEY_HALF_LIFE_S)
 
     # -- input ------------------------------------------------------------------------------
     def hear(self, ev: Heard) -> None:
@@ -60,7 +64,10 @@ class Agent:
             if ev.player == self._clock_player:
                 self._follow_clock(ev)
             return
-        self.listening.hear(ev)
+        finished = self.listening.hear(ev)
+        if finished is not None:  # the key hears whole notes: duration-weighted, as measured
+            self.key_profile.add(finished.pitch, finished.onset_ns / NS_PER_S,
+                                 finished.duration_ns / NS_PER_S)
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
             if self.model is not None:
@@ -121,7 +128,9 @@ class Agent:
             return
         serial = self._silence_serial
         req = self._phrase_request(call)
-        self.log.write("model", t_ns, what="request", notes=req.notes)
+        scale = req.constraints.pitch_classes
+        self.log.write("model", t_ns, what="request", notes=req.notes,
+                       scale=None if scale is None else sorted(scale))
 
         def done(notes: list[ModelNote] | None, why: str) -> None:
             self.log.write("model", self.scheduler.clock.now_ns(), what="answer", why=why,
@@ -138,6 +147,7 @@ class Agent:
         pitches = [n.pitch for n in call]
         velocities = [n.velocity for n in call]
         bpm = self.clock.bpm() if self.clock is not None else None
+        key = estimate_key(self.key_profile) if m.keep_to_key else None
         return PhraseRequest(
             notes=min(self.config.respond.max_notes, len(call)),
             constraints=Constraints(
@@ -145,6 +155,7 @@ class Agent:
                 high=min(max(pitches) + m.range_semitones, 127),
                 velocity_min=max(min(velocities) - 16, 1),
                 velocity_max=min(max(velocities) + 16, 127),
+                pitch_classes=key.scale if key is not None else None,
                 temperature=m.temperature, top_p=m.top_p),
             beat_s=60.0 / bpm if bpm else None, start_beat=self._beat_in_bar())
 

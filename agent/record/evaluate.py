@@ -4,6 +4,9 @@ Figures (each explained where it is computed):
 - response delay: from the end of a call (the last note-off of the phrase answered) to the
   answer's first note, in ms and, with a tempo known, in beats;
 - density correlation: onsets per 2 s window of the agent against the players (Pearson r);
+- harmony: the share of the agent's notes in the key estimated from what the players played so
+  far (agent.listen.harmony, duration-weighted, half-life 30 s), and in the chord the players
+  sound around it (half-life 0.5 s);
 - originality: the longest run of the agent's intervals found in the corpus of the model used
   (when there was one), and found in the call each answer responds to.
 
@@ -19,12 +22,16 @@ from typing import Any
 import numpy as np
 
 from agent import midi
+from agent.listen.harmony import estimate_chord, estimate_key, profile_of
 from agent.model.originality import join_lines, longest_shared_run
+from agent.pipeline import KEY_HALF_LIFE_S
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
 WINDOW_NS = 2_000_000_000
 NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+CHORD_HALF_LIFE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,49 @@ def call_ends(records: list[dict[str, Any]]) -> list[int]:
     return ends
 
 
+def player_spans(records: list[dict[str, Any]]) -> np.ndarray:
+    """Every player note as [onset s, pitch, duration s]; float64 [n, 3] (unfinished: to the end).
+    """
+    held: dict[tuple[str, int, int], int] = {}
+    spans: list[tuple[float, int, float]] = []
+    end = records[-1]["t"] if records else 0
+    for r in records:
+        if r["k"] != "in":
+            continue
+        data = bytes.fromhex(r["data"])
+        key = (r["player"], data[0] & 0x0F, data[1]) if len(data) == 3 else None
+        if key is None:
+            continue
+        if key in held and (midi.is_note_off(data) or midi.is_note_on(data)):
+            onset = held.pop(key)
+            spans.append((onset / NS_PER_S, key[2], (r["t"] - onset) / NS_PER_S))
+        if midi.is_note_on(data):
+            held[key] = r["t"]
+    spans += [(t / NS_PER_S, k[2], (end - t) / NS_PER_S) for k, t in held.items()]
+    return np.array(sorted(spans), dtype=np.float64).reshape(-1, 3)
+
+
+def harmony_shares(spans: np.ndarray, agent: list[Note]) -> dict[str, float | None]:
+    in_key = in_chord = judged_key = judged_chord = 0
+    for note in agent:
+        t = note.t_ns / NS_PER_S
+        before = spans[spans[:, 0] <= t]
+        if len(before) == 0:
+            continue
+        pitch, onset, duration = before[:, 1].astype(int), before[:, 0], before[:, 2]
+        key = estimate_key(profile_of(pitch, onset, duration, at=t, half_life=KEY_HALF_LIFE_S))
+        chord = estimate_chord(profile_of(pitch, onset, duration, at=t,
+                                          half_life=CHORD_HALF_LIFE_S))
+        if key is not None:
+            judged_key += 1
+            in_key += note.pitch % 12 in key.scale
+        if chord is not None:
+            judged_chord += 1
+            in_chord += note.pitch % 12 in chord.pitch_classes
+    return {"in_key": round(in_key / judged_key, 4) if judged_key else None,
+            "in_chord": round(in_chord / judged_chord, 4) if judged_chord else None}
+
+
 def density_correlation(players: list[Note], agent: list[Note]) -> float | None:
     if not players or not agent:
         return None
@@ -87,6 +137,7 @@ def evaluate_log(header: dict[str, Any], records: list[dict[str, Any]],
         "response_delay_ms": _percentiles(delays),
         "density_correlation": density_correlation(players, agent),
         "copied_from_call_notes": _copied_from_calls(records, answers),
+        **harmony_shares(player_spans(records), agent),
     }
     if corpus_lines is not None:
         report["copied_from_corpus_notes"] = longest_shared_run([n.pitch for n in agent],
@@ -139,7 +190,13 @@ def format_report(r: dict[str, Any]) -> str:
         "density correlation (onsets per 2 s, agent vs players) "
         + ("n/a" if corr is None else f"{corr:.2f}"),
         f"longest run copied from a call {r['copied_from_call_notes']} notes",
+        f"agent notes in the players' key {_share(r['in_key'])}, in their chord "
+        f"{_share(r['in_chord'])}",
     ]
     if "copied_from_corpus_notes" in r:
         lines.append(f"longest run copied from the corpus {r['copied_from_corpus_notes']} notes")
     return "\n".join(lines)
+
+
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"

@@ -24,6 +24,8 @@ def test_evaluate_figures_of_the_demo(tmp_path: Path,
     assert -1.0 <= report["density_correlation"] <= 1.0
     assert 1 <= report["copied_from_call_notes"] <= 16  # the memory answers from what it heard
     assert "copied_from_corpus_notes" not in report
+    assert report["in_key"] == 1.0  # the memory plays back what it heard: C major throughout
+    assert 0.0 < report["in_chord"] < 1.0
     assert main(["evaluate", str(tmp_path / "r")]) == 0
     assert "response delay (end of call -> first answer note) p50 700.0 ms" in \
         capsys.readouterr().out

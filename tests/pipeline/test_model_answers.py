@@ -17,6 +17,7 @@ from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import LOG_NAME, MIDI_NAME
 from tests.model_fixtures import save_random_checkpoint
 
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "performances" / "demo"
 MODEL = """
@@ -61,6 +62,10 @@ def test_the_model_answers_each_call_within_its_range(piece: Path, tmp_path: Pat
     for decision, call in zip(decisions, calls, strict=False):
         low, high = min(call) - 2, max(call) + 2
         assert all(low <= pitch <= high for _, pitch, _, _ in decision["plan"]), decision
+        # ...and to the scale of the key heard (the demo is in C major: no black keys).
+        assert all(pitch % 12 in C_MAJOR for _, pitch, _, _ in decision["plan"]), decision
+    requests = [r for r in records if r["k"] == "model" and r["what"] == "request"]
+    assert all(set(r["scale"]) == C_MAJOR for r in requests)
     assert 0 < summary["originality_notes"] <= 12
 
 
