@@ -18,6 +18,7 @@ from agent import midi
 from agent.clock import ms_to_ns
 from agent.config import Config
 from agent.events import Heard, NoteId, PhraseNote
+from agent.listen.beat import BeatTracker
 from agent.listen.harmony import PitchClassProfile, estimate_key
 from agent.listen.midi_clock import ClockFollower
 from agent.listen.players import Listening
@@ -25,10 +26,12 @@ from agent.model import representation as rep
 from agent.model.continuator import Continuator
 from agent.model.live import ModelClient, ModelNote, PhraseRequest
 from agent.model.proposals import Constraints
+from agent.policy.beat_lock import lock_to_grid
 from agent.policy.respond import PlannedNote, harmony_pitches, plan_answer, plan_from_model
 from agent.record.log import EventLog
 from agent.schedule.scheduler import Scheduler
 
+BEAT_LOCK_CONFIDENCE = 0.5  # below this the tracker's grid is a guess: leave the timing alone
 KEY_HALF_LIFE_S = 30.0  # the key changes slowly: what was played half a minute ago counts half
 NS_PER_S = 1_000_000_000
 ANSWER = "answer"  # scheduler tag of the notes of a response (cancelled when a player comes in)
@@ -56,6 +59,8 @@ class Agent:
         self._harmony: dict[tuple[str, int, int], list[NoteId]] = {}
         self._last_bpm: float | None = None
         self.key_profile = PitchClassProfile(half_life=KEY_HALF_LIFE_S)
+        # Tempo from the players' onsets, for beat lock (~0.3 ms per onset: off when unused).
+        self.beat = BeatTracker() if config.respond.beat_lock > 0 else None
 
     # -- input ------------------------------------------------------------------------------
     def hear(self, ev: Heard) -> None:
@@ -70,6 +75,8 @@ class Agent:
                                  finished.duration_ns / NS_PER_S)
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
+            if self.beat is not None:
+                self.beat.on_onset(ev.time_ns)
             if self.model is not None:
                 self.model.feed(ev.time_ns, rep.PLAYER, ev.data[1], ev.data[2], None,
                                 self._beat_in_bar())
@@ -169,6 +176,7 @@ class Agent:
             plan = plan_answer(call, self.memory, self.rng, start,
                                self.config.respond.max_notes, self._max_note_ns)
             source = "markov"
+        plan = self._beat_locked(plan, t_ns)
         # The plan as scheduled: [start ns, pitch, velocity, duration ns] per note. Notes a
         # player's entry later cancels are in here, and not among the emitted messages.
         self.log.write("decision", self.scheduler.clock.now_ns(), what="respond",
@@ -181,6 +189,15 @@ class Agent:
                                     cause_ns=call_end_ns if i == 0 else None)
             if self.model is not None:  # the model hears the agent's notes as they start
                 self.scheduler.call_at(note.start_ns, self._feeder(note), tag=ANSWER)
+
+    def _beat_locked(self, plan: list[PlannedNote], t_ns: int) -> list[PlannedNote]:
+        """With a steady beat heard (confident enough), the answer locks softly to it."""
+        if self.beat is None:
+            return plan
+        beat = self.beat.estimate(t_ns)
+        if beat is None or beat.confidence < BEAT_LOCK_CONFIDENCE:
+            return plan
+        return lock_to_grid(plan, beat.phase_ns, beat.period_ns, self.config.respond.beat_lock)
 
     def _feeder(self, note: PlannedNote) -> Callable[[int], None]:
         def feed(t_ns: int) -> None:

@@ -7,6 +7,8 @@ Figures (each explained where it is computed):
 - harmony: the share of the agent's notes in the key estimated from what the players played so
   far (agent.listen.harmony, duration-weighted, half-life 30 s), and in the chord the players
   sound around it (half-life 0.5 s);
+- beat grid: with the beat tracked from the players' onsets up to each agent note
+  (agent.listen.beat), how far the note is from the nearest half-beat of that grid;
 - originality: the longest run of the agent's intervals found in the corpus of the model used
   (when there was one), and found in the call each answer responds to.
 
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from agent import midi
+from agent.listen.beat import BeatTracker
 from agent.listen.harmony import estimate_chord, estimate_key, profile_of
 from agent.model.originality import join_lines, longest_shared_run
 from agent.pipeline import KEY_HALF_LIFE_S
@@ -111,6 +114,24 @@ def harmony_shares(spans: np.ndarray, agent: list[Note]) -> dict[str, float | No
             "in_chord": round(in_chord / judged_chord, 4) if judged_chord else None}
 
 
+def grid_deviations(players: list[Note], agent: list[Note]) -> list[float]:
+    """ms from each agent onset to the nearest half-beat of the players' tracked beat then."""
+    tracker = BeatTracker()
+    out = []
+    heard = 0
+    for note in agent:
+        while heard < len(players) and players[heard].t_ns <= note.t_ns:
+            tracker.on_onset(players[heard].t_ns)
+            heard += 1
+        beat = tracker.estimate(note.t_ns)
+        if beat is None:
+            continue
+        half = beat.period_ns / 2
+        offset = (note.t_ns - beat.phase_ns) % half
+        out.append(min(offset, half - offset) / NS_PER_MS)
+    return out
+
+
 def density_correlation(players: list[Note], agent: list[Note]) -> float | None:
     if not players or not agent:
         return None
@@ -138,6 +159,7 @@ def evaluate_log(header: dict[str, Any], records: list[dict[str, Any]],
         "density_correlation": density_correlation(players, agent),
         "copied_from_call_notes": _copied_from_calls(records, answers),
         **harmony_shares(player_spans(records), agent),
+        "grid_deviation_ms": _percentiles(grid_deviations(players, agent)),
     }
     if corpus_lines is not None:
         report["copied_from_corpus_notes"] = longest_shared_run([n.pitch for n in agent],
@@ -192,6 +214,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"longest run copied from a call {r['copied_from_call_notes']} notes",
         f"agent notes in the players' key {_share(r['in_key'])}, in their chord "
         f"{_share(r['in_chord'])}",
+        f"agent onsets from the players' beat grid (half beats) p50 "
+        f"{r['grid_deviation_ms']['p50']} ms, p90 {r['grid_deviation_ms']['p90']} ms",
     ]
     if "copied_from_corpus_notes" in r:
         lines.append(f"longest run copied from the corpus {r['copied_from_corpus_notes']} notes")

@@ -17,11 +17,11 @@ MS = 1_000_000
 class Run:
     """A session on a manual clock that collects what the agent emits."""
 
-    def __init__(self, tmp_path: Path, **agent: object) -> None:
+    def __init__(self, tmp_path: Path, beat_lock: float = 0.0, **agent: object) -> None:
         table = {
             "players": [{"name": "a", "port": "virtual:a"}, {"name": "b", "port": "virtual:b"}],
             "agent": {"outputs": ["out"], "channel": 1, "output_latency_ms": 100.0, **agent},
-            "respond": {"phrase_gap_ms": 500.0},
+            "respond": {"phrase_gap_ms": 500.0, "beat_lock": beat_lock},
         }
         self.clock = ManualClock()
         self.out: list[tuple[int, bytes]] = []
@@ -76,6 +76,17 @@ def test_respond_answers_one_gap_plus_latency_after_the_phrase(tmp_path: Path) -
     assert played[0][0] == end + 500 + 100
     assert {p for _, p in played} <= {60, 62, 64, 65, 67}
     assert len(played) == 5  # as long as the call
+
+
+def test_with_beat_lock_the_answer_lands_on_the_players_half_beat_grid(tmp_path: Path) -> None:
+    run = Run(tmp_path, beat_lock=1.0, mode="respond")
+    # Eight quarter notes at 120 BPM from t = 1,000 ms: beats at 1,000 + 500k ms.
+    end = phrase(run, "a", [60, 62, 64, 65, 67, 65, 64, 62], 1000, ioi_ms=500)
+    run.until(end + 5_000)
+    played = run.notes_on()
+    assert len(played) == 8
+    assert played[0][0] >= end + 500 + 100  # never earlier than the gap and the latency allow
+    assert all((t - 1000) % 250 == 0 for t, _ in played), played  # on half beats exactly
 
 
 def test_a_player_coming_in_cancels_the_rest_of_the_answer(tmp_path: Path) -> None:
