@@ -192,10 +192,13 @@ class WorkerModel:
     def _send(self, message: tuple[Any, ...]) -> bool:
         if not self._ready or self._sent - self._acked >= MAX_BACKLOG:
             return False  # never block the loop on a full pipe: check() restarts the worker
+        idle = not self._owed and self._sent <= self._acked
         try:
             self._conn.send(message)
         except OSError:
             return False
+        if idle:  # the worker owes something from now on: its silence counts from here
+            self._progress_ns = self._scheduler.clock.now_ns()
         return True
 
     def feed(self, t_ns: int, role: int, pitch: int, velocity: int, duration_s: float | None,

@@ -87,6 +87,16 @@ async def test_the_worker_answers_within_the_constraints(rig: Rig) -> None:
     assert rig.worker.restarts == 0
 
 
+async def test_new_work_after_a_long_quiet_is_not_taken_for_a_stall(rig: Rig) -> None:
+    """The worker's silence counts from when it was given work, not from its last answer."""
+    await asyncio.sleep(0.6)  # quiet for longer than restart_after (0.5 s)
+    feed_call(rig, [60])
+    rig.worker.check(rig.scheduler.clock.now_ns())  # before the worker could acknowledge
+    assert rig.worker.restarts == 0
+    notes, why = await rig.ask(deadline_s=20)
+    assert why == "model" and notes and rig.worker.restarts == 0
+
+
 async def test_a_stalled_worker_misses_its_deadline_and_is_restarted(rig: Rig) -> None:
     feed_call(rig, [60, 62, 64])
     old_pid = rig.reports[0][1]["pid"]
