@@ -104,6 +104,8 @@ def write_config(path: Path) -> None:
     for player in table["players"]:
         player["port"] = f"bench-{player['name']}"
     table["agent"]["outputs"] = ["bench-synth"]
+    if table.get("model", {}).get("checkpoint"):  # the config moves: its model path must not
+        table["model"]["checkpoint"] = str((DEMO / table["model"]["checkpoint"]).resolve())
     write_toml(path, table)
 
 
