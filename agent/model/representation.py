@@ -3,7 +3,7 @@
 An event is one note onset, with six fields, each a small integer (a token):
 
 | field    | values |
-|----------|----------------------------------------------------------------------------------------|
+|----------|--------|
 | role     | 0 = a human player, 1 = an agent voice |
 | pitch    | MIDI pitch 0..127 |
 | dt       | time since the previous event's onset, in seconds, on a log scale (DT_EDGES) |
