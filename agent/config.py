@@ -57,6 +57,7 @@ class AgentSection:
 @dataclass(frozen=True)
 class RespondSection:
     phrase_gap_ms: float = 600.0  # silence with no held notes that ends a phrase
+    phrase_gap_beats: float = 0.0  # if > 0 and a steady beat is heard: the gap in beats instead
     max_order: int = 4  # longest context of the live Markov memory
     max_notes: int = 24  # longest answer
     yield_to_players: bool = True  # a player coming in cancels the rest of the answer
@@ -215,6 +216,7 @@ def _check(c: Config, check_files: bool = True) -> None:
     _range(s, "respond.max_order", c.respond.max_order, 1, 16)
     _range(s, "respond.max_notes", c.respond.max_notes, 1, 256)
     _range(s, "respond.beat_lock", c.respond.beat_lock, 0.0, 1.0)
+    _range(s, "respond.phrase_gap_beats", c.respond.phrase_gap_beats, 0.0, 16.0)
     for i, iv in enumerate(c.harmony.intervals):
         _range(s, f"harmony.intervals[{i}]", iv, -48, 48)
     _range(s, "record.flush_ms", c.record.flush_ms, 1, 100)

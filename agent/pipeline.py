@@ -31,6 +31,7 @@ from agent.policy.respond import PlannedNote, harmony_pitches, plan_answer, plan
 from agent.record.log import EventLog
 from agent.schedule.scheduler import Scheduler
 
+MIN_PHRASE_GAP_NS = 150_000_000  # shorter silences are articulation, never a phrase end
 BEAT_LOCK_CONFIDENCE = 0.5  # below this the tracker's grid is a guess: leave the timing alone
 KEY_HALF_LIFE_S = 30.0  # the key changes slowly: what was played half a minute ago counts half
 NS_PER_S = 1_000_000_000
@@ -60,7 +61,8 @@ class Agent:
         self._last_bpm: float | None = None
         self.key_profile = PitchClassProfile(half_life=KEY_HALF_LIFE_S)
         # Tempo from the players' onsets, for beat lock (~0.3 ms per onset: off when unused).
-        self.beat = BeatTracker() if config.respond.beat_lock > 0 else None
+        self.beat = BeatTracker() if (config.respond.beat_lock > 0
+                                      or config.respond.phrase_gap_beats > 0) else None
 
     # -- input ------------------------------------------------------------------------------
     def hear(self, ev: Heard) -> None:
@@ -115,7 +117,8 @@ class Agent:
         if self.listening.anyone_holding():
             return
         serial = self._silence_serial
-        self.scheduler.call_at(t_ns + self._gap_ns, lambda t: self._phrase_end(t, serial, t_ns),
+        self.scheduler.call_at(t_ns + self._phrase_gap_ns(t_ns),
+                               lambda t: self._phrase_end(t, serial, t_ns),
                                tag="phrase-end")
 
     def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int) -> None:
@@ -189,6 +192,16 @@ class Agent:
                                     cause_ns=call_end_ns if i == 0 else None)
             if self.model is not None:  # the model hears the agent's notes as they start
                 self.scheduler.call_at(note.start_ns, self._feeder(note), tag=ANSWER)
+
+    def _phrase_gap_ns(self, t_ns: int) -> int:
+        """The silence that ends a phrase: respond.phrase_gap_beats of the heard beat when one
+        is heard steadily (a phrase's breath scales with the tempo), else phrase_gap_ms."""
+        beats = self.config.respond.phrase_gap_beats
+        if beats > 0 and self.beat is not None:
+            beat = self.beat.estimate(t_ns)
+            if beat is not None and beat.confidence >= BEAT_LOCK_CONFIDENCE:
+                return max(round(beats * beat.period_ns), MIN_PHRASE_GAP_NS)
+        return self._gap_ns
 
     def _beat_locked(self, plan: list[PlannedNote], t_ns: int) -> list[PlannedNote]:
         """With a steady beat heard (confident enough), the answer locks softly to it."""

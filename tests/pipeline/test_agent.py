@@ -17,11 +17,13 @@ MS = 1_000_000
 class Run:
     """A session on a manual clock that collects what the agent emits."""
 
-    def __init__(self, tmp_path: Path, beat_lock: float = 0.0, **agent: object) -> None:
+    def __init__(self, tmp_path: Path, beat_lock: float = 0.0, gap_beats: float = 0.0,
+                 **agent: object) -> None:
         table = {
             "players": [{"name": "a", "port": "virtual:a"}, {"name": "b", "port": "virtual:b"}],
             "agent": {"outputs": ["out"], "channel": 1, "output_latency_ms": 100.0, **agent},
-            "respond": {"phrase_gap_ms": 500.0, "beat_lock": beat_lock},
+            "respond": {"phrase_gap_ms": 500.0, "beat_lock": beat_lock,
+                        "phrase_gap_beats": gap_beats},
         }
         self.clock = ManualClock()
         self.out: list[tuple[int, bytes]] = []
@@ -87,6 +89,16 @@ def test_with_beat_lock_the_answer_lands_on_the_players_half_beat_grid(tmp_path:
     assert len(played) == 8
     assert played[0][0] >= end + 500 + 100  # never earlier than the gap and the latency allow
     assert all((t - 1000) % 250 == 0 for t, _ in played), played  # on half beats exactly
+
+
+def test_with_a_steady_beat_the_phrase_gap_follows_the_tempo(tmp_path: Path) -> None:
+    run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="respond")
+    end = phrase(run, "a", [60, 62, 64, 65, 67, 65, 64, 62], 1000, ioi_ms=500)  # 120 BPM
+    assert end == 4900
+    run.until(end + 5_000)
+    # Half a beat of silence (250 ms) ends the phrase instead of 500 ms; with the latency
+    # (100 ms) the answer may start at 5,250 ms, which is on the half-beat grid.
+    assert run.notes_on()[0][0] == 5250
 
 
 def test_a_player_coming_in_cancels_the_rest_of_the_answer(tmp_path: Path) -> None:

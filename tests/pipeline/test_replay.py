@@ -31,13 +31,14 @@ def emitted(out_dir: Path) -> list[str]:
 
 def demo(out: Path, seed: int | None = None,
          model: bool = True) -> dict:  # type: ignore[type-arg]
-    """The demo replayed; model=False: the Markov memory alone, no beat lock (no floating point
-    involved, so the output is the same on every machine)."""
+    """The demo replayed; model=False: the Markov memory alone, no beat tracking (no floating
+    point involved, so the output is the same on every machine)."""
     rec = load_recording(DEMO / "rehearsal.mid")
     cfg = fit_config(rec, config_mod.load(DEMO / "performance.toml"))
     if not model:  # and no beat lock: the tracker's grid is floating point too
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, checkpoint=""),
-                                  respond=dataclasses.replace(cfg.respond, beat_lock=0.0))
+                                  respond=dataclasses.replace(cfg.respond, beat_lock=0.0,
+                                                              phrase_gap_beats=0.0))
     if seed is not None:
         cfg = dataclasses.replace(cfg, performance=dataclasses.replace(cfg.performance, seed=seed))
     return replay_fast(rec, cfg, out, "demo")
