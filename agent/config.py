@@ -61,6 +61,7 @@ class RespondSection:
     max_order: int = 4  # longest context of the live Markov memory
     max_notes: int = 24  # longest answer
     yield_to_players: bool = True  # a player coming in cancels the rest of the answer
+    solo_after_ms: float = 0.0  # players resting this long after the agent stops: it plays on
     beat_lock: float = 0.8  # how far onsets move onto the heard beat's half-beat grid (0 = off)
 
 
@@ -216,6 +217,8 @@ def _check(c: Config, check_files: bool = True) -> None:
     _range(s, "respond.max_order", c.respond.max_order, 1, 16)
     _range(s, "respond.max_notes", c.respond.max_notes, 1, 256)
     _range(s, "respond.beat_lock", c.respond.beat_lock, 0.0, 1.0)
+    if c.respond.solo_after_ms:
+        _range(s, "respond.solo_after_ms", c.respond.solo_after_ms, 100.0, 60_000.0)
     _range(s, "respond.phrase_gap_beats", c.respond.phrase_gap_beats, 0.0, 16.0)
     for i, iv in enumerate(c.harmony.intervals):
         _range(s, f"harmony.intervals[{i}]", iv, -48, 48)

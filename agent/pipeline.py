@@ -132,7 +132,8 @@ class Agent:
             return
         self._answer(call, t_ns, call_end_ns)
 
-    def _answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int) -> None:
+    def _answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int | None) -> None:
+        """Answer a call (call_end_ns: when it ended), or play on alone (None: a solo)."""
         if self.model is None:
             self._play_answer(call, t_ns, call_end_ns, None, "no-model")
             return
@@ -169,7 +170,7 @@ class Agent:
                 temperature=m.temperature, top_p=m.top_p),
             beat_s=60.0 / bpm if bpm else None, start_beat=self._beat_in_bar())
 
-    def _play_answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int,
+    def _play_answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int | None,
                      notes: list[ModelNote] | None, why: str) -> None:
         start = t_ns + self._latency_ns
         plan: list[PlannedNote]
@@ -182,7 +183,8 @@ class Agent:
         plan = self._beat_locked(plan, t_ns)
         # The plan as scheduled: [start ns, pitch, velocity, duration ns] per note. Notes a
         # player's entry later cancels are in here, and not among the emitted messages.
-        self.log.write("decision", self.scheduler.clock.now_ns(), what="respond",
+        self.log.write("decision", self.scheduler.clock.now_ns(),
+                       what="respond" if call_end_ns is not None else "solo",
                        call_notes=len(call), source=source, why=why,
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in plan])
         for i, note in enumerate(plan):
@@ -192,6 +194,22 @@ class Agent:
                                     cause_ns=call_end_ns if i == 0 else None)
             if self.model is not None:  # the model hears the agent's notes as they start
                 self.scheduler.call_at(note.start_ns, self._feeder(note), tag=ANSWER)
+        if plan:
+            self._arm_solo(plan[-1].start_ns + plan[-1].duration_ns, call)
+
+    def _arm_solo(self, after_ns: int, call: list[PhraseNote]) -> None:
+        """If the players still rest respond.solo_after_ms after the agent stops, it plays on:
+        a phrase of its own, then another, until someone comes in (which cancels this timer,
+        tagged as the answer is)."""
+        wait_ns = ms_to_ns(self.config.respond.solo_after_ms)
+        if wait_ns <= 0:
+            return
+        serial = self._silence_serial
+
+        def solo(t_ns: int) -> None:
+            if serial == self._silence_serial and not self.listening.anyone_holding():
+                self._answer(call, t_ns, None)
+        self.scheduler.call_at(after_ns + wait_ns, solo, tag=ANSWER)
 
     def _phrase_gap_ns(self, t_ns: int) -> int:
         """The silence that ends a phrase: respond.phrase_gap_beats of the heard beat when one

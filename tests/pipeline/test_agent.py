@@ -18,12 +18,12 @@ class Run:
     """A session on a manual clock that collects what the agent emits."""
 
     def __init__(self, tmp_path: Path, beat_lock: float = 0.0, gap_beats: float = 0.0,
-                 **agent: object) -> None:
+                 solo_after_ms: float = 0.0, **agent: object) -> None:
         table = {
             "players": [{"name": "a", "port": "virtual:a"}, {"name": "b", "port": "virtual:b"}],
             "agent": {"outputs": ["out"], "channel": 1, "output_latency_ms": 100.0, **agent},
             "respond": {"phrase_gap_ms": 500.0, "beat_lock": beat_lock,
-                        "phrase_gap_beats": gap_beats},
+                        "phrase_gap_beats": gap_beats, "solo_after_ms": solo_after_ms},
         }
         self.clock = ManualClock()
         self.out: list[tuple[int, bytes]] = []
@@ -99,6 +99,27 @@ def test_with_a_steady_beat_the_phrase_gap_follows_the_tempo(tmp_path: Path) -> 
     # Half a beat of silence (250 ms) ends the phrase instead of 500 ms; with the latency
     # (100 ms) the answer may start at 5,250 ms, which is on the half-beat grid.
     assert run.notes_on()[0][0] == 5250
+
+
+def test_while_the_players_rest_the_agent_plays_on_until_one_comes_in(tmp_path: Path) -> None:
+    run = Run(tmp_path, solo_after_ms=1000.0, mode="respond")
+    end = phrase(run, "a", [60, 62, 64, 65, 67], 0)
+    run.until(end + 12_000)  # the answer, then solo phrases, 1 s after each ends
+    run.at(end + 12_000, "b", 0x90, 48, 80)  # a player comes in
+    run.until(end + 30_000)
+    run.session.log.close()
+    _, records = read_log(tmp_path / "rec" / LOG_NAME)
+    decisions = [(r["t"], r["what"]) for r in records if r["k"] == "decision"]
+    assert decisions[0][1] == "respond"
+    solos = [t for t, what in decisions if what == "solo"]
+    assert len(solos) >= 2 and all(t < (end + 12_000) * MS for t in solos)
+    assert all(t <= end + 12_000 for t, _ in run.notes_on())  # nothing after the entry
+    assert run.session.scheduler.ledger.sounding() == []
+    # Without solo_after_ms the agent answers once and waits.
+    quiet = Run(tmp_path / "quiet", mode="respond")
+    quiet_end = phrase(quiet, "a", [60, 62, 64, 65, 67], 0)
+    quiet.until(quiet_end + 12_000)
+    assert len(quiet.notes_on()) == 5
 
 
 def test_a_player_coming_in_cancels_the_rest_of_the_answer(tmp_path: Path) -> None:
