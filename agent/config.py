@@ -103,6 +103,10 @@ class Config:
     record: RecordSection = field(default_factory=RecordSection)
     source: str = field(default="<built-in>", compare=False)
 
+    def uses_model(self) -> bool:
+        """A checkpoint is configured and the mode asks it anything (only answers do)."""
+        return bool(self.model.checkpoint) and self.agent.mode == "respond"
+
     def model_path(self) -> Path:
         """The checkpoint, relative to the config file's folder."""
         return Path(self.source).parent / self.model.checkpoint

@@ -60,9 +60,10 @@ class Agent:
         self._harmony: dict[tuple[str, int, int], list[NoteId]] = {}
         self._last_bpm: float | None = None
         self.key_profile = PitchClassProfile(half_life=KEY_HALF_LIFE_S)
-        # Tempo from the players' onsets, for beat lock (~0.3 ms per onset: off when unused).
-        self.beat = BeatTracker() if (config.respond.beat_lock > 0
-                                      or config.respond.phrase_gap_beats > 0) else None
+        # Tempo from the players' onsets, for beat lock and tempo-scaled phrase ends: ~0.3 ms
+        # per onset on the loop, so only where answers use it (never before a harmony note).
+        uses_beat = config.respond.beat_lock > 0 or config.respond.phrase_gap_beats > 0
+        self.beat = BeatTracker() if uses_beat and config.agent.mode == "respond" else None
 
     # -- input ------------------------------------------------------------------------------
     def hear(self, ev: Heard) -> None:

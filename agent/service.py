@@ -98,7 +98,7 @@ async def perform(config: Config) -> dict[str, Any]:
                                 config.performance.name)
     session = Session(config, clock, outputs.send, out_dir,
                       {"clock": "monotonic", "backend": backend.name},
-                      _worker_factory(config, loop) if config.model.checkpoint else None)
+                      _worker_factory(config, loop) if config.uses_model() else None)
     driver = session.drive_realtime(loop)
     stop = asyncio.Event()
     reported = {"overflow": 0, "malformed": 0}  # input drops already reported

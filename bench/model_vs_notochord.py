@@ -67,25 +67,10 @@ def our_pitch_bits(path: Path, corpora: Path, split: str) -> dict[str, float]:
     out["own style"] = own.pitch_bits_per_note
     out["notes"] = own.events
     # The same works with every style equally blended: no help from knowing the corpus.
-    out["blended style"] = _blended_bits(ckpt.net, items)
+    n = ckpt.net.cfg.n_styles
+    out["blended style"] = heldout_bits(ckpt.net, items,
+                                        style=torch.full((n,), 1.0 / n)).pitch_bits_per_note
     return out
-
-
-def _blended_bits(net: torch.nn.Module, items: list) -> float:  # type: ignore[type-arg]
-    from agent.model.heldout import pad_batch
-    from agent.model.net import event_nll
-
-    n_styles = net.cfg.n_styles  # type: ignore[union-attr]
-    nats = notes = 0.0
-    with torch.no_grad():
-        ordered = sorted(items, key=lambda s: len(s.tokens))
-        for start in range(0, len(ordered), 16):
-            tokens, _, mask = pad_batch(ordered[start:start + 16], n_styles)
-            style = torch.full((len(tokens), n_styles), 1.0 / n_styles)
-            nll = event_nll(net, tokens, style, mask)  # type: ignore[arg-type]
-            nats += float(nll["pitch"])
-            notes += float(nll["events"])
-    return nats / np.log(2) / notes
 
 
 def main() -> None:

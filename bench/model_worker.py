@@ -31,7 +31,7 @@ from agent.model import representation as rep
 from agent.model.live import PhraseRequest
 from agent.model.proposals import Constraints
 from agent.model.worker import WorkerModel
-from agent.schedule.realtime import RealtimeDriver
+from agent.schedule.realtime import drive
 from agent.schedule.scheduler import Scheduler
 
 PROBE_NS = 5_000_000  # the driver spins the last 2 ms before each firing: leave the cores some rest
@@ -42,8 +42,7 @@ async def run(placement: str, path: Path, seconds: float, every_ms: float) -> di
     loop = asyncio.get_running_loop()
     clock = MonotonicClock()
     scheduler = Scheduler(clock, lambda port, data: True, 4_000_000_000, lambda e, why: None)
-    driver = RealtimeDriver(loop, clock, scheduler.next_deadline, scheduler.run_due)
-    scheduler.on_earlier_deadline = driver.poke
+    driver = drive(loop, scheduler)
     lag: list[int] = []
     waits: list[int] = []
 

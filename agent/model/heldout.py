@@ -54,14 +54,17 @@ def pad_batch(items: Sequence[Scored], n_styles: int) -> tuple[torch.Tensor, ...
 
 
 @torch.no_grad()
-def heldout_bits(net: EventNet, items: Sequence[Scored], batch: int = 16) -> Bits:
+def heldout_bits(net: EventNet, items: Sequence[Scored], batch: int = 16,
+                 style: torch.Tensor | None = None) -> Bits:
+    """style: one mixture [n_styles] for every work instead of each work's own style."""
     was_training = net.training
     net.eval()
     totals = dict.fromkeys([*HEADS, "events", "durations"], 0.0)
     ordered = sorted(items, key=lambda s: len(s.tokens))  # similar lengths pad less
     for start in range(0, len(ordered), batch):
-        tokens, style, mask = pad_batch(ordered[start:start + batch], net.cfg.n_styles)
-        for key, value in event_nll(net, tokens, style, mask).items():
+        tokens, own, mask = pad_batch(ordered[start:start + batch], net.cfg.n_styles)
+        styles = own if style is None else style.expand(len(tokens), -1)
+        for key, value in event_nll(net, tokens, styles, mask).items():
             totals[key] += float(value)
     net.train(was_training)
     events = max(totals["events"], 1.0)

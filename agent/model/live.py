@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.clock import NS_PER_MS
 from agent.config import Config
 from agent.errors import ConfigError
 from agent.model import representation as rep
@@ -151,6 +150,3 @@ class RecordedModel:
     def close(self) -> None:
         pass
 
-
-def ms(ns: int) -> float:
-    return round(ns / NS_PER_MS, 3)

@@ -93,10 +93,10 @@ def longest_shared_run(line: Sequence[int], corpus: np.ndarray) -> int:
 class CopyGuard:
     """Tells the sampler which next pitches would complete a run longer than `bound` notes."""
 
-    def __init__(self, corpus: np.ndarray | CorpusIndex, bound: int = DEFAULT_BOUND) -> None:
+    def __init__(self, corpus: np.ndarray, bound: int = DEFAULT_BOUND) -> None:
         if not 2 <= bound <= 255:
             raise ValueError(f"originality bound must be 2..255 notes, got {bound}")
-        index = corpus if isinstance(corpus, CorpusIndex) else CorpusIndex(corpus)
+        index = CorpusIndex(corpus)
         self.bound = bound
         self._intervals = bound  # a forbidden run: bound + 1 notes = bound intervals
         self._full = np.sort(index.hashes(self._intervals))

@@ -94,7 +94,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Proposer:
     def __init__(self, net: EventNet, styles: tuple[str, ...], guard: CopyGuard | None = None,
                  seed: int = 0) -> None:
-        self.net = net.eval()
         self.styles = styles
         self.guard = guard
         self._rng = np.random.default_rng(seed)

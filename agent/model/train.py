@@ -221,5 +221,6 @@ def _resume(path: Path, corpora: list[Corpus], net: EventNet, optimiser: torch.o
     if rank:
         rng = np.random.default_rng(rng.integers(2**32) + rank)
     progress = _Progress(**saved.extra["progress"])
-    print(f"train: resuming {path} after epoch {progress.epoch}") if rank == 0 else None
+    if rank == 0:
+        print(f"train: resuming {path} after epoch {progress.epoch}")
     return progress, rng

@@ -6,7 +6,7 @@ process costs the loop only the pipe writes and reads (bench/model_worker.py mea
 
 Protocol (pickled tuples over a multiprocessing Pipe):
   parent -> worker: ("feed", ModelEvent) | ("phrase", id, PhraseRequest) | ("style", weights)
-  worker -> parent: ("ready", pid) | ("fed", total) | ("phrase", id, [Proposal], compute_ns, total)
+  worker -> parent: ("ready", pid) | ("fed", total) | ("phrase", id, [Proposal], total)
 (total: feeds processed so far; the parent's backlog is what it sent minus that)
 The worker is started with `spawn` (a fork after BLAS threads started has hung) and caps torch at
 one thread before its first operation.
@@ -24,7 +24,6 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -72,10 +71,9 @@ def serve(path: str, seed: int, bound: int, style: dict[str, float],
                 conn.send(("fed", fed))
         elif kind == "phrase":
             _, rid, req = message
-            t0 = time.perf_counter_ns()
             notes = proposer.propose_phrase(req.notes, req.constraints, req.beat_s,
                                             req.start_beat)
-            conn.send(("phrase", rid, notes, time.perf_counter_ns() - t0, fed))
+            conn.send(("phrase", rid, notes, fed))
         elif kind == "style":
             proposer.set_style(message[1])
         elif kind == "stop":
@@ -121,9 +119,6 @@ class WorkerModel:
         self._next_id = 0
         self.restarts = 0
         self.failure: str | None = None
-        self.late = 0
-        self.round_trip_ns: list[int] = []
-        self.compute_ns: list[int] = []
         self._ready_event = asyncio.Event()
         self._start()
 
@@ -228,7 +223,6 @@ class WorkerModel:
     def _expire(self, rid: int, t_ns: int) -> None:
         entry = self._pending.pop(rid, None)
         if entry is not None:
-            self.late += 1
             entry[1](None, "late")
 
     def _on_readable(self) -> None:
@@ -261,12 +255,10 @@ class WorkerModel:
         elif kind == "fed":
             self._acked = message[1]
         elif kind == "phrase":
-            _, rid, proposals, compute_ns, self._acked = message
-            self.compute_ns.append(compute_ns)
+            _, rid, proposals, self._acked = message
             self._owed.discard(rid)
             entry = self._pending.pop(rid, None)
             if entry is None:  # its deadline passed: dropped, never played late
                 return
-            self.round_trip_ns.append(now - entry[0])
             notes = [ModelNote.of(p) for p in proposals]
             entry[1](notes, "model") if notes else entry[1](None, "nothing-allowed")

@@ -17,19 +17,21 @@ Pure: the same log gives the same figures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agent import midi
+from agent.events import Heard
 from agent.listen.beat import BeatTracker
 from agent.listen.harmony import estimate_chord, estimate_key, profile_of
+from agent.listen.players import Listening
 from agent.model.originality import join_lines, longest_shared_run
 from agent.pipeline import KEY_HALF_LIFE_S
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
+from agent.record.summary import Note, notes_of
 
 WINDOW_NS = 2_000_000_000
 NS_PER_MS = 1_000_000
@@ -37,60 +39,17 @@ NS_PER_S = 1_000_000_000
 CHORD_HALF_LIFE_S = 0.5
 
 
-@dataclass(frozen=True)
-class Note:
-    t_ns: int
-    pitch: int
-    velocity: int
-
-
-def notes_of(records: list[dict[str, Any]], first_port: str) -> tuple[list[Note], list[Note]]:
-    """(players' note-ons, agent's note-ons on its first port) in time order."""
-    players, agent = [], []
-    for r in records:
-        if r["k"] not in ("in", "emit"):
-            continue
-        data = bytes.fromhex(r["data"])
-        if not midi.is_note_on(data):
-            continue
-        if r["k"] == "in":
-            players.append(Note(r["t"], data[1], data[2]))
-        elif r["port"] == first_port:
-            agent.append(Note(r["t"], data[1], data[2]))
-    return players, agent
-
-
-def call_ends(records: list[dict[str, Any]]) -> list[int]:
-    """The last note-off heard before each answer (the end of the call it answers)."""
-    ends, last_off = [], None
-    for r in records:
-        if r["k"] == "in" and midi.is_note_off(bytes.fromhex(r["data"])):
-            last_off = r["t"]
-        elif r["k"] == "decision" and r.get("what") == "respond" and last_off is not None:
-            ends.append(last_off)
-    return ends
-
-
-def player_spans(records: list[dict[str, Any]]) -> np.ndarray:
-    """Every player note as [onset s, pitch, duration s]; float64 [n, 3] (unfinished: to the end).
-    """
-    held: dict[tuple[str, int, int], int] = {}
-    spans: list[tuple[float, int, float]] = []
+def player_spans(header: dict[str, Any], records: list[dict[str, Any]]) -> np.ndarray:
+    """Every player note as [onset s, pitch, duration s], as the agent's listener pairs them;
+    notes still held at the end last until then. float64 [n, 3]."""
+    names = [p["name"] for p in header["config"]["players"]]
+    listening = Listening.for_players(names)
+    notes = [n for r in records if r["k"] == "in"
+             if (n := listening.hear(Heard(r["t"], r["player"], bytes.fromhex(r["data"]))))]
     end = records[-1]["t"] if records else 0
-    for r in records:
-        if r["k"] != "in":
-            continue
-        data = bytes.fromhex(r["data"])
-        key = (r["player"], data[0] & 0x0F, data[1]) if len(data) == 3 else None
-        if key is None:
-            continue
-        if key in held and (midi.is_note_off(data) or midi.is_note_on(data)):
-            onset = held.pop(key)
-            spans.append((onset / NS_PER_S, key[2], (r["t"] - onset) / NS_PER_S))
-        if midi.is_note_on(data):
-            held[key] = r["t"]
-    spans += [(t / NS_PER_S, k[2], (end - t) / NS_PER_S) for k, t in held.items()]
-    return np.array(sorted(spans), dtype=np.float64).reshape(-1, 3)
+    notes += [n for name in names for n in listening.release_player(name, end)]
+    spans = sorted((n.onset_ns / NS_PER_S, n.pitch, n.duration_ns / NS_PER_S) for n in notes)
+    return np.array(spans, dtype=np.float64).reshape(-1, 3)
 
 
 def harmony_shares(spans: np.ndarray, agent: list[Note]) -> dict[str, float | None]:
@@ -150,15 +109,15 @@ def evaluate_log(header: dict[str, Any], records: list[dict[str, Any]],
     config = header["config"]
     players, agent = notes_of(records, config["agent"]["outputs"][0])
     answers = [r for r in records if r["k"] == "decision" and r.get("what") == "respond"]
-    firsts = [r["t"] for r in records if r["k"] == "emit" and "cause" in r
-              and r["port"] == config["agent"]["outputs"][0]]
-    delays = [(f - e) / NS_PER_MS for f, e in zip(firsts, call_ends(records), strict=False)]
+    # An answer's first note carries the end of the call it answers (`cause`).
+    delays = [(r["t"] - r["cause"]) / NS_PER_MS for r in records if r["k"] == "emit"
+              and "cause" in r and r["port"] == config["agent"]["outputs"][0]]
     report: dict[str, Any] = {
         "player_notes": len(players), "agent_notes": len(agent), "answers": len(answers),
         "response_delay_ms": _percentiles(delays),
         "density_correlation": density_correlation(players, agent),
         "copied_from_call_notes": _copied_from_calls(records, answers),
-        **harmony_shares(player_spans(records), agent),
+        **harmony_shares(player_spans(header, records), agent),
         "grid_deviation_ms": _percentiles(grid_deviations(players, agent)),
     }
     if corpus_lines is not None:

@@ -115,7 +115,7 @@ def replay_model(recording: Recording, cfg: Config) -> ModelFactory | None:
     """Which model a replay uses: none if the config has none; the recorded answers when
     replaying a log with its own config (byte-identical output); else the model itself, in
     this process (a MIDI file, or another config: a re-improvisation)."""
-    if not cfg.model.checkpoint:
+    if not cfg.uses_model():
         return None
     if cfg == recording.config and recording.model_answers:
         return recorded_factory(recording.model_answers)

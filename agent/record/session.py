@@ -12,7 +12,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from agent import midi
 from agent.clock import Clock, ms_to_ns
 from agent.config import Config
 from agent.errors import ModelError
@@ -22,8 +21,8 @@ from agent.model.originality import longest_shared_run
 from agent.pipeline import Agent
 from agent.record import smf
 from agent.record.log import EventLog, read_log
-from agent.record.summary import summarise
-from agent.schedule.realtime import RealtimeDriver
+from agent.record.summary import notes_of, summarise
+from agent.schedule.realtime import RealtimeDriver, drive
 from agent.schedule.scheduler import Scheduler, Sink
 
 LOG_NAME = "log.jsonl"
@@ -50,7 +49,7 @@ class Session:
         self.config = config
         self.clock = clock
         self.out_dir = out_dir
-        if config.model.checkpoint:
+        if config.uses_model():
             header = {**header, "model": model_identity(config.model_path())}
         self.log = EventLog(out_dir / LOG_NAME, {
             "config": config.to_dict(), "seed": config.performance.seed, **header,
@@ -70,9 +69,7 @@ class Session:
 
     def drive_realtime(self, loop: asyncio.AbstractEventLoop) -> RealtimeDriver:
         """Run the scheduler's jobs at their deadlines on this loop (live and --realtime)."""
-        driver = RealtimeDriver(loop, self.clock, self.scheduler.next_deadline, self.run_due)
-        self.scheduler.on_earlier_deadline = driver.poke
-        return driver
+        return drive(loop, self.scheduler)
 
     def hear(self, ev: Heard) -> None:
         self.scheduler.run_due(ev.time_ns)  # what was due before this event happens first
@@ -113,7 +110,7 @@ class Session:
         smf.export(header, records, self.out_dir / MIDI_NAME)
         summary = summarise(header, records)
         summary["recording"] = str(self.out_dir)
-        if self.config.model.checkpoint:
+        if self.config.uses_model():
             try:
                 summary["originality_notes"] = self._originality(records)
             except ModelError as e:  # a replay of recorded answers can run without the model
@@ -125,8 +122,6 @@ class Session:
         """The longest run of the agent's notes copied from the model's corpus (in notes)."""
         from agent.model.checkpoint import load  # torch, only for runs that have a model
 
-        first_port = self.config.agent.outputs[0]  # each note goes to every port: count once
-        pitches = [int(r["data"][2:4], 16) for r in records
-                   if r["k"] == "emit" and r["port"] == first_port
-                   and midi.is_note_on(bytes.fromhex(r["data"]))]
-        return longest_shared_run(pitches, load(self.config.model_path()).corpus_lines)
+        _players, agent = notes_of(records, self.config.agent.outputs[0])
+        return longest_shared_run([n.pitch for n in agent],
+                                  load(self.config.model_path()).corpus_lines)

@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from agent import midi
 from agent.stats import Samples
+
+
+@dataclass(frozen=True)
+class Note:
+    t_ns: int
+    pitch: int
+    velocity: int
+
+
+def notes_of(records: list[dict[str, Any]], first_port: str) -> tuple[list[Note], list[Note]]:
+    """(players' note-ons, agent's note-ons on its first port) in time order."""
+    players, agent = [], []
+    for r in records:
+        if r["k"] not in ("in", "emit"):
+            continue
+        data = bytes.fromhex(r["data"])
+        if not midi.is_note_on(data):
+            continue
+        if r["k"] == "in":
+            players.append(Note(r["t"], data[1], data[2]))
+        elif r["port"] == first_port:
+            agent.append(Note(r["t"], data[1], data[2]))
+    return players, agent
+
 
 # What a mode's reaction latency is measured from (the emit record's `cause`) and to.
 REACTS_TO = {"respond": "end of a call -> first answer note",

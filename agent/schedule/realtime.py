@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from agent.clock import Clock
+
+if TYPE_CHECKING:
+    from agent.schedule.scheduler import Scheduler
 
 EARLY_NS = 2_000_000
 
@@ -77,3 +81,10 @@ class RealtimeDriver:
                 pass
             self._run_due(self._clock.now_ns())
         self.rearm()
+
+
+def drive(loop: asyncio.AbstractEventLoop, scheduler: Scheduler) -> RealtimeDriver:
+    """Run a scheduler's jobs at their deadlines on this loop, re-armed when one comes earlier."""
+    driver = RealtimeDriver(loop, scheduler.clock, scheduler.next_deadline, scheduler.run_due)
+    scheduler.on_earlier_deadline = driver.poke
+    return driver

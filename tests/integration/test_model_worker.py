@@ -20,7 +20,7 @@ from agent.model import representation as rep
 from agent.model.live import ModelNote, PhraseRequest
 from agent.model.proposals import Constraints
 from agent.model.worker import WorkerModel
-from agent.schedule.realtime import RealtimeDriver
+from agent.schedule.realtime import drive
 from agent.schedule.scheduler import Scheduler
 from tests.model_fixtures import save_random_checkpoint
 
@@ -55,8 +55,7 @@ def make_rig(path: Path, restart_after_s: float = 0.5, style: dict[str, float] |
     loop = asyncio.get_running_loop()
     clock = MonotonicClock()
     scheduler = Scheduler(clock, lambda port, data: True, 4 * S, lambda e, why: None)
-    driver = RealtimeDriver(loop, clock, scheduler.next_deadline, scheduler.run_due)
-    scheduler.on_earlier_deadline = driver.poke
+    drive(loop, scheduler)  # the scheduler holds it (on_earlier_deadline)
     reports: list[tuple[str, dict[str, Any]]] = []
     worker = WorkerModel(path, seed=1, bound=12, style=style or {}, scheduler=scheduler,
                          loop=loop, report=lambda what, f: reports.append((what, f)),
