@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
+from agent.policy.controls import MODES, Controls, ControlValueError, check_changes
 
-MODES = ("respond", "harmony")
+# "respond" is the first name of call-and-response; recordings made with it still load.
+MODE_ALIASES = {"respond": "call-response"}
 BACKENDS = ("auto", "jack", "alsa")
 
 
@@ -26,6 +28,7 @@ BACKENDS = ("auto", "jack", "alsa")
 class PerformanceSection:
     name: str = "untitled"
     seed: int = 1
+    beats_per_bar: int = 4  # for bar-counted sections and the beat position fed to the model
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Player:
 
 @dataclass(frozen=True)
 class AgentSection:
-    mode: str = "respond"
+    mode: str = "call-response"  # the starting mode (policy/controls.MODES)
     outputs: tuple[str, ...] = ("virtual:stage-agent-out",)
     channel: int = 1  # 1-16
     output_latency_ms: float = 100.0  # planned events play at decision time + this
@@ -63,6 +66,49 @@ class RespondSection:
     yield_to_players: bool = True  # a player coming in cancels the rest of the answer
     solo_after_ms: float = 0.0  # players resting this long after the agent stops: it plays on
     beat_lock: float = 0.8  # how far onsets move onto the heard beat's half-beat grid (0 = off)
+
+
+@dataclass(frozen=True)
+class ControlsSection:
+    """The controls' starting values (policy/controls.py); sections and commands change them."""
+
+    density: float = 1.0
+    register: int = 0
+    dynamics: float = 0.0
+    valence: float = 0.0
+    arousal: float = 0.0
+    memory_weight: float = 0.0
+    mute: bool = False
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the piece: its mode and controls, left by a cue or after `bars` bars."""
+
+    name: str
+    mode: str = ""  # "" = keep the mode playing when the section starts
+    bars: int = 0  # go on to the next section after this many bars; 0 = only on a cue
+    # as [controls], plus temperature and styles
+    controls: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    host: str = ""  # the broker; "" = no control plane
+    port: int = 1883
+    agent: str = "agent"  # this agent's name: topics are stage/<performance.name>/<agent>/...
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    ca_file: str = ""  # with tls: the CA bundle (relative to this file); "" = the system's
+    keepalive_s: int = 10
+
+
+@dataclass(frozen=True)
+class OscSection:
+    visuals: tuple[str, ...] = ()  # "host:port" destinations of the plan and state stream
+    control: str = ""  # "host:port" to take commands and cues on; "" = none
+    allow: tuple[str, ...] = ("127.0.0.1",)  # sender addresses whose commands are taken
 
 
 @dataclass(frozen=True)
@@ -101,11 +147,25 @@ class Config:
     harmony: HarmonySection = field(default_factory=HarmonySection)
     model: ModelSection = field(default_factory=ModelSection)
     record: RecordSection = field(default_factory=RecordSection)
+    controls: ControlsSection = field(default_factory=ControlsSection)
+    sections: tuple[Section, ...] = ()
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    osc: OscSection = field(default_factory=OscSection)
     source: str = field(default="<built-in>", compare=False)
 
     def uses_model(self) -> bool:
-        """A checkpoint is configured and the mode asks it anything (only answers do)."""
-        return bool(self.model.checkpoint) and self.agent.mode == "respond"
+        """A checkpoint is configured and some mode of the piece asks it anything (every mode
+        but harmony does)."""
+        modes = {self.agent.mode, *(s.mode for s in self.sections if s.mode)}
+        return bool(self.model.checkpoint) and bool(modes - {"harmony"})
+
+    def initial_controls(self) -> Controls:
+        c = self.controls
+        return Controls(mode=self.agent.mode, temperature=self.model.temperature,
+                        density=c.density, register=c.register, dynamics=c.dynamics,
+                        valence=c.valence, arousal=c.arousal,
+                        styles=tuple(sorted(self.style().items())),
+                        memory_weight=c.memory_weight, mute=c.mute)
 
     def model_path(self) -> Path:
         """The checkpoint, relative to the config file's folder."""
@@ -138,6 +198,9 @@ def from_dict(table: dict[str, Any], source: str = "<built-in>",
     """check_files=False for a recorded config: the files it named may have moved since."""
     table = dict(table)
     table.pop("source", None)
+    agent = table.get("agent")
+    if isinstance(agent, dict) and agent.get("mode") in MODE_ALIASES:
+        table["agent"] = {**agent, "mode": MODE_ALIASES[agent["mode"]]}
     config: Config = dataclasses.replace(_build(Config, table, source, ""), source=source)
     _check(config, check_files)
     return config
@@ -171,6 +234,10 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             raise ConfigError(source, key, f"expected a list, got {_kind(value)}")
         item = typing.get_args(hint)[0]
         return tuple(_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(source, key, f"expected a table, got {_kind(value)}")
+        return dict(value)  # checked by _check, which knows what the table holds
     if origin in (typing.Union, types.UnionType):
         raise TypeError(f"unsupported config type {hint}")  # keep the schema simple
     ok = {
@@ -227,7 +294,61 @@ def _check(c: Config, check_files: bool = True) -> None:
     for i, iv in enumerate(c.harmony.intervals):
         _range(s, f"harmony.intervals[{i}]", iv, -48, 48)
     _range(s, "record.flush_ms", c.record.flush_ms, 1, 100)
+    _range(s, "performance.beats_per_bar", c.performance.beats_per_bar, 1, 16)
     _check_model(c, check_files)
+    _check_controls(c)
+    _check_remote(c)
+
+
+def _check_controls(c: Config) -> None:
+    s = c.source
+    for name, value in dataclasses.asdict(c.controls).items():
+        try:
+            check_changes({name: value})
+        except ControlValueError as e:
+            raise ConfigError(s, f"controls.{name}", str(e).split(": ", 1)[1]) from None
+    names: set[str] = set()
+    for i, sec in enumerate(c.sections):
+        key = f"sections[{i}]"
+        if sec.name in names or sec.name == "next":
+            raise ConfigError(s, f"{key}.name", f"{sec.name!r} is taken (names are unique, "
+                              "and 'next' means the next section in cues)")
+        names.add(sec.name)
+        if sec.mode and sec.mode not in MODES:
+            raise ConfigError(s, f"{key}.mode", f"must be one of {', '.join(MODES)}")
+        _range(s, f"{key}.bars", sec.bars, 0, 10_000)
+        for name, value in sec.controls.items():
+            if name == "mode":
+                raise ConfigError(s, f"{key}.controls.mode", f"set the mode as {key}.mode")
+            try:
+                check_changes({name: value})
+            except ControlValueError as e:
+                raise ConfigError(s, f"{key}.controls.{name}",
+                                  str(e).split(": ", 1)[1]) from None
+
+
+def _check_remote(c: Config) -> None:
+    s = c.source
+    if c.mqtt.host:
+        _range(s, "mqtt.port", c.mqtt.port, 1, 65535)
+        _range(s, "mqtt.keepalive_s", c.mqtt.keepalive_s, 1, 3600)
+        for key, name in (("mqtt.agent", c.mqtt.agent),
+                          ("performance.name", c.performance.name)):
+            if not name or any(ch in name for ch in "/+#"):
+                raise ConfigError(s, key, f"{name!r} cannot be part of an MQTT topic "
+                                  "(empty, or has / + #)")
+    for i, dest in enumerate(c.osc.visuals):
+        host_port(s, f"osc.visuals[{i}]", dest)
+    if c.osc.control:
+        host_port(s, "osc.control", c.osc.control)
+
+
+def host_port(source: str, key: str, value: str) -> tuple[str, int]:
+    """"host:port" split and checked (ConfigError naming the key)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(source, key, f"{value!r} is not host:port (port 1-65535)")
+    return host, int(port)
 
 
 def _check_model(c: Config, check_files: bool) -> None:

@@ -63,7 +63,7 @@ class Agent:
         # Tempo from the players' onsets, for beat lock and tempo-scaled phrase ends: ~0.3 ms
         # per onset on the loop, so only where answers use it (never before a harmony note).
         uses_beat = config.respond.beat_lock > 0 or config.respond.phrase_gap_beats > 0
-        self.beat = BeatTracker() if uses_beat and config.agent.mode == "respond" else None
+        self.beat = BeatTracker() if uses_beat and config.agent.mode == "call-response" else None
 
     # -- input ------------------------------------------------------------------------------
     def hear(self, ev: Heard) -> None:
@@ -129,7 +129,7 @@ class Agent:
         if not call:
             return
         self.memory.learn(call)
-        if self.config.agent.mode != "respond":
+        if self.config.agent.mode != "call-response":
             return
         self._answer(call, t_ns, call_end_ns)
 
