@@ -55,6 +55,7 @@ class AgentSection:
     channel: int = 1  # 1-16
     output_latency_ms: float = 100.0  # planned events play at decision time + this
     max_note_ms: float = 4000.0  # no agent note sounds longer
+    plan_horizon_ms: float = 500.0  # planned notes are committed this far ahead (a comp: a beat)
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,16 @@ class Config:
     def uses_model(self) -> bool:
         """A checkpoint is configured and some mode of the piece asks it anything (every mode
         but harmony does)."""
-        modes = {self.agent.mode, *(s.mode for s in self.sections if s.mode)}
-        return bool(self.model.checkpoint) and bool(modes - {"harmony"})
+        return bool(self.model.checkpoint) and bool(self.modes() - {"harmony"})
+
+    def modes(self) -> set[str]:
+        """Every mode the piece starts in or a section names (commands may add others)."""
+        return {self.agent.mode, *(s.mode for s in self.sections if s.mode)}
+
+    def uses_listening_beat(self) -> bool:
+        """The beat is tracked from onsets unless the piece only harmonises (the tracker's
+        ~0.3 ms per onset stays off the immediate reaction's path)."""
+        return self.modes() != {"harmony"}
 
     def initial_controls(self) -> Controls:
         c = self.controls
@@ -284,6 +293,7 @@ def _check(c: Config, check_files: bool = True) -> None:
     _range(s, "agent.channel", c.agent.channel, 1, 16)
     _range(s, "agent.output_latency_ms", c.agent.output_latency_ms, 0.0, 2000.0)
     _range(s, "agent.max_note_ms", c.agent.max_note_ms, 10.0, 60_000.0)
+    _range(s, "agent.plan_horizon_ms", c.agent.plan_horizon_ms, 0.0, 10_000.0)
     _range(s, "respond.phrase_gap_ms", c.respond.phrase_gap_ms, 50.0, 10_000.0)
     _range(s, "respond.max_order", c.respond.max_order, 1, 16)
     _range(s, "respond.max_notes", c.respond.max_notes, 1, 256)

@@ -30,6 +30,16 @@ class PhraseNote:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedNote:
+    """A note the agent means to play (absolute times on the agent's clock)."""
+
+    start_ns: int
+    pitch: int
+    velocity: int
+    duration_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class NoteId:
     """Names one agent note-on so its note-off can find it (the ledger's serial)."""
 

@@ -1,41 +1,53 @@
 """The agent's core: heard events in, planned notes out. No I/O, no waiting.
 
-listen (held notes, phrases, MIDI clock) -> policy (respond / harmony) -> scheduler. Both the live
-service and replay drive this same object with the same calls, which is why a replay reproduces a
-performance: `hear` and the scheduler's timers see only event times, never the wall clock.
+listen (held notes, phrases, roles, tempo, key, chord) -> policy (modes, controls, sections) ->
+plan-ahead -> scheduler. Both the live service and replay drive this same object with the same
+calls, which is why a replay reproduces a performance: `hear`, `apply` and the scheduler's timers
+see only event times, never the wall clock.
 
-With a model (model/live.py), every note heard and played is fed to it, and an answer is asked
-of it under a deadline; what it answers, or that it was late, is logged, so a replay can give the
-same answer. Without one, or when it is late, the live Markov memory answers.
+With a model (model/live.py), every note heard and every answer note played is fed to it, and a
+phrase is asked of it under a deadline; what it answers, or that it was late, is logged, so a
+replay can give the same answer. Without one, when it is late, or when the controls' memory weight
+says so, the live Markov memory answers.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from agent import midi
 from agent.clock import ms_to_ns
 from agent.config import Config
-from agent.events import Heard, NoteId, PhraseNote
+from agent.events import Heard, NoteId, PhraseNote, PlannedNote
+from agent.listen.activity import PlayerActivity, roles
 from agent.listen.beat import BeatTracker
-from agent.listen.harmony import PitchClassProfile, estimate_key
+from agent.listen.hearing import Hearing
 from agent.listen.midi_clock import ClockFollower
 from agent.listen.players import Listening
 from agent.model import representation as rep
 from agent.model.continuator import Continuator
-from agent.model.live import ModelClient, ModelNote, PhraseRequest
-from agent.model.proposals import Constraints
+from agent.model.live import ModelClient, ModelNote
+from agent.policy import modes, sections
 from agent.policy.beat_lock import lock_to_grid
-from agent.policy.respond import PlannedNote, harmony_pitches, plan_answer, plan_from_model
+from agent.policy.commands import Command
+from agent.policy.comping import comp_beat, comp_range, plays_on_beat
+from agent.policy.controls import mood
+from agent.policy.develop import develop_motif, diatonic_shift, mirror, scale_pitches
+from agent.policy.respond import harmony_pitches, plan_answer, plan_from_model
 from agent.record.log import EventLog
+from agent.schedule.plan_ahead import PlanAhead
 from agent.schedule.scheduler import Scheduler
 
 MIN_PHRASE_GAP_NS = 150_000_000  # shorter silences are articulation, never a phrase end
 BEAT_LOCK_CONFIDENCE = 0.5  # below this the tracker's grid is a guess: leave the timing alone
-KEY_HALF_LIFE_S = 30.0  # the key changes slowly: what was played half a minute ago counts half
+SOLO_AFTER_MS = 1500.0  # solo and auto modes: rest this long before the agent plays alone
+SOLO_MAX_PHRASES = 8  # then the agent waits for the players
 NS_PER_S = 1_000_000_000
-ANSWER = "answer"  # scheduler tag of the notes of a response (cancelled when a player comes in)
+ANSWER, COMP = "answer", "comp"  # plan-ahead parts (scheduler tags)
+Publish = Callable[[str, dict[str, Any]], None]
 
 
 class Agent:
@@ -45,25 +57,39 @@ class Agent:
         self.scheduler = scheduler
         self.log = log
         self.model = model
+        self.publish: Publish = lambda kind, payload: None  # the service sets where state goes
         self._model_deadline_ns = ms_to_ns(config.model.deadline_ms)
-        self.listening = Listening.for_players([p.name for p in config.players])
+        names = [p.name for p in config.players]
+        self.listening = Listening.for_players(names)
+        self.activity = {name: PlayerActivity() for name in names}
+        self.hearing = Hearing()
         self.memory = Continuator(max_order=config.respond.max_order)
         self.rng = random.Random(config.performance.seed)
         self.clock = ClockFollower() if any(p.follow_clock for p in config.players) else None
         self._clock_player = next((p.name for p in config.players if p.follow_clock), None)
-        self._ports = config.agent.outputs
-        self._channel = config.agent.channel - 1
+        self._clock_beat_ns: int | None = None
         self._latency_ns = ms_to_ns(config.agent.output_latency_ms)
         self._gap_ns = ms_to_ns(config.respond.phrase_gap_ms)
         self._max_note_ns = ms_to_ns(config.agent.max_note_ms)
         self._silence_serial = 0  # bumped by every onset: a pending phrase-end check is stale
         self._harmony: dict[tuple[str, int, int], list[NoteId]] = {}
         self._last_bpm: float | None = None
-        self.key_profile = PitchClassProfile(half_life=KEY_HALF_LIFE_S)
-        # Tempo from the players' onsets, for beat lock and tempo-scaled phrase ends: ~0.3 ms
-        # per onset on the loop, so only where answers use it (never before a harmony note).
-        uses_beat = config.respond.beat_lock > 0 or config.respond.phrase_gap_beats > 0
-        self.beat = BeatTracker() if uses_beat and config.agent.mode == "call-response" else None
+        self._last_call: list[PhraseNote] = []
+        self._solo_phrases = 0
+        self._prefed = 0  # answer notes already fed to the model (a developed motif)
+        self._voicing: list[int] = []
+        self._tick_armed = False
+        self._beat_count = 0  # beats since the section began
+        self.base_controls = config.initial_controls()
+        self.place = sections.start(config.sections)
+        self.controls = (sections.controls_for(self.base_controls, config.sections[0])
+                         if config.sections else self.base_controls)
+        self.plan = PlanAhead(scheduler, config.agent.outputs, config.agent.channel - 1,
+                              ms_to_ns(config.agent.plan_horizon_ms), self._note_starts,
+                              self.publish_plan)
+        self.plan.muted = self.controls.mute
+        # Tempo from the players' onsets (~0.3 ms per onset), unless the piece only harmonises.
+        self.beat = BeatTracker() if config.uses_listening_beat() else None
 
     # -- input ------------------------------------------------------------------------------
     def hear(self, ev: Heard) -> None:
@@ -73,54 +99,122 @@ class Agent:
                 self._follow_clock(ev)
             return
         finished = self.listening.hear(ev)
-        if finished is not None:  # the key hears whole notes: duration-weighted, as measured
-            self.key_profile.add(finished.pitch, finished.onset_ns / NS_PER_S,
-                                 finished.duration_ns / NS_PER_S)
+        if finished is not None:
+            self.hearing.note_ended(finished)
+        ch = ev.data[0] & 0x0F
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
+            self._solo_phrases = 0
+            if self.controls.mode == "harmony":
+                self._harmonise(ev)  # first: the immediate reaction leaves before the analysis
+            self.activity[ev.player].note_on(ev.time_ns, ch, ev.data[1], ev.data[2])
+            self.hearing.note_on(ev.player, ch, ev.data[1], ev.data[2], ev.time_ns)
             if self.beat is not None:
                 self.beat.on_onset(ev.time_ns)
             if self.model is not None:
                 self.model.feed(ev.time_ns, rep.PLAYER, ev.data[1], ev.data[2], None,
                                 self._beat_in_bar())
-            if self.config.respond.yield_to_players and self.scheduler.cancel(ANSWER):
+            if self.config.respond.yield_to_players and self.plan.drop(ANSWER, ev.time_ns):
                 self.log.write("decision", ev.time_ns, what="yield", player=ev.player)
-            if self.config.agent.mode == "harmony":
-                self._harmonise(ev)
+            self._arm_tick(ev.time_ns)
         elif midi.is_note_off(ev.data):
-            self._release_harmony(ev.player, ev.data[0] & 0x0F, ev.data[1], ev.time_ns)
+            self.activity[ev.player].note_off(ev.time_ns, ch, ev.data[1])
+            self.hearing.note_off(ev.player, ch, ev.data[1])
+            self._release_harmony(ev.player, ch, ev.data[1], ev.time_ns)
             self._arm_phrase_end(ev.time_ns)
 
     def player_lost(self, name: str, t_ns: int) -> None:
         """A player's port vanished: release what they held, in listening and in harmony."""
         for note in self.listening.release_player(name, t_ns):
             self._release_harmony(name, note.channel, note.pitch, t_ns)
+            self.hearing.note_ended(note)
+        self.activity[name].release_all()
+        self.hearing.release_player(name)
         self._arm_phrase_end(t_ns)
 
-    # -- modes ------------------------------------------------------------------------------
+    # -- controls, cues, sections -----------------------------------------------------------
+    def apply(self, cmd: Command, t_ns: int) -> None:
+        """A checked command (policy/commands.py), already logged by the session."""
+        before = self.controls
+        if cmd.verb == "panic":
+            self.plan.drop_all(t_ns)
+            self.scheduler.panic("panic")
+            return
+        if cmd.verb == "cue":
+            index = sections.find(self.config.sections, self.place, cmd.fields["section"])
+            if index is not None:
+                self._enter_section(index, t_ns, "cue")
+            return
+        if cmd.verb == "mode":
+            self.controls = self.controls.with_changes({"mode": cmd.fields["mode"]})
+        elif cmd.verb == "controls":
+            self.controls = self.controls.with_changes(cmd.fields)
+        elif cmd.verb in ("mute", "unmute"):
+            self.controls = self.controls.with_changes({"mute": cmd.verb == "mute"})
+        self._controls_changed(before, t_ns)
+
+    def _enter_section(self, index: int, t_ns: int, why: str) -> None:
+        before = self.controls
+        self.place = sections.Place(index, 0)
+        self._beat_count = 0
+        self.controls = sections.controls_for(self.base_controls, self.config.sections[index])
+        self.log.write("decision", t_ns, what="section", why=why,
+                       **self.place.to_dict(self.config.sections))
+        self._state("section", self.place.to_dict(self.config.sections), t_ns)
+        self._controls_changed(before, t_ns)
+
+    def _controls_changed(self, before: Any, t_ns: int) -> None:
+        now = self.controls
+        if now == before:
+            return
+        if now.mute and not before.mute:
+            self.plan.drop_all(t_ns)
+            self.scheduler.silence("mute")
+            self._harmony.clear()
+        self.plan.muted = now.mute
+        if now.mode != before.mode:
+            self.plan.drop(COMP, t_ns)
+            self._state("mode", {"mode": now.mode, "section": self.section_name()}, t_ns)
+        if now.styles != before.styles and self.model is not None and now.styles:
+            self.model.set_style(dict(now.styles))
+        old, new = mood(before), mood(now)
+        if (old.velocity_shift, old.register) != (new.velocity_shift, new.register):
+            ladder = scale_pitches(self.hearing.key_scale())
+            dv, dr = new.velocity_shift - old.velocity_shift, new.register - old.register
+            self.plan.revise(lambda n: replace(
+                n, velocity=min(max(n.velocity + dv, 1), 127),
+                pitch=diatonic_shift(min(max(n.pitch + dr, 0), 127), 0, ladder)), t_ns)
+        self._state("controls", now.to_dict(), t_ns)
+
+    def section_name(self) -> str | None:
+        return self.place.to_dict(self.config.sections)["name"]  # type: ignore[return-value]
+
+    # -- harmony (immediate) ----------------------------------------------------------------
     def _harmonise(self, ev: Heard) -> None:
         """Immediate reaction: harmony notes now (deadline = the heard note's own time)."""
+        if self.controls.mute:
+            return
         ch, pitch, velocity = ev.data[0] & 0x0F, ev.data[1], ev.data[2]
         key = (ev.player, ch, pitch)
         self._release_harmony(*key, ev.time_ns)  # a re-struck key: its old harmony ends first
         self._harmony[key] = [
-            self.scheduler.note_on(ev.time_ns, port, self._channel, p, velocity,
+            self.scheduler.note_on(ev.time_ns, port, self.config.agent.channel - 1, p, velocity,
                                    cause_ns=ev.time_ns)
             for p in harmony_pitches(pitch, self.config.harmony.intervals)
-            for port in self._ports
+            for port in self.config.agent.outputs
         ]
 
     def _release_harmony(self, player: str, channel: int, pitch: int, t_ns: int) -> None:
         for note in self._harmony.pop((player, channel, pitch), []):
             self.scheduler.note_off(t_ns, note)
 
+    # -- phrases: answer, continue, mirror, solo ---------------------------------------------
     def _arm_phrase_end(self, t_ns: int) -> None:
         if self.listening.anyone_holding():
             return
         serial = self._silence_serial
         self.scheduler.call_at(t_ns + self._phrase_gap_ns(t_ns),
-                               lambda t: self._phrase_end(t, serial, t_ns),
-                               tag="phrase-end")
+                               lambda t: self._phrase_end(t, serial, t_ns), tag="phrase-end")
 
     def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int) -> None:
         if serial != self._silence_serial or self.listening.anyone_holding():
@@ -129,120 +223,253 @@ class Agent:
         if not call:
             return
         self.memory.learn(call)
-        if self.config.agent.mode != "call-response":
-            return
-        self._answer(call, t_ns, call_end_ns)
+        self._last_call = call
+        part = self._choose(modes.PHRASE_END, t_ns)
+        if part is not None:
+            self.plan.drop(COMP, t_ns)  # the comp gives way to the agent's own line
+            self._respond(part, call, t_ns, call_end_ns)
 
-    def _answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int | None) -> None:
-        """Answer a call (call_end_ns: when it ended), or play on alone (None: a solo)."""
-        if self.model is None:
-            self._play_answer(call, t_ns, call_end_ns, None, "no-model")
+    def _choose(self, trigger: str, t_ns: int) -> str | None:
+        role_of = self._roles(t_ns)
+        return modes.choose(self.controls.mode, trigger, role_of, mood(self.controls),
+                            self.config.respond.solo_after_ms > 0)
+
+    def _respond(self, part: str, call: list[PhraseNote], t_ns: int, cause: int | None) -> None:
+        """Play a phrase of `part` after `call`: from the model if it answers in time, else
+        from the live memory (or, for a mirror, from the call itself)."""
+        m = mood(self.controls)
+        scale = self.hearing.key_scale() if self.config.model.keep_to_key else None
+        notes = modes.answer_length(len(call), m, self.config.respond.max_notes)
+        if part == modes.MIRROR:
+            self._play(part, relative_to(mirror(call, scale, self.rng), t_ns + self._latency_ns),
+                       t_ns, cause, "call", "")
             return
-        serial = self._silence_serial
-        req = self._phrase_request(call)
-        scale = req.constraints.pitch_classes
-        self.log.write("model", t_ns, what="request", notes=req.notes,
+        motif = develop_motif(call, scale, self.rng) if part == modes.ANSWER else []
+        motif = motif[:max(notes - 1, 0)]
+        start = t_ns + self._latency_ns
+        head = relative_to(motif, start)
+        use_model = self.model is not None and not (
+            self.controls.memory_weight > 0 and self.rng.random() < self.controls.memory_weight)
+        if not use_model:
+            why = "no-model" if self.model is None else "memory-weight"
+            self._play(part, head + self._from_memory(call, notes - len(head), head, start,
+                                                     m.register), t_ns, cause, "markov", why,
+                       len(head))
+            return
+        assert self.model is not None
+        for n in head:  # the model develops the motif: it hears it as the agent's, first
+            self.model.feed(n.start_ns, rep.AGENT, n.pitch, n.velocity, n.duration_ns / 1e9,
+                            None)
+        req = modes.phrase_request(part, call, notes - len(head), scale, m, self.config.model,
+                                   self._beat_s(t_ns), self._beat_in_bar())
+        self.log.write("model", t_ns, what="request", notes=req.notes, part=part,
                        scale=None if scale is None else sorted(scale))
+        serial = self._silence_serial
 
-        def done(notes: list[ModelNote] | None, why: str) -> None:
+        def done(answer: list[ModelNote] | None, why: str) -> None:
             self.log.write("model", self.scheduler.clock.now_ns(), what="answer", why=why,
-                           asked=t_ns, notes=None if notes is None else
-                           [n.to_log() for n in notes])
-            if serial == self._silence_serial:  # else a player came in: the moment has gone
-                self._play_answer(call, t_ns, call_end_ns, notes, why)
+                           asked=t_ns, notes=None if answer is None else
+                           [n.to_log() for n in answer])
+            if serial != self._silence_serial:
+                return  # a player came in: the moment has gone
+            if answer:
+                after = head[-1].start_ns if head else start
+                tail = plan_from_model(answer, after + (answer[0].dt_ns if head else 0),
+                                       self._max_note_ns)
+                self._play(part, head + tail, t_ns, cause, "model", why, len(head), True)
+            else:
+                self._play(part, head + self._from_memory(call, notes - len(head), head, start,
+                                                         m.register), t_ns, cause, "markov", why,
+                           len(head), True)
 
         self.model.request(t_ns, req, t_ns + self._model_deadline_ns, done)
 
-    def _phrase_request(self, call: list[PhraseNote]) -> PhraseRequest:
-        """The model's constraints, from the call: its range (widened) and its dynamics."""
-        m = self.config.model
-        pitches = [n.pitch for n in call]
-        velocities = [n.velocity for n in call]
-        bpm = self.clock.bpm() if self.clock is not None else None
-        key = estimate_key(self.key_profile) if m.keep_to_key else None
-        return PhraseRequest(
-            notes=min(self.config.respond.max_notes, len(call)),
-            constraints=Constraints(
-                low=max(min(pitches) - m.range_semitones, 0),
-                high=min(max(pitches) + m.range_semitones, 127),
-                velocity_min=max(min(velocities) - 16, 1),
-                velocity_max=min(max(velocities) + 16, 127),
-                pitch_classes=key.scale if key is not None else None,
-                temperature=m.temperature, top_p=m.top_p),
-            beat_s=60.0 / bpm if bpm else None, start_beat=self._beat_in_bar())
+    def _from_memory(self, call: list[PhraseNote], n: int, head: list[PlannedNote],
+                     start: int, register: int) -> list[PlannedNote]:
+        """The live Markov memory's continuation, after the head if there is one."""
+        begin = head[-1].start_ns + max(head[-1].duration_ns, 1) if head else start
+        out = plan_answer(call, self.memory, self.rng, begin, n, self._max_note_ns)
+        octave = 12 * round(register / 12)  # whole octaves: the memory's notes keep their key
+        return [replace(x, pitch=min(max(x.pitch + octave, 0), 127)) for x in out]
 
-    def _play_answer(self, call: list[PhraseNote], t_ns: int, call_end_ns: int | None,
-                     notes: list[ModelNote] | None, why: str) -> None:
-        start = t_ns + self._latency_ns
-        plan: list[PlannedNote]
-        if notes:
-            plan, source = plan_from_model(notes, start, self._max_note_ns), "model"
-        else:
-            plan = plan_answer(call, self.memory, self.rng, start,
-                               self.config.respond.max_notes, self._max_note_ns)
-            source = "markov"
-        plan = self._beat_locked(plan, t_ns)
-        # The plan as scheduled: [start ns, pitch, velocity, duration ns] per note. Notes a
-        # player's entry later cancels are in here, and not among the emitted messages.
-        self.log.write("decision", self.scheduler.clock.now_ns(),
-                       what="respond" if call_end_ns is not None else "solo",
-                       call_notes=len(call), source=source, why=why,
+    def _play(self, part: str, plan: list[PlannedNote], t_ns: int, cause: int | None,
+              source: str, why: str, motif: int = 0, prefed: bool = False) -> None:
+        """Schedule a phrase; its first `motif` notes develop the call (fed to the model
+        already if `prefed`)."""
+        shift = mood(self.controls).velocity_shift if source != "model" else 0
+        plan = [replace(n, velocity=min(max(n.velocity + shift, 1), 127)) for n in plan]
+        plan = self._beat_locked(plan, t_ns, cause)
+        self._prefed = motif if prefed else 0
+        # The plan as made: [start ns, pitch, velocity, duration ns] per note. Notes a player's
+        # entry later cancels are in here, and not among the emitted messages.
+        self.log.write("decision", self.scheduler.clock.now_ns(), what=part,
+                       call_notes=len(self._last_call), source=source, why=why, motif=motif,
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in plan])
-        for i, note in enumerate(plan):
-            for port in self._ports:
-                self.scheduler.play(note.start_ns, note.duration_ns, port, self._channel,
-                                    note.pitch, note.velocity, tag=ANSWER,
-                                    cause_ns=call_end_ns if i == 0 else None)
-            if self.model is not None:  # the model hears the agent's notes as they start
-                self.scheduler.call_at(note.start_ns, self._feeder(note), tag=ANSWER)
+        self.plan.set(ANSWER, plan, self.scheduler.clock.now_ns(), cause)
         if plan:
-            self._arm_solo(plan[-1].start_ns + plan[-1].duration_ns, call)
+            self._arm_rest(plan[-1].start_ns + plan[-1].duration_ns)
 
-    def _arm_solo(self, after_ns: int, call: list[PhraseNote]) -> None:
-        """If the players still rest respond.solo_after_ms after the agent stops, it plays on:
-        a phrase of its own, then another, until someone comes in (which cancels this timer,
-        tagged as the answer is)."""
-        wait_ns = ms_to_ns(self.config.respond.solo_after_ms)
-        if wait_ns <= 0:
-            return
+    def _arm_rest(self, after_ns: int) -> None:
+        """If the players still rest a while after the agent stops, the rest trigger fires:
+        in solo and auto modes (and with respond.solo_after_ms set) the agent plays on, phrase
+        after phrase, until someone comes in (which cancels this timer, tagged as answers are)
+        or SOLO_MAX_PHRASES have been played."""
+        wait_ms = self.config.respond.solo_after_ms or SOLO_AFTER_MS
         serial = self._silence_serial
 
-        def solo(t_ns: int) -> None:
-            if serial == self._silence_serial and not self.listening.anyone_holding():
-                self._answer(call, t_ns, None)
-        self.scheduler.call_at(after_ns + wait_ns, solo, tag=ANSWER)
+        def rest(t_ns: int) -> None:
+            if serial != self._silence_serial or self.listening.anyone_holding():
+                return
+            if self._solo_phrases >= SOLO_MAX_PHRASES or not self._last_call:
+                return
+            if self._choose(modes.REST, t_ns) == modes.SOLO:
+                self._solo_phrases += 1
+                self._respond(modes.SOLO, self._last_call, t_ns, None)
+        self.scheduler.call_at(after_ns + ms_to_ns(wait_ms), rest, tag=ANSWER)
+
+    def _note_starts(self, tag: str, note: PlannedNote) -> None:
+        """The model hears the agent's answer notes as they start (a motif it was fed, once)."""
+        if self.model is None or tag != ANSWER:
+            return
+        if self._prefed > 0:
+            self._prefed -= 1
+            return
+        self.model.feed(note.start_ns, rep.AGENT, note.pitch, note.velocity,
+                        note.duration_ns / 1e9, self._beat_in_bar())
+
+    # -- the beat: comping, bars, sections, state --------------------------------------------
+    def _arm_tick(self, t_ns: int) -> None:
+        if self._tick_armed:
+            return
+        beat = self._beat_grid(t_ns)
+        if beat is None:
+            return
+        phase, period = beat
+        self._tick_armed = True
+        steps = (t_ns - phase) // period + 1
+        self.scheduler.call_at(phase + steps * period, self._tick, tag="beat")
+
+    def _tick(self, t_ns: int) -> None:
+        """A beat: count it, publish what is heard, comp the next beat, and go on while there
+        is anything to follow (someone played in the last two bars, or the agent plays)."""
+        self._tick_armed = False
+        bar_beats = self.config.performance.beats_per_bar
+        self._beat_count += 1
+        if self._beat_count % bar_beats == 0:
+            place, new = sections.after_bar(self.config.sections, self.place)
+            if new:
+                self._enter_section(place.index, t_ns, "bars")
+            else:
+                self.place = place
+        self._publish_hearing(t_ns)
+        beat = self._beat_grid(t_ns)
+        if beat is None:
+            return
+        phase, period = beat
+        if self._choose(modes.BEAT, t_ns) == modes.COMP:
+            self._comp(t_ns, phase, period)
+        else:
+            self.plan.drop(COMP, t_ns)
+        last = self.hearing.last_onset_ns
+        busy = self.plan.busy_until(ANSWER) or 0
+        if (last is not None and t_ns - last < 2 * bar_beats * period) or busy > t_ns or \
+                self.listening.anyone_holding():
+            self._arm_tick(t_ns + 1)
+
+    def _comp(self, t_ns: int, phase: int, period: int) -> None:
+        """Comp the next bar under the soloist in the heard chord; commit only the next beat
+        (plan-ahead: the rest is replanned at the next beat, with what is heard by then)."""
+        chord = self.hearing.chord(t_ns)
+        if chord is None:
+            return
+        m = mood(self.controls)
+        low, high = comp_range(self.hearing.soloist_low(self._roles(t_ns), self.activity, t_ns),
+                               m.register)
+        velocity = min(max(round(self.hearing.recent_velocity() - 18 + m.velocity_shift), 1),
+                       127)
+        next_beat = phase + ((t_ns - phase) // period + 1) * period
+        notes: list[PlannedNote] = []
+        bar_beats = self.config.performance.beats_per_bar
+        for i in range(bar_beats):
+            if not plays_on_beat((self._beat_count + i) % bar_beats, m.density):
+                continue
+            beat_notes, self._voicing = comp_beat(chord.pitch_classes, low, high, self._voicing,
+                                                  next_beat + i * period, period, m.density,
+                                                  velocity)
+            notes += beat_notes
+        self.log.write("decision", t_ns, what=modes.COMP, chord=chord.name, source="chord",
+                       plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in notes
+                             if n.start_ns < next_beat + period])
+        self.plan.horizon_ns = max(self.plan.horizon_ns, period)
+        self.plan.set(COMP, notes, t_ns)
+
+    def _publish_hearing(self, t_ns: int) -> None:
+        beat = self.beat.estimate(t_ns) if self.beat is not None else None
+        bpm = self.clock.bpm() if self.clock is not None and self.clock.running else None
+        for kind, payload in self.hearing.changes(
+                t_ns, self._roles(t_ns), bpm, beat).items():
+            self._state(kind, payload, t_ns)
+
+    def _state(self, kind: str, payload: dict[str, Any], t_ns: int) -> None:
+        if kind != "plan":  # the plan is in the decision records already
+            self.log.write("state", t_ns, what=kind, **payload)
+        self.publish(kind, payload)
+
+    def publish_plan(self, t_ns: int) -> None:
+        notes = [[round((n.start_ns - t_ns) / 1e6), n.pitch, n.velocity,
+                  round(n.duration_ns / 1e6), int(committed)]
+                 for n, committed in self.plan.view(t_ns)]
+        self._state("plan", {"mode": self.controls.mode, "t": t_ns, "notes": notes}, t_ns)
+
+    def _roles(self, t_ns: int) -> dict[str, str]:
+        beat = self._beat_grid(t_ns)
+        bar_s = (beat[1] if beat else 500_000_000) * self.config.performance.beats_per_bar
+        return roles({n: a.summary(t_ns) for n, a in self.activity.items()}, t_ns,
+                     rest_s=bar_s / NS_PER_S)
+
+    # -- timing ---------------------------------------------------------------------------
+    def _beat_grid(self, t_ns: int) -> tuple[int, int] | None:
+        """(a beat's time, the period) from the MIDI clock if it runs, else from the players'
+        onsets when the tracker is confident; None when no beat is heard."""
+        if self.clock is not None and self.clock.running and self._clock_beat_ns is not None:
+            bpm = self.clock.bpm()
+            if bpm:
+                return self._clock_beat_ns, round(60e9 / bpm)
+        if self.beat is None:
+            return None
+        est = self.beat.estimate(t_ns)
+        if est is None or est.confidence < BEAT_LOCK_CONFIDENCE:
+            return None
+        return est.phase_ns, est.period_ns
+
+    def _beat_s(self, t_ns: int) -> float | None:
+        beat = self._beat_grid(t_ns)
+        return beat[1] / 1e9 if beat else None
 
     def _phrase_gap_ns(self, t_ns: int) -> int:
         """The silence that ends a phrase: respond.phrase_gap_beats of the heard beat when one
         is heard steadily (a phrase's breath scales with the tempo), else phrase_gap_ms."""
         beats = self.config.respond.phrase_gap_beats
-        if beats > 0 and self.beat is not None:
-            beat = self.beat.estimate(t_ns)
-            if beat is not None and beat.confidence >= BEAT_LOCK_CONFIDENCE:
-                return max(round(beats * beat.period_ns), MIN_PHRASE_GAP_NS)
+        beat = self._beat_grid(t_ns)
+        if beats > 0 and beat is not None:
+            return max(round(beats * beat[1]), MIN_PHRASE_GAP_NS)
         return self._gap_ns
 
-    def _beat_locked(self, plan: list[PlannedNote], t_ns: int) -> list[PlannedNote]:
-        """With a steady beat heard (confident enough), the answer locks softly to it."""
-        if self.beat is None:
+    def _beat_locked(self, plan: list[PlannedNote], t_ns: int,
+                     cause: int | None) -> list[PlannedNote]:
+        """With a beat heard, the phrase locks softly to it, starting within a beat of the
+        call's end when the call has one (a finer grid for the first note if need be)."""
+        beat = self._beat_grid(t_ns)
+        if beat is None:
             return plan
-        beat = self.beat.estimate(t_ns)
-        if beat is None or beat.confidence < BEAT_LOCK_CONFIDENCE:
-            return plan
-        return lock_to_grid(plan, beat.phase_ns, beat.period_ns, self.config.respond.beat_lock)
-
-    def _feeder(self, note: PlannedNote) -> Callable[[int], None]:
-        def feed(t_ns: int) -> None:
-            assert self.model is not None
-            self.model.feed(note.start_ns, rep.AGENT, note.pitch, note.velocity,
-                            note.duration_ns / 1e9, self._beat_in_bar())
-        return feed
+        latest = cause + beat[1] if cause is not None else None
+        return lock_to_grid(plan, beat[0], beat[1], self.config.respond.beat_lock, latest)
 
     def _beat_in_bar(self) -> float | None:
-        """Where the MIDI clock says we are in a 4/4 bar, in beats, if it is running."""
+        """Where the MIDI clock says we are in the bar, in beats, if it is running."""
         if self.clock is None or not self.clock.running or self.clock.bpm() is None:
             return None
-        return (self.clock.ticks / 24) % 4
+        return (self.clock.ticks / 24) % self.config.performance.beats_per_bar
 
     # -- MIDI clock -------------------------------------------------------------------------
     def _follow_clock(self, ev: Heard) -> None:
@@ -250,10 +477,13 @@ class Agent:
         change = self.clock.on_message(ev.time_ns, ev.data)
         if change == "stop":
             self.log.write("ctl", ev.time_ns, what="clock-stop")
+            self.plan.drop_all(ev.time_ns)
             self.scheduler.silence("clock-stop")  # Stop silences the agent's notes
         elif change is not None:
             self.log.write("ctl", ev.time_ns, what=f"clock-{change}")
         elif self.clock.ticks % 24 == 0:  # once a beat is often enough for the log
+            self._clock_beat_ns = ev.time_ns
+            self._arm_tick(ev.time_ns)
             bpm = self.clock.bpm()
             if bpm is not None and (self._last_bpm is None or abs(bpm - self._last_bpm) >= 0.1):
                 self._last_bpm = bpm
@@ -262,3 +492,8 @@ class Agent:
     def check_clock(self, now_ns: int) -> None:
         if self.clock is not None and self.clock.check_loss(now_ns):
             self.log.write("ctl", now_ns, what="clock-lost", bpm=self._last_bpm)
+
+
+def relative_to(notes: list[PlannedNote], start_ns: int) -> list[PlannedNote]:
+    """Notes planned from 0, moved to start at start_ns."""
+    return [replace(n, start_ns=n.start_ns + start_ns) for n in notes]

@@ -23,6 +23,7 @@ from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
 from agent.io.ports import choose_backend
+from agent.io.remote import Remote
 from agent.model.live import ModelFactory
 from agent.model.worker import WorkerModel
 from agent.record.log import EventLog
@@ -100,6 +101,7 @@ async def perform(config: Config) -> dict[str, Any]:
                       {"clock": "monotonic", "backend": backend.name},
                       _worker_factory(config, loop) if config.uses_model() else None)
     driver = session.drive_realtime(loop)
+    remote = Remote(config, session)
     stop = asyncio.Event()
     reported = {"overflow": 0, "malformed": 0}  # input drops already reported
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,19 +110,21 @@ async def perform(config: Config) -> dict[str, Any]:
         if isinstance(session.model, WorkerModel):
             # Loads in its own process; heard input meanwhile is recorded and fed to it after.
             await session.model.wait_ready(config.model.start_timeout_s)
+        await remote.start()
         await asyncio.sleep(PORT_SETTLE_S)
         freeze_heap()  # after start-up, before the first note (stage-requirements 19)
         log.info("performing %s: %s backend, recording to %s", config.performance.name,
                  backend.name, out_dir)
         print(f"stage-agent: performing {config.performance.name!r} "
               f"({backend.name}); recording to {out_dir}", flush=True)
-        await _housekeeping(config, session, inputs, outputs, stop, reported)
+        await _housekeeping(config, session, inputs, outputs, remote, stop, reported)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         driver.stop()
         session.stop(clock.now_ns())  # ledger note-offs first, then CC64/123/120
         _report_input_trouble(session, inputs, clock.now_ns(), reported)  # since the last poll
+        await remote.close()  # MQTT status offline (after the panic: nothing sounds by then)
         await asyncio.sleep(DRAIN_S)
         inputs.close()
         outputs.close()
@@ -133,9 +137,9 @@ async def perform(config: Config) -> dict[str, Any]:
 
 
 async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
-                        outputs: MidiOutputs, stop: asyncio.Event,
+                        outputs: MidiOutputs, remote: Remote, stop: asyncio.Event,
                         reported: dict[str, int]) -> None:
-    """Until stopped: flush the log, poll ports, watch the MIDI clock."""
+    """Until stopped: flush the log, poll ports, watch the MIDI clock, refresh the visuals."""
     flush_s = config.record.flush_ms / 1000
     poll_every = max(1, config.midi.poll_ports_ms // config.record.flush_ms)
     tick = 0
@@ -148,6 +152,8 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
         if isinstance(session.model, WorkerModel):
             session.model.check(now)
         tick += 1
+        if tick % (poll_every * 2) == 0:
+            remote.refresh()
         if tick % poll_every == 0:
             inputs.poll()
             outputs.poll()

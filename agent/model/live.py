@@ -15,7 +15,7 @@ why says which ("late", "restart", "starting", "nothing-allowed").
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -66,10 +66,14 @@ class PhraseRequest:
 
 
 class ModelClient(Protocol):
+    styles: tuple[str, ...]  # the model's corpus styles (empty: not known, anything goes)
+
     def feed(self, t_ns: int, role: int, pitch: int, velocity: int, duration_s: float | None,
              beat_in_bar: float | None) -> None: ...
 
     def request(self, t_ns: int, req: PhraseRequest, deadline_ns: int, done: Done) -> None: ...
+
+    def set_style(self, weights: Mapping[str, float]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -110,6 +114,7 @@ class EventTimes:
 class InlineModel:
     def __init__(self, proposer: Proposer) -> None:
         self.proposer = proposer
+        self.styles = tuple(proposer.styles)
         self._times = EventTimes()
 
     def feed(self, t_ns: int, role: int, pitch: int, velocity: int, duration_s: float | None,
@@ -125,12 +130,17 @@ class InlineModel:
         else:
             done(None, "nothing-allowed")
 
+    def set_style(self, weights: Mapping[str, float]) -> None:
+        self.proposer.set_style(dict(weights))
+
     def close(self) -> None:
         pass
 
 
 class RecordedModel:
     """Replays recorded answers in order (log records of kind "model", what "answer")."""
+
+    styles: tuple[str, ...] = ()
 
     def __init__(self, answers: Iterable[dict[str, Any]]) -> None:
         self._answers = deque(answers)
@@ -146,6 +156,9 @@ class RecordedModel:
         answer = self._answers.popleft()
         notes = answer.get("notes")
         done(None if notes is None else [ModelNote.from_log(n) for n in notes], answer["why"])
+
+    def set_style(self, weights: Mapping[str, float]) -> None:
+        pass  # the recorded answers were made with the recorded styles
 
     def close(self) -> None:
         pass

@@ -56,7 +56,7 @@ def serve(path: str, seed: int, bound: int, style: dict[str, float],
         conn.send(("failed", str(e)))
         return
     proposer.propose_phrase(4)  # warm-up: first calls allocate
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), tuple(proposer.styles)))
     fed = 0
     while True:
         try:
@@ -75,7 +75,8 @@ def serve(path: str, seed: int, bound: int, style: dict[str, float],
                                             req.start_beat)
             conn.send(("phrase", rid, notes, fed))
         elif kind == "style":
-            proposer.set_style(message[1])
+            with contextlib.suppress(ValueError):  # checked by the parent; never die of it
+                proposer.set_style(message[1])
         elif kind == "stop":
             return
 
@@ -118,6 +119,7 @@ class WorkerModel:
         self._owed: set[int] = set()  # requests the worker has not answered (even if expired)
         self._next_id = 0
         self.restarts = 0
+        self.styles: tuple[str, ...] = ()  # the checkpoint's, once a worker is ready
         self.failure: str | None = None
         self._ready_event = asyncio.Event()
         self._start()
@@ -247,7 +249,10 @@ class WorkerModel:
             self._report("failed", {"reason": message[1]})
         elif kind == "ready":
             self._ready = True
+            self.styles = message[2]
             self._ready_event.set()
+            if self._args[3]:  # the style as set last (also while this worker was starting)
+                self._send(("style", self._args[3]))
             for event in self._history:  # a restarted worker hears what came before
                 if self._send(("feed", event)):
                     self._sent += 1

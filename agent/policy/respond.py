@@ -7,19 +7,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from agent.events import PhraseNote
+from agent.events import PhraseNote, PlannedNote
 from agent.model.continuator import MIN_DURATION_NS, Continuator
 from agent.model.live import ModelNote
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedNote:
-    start_ns: int
-    pitch: int
-    velocity: int
-    duration_ns: int
 
 
 def plan_answer(call: Sequence[PhraseNote], memory: Continuator, rng: random.Random,

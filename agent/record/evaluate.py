@@ -26,9 +26,10 @@ from agent import midi
 from agent.events import Heard
 from agent.listen.beat import BeatTracker
 from agent.listen.harmony import estimate_chord, estimate_key, profile_of
+from agent.listen.hearing import CHORD_HALF_LIFE_S, KEY_HALF_LIFE_S
 from agent.listen.players import Listening
 from agent.model.originality import join_lines, longest_shared_run
-from agent.pipeline import KEY_HALF_LIFE_S
+from agent.policy.modes import RESPONSES
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 from agent.record.summary import Note, notes_of
@@ -36,7 +37,6 @@ from agent.record.summary import Note, notes_of
 WINDOW_NS = 2_000_000_000
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
-CHORD_HALF_LIFE_S = 0.5
 
 
 def player_spans(header: dict[str, Any], records: list[dict[str, Any]]) -> np.ndarray:
@@ -108,7 +108,7 @@ def evaluate_log(header: dict[str, Any], records: list[dict[str, Any]],
                  corpus_lines: np.ndarray | None = None) -> dict[str, Any]:
     config = header["config"]
     players, agent = notes_of(records, config["agent"]["outputs"][0])
-    answers = [r for r in records if r["k"] == "decision" and r.get("what") == "respond"]
+    answers = [r for r in records if r["k"] == "decision" and r.get("what") in RESPONSES]
     # An answer's first note carries the end of the call it answers (`cause`).
     delays = [(r["t"] - r["cause"]) / NS_PER_MS for r in records if r["k"] == "emit"
               and "cause" in r and r["port"] == config["agent"]["outputs"][0]]
@@ -132,7 +132,7 @@ def _copied_from_calls(records: list[dict[str, Any]], answers: list[dict[str, An
     for r in records:
         if r["k"] == "in" and midi.is_note_on(bytes.fromhex(r["data"])):
             calls[-1].append(bytes.fromhex(r["data"])[1])
-        elif r["k"] == "decision" and r.get("what") == "respond":
+        elif r["k"] == "decision" and r.get("what") in RESPONSES:
             calls.append([])
     best = 0
     for call, answer in zip(calls, answers, strict=False):

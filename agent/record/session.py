@@ -19,6 +19,7 @@ from agent.events import Emitted, Heard
 from agent.model.live import ModelFactory
 from agent.model.originality import longest_shared_run
 from agent.pipeline import Agent
+from agent.policy.commands import VERBS, Command, CommandError
 from agent.record import smf
 from agent.record.log import EventLog, read_log
 from agent.record.summary import notes_of, summarise
@@ -76,12 +77,22 @@ class Session:
         self.agent.hear(ev)
         self.scheduler.run_due(self.clock.now_ns())  # immediate reactions leave now
 
+    def command(self, cmd: Command, t_ns: int) -> None:
+        """A checked command from the control plane or a cue: recorded, then applied.
+        Raises CommandError (nothing recorded, nothing changed) for styles the model lacks."""
+        styles = cmd.fields.get("styles") if cmd.verb == "controls" else None
+        known = self.model.styles if self.model is not None else ()
+        if styles and known and set(styles) - set(known):
+            raise CommandError(f"controls: styles {sorted(set(styles) - set(known))} are not "
+                               f"in the model (it has {', '.join(known)})")
+        self.control(cmd.verb, t_ns, **cmd.fields)
+
     def control(self, what: str, t_ns: int, **fields: Any) -> None:
         """A control that changes what plays (recorded, and replayed at the same time)."""
         self.scheduler.run_due(t_ns)
         self.log.write("ctl", t_ns, what=what, **fields)
-        if what == "panic":
-            self.scheduler.panic("panic")
+        if what in VERBS:
+            self.agent.apply(Command(what, fields), t_ns)
         elif what == "port-lost" and "player" in fields:
             self.agent.player_lost(fields["player"], t_ns)
         elif what == "output-lost":

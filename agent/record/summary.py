@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import midi
+from agent.policy.modes import RESPONSES
 from agent.stats import Samples
 
 
@@ -33,7 +34,9 @@ def notes_of(records: list[dict[str, Any]], first_port: str) -> tuple[list[Note]
 
 
 # What a mode's reaction latency is measured from (the emit record's `cause`) and to.
-REACTS_TO = {"respond": "end of a call -> first answer note",
+REACTS_TO = {"call-response": "end of a call -> first answer note",
+             "continue": "end of a call -> first note carrying it on",
+             "mirror": "end of a call -> first note of the imitation",
              "harmony": "heard note -> harmony note"}
 
 
@@ -56,7 +59,7 @@ def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
                 played += 1
                 if "cause" in r:
                     reaction.add(t - r["cause"])
-        elif r["k"] == "decision" and r.get("what") == "respond":
+        elif r["k"] == "decision" and r.get("what") in RESPONSES:
             answers += 1
         elif r["k"] == "model" and r.get("what") == "answer":
             model_answers[r["why"]] = model_answers.get(r["why"], 0) + 1

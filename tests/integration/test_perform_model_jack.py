@@ -22,7 +22,7 @@ from .jackpeer import STAGE_HEAD, Peer, running_agent
 
 RESPOND = STAGE_HEAD + """
 [agent]
-mode = "respond"
+mode = "call-response"
 outputs = ["{synth}"]
 channel = 2
 output_latency_ms = 100.0
@@ -88,7 +88,7 @@ def test_the_model_answers_and_survives_its_worker_being_killed(
         assert answer_pitches(peer, 1)  # answered all the same (by the model or the memory)
         assert agent.wait() == 0, agent.err
     _header, records = read_log(recording / LOG_NAME)
-    sources = [r["source"] for r in records if r["k"] == "decision" and r["what"] == "respond"]
+    sources = [r["source"] for r in records if r["k"] == "decision" and r["what"] == "answer"]
     assert sources[0] == "model" and len(sources) == 2
     restarts = [r for r in records if r["k"] == "model" and r["what"] == "restart"]
     assert len(restarts) == 1 and restarts[0]["reason"].startswith("worker exited (")

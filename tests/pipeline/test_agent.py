@@ -8,6 +8,7 @@ from agent import config as config_mod
 from agent import midi
 from agent.clock import ManualClock
 from agent.events import Heard
+from agent.policy.develop import diatonic_shift, scale_pitches
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME, Session
 
@@ -69,19 +70,24 @@ def test_harmony_plays_at_the_heard_time_and_releases_with_the_player(tmp_path: 
 
 
 def test_respond_answers_one_gap_plus_latency_after_the_phrase(tmp_path: Path) -> None:
-    run = Run(tmp_path, mode="respond")
+    run = Run(tmp_path, mode="call-response")
     end = phrase(run, "a", [60, 62, 64, 65, 67], 0)
     run.until(end + 499)
     assert run.notes_on() == []  # not before the gap is over
     run.until(end + 5_000)
     played = run.notes_on()
     assert played[0][0] == end + 500 + 100
-    assert {p for _, p in played} <= {60, 62, 64, 65, 67}
     assert len(played) == 5  # as long as the call
+    # It develops the call's motif (its first four notes, a step or two up or down in the key
+    # heard, C major), then goes on from the live memory (pitches it has heard).
+    c_major = scale_pitches({0, 2, 4, 5, 7, 9, 11})
+    motifs = [[diatonic_shift(p, s, c_major) for p in (60, 62, 64, 65)] for s in (-2, -1, 1, 2)]
+    assert [p for _, p in played[:4]] in motifs
+    assert played[4][1] in {60, 62, 64, 65, 67}
 
 
 def test_with_beat_lock_the_answer_lands_on_the_players_half_beat_grid(tmp_path: Path) -> None:
-    run = Run(tmp_path, beat_lock=1.0, mode="respond")
+    run = Run(tmp_path, beat_lock=1.0, mode="call-response")
     # Eight quarter notes at 120 BPM from t = 1,000 ms: beats at 1,000 + 500k ms.
     end = phrase(run, "a", [60, 62, 64, 65, 67, 65, 64, 62], 1000, ioi_ms=500)
     run.until(end + 5_000)
@@ -92,7 +98,7 @@ def test_with_beat_lock_the_answer_lands_on_the_players_half_beat_grid(tmp_path:
 
 
 def test_with_a_steady_beat_the_phrase_gap_follows_the_tempo(tmp_path: Path) -> None:
-    run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="respond")
+    run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="call-response")
     end = phrase(run, "a", [60, 62, 64, 65, 67, 65, 64, 62], 1000, ioi_ms=500)  # 120 BPM
     assert end == 4900
     run.until(end + 5_000)
@@ -102,7 +108,7 @@ def test_with_a_steady_beat_the_phrase_gap_follows_the_tempo(tmp_path: Path) -> 
 
 
 def test_while_the_players_rest_the_agent_plays_on_until_one_comes_in(tmp_path: Path) -> None:
-    run = Run(tmp_path, solo_after_ms=1000.0, mode="respond")
+    run = Run(tmp_path, solo_after_ms=1000.0, mode="call-response")
     end = phrase(run, "a", [60, 62, 64, 65, 67], 0)
     run.until(end + 12_000)  # the answer, then solo phrases, 1 s after each ends
     run.at(end + 12_000, "b", 0x90, 48, 80)  # a player comes in
@@ -110,20 +116,20 @@ def test_while_the_players_rest_the_agent_plays_on_until_one_comes_in(tmp_path: 
     run.session.log.close()
     _, records = read_log(tmp_path / "rec" / LOG_NAME)
     decisions = [(r["t"], r["what"]) for r in records if r["k"] == "decision"]
-    assert decisions[0][1] == "respond"
+    assert decisions[0][1] == "answer"
     solos = [t for t, what in decisions if what == "solo"]
     assert len(solos) >= 2 and all(t < (end + 12_000) * MS for t in solos)
     assert all(t <= end + 12_000 for t, _ in run.notes_on())  # nothing after the entry
     assert run.session.scheduler.ledger.sounding() == []
     # Without solo_after_ms the agent answers once and waits.
-    quiet = Run(tmp_path / "quiet", mode="respond")
+    quiet = Run(tmp_path / "quiet", mode="call-response")
     quiet_end = phrase(quiet, "a", [60, 62, 64, 65, 67], 0)
     quiet.until(quiet_end + 12_000)
     assert len(quiet.notes_on()) == 5
 
 
 def test_a_player_coming_in_cancels_the_rest_of_the_answer(tmp_path: Path) -> None:
-    run = Run(tmp_path, mode="respond")
+    run = Run(tmp_path, mode="call-response")
     end = phrase(run, "a", [60, 62, 64, 65, 67, 69, 71, 72], 0)
     run.until(end + 700)  # the answer has started
     run.at(end + 750, "b", 0x90, 48, 80)
@@ -132,7 +138,7 @@ def test_a_player_coming_in_cancels_the_rest_of_the_answer(tmp_path: Path) -> No
     assert len(run.notes_on()) < 8
     run.session.log.close()
     _, records = read_log(tmp_path / "rec" / LOG_NAME)
-    plans = [r["plan"] for r in records if r.get("what") == "respond"]
+    plans = [r["plan"] for r in records if r.get("what") == "answer"]
     assert len(plans) == 1 and len(plans[0]) == 8  # the whole answer as it was scheduled
     assert [(p[0] / MS, p[1]) for p in plans[0][:len(run.notes_on())]] == run.notes_on()
     assert run.session.scheduler.ledger.sounding() == []  # what had started was released

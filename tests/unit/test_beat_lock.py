@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from agent.events import PlannedNote
 from agent.policy.beat_lock import lock_to_grid
-from agent.policy.respond import PlannedNote
 
 MS = 1_000_000
 

@@ -1,0 +1,284 @@
+"""The MQTT control plane: presence, commands in, replies and retained state out.
+
+Every payload is a JSON object. Topics, under `stage/<performance.name>/<mqtt.agent>/`:
+
+    status         retained, QoS1  {"state": "online"} once connected and subscribed,
+                                   {"state": "offline"} on close(), {"state": "lost"} (the Will)
+                                   when the connection dies without a goodbye
+    cmd/<verb>     in, QoS1        {"id": "c1", "sent": 1700000000.5, ...the verb's fields}
+                                   (verbs and fields: policy/commands.py; "sent" is optional)
+    evt/ack        QoS1            {"id": "c1", "verb": "mode"}  applied (or a repeat of an id)
+    evt/error      QoS1            {"id": "c1" | null, "verb": "mode", "error": "..."}  nothing
+                                   changed: bad JSON, no id, unknown verb, bad field, retained,
+                                   stale (older than max_age_s by the agent's clock) or refused
+    state/<kind>   retained, QoS1  the latest publish_state(kind, payload)
+
+aiomqtt 2.x leaves reconnection to the caller: run() loops around `async with Client(...)`,
+backing off on MqttError, so a broker outage never reaches the music (stage-requirements 25).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError  # not re-exported by aiomqtt 2.5
+
+from agent.config import Config
+from agent.errors import ConfigError, StageAgentError
+from agent.policy.commands import Command, CommandError, parse_command
+
+log = logging.getLogger(__name__)
+
+NO_BROKER_MESSAGE = "no MQTT broker configured: running without a control plane"
+MAX_AGE_S = 10.0  # a command sent longer ago than this is refused (it was meant for then)
+BACKOFF_S = (0.5, 10.0)  # reconnect delay: first, doubling up to the last
+REMEMBERED_IDS = 256  # applied command ids kept for idempotency
+CLOSE_TIMEOUT_S = 2.0  # close() waits this long for the goodbye, then just stops
+QOS = 1
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+ONLINE, OFFLINE, LOST = (_json({"state": s}) for s in ("online", "offline", "lost"))
+
+
+class ControlPlane:
+    """One agent's connection to the broker; run() is its task, close() ends it with a goodbye.
+
+    `on_command` is called on the event loop, in this task, with each valid new command; raising
+    a StageAgentError refuses the command (an evt/error reply). `now_ns` is the wall clock in
+    unix nanoseconds, read only to age a command's "sent" time (director and agent must agree
+    on the time within max_age_s: run NTP).
+    """
+
+    def __init__(self, config: Config, on_command: Callable[[Command], None],
+                 now_ns: Callable[[], int] = time.time_ns, *, max_age_s: float = MAX_AGE_S,
+                 backoff_s: tuple[float, float] = BACKOFF_S) -> None:
+        self._mqtt = m = config.mqtt
+        self.prefix = f"stage/{config.performance.name}/{m.agent}/"
+        self._client_id = f"stage-agent-{config.performance.name}-{m.agent}"
+        self._sections = [s.name for s in config.sections]
+        self._on_command, self._now_ns = on_command, now_ns
+        self._max_age_s, self._backoff_s = max_age_s, backoff_s
+        self._tls = _tls_context(config) if m.tls else None  # a bad CA file fails at start-up
+        self._states: dict[str, bytes] = {}  # kind -> latest payload
+        self._dirty: dict[str, None] = {}  # kinds the broker may not have yet (ordered set)
+        # replies not sent yet (kept over a reconnect); a flood drops the oldest
+        self._replies: deque[tuple[str, bytes]] = deque(maxlen=REMEMBERED_IDS)
+        self._applied: dict[str, None] = {}  # the last REMEMBERED_IDS applied ids, oldest first
+        self._wake = asyncio.Event()  # something to publish
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[Any] | None = None
+        self.connected = False
+        self.attempts = 0  # connection attempts so far (for status reports)
+
+    def publish_state(self, kind: str, payload: dict[str, Any]) -> None:
+        """Keep `payload` as the latest state of `kind`; the task publishes it retained.
+
+        Never blocks and never waits for the broker: payloads of one kind coalesce (only the
+        latest is sent), and every kind is sent again after a reconnect. Encoded here, so a
+        payload that is not JSON fails at the caller (ValueError/TypeError)."""
+        if not kind or any(c in kind for c in "+#"):
+            raise ValueError(f"state kind {kind!r} cannot end an MQTT topic")
+        self._states[kind] = _json(payload)
+        self._dirty[kind] = None
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect with backoff until close(). Raises nothing on broker
+        trouble (it is logged once per outage); returns after close()."""
+        self._task = asyncio.current_task()
+        where = f"{self._mqtt.host}:{self._mqtt.port}"
+        delay, down, ever = self._backoff_s[0], False, False
+        try:
+            while not self._stop.is_set():
+                self.attempts += 1
+                try:
+                    async with self._client() as client:
+                        self.connected = True
+                        if down or not ever:
+                            log.info("MQTT broker %s %s: topics %s#", where,
+                                     "reachable again" if ever else "connected", self.prefix)
+                        delay, down, ever = self._backoff_s[0], False, True
+                        await self._serve(client)
+                        return  # leaving `async with` disconnects cleanly: no Will
+                except aiomqtt.MqttError as e:
+                    if not down and isinstance(e, MqttConnectError):  # a config problem
+                        log.error("MQTT broker %s refused the connection (%s): check "
+                                  "mqtt.username and mqtt.password; retrying", where, e)
+                    elif not down:
+                        log.warning("MQTT broker unreachable at %s (%s): retrying", where, e)
+                    down = True
+                finally:
+                    self.connected = False
+                # The backoff sleep ends early on close(): shutdown never waits for it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(2 * delay, self._backoff_s[1])
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise  # cancelled by its owner; after close() the timeout did it: just end
+
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Publish pending state and retained "offline", then disconnect cleanly (the Will is
+        not sent). Waits at most `timeout_s` (a broker that does not answer is left behind)."""
+        self._stop.set()
+        task = self._task
+        if task is None or task.done():
+            return
+        _done, pending = await asyncio.wait({task}, timeout=timeout_s)
+        if pending:
+            task.cancel()
+            await asyncio.wait({task})
+
+    def _client(self) -> aiomqtt.Client:
+        m = self._mqtt
+        # A fixed client id: when the agent reconnects while the broker still holds its old,
+        # half-open connection, the broker drops the old one at once (session takeover)
+        # rather than timing it out later and publishing its Will "lost" over our "online".
+        # Clean session: commands sent while we were away are not queued for us (they would
+        # be stale anyway); the director sees no ack and may resend.
+        return aiomqtt.Client(
+            m.host, m.port, username=m.username or None, password=m.password or None,
+            identifier=self._client_id,
+            will=aiomqtt.Will(self.prefix + "status", LOST, qos=QOS, retain=True),
+            clean_session=True, keepalive=m.keepalive_s, tls_context=self._tls)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """One connection: returns after close() (having said goodbye), raises MqttError when
+        the connection is lost."""
+        # Subscribe before announcing "online": a director that sends on seeing "online" must
+        # not lose its first command to a subscription not made yet.
+        await client.subscribe(self.prefix + "cmd/#", qos=QOS)
+        self._dirty.update(dict.fromkeys(self._states))  # a restarted broker may have lost them
+        await self._flush(client)
+        await client.publish(self.prefix + "status", ONLINE, qos=QOS, retain=True)
+        stopper = asyncio.create_task(self._stop.wait())
+        tasks = {asyncio.create_task(self._read(client)), asyncio.create_task(self._write(client)),
+                 stopper}
+        try:
+            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for t in done - {stopper}:
+            t.result()  # reader and writer end only by raising (a lost connection: MqttError)
+        await self._flush(client)  # the latest state before the goodbye
+        await client.publish(self.prefix + "status", OFFLINE, qos=QOS, retain=True)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            self._handle(message)
+
+    async def _write(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush(client)
+
+    async def _flush(self, client: aiomqtt.Client) -> None:
+        # One publish in flight at a time, each awaiting its PUBACK: a burst of publish_state
+        # for a kind collapses into its latest payload instead of queueing behind a slow broker.
+        while self._replies or self._dirty:
+            if self._replies:
+                topic, body = reply = self._replies.popleft()
+                try:
+                    await client.publish(topic, body, qos=QOS)
+                except BaseException:
+                    self._replies.appendleft(reply)  # sent after the reconnect
+                    raise
+            else:
+                kind = next(iter(self._dirty))
+                body = self._states[kind]
+                await client.publish(self.prefix + "state/" + kind, body, qos=QOS, retain=True)
+                if self._states[kind] is body:  # else changed meanwhile: send the newer one
+                    del self._dirty[kind]
+
+    def _handle(self, message: aiomqtt.Message) -> None:
+        """Check, apply and answer one command. Never raises: bad input is answered."""
+        verb = message.topic.value.removeprefix(self.prefix + "cmd/")
+        cmd_id: str | None = None
+        try:
+            fields = _object(message.payload)
+            given = fields.pop("id", None)
+            if not isinstance(given, str) or not given:
+                raise CommandError('missing "id" (a non-empty string)')
+            cmd_id = given
+            if message.retain:
+                raise CommandError("retained command ignored (commands are never retained)")
+            if cmd_id in self._applied:  # QoS1 redelivery or a director's retry: apply once
+                self._reply("ack", {"id": cmd_id, "verb": verb})
+                return
+            self._check_age(fields.pop("sent", None))
+            self._on_command(parse_command(verb, fields, self._sections))
+        except StageAgentError as e:  # CommandError, or the agent refusing the command
+            log.warning("MQTT command %r (id %s) not applied: %s", verb, cmd_id, e)
+            self._reply("error", {"id": cmd_id, "verb": verb, "error": str(e)})
+            return
+        except Exception as e:  # a bug in on_command: loud in the log, the control plane lives
+            log.exception("MQTT command %r (id %s) failed", verb, cmd_id)
+            self._reply("error", {"id": cmd_id, "verb": verb, "error": f"internal error: {e!r}"})
+            return
+        self._applied[cmd_id] = None
+        if len(self._applied) > REMEMBERED_IDS:
+            del self._applied[next(iter(self._applied))]
+        self._reply("ack", {"id": cmd_id, "verb": verb})
+
+    def _check_age(self, sent: Any) -> None:
+        if sent is None:
+            return
+        if isinstance(sent, bool) or not isinstance(sent, int | float) or not math.isfinite(sent):
+            raise CommandError(f'"sent" must be a unix time in seconds, got {sent!r}')
+        age = self._now_ns() / 1e9 - sent
+        if age > self._max_age_s:
+            raise CommandError(f"stale command ignored: sent {age:.1f} s ago "
+                               f"(max age {self._max_age_s:g} s)")
+
+    def _reply(self, kind: str, payload: dict[str, Any]) -> None:
+        self._replies.append((self.prefix + "evt/" + kind, _json(payload)))
+        self._wake.set()
+
+
+def _object(payload: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(payload)
+    except ValueError as e:  # also not UTF-8
+        raise CommandError(f"invalid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise CommandError(f'expected a JSON object with an "id", got {type(value).__name__}')
+    return value
+
+
+def _tls_context(config: Config) -> ssl.SSLContext:
+    ca = config.mqtt.ca_file
+    path = Path(config.source).parent / ca if ca else None
+    if path is not None and not path.is_file():
+        raise ConfigError(config.source, "mqtt.ca_file", f"no such file: {path}")
+    try:
+        return ssl.create_default_context(cafile=path)
+    except ssl.SSLError as e:
+        raise ConfigError(config.source, "mqtt.ca_file", f"not a CA bundle: {e}") from None
+
+
+def make_control_plane(config: Config, on_command: Callable[[Command], None],
+                       now_ns: Callable[[], int] = time.time_ns, **options: Any
+                       ) -> ControlPlane | None:
+    """The control plane, or None when no broker is configured (the caller says
+    NO_BROKER_MESSAGE once). `options` are ControlPlane's keyword options."""
+    if not config.mqtt.host:
+        return None
+    return ControlPlane(config, on_command, now_ns, **options)

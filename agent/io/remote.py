@@ -1,0 +1,84 @@
+"""The agent's remote surfaces, together: MQTT control plane, OSC state out, OSC commands in.
+
+Commands from either input go through the session (recorded, then applied, on the loop); the
+agent's state goes out to both outputs. Each surface is optional (see [mqtt] and [osc] in the
+config); a performance without any runs exactly as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from typing import Any
+
+from agent.config import Config, host_port
+from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane
+from agent.io.osc import OscControlIn, OscOut
+from agent.policy.commands import Command
+from agent.record.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class Remote:
+    def __init__(self, config: Config, session: Session) -> None:
+        self.session = session
+        s = config.source
+        self.mqtt: ControlPlane | None = make_control_plane(config, self._command, time.time_ns)
+        if self.mqtt is None:
+            print(f"stage-agent: {NO_BROKER_MESSAGE}", file=sys.stderr, flush=True)
+        self.osc_out = OscOut([host_port(s, f"osc.visuals[{i}]", d)
+                               for i, d in enumerate(config.osc.visuals)]) \
+            if config.osc.visuals else None
+        self.osc_in: OscControlIn | None = None
+        if config.osc.control:
+            host, port = host_port(s, "osc.control", config.osc.control)
+            self.osc_in = OscControlIn(host, port, config.osc.allow,
+                                       [sec.name for sec in config.sections], self._command)
+        self._task: asyncio.Task[None] | None = None
+        session.agent.publish = self.publish
+
+    def _command(self, cmd: Command) -> None:
+        """Raises CommandError (the surface replies with it) if the command cannot apply."""
+        self.session.command(cmd, self.session.clock.now_ns())
+
+    def publish(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.mqtt is not None:
+            self.mqtt.publish_state(kind, payload)
+        if self.osc_out is not None:
+            try:
+                self.osc_out.send_state(kind, payload)
+            except ValueError:  # a state the stream cannot encode: say so, keep playing
+                log.exception("OSC state %s not sent", kind)
+
+    async def start(self) -> None:
+        if self.osc_in is not None:
+            await self.osc_in.start()
+        if self.mqtt is not None:
+            self._task = asyncio.create_task(self.mqtt.run(), name="mqtt")
+        agent = self.session.agent
+        now = self.session.clock.now_ns()
+        self.publish("mode", {"mode": agent.controls.mode, "section": agent.section_name()})
+        self.publish("controls", agent.controls.to_dict())
+        if agent.config.sections:
+            self.publish("section", agent.place.to_dict(agent.config.sections))
+        agent.publish_plan(now)
+
+    def refresh(self) -> None:
+        """A full state every second or so: a visuals machine that restarts catches up."""
+        if self.osc_out is not None:
+            self.osc_out.refresh()
+
+    async def close(self) -> None:
+        if self.osc_in is not None:
+            self.osc_in.close()
+        if self.mqtt is not None:
+            await self.mqtt.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.osc_out is not None:
+            self.osc_out.close()
