@@ -23,10 +23,9 @@ from agent.clock import ms_to_ns
 from agent.config import Config
 from agent.events import Heard, NoteId, PhraseNote, PlannedNote
 from agent.listen.activity import PlayerActivity, roles
-from agent.listen.beat import BeatTracker
 from agent.listen.hearing import Hearing
-from agent.listen.midi_clock import ClockFollower
 from agent.listen.players import Listening
+from agent.listen.pulse import Pulse
 from agent.model import representation as rep
 from agent.model.continuator import Continuator
 from agent.model.live import ModelClient, ModelNote
@@ -42,7 +41,6 @@ from agent.schedule.plan_ahead import PlanAhead
 from agent.schedule.scheduler import Scheduler
 
 MIN_PHRASE_GAP_NS = 150_000_000  # shorter silences are articulation, never a phrase end
-BEAT_LOCK_CONFIDENCE = 0.5  # below this the tracker's grid is a guess: leave the timing alone
 SOLO_AFTER_MS = 1500.0  # solo and auto modes: rest this long before the agent plays alone
 SOLO_MAX_PHRASES = 8  # then the agent waits for the players
 NS_PER_S = 1_000_000_000
@@ -65,9 +63,8 @@ class Agent:
         self.hearing = Hearing()
         self.memory = Continuator(max_order=config.respond.max_order)
         self.rng = random.Random(config.performance.seed)
-        self.clock = ClockFollower() if any(p.follow_clock for p in config.players) else None
         self._clock_player = next((p.name for p in config.players if p.follow_clock), None)
-        self._clock_beat_ns: int | None = None
+        self.pulse = Pulse(config.uses_listening_beat(), self._clock_player is not None)
         self._latency_ns = ms_to_ns(config.agent.output_latency_ms)
         self._gap_ns = ms_to_ns(config.respond.phrase_gap_ms)
         self._max_note_ns = ms_to_ns(config.agent.max_note_ms)
@@ -88,8 +85,6 @@ class Agent:
                               ms_to_ns(config.agent.plan_horizon_ms), self._note_starts,
                               self.publish_plan)
         self.plan.muted = self.controls.mute
-        # Tempo from the players' onsets (~0.3 ms per onset), unless the piece only harmonises.
-        self.beat = BeatTracker() if config.uses_listening_beat() else None
 
     # -- input ------------------------------------------------------------------------------
     def hear(self, ev: Heard) -> None:
@@ -109,8 +104,7 @@ class Agent:
                 self._harmonise(ev)  # first: the immediate reaction leaves before the analysis
             self.activity[ev.player].note_on(ev.time_ns, ch, ev.data[1], ev.data[2])
             self.hearing.note_on(ev.player, ch, ev.data[1], ev.data[2], ev.time_ns)
-            if self.beat is not None:
-                self.beat.on_onset(ev.time_ns)
+            self.pulse.on_onset(ev.time_ns)
             if self.model is not None:
                 self.model.feed(ev.time_ns, rep.PLAYER, ev.data[1], ev.data[2], None,
                                 self._beat_in_bar())
@@ -387,27 +381,26 @@ class Agent:
                                m.register)
         velocity = min(max(round(self.hearing.recent_velocity() - 18 + m.velocity_shift), 1),
                        127)
-        next_beat = phase + ((t_ns - phase) // period + 1) * period
+        # From this beat (its off-beats are still open) to the same beat of the next bar.
+        this_beat = phase + ((t_ns - phase) // period) * period
         notes: list[PlannedNote] = []
         bar_beats = self.config.performance.beats_per_bar
-        for i in range(bar_beats):
+        for i in range(bar_beats + 1):
             if not plays_on_beat((self._beat_count + i) % bar_beats, m.density):
                 continue
             beat_notes, self._voicing = comp_beat(chord.pitch_classes, low, high, self._voicing,
-                                                  next_beat + i * period, period, m.density,
+                                                  this_beat + i * period, period, m.density,
                                                   velocity)
             notes += beat_notes
         self.log.write("decision", t_ns, what=modes.COMP, chord=chord.name, source="chord",
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in notes
-                             if n.start_ns < next_beat + period])
-        self.plan.horizon_ns = max(self.plan.horizon_ns, period)
-        self.plan.set(COMP, notes, t_ns)
+                             if n.start_ns < this_beat + 2 * period])
+        # Committed half a beat ahead: a chord heard at a beat reaches the next one.
+        self.plan.set(COMP, notes, t_ns, horizon_ns=period // 2)
 
     def _publish_hearing(self, t_ns: int) -> None:
-        beat = self.beat.estimate(t_ns) if self.beat is not None else None
-        bpm = self.clock.bpm() if self.clock is not None and self.clock.running else None
-        for kind, payload in self.hearing.changes(
-                t_ns, self._roles(t_ns), bpm, beat).items():
+        for kind, payload in self.hearing.changes(t_ns, self._roles(t_ns), self.pulse.clock_bpm(),
+                                                  self.pulse.estimate(t_ns)).items():
             self._state(kind, payload, t_ns)
 
     def _state(self, kind: str, payload: dict[str, Any], t_ns: int) -> None:
@@ -429,18 +422,7 @@ class Agent:
 
     # -- timing ---------------------------------------------------------------------------
     def _beat_grid(self, t_ns: int) -> tuple[int, int] | None:
-        """(a beat's time, the period) from the MIDI clock if it runs, else from the players'
-        onsets when the tracker is confident; None when no beat is heard."""
-        if self.clock is not None and self.clock.running and self._clock_beat_ns is not None:
-            bpm = self.clock.bpm()
-            if bpm:
-                return self._clock_beat_ns, round(60e9 / bpm)
-        if self.beat is None:
-            return None
-        est = self.beat.estimate(t_ns)
-        if est is None or est.confidence < BEAT_LOCK_CONFIDENCE:
-            return None
-        return est.phase_ns, est.period_ns
+        return self.pulse.grid(t_ns)
 
     def _beat_s(self, t_ns: int) -> float | None:
         beat = self._beat_grid(t_ns)
@@ -466,31 +448,27 @@ class Agent:
         return lock_to_grid(plan, beat[0], beat[1], self.config.respond.beat_lock, latest)
 
     def _beat_in_bar(self) -> float | None:
-        """Where the MIDI clock says we are in the bar, in beats, if it is running."""
-        if self.clock is None or not self.clock.running or self.clock.bpm() is None:
-            return None
-        return (self.clock.ticks / 24) % self.config.performance.beats_per_bar
+        return self.pulse.beat_in_bar(self.config.performance.beats_per_bar)
 
     # -- MIDI clock -------------------------------------------------------------------------
     def _follow_clock(self, ev: Heard) -> None:
-        assert self.clock is not None
-        change = self.clock.on_message(ev.time_ns, ev.data)
+        change = self.pulse.on_clock(ev)
         if change == "stop":
             self.log.write("ctl", ev.time_ns, what="clock-stop")
             self.plan.drop_all(ev.time_ns)
             self.scheduler.silence("clock-stop")  # Stop silences the agent's notes
-        elif change is not None:
-            self.log.write("ctl", ev.time_ns, what=f"clock-{change}")
-        elif self.clock.ticks % 24 == 0:  # once a beat is often enough for the log
-            self._clock_beat_ns = ev.time_ns
+        elif change == "beat":  # once a beat is often enough for the log
             self._arm_tick(ev.time_ns)
-            bpm = self.clock.bpm()
+            bpm = self.pulse.clock_bpm()
             if bpm is not None and (self._last_bpm is None or abs(bpm - self._last_bpm) >= 0.1):
                 self._last_bpm = bpm
                 self.log.write("tempo", ev.time_ns, bpm=round(bpm, 2))
+        elif change is not None:
+            self.log.write("ctl", ev.time_ns, what=f"clock-{change}")
 
     def check_clock(self, now_ns: int) -> None:
-        if self.clock is not None and self.clock.check_loss(now_ns):
+        clock = self.pulse.clock
+        if clock is not None and clock.check_loss(now_ns):
             self.log.write("ctl", now_ns, what="clock-lost", bpm=self._last_bpm)
 
 

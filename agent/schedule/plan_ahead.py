@@ -23,6 +23,7 @@ class _Part:
     tentative: list[PlannedNote] = field(default_factory=list)  # by start time
     committed: list[PlannedNote] = field(default_factory=list)  # handed over, maybe not started
     cause_ns: int | None = None  # the first committed note's cause (what it reacts to)
+    horizon_ns: int = 0
 
 
 class PlanAhead:
@@ -39,11 +40,15 @@ class PlanAhead:
         self._parts: dict[str, _Part] = {}
 
     def set(self, tag: str, notes: Sequence[PlannedNote], now_ns: int,
-            cause_ns: int | None = None) -> None:
-        """Replace the part's tentative notes (committed ones play on) with `notes`."""
+            cause_ns: int | None = None, horizon_ns: int | None = None) -> None:
+        """Replace the part's tentative notes with `notes`. Committed notes play on, and are
+        final: new notes starting at or before the last committed one are left out."""
         part = self._parts.setdefault(tag, _Part())
-        part.tentative = sorted(notes, key=lambda n: n.start_ns)
+        last = max((n.start_ns for n in part.committed), default=None)
+        part.tentative = sorted((n for n in notes if last is None or n.start_ns > last),
+                                key=lambda n: n.start_ns)
         part.cause_ns = cause_ns
+        part.horizon_ns = self.horizon_ns if horizon_ns is None else horizon_ns
         self._commit_due(tag, now_ns)
         self._changed(now_ns)
 
@@ -88,7 +93,7 @@ class PlanAhead:
         if part is None:
             return
         part.committed = [n for n in part.committed if n.start_ns + n.duration_ns > now_ns]
-        limit = now_ns + self.horizon_ns
+        limit = now_ns + part.horizon_ns
         while part.tentative and part.tentative[0].start_ns <= limit:
             note = part.tentative.pop(0)
             part.committed.append(note)
@@ -96,7 +101,7 @@ class PlanAhead:
                 self._play(tag, note, part.cause_ns)
             part.cause_ns = None
         if part.tentative:
-            self.scheduler.call_at(part.tentative[0].start_ns - self.horizon_ns,
+            self.scheduler.call_at(part.tentative[0].start_ns - part.horizon_ns,
                                    lambda t: self._commit_timer(tag, t), tag=tag)
 
     def _commit_timer(self, tag: str, t_ns: int) -> None:

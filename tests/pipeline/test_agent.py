@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from agent import config as config_mod
 from agent import midi
@@ -19,12 +20,14 @@ class Run:
     """A session on a manual clock that collects what the agent emits."""
 
     def __init__(self, tmp_path: Path, beat_lock: float = 0.0, gap_beats: float = 0.0,
-                 solo_after_ms: float = 0.0, **agent: object) -> None:
-        table = {
+                 solo_after_ms: float = 0.0, extra: dict[str, object] | None = None,
+                 **agent: object) -> None:
+        table: dict[str, object] = {
             "players": [{"name": "a", "port": "virtual:a"}, {"name": "b", "port": "virtual:b"}],
             "agent": {"outputs": ["out"], "channel": 1, "output_latency_ms": 100.0, **agent},
             "respond": {"phrase_gap_ms": 500.0, "beat_lock": beat_lock,
                         "phrase_gap_beats": gap_beats, "solo_after_ms": solo_after_ms},
+            **(extra or {}),
         }
         self.clock = ManualClock()
         self.out: list[tuple[int, bytes]] = []
@@ -48,6 +51,13 @@ class Run:
 
     def notes_on(self) -> list[tuple[float, int]]:
         return [(t / MS, d[1]) for t, d in self.out if midi.is_note_on(d)]
+
+    def records(self) -> list[dict[str, object]]:
+        self.session.log.flush()
+        return read_log(self.session.log.path)[1]
+
+    def decisions(self, what: str) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r["k"] == "decision" and r["what"] == what]
 
 
 def phrase(run: Run, player: str, pitches: list[int], start_ms: float,

@@ -1,0 +1,163 @@
+"""The modes, sections, cues and controls, played through the agent on a manual clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.policy.commands import parse_command
+from agent.policy.develop import scale_pitches
+from tests.pipeline.test_agent import MS, Run, phrase
+
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+BEAT = 500  # ms: 120 BPM
+
+
+def arpeggios(run: Run, player: str, chords: list[tuple[int, int, int]], start: float,
+              bars_each: int = 2) -> float:
+    """Quarter notes at 120 BPM outlining each chord (root, third, fifth, root + 12) for
+    `bars_each` bars; returns the time of the last note-off."""
+    pitches = [p for chord in chords for _ in range(bars_each)
+               for p in (chord[0], chord[1], chord[2], chord[0] + 12)]
+    return phrase(run, player, pitches, start, ioi_ms=BEAT)
+
+
+def sounding_pitch_classes_at(run: Run, t_ms: float) -> set[int]:
+    ons = {}
+    for t, d in run.out:
+        if t > t_ms * MS:
+            break
+        if d[0] & 0xF0 == 0x90 and d[2] > 0:
+            ons[d[1]] = True
+        elif d[0] & 0xF0 == 0x80 or (d[0] & 0xF0 == 0x90 and d[2] == 0):
+            ons.pop(d[1], None)
+    return {p % 12 for p in ons}
+
+
+def test_accompany_comps_in_the_heard_chord_under_the_soloist_on_the_beat(
+        tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="accompany")
+    # C major for two bars, then F major for two bars, from t = 1 s, at 120 BPM.
+    end = arpeggios(run, "a", [(72, 76, 79), (77, 81, 84)], 1000)
+    run.until(end + 5_000)
+    comps = run.decisions("comp")
+    assert comps, "no comp once the beat was heard"
+    assert not run.decisions("answer")  # accompanying, the agent never answers
+    ons = run.notes_on()
+    assert all(p < 72 - 1 for _, p in ons)  # under the soloist's lowest note
+    assert all((t - 1000) % BEAT == 0 for t, _ in ons)  # struck on the beat (density 1)
+    change = 1000 + 8 * BEAT  # the first F major note
+    before = {p % 12 for t, p in ons if t < change}
+    after = {p % 12 for t, p in ons if t >= change + 2 * BEAT}
+    assert before == {0, 4, 7}
+    assert after and after <= {5, 9, 0}  # the comp followed the chord change within a beat
+    assert all(t <= end + 2 * 4 * BEAT for t, _ in ons)  # it stops when the soloist stops
+    assert run.session.scheduler.ledger.sounding() == []
+
+
+def test_density_control_doubles_the_comp_attacks(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="accompany", extra={"controls": {"density": 2.0}})
+    arpeggios(run, "a", [(72, 76, 79)], 1000, bars_each=4)
+    offbeats = [t for t, _ in run.notes_on() if (t - 1000) % BEAT == BEAT // 2]
+    assert offbeats  # on the beat and the off-beat
+
+
+def test_continue_carries_on_the_line_in_its_range(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="continue")
+    end = phrase(run, "a", [60, 62, 64, 65, 67, 65, 64], 0)
+    run.until(end + 5_000)
+    (decision,) = run.decisions("continue")
+    assert len(decision["plan"]) == 7
+    assert all(58 <= row[1] <= 69 for row in decision["plan"])  # the line's range, +-2
+    assert run.notes_on()[0][0] == end + 500 + 100
+
+
+def test_mirror_imitates_in_key_with_variation(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="mirror")
+    call = [60, 62, 64, 65, 67, 69, 71, 72]
+    end = phrase(run, "a", call, 0)
+    run.until(end + 5_000)
+    (decision,) = run.decisions("mirror")
+    assert decision["source"] == "call"
+    pitches = [row[1] for row in decision["plan"]]
+    assert len(pitches) >= len(call) and pitches != call
+    assert all(p % 12 in C_MAJOR for p in pitches)
+    ladder = scale_pitches(C_MAJOR)  # a third up or down: most notes two scale steps away
+    moved = [ladder.index(p) - ladder.index(c) for p, c in zip(pitches, call, strict=False)]
+    assert moved.count(2) >= 4 or moved.count(-2) >= 4
+
+
+def test_solo_mode_plays_while_the_players_rest_and_stops_when_one_comes_in(
+        tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="solo")
+    end = phrase(run, "a", [60, 62, 64, 65, 67], 0)
+    run.until(end + 15_000)
+    run.at(end + 15_000, "b", 0x90, 48, 80)
+    run.until(end + 40_000)
+    solos = run.decisions("solo")
+    assert 3 <= len(solos) <= 8  # phrase after phrase, at most SOLO_MAX_PHRASES
+    assert all(t <= end + 15_000 for t, _ in run.notes_on())
+    assert run.session.scheduler.ledger.sounding() == []
+
+
+def test_auto_comps_under_a_soloist_then_answers_then_solos(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="auto")
+    end = arpeggios(run, "a", [(72, 76, 79)], 1000, bars_each=4)
+    run.until(end + 20_000)
+    kinds = [r["what"] for r in run.records() if r["k"] == "decision"
+             and r["what"] in ("comp", "answer", "solo")]
+    assert kinds[0] == "comp"
+    first_answer = kinds.index("answer")
+    assert set(kinds[:first_answer]) == {"comp"}
+    assert "solo" in kinds[first_answer:]
+
+
+def test_sections_advance_by_bars_and_by_cue(tmp_path: Path) -> None:
+    sections = [{"name": "intro", "mode": "accompany", "bars": 2},
+                {"name": "trade", "mode": "call-response", "controls": {"density": 0.5}},
+                {"name": "coda", "mode": "mirror"}]
+    run = Run(tmp_path, mode="harmony", extra={"sections": sections})
+    assert run.session.agent.controls.mode == "accompany"  # the first section's mode
+    end = arpeggios(run, "a", [(72, 76, 79)], 1000, bars_each=4)
+    changes = run.decisions("section")
+    assert [(c["name"], c["why"]) for c in changes] == [("trade", "bars")]
+    # Two bars of ticks (from the first confident beat) after the comp began.
+    assert changes[0]["t"] < end * MS
+    run.until(end + 3_000)
+    (answer,) = run.decisions("answer")
+    assert len(answer["plan"]) == 8  # half the call (16 notes): density 0.5
+    names = [s["name"] for s in sections]
+    run.session.command(parse_command("cue", {}, names), round((end + 3_000) * MS))
+    assert run.session.agent.controls.mode == "mirror"
+    assert run.session.agent.controls.density == 1.0  # back to the piece's controls
+    run.session.command(parse_command("cue", {"section": "intro"}, names),
+                        round((end + 3_001) * MS))
+    assert run.session.agent.controls.mode == "accompany"
+
+
+def test_mute_silences_at_once_and_unmute_plays_again(tmp_path: Path) -> None:
+    run = Run(tmp_path, mode="call-response")
+    end = phrase(run, "a", [60, 62, 64, 65, 67, 69, 71, 72], 0)
+    run.until(end + 700)  # the answer has started
+    assert run.notes_on()
+    run.session.command(parse_command("mute", {}), round((end + 700) * MS))
+    assert run.session.scheduler.ledger.sounding() == []
+    heard = len(run.notes_on())
+    end2 = phrase(run, "b", [48, 50, 52], end + 2_000)
+    run.until(end2 + 3_000)
+    assert len(run.notes_on()) == heard  # muted: nothing more
+    run.session.command(parse_command("unmute", {}), round((end2 + 3_000) * MS))
+    end3 = phrase(run, "b", [48, 50, 52], end2 + 4_000)
+    run.until(end3 + 3_000)
+    assert len(run.notes_on()) == heard + 3
+
+
+def test_dynamics_and_register_controls_move_the_answer(tmp_path: Path) -> None:
+    plain = Run(tmp_path / "plain", mode="call-response")
+    loud = Run(tmp_path / "loud", mode="call-response",
+               extra={"controls": {"dynamics": 0.5, "register": 12}})
+    for run in (plain, loud):
+        end = phrase(run, "a", [60, 62, 64, 65, 67], 0)
+        run.until(end + 5_000)
+    (p,), (q,) = plain.decisions("answer"), loud.decisions("answer")
+    assert [row[2] + 20 for row in p["plan"]] == [row[2] for row in q["plan"]]
+    assert all(b[1] - a[1] == 12 for a, b in zip(p["plan"][4:], q["plan"][4:], strict=True))
