@@ -32,9 +32,15 @@ from agent.model.live import ModelClient, ModelNote
 from agent.policy import modes, sections
 from agent.policy.beat_lock import lock_to_grid
 from agent.policy.commands import Command
-from agent.policy.comping import comp_beat, comp_range, plays_on_beat
+from agent.policy.comping import comp_bar, comp_range
 from agent.policy.controls import mood
-from agent.policy.develop import develop_motif, diatonic_shift, mirror, scale_pitches
+from agent.policy.develop import (
+    develop_motif,
+    diatonic_shift,
+    mirror,
+    relative_to,
+    scale_pitches,
+)
 from agent.policy.respond import harmony_pitches, plan_answer, plan_from_model
 from agent.record.log import EventLog
 from agent.schedule.plan_ahead import PlanAhead
@@ -255,7 +261,7 @@ class Agent:
             self.model.feed(n.start_ns, rep.AGENT, n.pitch, n.velocity, n.duration_ns / 1e9,
                             None)
         req = modes.phrase_request(part, call, notes - len(head), scale, m, self.config.model,
-                                   self._beat_s(t_ns), self._beat_in_bar())
+                                   self.pulse.beat_s(t_ns), self._beat_in_bar())
         self.log.write("model", t_ns, what="request", notes=req.notes, part=part,
                        scale=None if scale is None else sorted(scale))
         serial = self._silence_serial
@@ -335,7 +341,7 @@ class Agent:
     def _arm_tick(self, t_ns: int) -> None:
         if self._tick_armed:
             return
-        beat = self._beat_grid(t_ns)
+        beat = self.pulse.grid(t_ns)
         if beat is None:
             return
         phase, period = beat
@@ -356,7 +362,7 @@ class Agent:
             else:
                 self.place = place
         self._publish_hearing(t_ns)
-        beat = self._beat_grid(t_ns)
+        beat = self.pulse.grid(t_ns)
         if beat is None:
             return
         phase, period = beat
@@ -383,15 +389,10 @@ class Agent:
                        127)
         # From this beat (its off-beats are still open) to the same beat of the next bar.
         this_beat = phase + ((t_ns - phase) // period) * period
-        notes: list[PlannedNote] = []
-        bar_beats = self.config.performance.beats_per_bar
-        for i in range(bar_beats + 1):
-            if not plays_on_beat((self._beat_count + i) % bar_beats, m.density):
-                continue
-            beat_notes, self._voicing = comp_beat(chord.pitch_classes, low, high, self._voicing,
-                                                  this_beat + i * period, period, m.density,
-                                                  velocity)
-            notes += beat_notes
+        notes, self._voicing = comp_bar(chord.pitch_classes, low, high, self._voicing, this_beat,
+                                        period, self._beat_count,
+                                        self.config.performance.beats_per_bar, m.density,
+                                        velocity)
         self.log.write("decision", t_ns, what=modes.COMP, chord=chord.name, source="chord",
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in notes
                              if n.start_ns < this_beat + 2 * period])
@@ -415,24 +416,17 @@ class Agent:
         self._state("plan", {"mode": self.controls.mode, "t": t_ns, "notes": notes}, t_ns)
 
     def _roles(self, t_ns: int) -> dict[str, str]:
-        beat = self._beat_grid(t_ns)
+        beat = self.pulse.grid(t_ns)
         bar_s = (beat[1] if beat else 500_000_000) * self.config.performance.beats_per_bar
         return roles({n: a.summary(t_ns) for n, a in self.activity.items()}, t_ns,
                      rest_s=bar_s / NS_PER_S)
 
     # -- timing ---------------------------------------------------------------------------
-    def _beat_grid(self, t_ns: int) -> tuple[int, int] | None:
-        return self.pulse.grid(t_ns)
-
-    def _beat_s(self, t_ns: int) -> float | None:
-        beat = self._beat_grid(t_ns)
-        return beat[1] / 1e9 if beat else None
-
     def _phrase_gap_ns(self, t_ns: int) -> int:
         """The silence that ends a phrase: respond.phrase_gap_beats of the heard beat when one
         is heard steadily (a phrase's breath scales with the tempo), else phrase_gap_ms."""
         beats = self.config.respond.phrase_gap_beats
-        beat = self._beat_grid(t_ns)
+        beat = self.pulse.grid(t_ns)
         if beats > 0 and beat is not None:
             return max(round(beats * beat[1]), MIN_PHRASE_GAP_NS)
         return self._gap_ns
@@ -441,7 +435,7 @@ class Agent:
                      cause: int | None) -> list[PlannedNote]:
         """With a beat heard, the phrase locks softly to it, starting within a beat of the
         call's end when the call has one (a finer grid for the first note if need be)."""
-        beat = self._beat_grid(t_ns)
+        beat = self.pulse.grid(t_ns)
         if beat is None:
             return plan
         latest = cause + beat[1] if cause is not None else None
@@ -471,7 +465,3 @@ class Agent:
         if clock is not None and clock.check_loss(now_ns):
             self.log.write("ctl", now_ns, what="clock-lost", bpm=self._last_bpm)
 
-
-def relative_to(notes: list[PlannedNote], start_ns: int) -> list[PlannedNote]:
-    """Notes planned from 0, moved to start at start_ns."""
-    return [replace(n, start_ns=n.start_ns + start_ns) for n in notes]

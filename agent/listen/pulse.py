@@ -54,6 +54,10 @@ class Pulse:
             return None
         return est.phase_ns, est.period_ns
 
+    def beat_s(self, t_ns: int) -> float | None:
+        grid = self.grid(t_ns)
+        return grid[1] / 1e9 if grid else None
+
     def beat_in_bar(self, beats_per_bar: int) -> float | None:
         """Where the MIDI clock says we are in the bar, in beats, if it is running."""
         if self.clock_bpm() is None:

@@ -77,3 +77,20 @@ def comp_beat(chord: Collection[int], low: int, high: int, previous: Sequence[in
         notes.extend(PlannedNote(start, p, max(1, min(127, velocity + accent)), duration)
                      for p in pitches)
     return notes, pitches
+
+
+def comp_bar(chord: Collection[int], low: int, high: int, previous: Sequence[int],
+             first_beat_ns: int, period_ns: int, beat_index: int, beats_per_bar: int,
+             density: float, velocity: int) -> tuple[list[PlannedNote], list[int]]:
+    """The comp from the beat at first_beat_ns (number `beat_index` of the section) to the same
+    beat of the next bar, and the last voicing used."""
+    notes: list[PlannedNote] = []
+    voicing_now = list(previous)
+    for i in range(beats_per_bar + 1):
+        if not plays_on_beat((beat_index + i) % beats_per_bar, density):
+            continue
+        beat_notes, voicing_now = comp_beat(chord, low, high, voicing_now,
+                                            first_beat_ns + i * period_ns, period_ns, density,
+                                            velocity)
+        notes += beat_notes
+    return notes, voicing_now

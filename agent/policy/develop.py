@@ -81,7 +81,15 @@ def mirror(call: Sequence[PhraseNote], scale: Collection[int] | None, rng: rando
         else:
             out.append(replace(moved, pitch=diatonic_shift(moved.pitch, rng.choice((-1, 1)),
                                                            ladder)))
+    # A split note's second half can start after the next notes when it overlaps them (a note
+    # held under the line): the plan is kept in time order (stable: ties keep the line's order).
+    out.sort(key=lambda n: n.start_ns)
     return out
+
+
+def relative_to(notes: Sequence[PlannedNote], start_ns: int) -> list[PlannedNote]:
+    """Notes planned from 0, moved to start at start_ns."""
+    return [replace(n, start_ns=n.start_ns + start_ns) for n in notes]
 
 
 def top_line(call: Sequence[PhraseNote]) -> list[PhraseNote]:

@@ -6,7 +6,7 @@ Figures (each explained where it is computed):
 - density correlation: onsets per 2 s window of the agent against the players (Pearson r);
 - harmony: the share of the agent's notes in the key estimated from what the players played so
   far (agent.listen.harmony, duration-weighted, half-life 30 s), and in the chord the players
-  sound around it (half-life 0.5 s);
+  sound around it (half-life 0.5 s); the same for the notes it played accompanying (comp);
 - beat grid: with the beat tracked from the players' onsets up to each agent note
   (agent.listen.beat), how far the note is from the nearest half-beat of that grid;
 - originality: the longest run of the agent's intervals found in the corpus of the model used
@@ -52,7 +52,8 @@ def player_spans(header: dict[str, Any], records: list[dict[str, Any]]) -> np.nd
     return np.array(spans, dtype=np.float64).reshape(-1, 3)
 
 
-def harmony_shares(spans: np.ndarray, agent: list[Note]) -> dict[str, float | None]:
+def harmony_shares(spans: np.ndarray, agent: list[Note],
+                   prefix: str = "") -> dict[str, float | None]:
     in_key = in_chord = judged_key = judged_chord = 0
     for note in agent:
         t = note.t_ns / NS_PER_S
@@ -69,8 +70,21 @@ def harmony_shares(spans: np.ndarray, agent: list[Note]) -> dict[str, float | No
         if chord is not None:
             judged_chord += 1
             in_chord += note.pitch % 12 in chord.pitch_classes
-    return {"in_key": round(in_key / judged_key, 4) if judged_key else None,
-            "in_chord": round(in_chord / judged_chord, 4) if judged_chord else None}
+    return {prefix + "in_key": round(in_key / judged_key, 4) if judged_key else None,
+            prefix + "in_chord": round(in_chord / judged_chord, 4) if judged_chord else None}
+
+
+def comp_notes(records: list[dict[str, Any]], port: str) -> list[Note]:
+    """The agent's notes that a comp decision planned (matched by planned start and pitch)."""
+    planned = {(row[0], row[1]) for r in records if r["k"] == "decision"
+               and r.get("what") == "comp" for row in r["plan"]}
+    out = []
+    for r in records:
+        if r["k"] == "emit" and r["port"] == port:
+            data = bytes.fromhex(r["data"])
+            if midi.is_note_on(data) and (r["deadline"], data[1]) in planned:
+                out.append(Note(r["t"], data[1], data[2]))
+    return out
 
 
 def grid_deviations(players: list[Note], agent: list[Note]) -> list[float]:
@@ -112,12 +126,16 @@ def evaluate_log(header: dict[str, Any], records: list[dict[str, Any]],
     # An answer's first note carries the end of the call it answers (`cause`).
     delays = [(r["t"] - r["cause"]) / NS_PER_MS for r in records if r["k"] == "emit"
               and "cause" in r and r["port"] == config["agent"]["outputs"][0]]
+    spans = player_spans(header, records)
+    comps = comp_notes(records, config["agent"]["outputs"][0])
     report: dict[str, Any] = {
         "player_notes": len(players), "agent_notes": len(agent), "answers": len(answers),
+        "comp_notes": len(comps),
         "response_delay_ms": _percentiles(delays),
         "density_correlation": density_correlation(players, agent),
         "copied_from_call_notes": _copied_from_calls(records, answers),
-        **harmony_shares(player_spans(header, records), agent),
+        **harmony_shares(spans, agent),
+        **harmony_shares(spans, comps, "comp_"),
         "grid_deviation_ms": _percentiles(grid_deviations(players, agent)),
     }
     if corpus_lines is not None:
@@ -173,6 +191,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"longest run copied from a call {r['copied_from_call_notes']} notes",
         f"agent notes in the players' key {_share(r['in_key'])}, in their chord "
         f"{_share(r['in_chord'])}",
+        f"comp notes {r['comp_notes']}: in key {_share(r['comp_in_key'])}, in the chord "
+        f"{_share(r['comp_in_chord'])}",
         f"agent onsets from the players' beat grid (half beats) p50 "
         f"{r['grid_deviation_ms']['p50']} ms, p90 {r['grid_deviation_ms']['p90']} ms",
     ]
