@@ -2,7 +2,8 @@
 
 Figures (each explained where it is computed):
 - response delay: from the end of a call (the last note-off of the phrase answered) to the
-  answer's first note, in ms and, with a tempo known, in beats;
+  answer's first note, in ms and, with a tempo heard, in beats; the share of
+  responses that start within one beat;
 - density correlation: onsets per 2 s window of the agent against the players (Pearson r);
 - harmony: the share of the agent's notes in the key estimated from what the players played so
   far (agent.listen.harmony, duration-weighted, half-life 30 s), and in the chord the players
@@ -24,8 +25,8 @@ import numpy as np
 
 from agent import midi
 from agent.events import Heard
-from agent.listen.beat import BeatTracker
-from agent.listen.harmony import estimate_chord, estimate_key, profile_of
+from agent.listen.beat import BeatEstimate, BeatTracker
+from agent.listen.harmony import estimate_chord, estimate_key, key_evidence, profile_of
 from agent.listen.hearing import CHORD_HALF_LIFE_S, KEY_HALF_LIFE_S
 from agent.listen.players import Listening
 from agent.model.originality import join_lines, longest_shared_run
@@ -61,7 +62,7 @@ def harmony_shares(spans: np.ndarray, agent: list[Note],
         if len(before) == 0:
             continue
         pitch, onset, duration = before[:, 1].astype(int), before[:, 0], before[:, 2]
-        key = estimate_key(profile_of(pitch, onset, duration, at=t, half_life=KEY_HALF_LIFE_S))
+        key = estimate_key(key_evidence(pitch, onset, duration, at=t, half_life=KEY_HALF_LIFE_S))
         chord = estimate_chord(profile_of(pitch, onset, duration, at=t,
                                           half_life=CHORD_HALF_LIFE_S))
         if key is not None:
@@ -87,22 +88,36 @@ def comp_notes(records: list[dict[str, Any]], port: str) -> list[Note]:
     return out
 
 
-def grid_deviations(players: list[Note], agent: list[Note]) -> list[float]:
-    """ms from each agent onset to the nearest half-beat of the players' tracked beat then."""
+def beats_at(players: list[Note], times_ns: list[int]) -> list[BeatEstimate | None]:
+    """The beat tracked from the players' onsets up to each time (times in order)."""
     tracker = BeatTracker()
     out = []
     heard = 0
-    for note in agent:
-        while heard < len(players) and players[heard].t_ns <= note.t_ns:
+    for t in times_ns:
+        while heard < len(players) and players[heard].t_ns <= t:
             tracker.on_onset(players[heard].t_ns)
             heard += 1
-        beat = tracker.estimate(note.t_ns)
+        out.append(tracker.estimate(t))
+    return out
+
+
+def grid_deviations(players: list[Note], agent: list[Note]) -> list[float]:
+    """ms from each agent onset to the nearest half-beat of the players' tracked beat then."""
+    out = []
+    for note, beat in zip(agent, beats_at(players, [n.t_ns for n in agent]), strict=True):
         if beat is None:
             continue
         half = beat.period_ns / 2
         offset = (note.t_ns - beat.phase_ns) % half
         out.append(min(offset, half - offset) / NS_PER_MS)
     return out
+
+
+def delays_in_beats(players: list[Note], responses: list[tuple[int, int]]) -> list[float]:
+    """Each response's delay (first note - end of the call) in beats of the tempo heard."""
+    beats = beats_at(players, [cause for cause, _t in responses])
+    return [(t - cause) / beat.period_ns for (cause, t), beat in zip(responses, beats, strict=True)
+            if beat is not None]
 
 
 def density_correlation(players: list[Note], agent: list[Note]) -> float | None:
@@ -124,14 +139,19 @@ def evaluate_log(header: dict[str, Any], records: list[dict[str, Any]],
     players, agent = notes_of(records, config["agent"]["outputs"][0])
     answers = [r for r in records if r["k"] == "decision" and r.get("what") in RESPONSES]
     # An answer's first note carries the end of the call it answers (`cause`).
-    delays = [(r["t"] - r["cause"]) / NS_PER_MS for r in records if r["k"] == "emit"
-              and "cause" in r and r["port"] == config["agent"]["outputs"][0]]
+    responses = sorted((r["cause"], r["t"]) for r in records if r["k"] == "emit"
+                       and "cause" in r and r["port"] == config["agent"]["outputs"][0])
+    delays = [(t - cause) / NS_PER_MS for cause, t in responses]
+    in_beats = delays_in_beats(players, responses)
     spans = player_spans(header, records)
     comps = comp_notes(records, config["agent"]["outputs"][0])
     report: dict[str, Any] = {
         "player_notes": len(players), "agent_notes": len(agent), "answers": len(answers),
         "comp_notes": len(comps),
         "response_delay_ms": _percentiles(delays),
+        "response_delay_beats": _percentiles(in_beats, 2),
+        "responses_within_a_beat": (round(sum(d <= 1.0 for d in in_beats) / len(in_beats), 4)
+                                    if in_beats else None),
         "density_correlation": density_correlation(players, agent),
         "copied_from_call_notes": _copied_from_calls(records, answers),
         **harmony_shares(spans, agent),
@@ -160,11 +180,12 @@ def _copied_from_calls(records: list[dict[str, Any]], answers: list[dict[str, An
     return best
 
 
-def _percentiles(values: list[float]) -> dict[str, float | int | None]:
+def _percentiles(values: list[float], digits: int = 1) -> dict[str, float | int | None]:
     if not values:
         return {"n": 0, "p50": None, "p90": None}
     p50, p90 = np.percentile(values, [50, 90])
-    return {"n": len(values), "p50": round(float(p50), 1), "p90": round(float(p90), 1)}
+    return {"n": len(values), "p50": round(float(p50), digits),
+            "p90": round(float(p90), digits)}
 
 
 def evaluate(path: Path) -> dict[str, Any]:
@@ -180,12 +201,14 @@ def evaluate(path: Path) -> dict[str, Any]:
 
 def format_report(r: dict[str, Any]) -> str:
     d = r["response_delay_ms"]
+    within = r["responses_within_a_beat"]
     corr = r["density_correlation"]
     lines = [
         f"player notes {r['player_notes']}, agent notes {r['agent_notes']}, "
         f"answers {r['answers']}",
         f"response delay (end of call -> first answer note) p50 {d['p50']} ms, "
-        f"p90 {d['p90']} ms (n={d['n']})",
+        f"p90 {d['p90']} ms (n={d['n']}); in beats p50 {r['response_delay_beats']['p50']}, "
+        f"p90 {r['response_delay_beats']['p90']}; within a beat {_share(within)}",
         "density correlation (onsets per 2 s, agent vs players) "
         + ("n/a" if corr is None else f"{corr:.2f}"),
         f"longest run copied from a call {r['copied_from_call_notes']} notes",
