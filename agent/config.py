@@ -87,7 +87,7 @@ class Section:
     """A part of the piece: its mode and controls, left by a cue or after `bars` bars."""
 
     name: str
-    mode: str = ""  # "" = keep the mode playing when the section starts
+    mode: str = ""  # "" = the piece's starting mode ([agent] mode)
     bars: int = 0  # go on to the next section after this many bars; 0 = only on a cue
     # as [controls], plus temperature and styles
     controls: dict[str, Any] = field(default_factory=dict)

@@ -24,6 +24,7 @@ class _Part:
     committed: list[PlannedNote] = field(default_factory=list)  # handed over, maybe not started
     cause_ns: int | None = None  # the first committed note's cause (what it reacts to)
     horizon_ns: int = 0
+    timer: int = 0  # the live commit timer's number: an older one (replaced by set) does nothing
 
 
 class PlanAhead:
@@ -100,11 +101,16 @@ class PlanAhead:
             if not self.muted:
                 self._play(tag, note, part.cause_ns)
             part.cause_ns = None
+        part.timer += 1
         if part.tentative:
+            serial = part.timer
             self.scheduler.call_at(part.tentative[0].start_ns - part.horizon_ns,
-                                   lambda t: self._commit_timer(tag, t), tag=tag)
+                                   lambda t: self._commit_timer(tag, serial, t), tag=tag)
 
-    def _commit_timer(self, tag: str, t_ns: int) -> None:
+    def _commit_timer(self, tag: str, serial: int, t_ns: int) -> None:
+        part = self._parts.get(tag)
+        if part is None or part.timer != serial:
+            return  # the part was replanned since: its own timer is armed
         self._commit_due(tag, t_ns)
         self._changed(t_ns)
 

@@ -39,3 +39,53 @@ def test_order_is_kept_when_two_notes_fall_to_one_grid_point() -> None:
 
 def test_phase_is_respected() -> None:
     assert starts(lock_to_grid(plan(1000), 30 * MS, 500 * MS, 0.8)) == [1030.0]
+
+
+# -- latest_ns: a pickup when the grid point is too late ----------------------------------------
+# Beat every 500 ms from 0: half beats every 250 ms, sixteenths every 125 ms. The plan may start
+# at 1,010: its half-beat grid point is 1,250 (a shift of +240 for the whole phrase).
+
+
+def test_first_note_is_a_pickup_on_the_sixteenth_when_the_half_beat_is_too_late() -> None:
+    locked = lock_to_grid(plan(1010, 1270, 1490, 1800), 0, 500 * MS, 0.8, latest_ns=1200 * MS)
+    # The first note on the sixteenth at or after 1,010: 1,125; the rest as without latest_ns.
+    assert starts(locked) == [1125.0, 1502.0, 1746.0, 2008.0]
+    assert [n.pitch for n in locked] == [60, 61, 62, 63]
+    quantised = lock_to_grid(plan(1010, 1270, 1490), 0, 500 * MS, 1.0, latest_ns=1200 * MS)
+    assert starts(quantised) == [1125.0, 1500.0, 1750.0]
+
+
+def test_the_pickup_may_land_exactly_on_latest() -> None:
+    locked = lock_to_grid(plan(1010, 1270), 0, 500 * MS, 1.0, latest_ns=1125 * MS)
+    assert starts(locked) == [1125.0, 1500.0]
+
+
+def test_first_note_stays_put_when_even_the_sixteenth_is_too_late() -> None:
+    locked = lock_to_grid(plan(1010, 1270, 1490, 1800), 0, 500 * MS, 0.8, latest_ns=1100 * MS)
+    assert starts(locked) == [1010.0, 1502.0, 1746.0, 2008.0]  # the rest keeps the +240 shift
+    # Just before a half beat, the next sixteenth is that half beat: too late as well.
+    locked = lock_to_grid(plan(1200, 1400), 0, 500 * MS, 1.0, latest_ns=1220 * MS)
+    assert starts(locked) == [1200.0, 1500.0]  # 1,400 + 50 -> 1,500
+
+
+def test_a_half_beat_at_latest_is_not_too_late() -> None:
+    locked = lock_to_grid(plan(1010, 1270), 0, 500 * MS, 0.8, latest_ns=1250 * MS)
+    assert starts(locked) == [1250.0, 1502.0]
+    locked = lock_to_grid(plan(1010, 1270), 0, 500 * MS, 0.8, latest_ns=5000 * MS)
+    assert starts(locked) == [1250.0, 1502.0]
+
+
+def test_a_plan_already_on_the_grid_is_not_moved_by_latest() -> None:
+    locked = lock_to_grid(plan(1000, 1250), 0, 500 * MS, 1.0, latest_ns=900 * MS)
+    assert starts(locked) == [1000.0, 1250.0]
+
+
+def test_the_pickup_grid_follows_the_phase() -> None:
+    # Phase 30: half beats at ..., 1,030, 1,280; sixteenths at 1,155. The plan starts at 1,100.
+    locked = lock_to_grid(plan(1100, 1300), 30 * MS, 500 * MS, 1.0, latest_ns=1200 * MS)
+    assert starts(locked) == [1155.0, 1530.0]  # 1,300 + 180 = 1,480 -> 1,530
+
+
+def test_latest_changes_nothing_at_zero_strength() -> None:
+    original = plan(1010, 1270)
+    assert lock_to_grid(original, 0, 500 * MS, 0.0, latest_ns=1100 * MS) == original

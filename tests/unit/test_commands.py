@@ -1,0 +1,146 @@
+"""Commands from the control plane: every verb, and every way a command can be wrong."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from agent.errors import StageAgentError
+from agent.policy.commands import Command, CommandError, parse_command
+
+SECTIONS = ("intro", "solo", "outro")
+VERBS = "mode, controls, cue, mute, unmute, panic"
+KNOWN_CONTROLS = ("mode, temperature, density, register, dynamics, valence, arousal, "
+                  "memory_weight, styles, mute")
+
+
+def error(verb: str, payload: Any, sections: tuple[str, ...] = SECTIONS) -> str:
+    with pytest.raises(CommandError) as info:
+        parse_command(verb, payload, sections)
+    return str(info.value)
+
+
+def test_command_error_is_a_stage_agent_error() -> None:
+    assert issubclass(CommandError, StageAgentError)
+
+
+def test_unknown_verb_lists_the_verbs() -> None:
+    assert error("jump", {}) == f"unknown command 'jump' (known: {VERBS})"
+    assert error("Mode", {"mode": "solo"}) == f"unknown command 'Mode' (known: {VERBS})"
+    assert error("jump", None) == f"unknown command 'jump' (known: {VERBS})"  # verb first
+
+
+@pytest.mark.parametrize(("payload", "kind"), [
+    (None, "NoneType"), ([], "list"), ("solo", "str"), (3, "int"), (True, "bool")])
+@pytest.mark.parametrize("verb", ["mode", "controls", "cue", "mute", "unmute", "panic"])
+def test_payload_must_be_an_object(verb: str, payload: Any, kind: str) -> None:
+    assert error(verb, payload) == f"{verb}: expected a JSON object, got {kind}"
+
+
+def test_any_mapping_is_an_object() -> None:
+    assert parse_command("mode", MappingProxyType({"mode": "solo"})) == Command(
+        "mode", {"mode": "solo"})
+
+
+# -- mode -------------------------------------------------------------------------------------
+
+def test_mode() -> None:
+    assert parse_command("mode", {"mode": "accompany"}) == Command("mode", {"mode": "accompany"})
+
+
+def test_mode_missing_unknown_field_and_bad_value() -> None:
+    assert error("mode", {}) == "mode: missing field 'mode'"
+    assert error("mode", {"mode": "solo", "bars": 4}) == (
+        "mode: unknown field 'bars' (allowed: mode)")
+    assert error("mode", {"bars": 4}) == "mode: unknown field 'bars' (allowed: mode)"
+    assert error("mode", {"mode": "jazz"}) == (
+        "mode: mode: 'jazz' is not one of call-response, accompany, continue, mirror, solo, "
+        "auto, harmony")
+
+
+# -- controls ---------------------------------------------------------------------------------
+
+def test_controls_are_checked_and_normalised() -> None:
+    cmd = parse_command("controls", {"density": 2, "register": -5, "mute": True})
+    assert cmd == Command("controls", {"density": 2.0, "register": -5, "mute": True})
+    assert type(cmd.fields["density"]) is float
+
+
+def test_controls_keep_styles_as_an_object() -> None:
+    cmd = parse_command("controls", {"styles": {"oneill": 1, "bach": 3}})
+    assert cmd.fields == {"styles": {"bach": 3.0, "oneill": 1.0}}
+    assert isinstance(cmd.fields["styles"], dict)
+
+
+def test_controls_may_switch_the_mode_too() -> None:
+    assert parse_command("controls", {"mode": "solo", "arousal": 0.5}).fields == {
+        "mode": "solo", "arousal": 0.5}
+
+
+def test_controls_errors() -> None:
+    assert error("controls", {}) == "controls: no control given"
+    assert error("controls", {"density": 9}) == (
+        "controls: density: 9 is out of range 0.25..4.0")
+    assert error("controls", {"register": 1.5}) == "controls: register: expected int, got 1.5"
+    assert error("controls", {"tempo": 120}) == (
+        f"controls: tempo: unknown control (known: {KNOWN_CONTROLS})")
+    assert error("controls", {"styles": {}}) == (
+        "controls: styles: expected a table of style weights, got {}")
+
+
+def test_a_bad_control_is_refused_whole() -> None:
+    assert error("controls", {"density": 2.0, "valence": 3}) == (
+        "controls: valence: 3 is out of range -1.0..1.0")
+
+
+# -- cue --------------------------------------------------------------------------------------
+
+def test_cue_by_name_next_and_default_next() -> None:
+    assert parse_command("cue", {"section": "solo"}, SECTIONS) == Command("cue",
+                                                                         {"section": "solo"})
+    assert parse_command("cue", {"section": "next"}, SECTIONS) == Command("cue",
+                                                                         {"section": "next"})
+    assert parse_command("cue", {}, SECTIONS) == Command("cue", {"section": "next"})
+    assert parse_command("cue", {}, ["a"]) == Command("cue", {"section": "next"})  # any sequence
+
+
+def test_cue_to_an_unknown_section_lists_the_sections() -> None:
+    assert error("cue", {"section": "bridge"}) == (
+        "cue: no section 'bridge' (sections: intro, solo, outro)")
+    assert error("cue", {"section": "Solo"}) == (
+        "cue: no section 'Solo' (sections: intro, solo, outro)")
+    assert error("cue", {"section": 1}) == "cue: no section 1 (sections: intro, solo, outro)"
+
+
+def test_cue_without_sections() -> None:
+    assert error("cue", {}, ()) == "cue: this performance has no sections"
+    assert error("cue", {"section": "next"}, ()) == "cue: this performance has no sections"
+    assert error("cue", {"section": "solo"}, ()) == (
+        "cue: no section 'solo' (sections: none configured)")
+
+
+def test_cue_unknown_field() -> None:
+    assert error("cue", {"section": "solo", "bar": 2}) == (
+        "cue: unknown field 'bar' (allowed: section)")
+
+
+# -- mute, unmute, panic ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("verb", ["mute", "unmute", "panic"])
+def test_verbs_without_fields(verb: str) -> None:
+    assert parse_command(verb, {}) == Command(verb, {})
+    assert parse_command(verb, {}, ()) == Command(verb, {})
+    assert error(verb, {"now": True}) == f"{verb}: unknown field 'now' (allowed: none)"
+
+
+def test_the_first_unknown_field_is_named_in_sorted_order() -> None:
+    assert error("panic", {"z": 1, "b": 2, "m": 3}) == "panic: unknown field 'b' (allowed: none)"
+
+
+def test_fields_are_not_the_callers_dict() -> None:
+    payload: dict[str, Any] = {"section": "solo"}
+    cmd = parse_command("cue", payload, SECTIONS)
+    payload["section"] = "outro"
+    assert cmd.fields == {"section": "solo"}
