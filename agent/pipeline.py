@@ -423,12 +423,14 @@ class Agent:
 
     # -- timing ---------------------------------------------------------------------------
     def _phrase_gap_ns(self, t_ns: int) -> int:
-        """The silence that ends a phrase: respond.phrase_gap_beats of the heard beat when one
-        is heard steadily (a phrase's breath scales with the tempo), else phrase_gap_ms."""
+        """The silence that ends a phrase: respond.phrase_gap_beats of the beat heard (a
+        phrase's breath scales with the tempo), never longer than phrase_gap_ms. A tempo guess
+        the tracker is unsure of still counts here: at worst it shortens the gap, and a phrase
+        that goes on cancels the answer (yield_to_players)."""
         beats = self.config.respond.phrase_gap_beats
-        beat = self.pulse.grid(t_ns)
-        if beats > 0 and beat is not None:
-            return max(round(beats * beat[1]), MIN_PHRASE_GAP_NS)
+        period = self.pulse.period_guess(t_ns)
+        if beats > 0 and period is not None:
+            return max(min(round(beats * period), self._gap_ns), MIN_PHRASE_GAP_NS)
         return self._gap_ns
 
     def _beat_locked(self, plan: list[PlannedNote], t_ns: int,

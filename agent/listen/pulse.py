@@ -11,7 +11,7 @@ from agent.events import Heard
 from agent.listen.beat import BeatEstimate, BeatTracker
 from agent.listen.midi_clock import ClockFollower
 
-CONFIDENT = 0.5  # below this the tracker's grid is a guess: the agent keeps to its own time
+CONFIDENT = 0.3  # below this the tracker's grid is a guess: the agent keeps to its own time
 PPQN = 24
 
 
@@ -53,6 +53,14 @@ class Pulse:
         if est is None or est.confidence < CONFIDENT:
             return None
         return est.phase_ns, est.period_ns
+
+    def period_guess(self, t_ns: int) -> int | None:
+        """The beat period however sure the tracker is (None before any estimate)."""
+        bpm = self.clock_bpm()
+        if bpm:
+            return round(60e9 / bpm)
+        est = self.estimate(t_ns)
+        return est.period_ns if est is not None else None
 
     def beat_s(self, t_ns: int) -> float | None:
         grid = self.grid(t_ns)

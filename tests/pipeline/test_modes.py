@@ -6,7 +6,9 @@ from pathlib import Path
 
 from agent.policy.commands import parse_command
 from agent.policy.develop import scale_pitches
+from agent.record.replay import load_recording, replay_fast
 from tests.pipeline.test_agent import MS, Run, phrase
+from tests.pipeline.test_replay import emitted
 
 C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
 BEAT = 500  # ms: 120 BPM
@@ -161,3 +163,27 @@ def test_dynamics_and_register_controls_move_the_answer(tmp_path: Path) -> None:
     (p,), (q,) = plain.decisions("answer"), loud.decisions("answer")
     assert [row[2] + 20 for row in p["plan"]] == [row[2] for row in q["plan"]]
     assert all(b[1] - a[1] == 12 for a, b in zip(p["plan"][4:], q["plan"][4:], strict=True))
+
+
+def test_commands_are_recorded_and_a_replay_of_the_log_repeats_them(tmp_path: Path) -> None:
+    sections = [{"name": "a", "mode": "call-response"}, {"name": "b", "mode": "mirror"}]
+    run = Run(tmp_path, mode="call-response", extra={"sections": sections})
+    names = ["a", "b"]
+    end = phrase(run, "a", [60, 62, 64, 65, 67], 0)
+    run.until(end + 3_000)
+    t = round((end + 3_000) * MS)
+    run.session.command(parse_command("controls", {"density": 2.0, "dynamics": -0.5}), t)
+    end = phrase(run, "b", [48, 50, 52, 53], end + 3_100)
+    run.until(end + 4_000)
+    run.session.command(parse_command("cue", {"section": "b"}, names), round((end + 4_000) * MS))
+    end = phrase(run, "a", [67, 65, 64, 62], end + 4_100)
+    run.until(end + 5_000)
+    run.session.stop(round((end + 5_000) * MS))
+    run.session.finish()
+    assert [r["what"] for r in run.records() if r["k"] in ("decision",)
+            if r["what"] != "yield"] == ["answer", "answer", "section", "mirror"]
+    rec = load_recording(tmp_path / "rec")
+    assert rec.config is not None
+    replay_fast(rec, rec.config, tmp_path / "again", "test")
+    assert emitted(tmp_path / "again") == emitted(tmp_path / "rec")
+    assert len(emitted(tmp_path / "rec")) > 20

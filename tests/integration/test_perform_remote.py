@@ -1,0 +1,137 @@
+"""`stage-agent perform` with its control plane on real parts: commands from a director over a
+real mosquitto broker change what the agent plays at a real JACK port, its state is retained on
+the broker and streamed to liblo's `oscdump`, and every command is in the recording."""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from agent import midi
+from agent.io.jack_server import JackServer
+from agent.record.log import read_log
+from agent.record.session import LOG_NAME
+
+from .broker import MOSQUITTO, Broker, free_port
+from .jackpeer import STAGE_HEAD, Peer, running_agent
+
+pytestmark = [
+    pytest.mark.jack,
+    pytest.mark.skipif(MOSQUITTO is None or shutil.which("oscdump") is None,
+                       reason="needs mosquitto and oscdump (scripts/setup.sh installs them)"),
+]
+
+PIECE = STAGE_HEAD + """
+[agent]
+mode = "harmony"
+outputs = ["{synth}"]
+channel = 2
+[harmony]
+intervals = [7]
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+agent = "keys-agent"
+[osc]
+visuals = ["127.0.0.1:{osc_port}"]
+"""
+TIMEOUT = 10.0
+
+
+class Director:
+    """A person at the lighting desk with an MQTT client (paho, synchronous)."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self.prefix = prefix
+        self.got: queue.Queue[tuple[str, Any, bool]] = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self.got.put(
+            (m.topic.removeprefix(prefix), json.loads(m.payload), m.retain))
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(prefix + "#", qos=1)
+        self.client.loop_start()
+
+    def wait_for(self, topic: str, payload: Any = None) -> Any:
+        """The next message on `topic` (with this payload, if given); others are skipped."""
+        while True:
+            t, p, _retained = self.got.get(timeout=TIMEOUT)
+            if t == topic and (payload is None or p == payload):
+                return p
+
+    def command(self, verb: str, **fields: Any) -> None:
+        self.client.publish(self.prefix + f"cmd/{verb}", json.dumps(fields), qos=1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path, Broker, Any]]:
+    name = "remote"
+    peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
+    broker = Broker(tmp_path)
+    broker.start()
+    osc_port = free_port()
+    dump = subprocess.Popen(["oscdump", "-L", str(osc_port)], stdout=subprocess.PIPE, text=True)
+    config = tmp_path / "performance.toml"
+    config.write_text(PIECE.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
+                                   mqtt_port=broker.port, osc_port=osc_port))
+    yield peer, config, broker, dump
+    dump.kill()
+    dump.wait()
+    broker.stop()
+    peer.close()
+
+
+def test_commands_over_mqtt_change_the_playing_and_the_state_is_published(
+        stage: tuple[Peer, Path, Broker, Any], jack: dict[str, str]) -> None:
+    peer, config, broker, dump = stage
+    director = Director(broker.port, "stage/remote/keys-agent/")
+    try:
+        with running_agent(config, jack) as agent:
+            # On connecting, the agent publishes its state first, then says it is online.
+            assert director.wait_for("state/mode") == {"mode": "harmony", "section": None}
+            director.wait_for("status", {"state": "online"})
+            peer.send(0x90, 60, 90)  # harmony: a fifth above, at once
+            assert peer.expect(1)[0][1] == [0x91, 67, 90]
+            director.command("mute", id="m1")
+            director.wait_for("evt/ack", {"id": "m1", "verb": "mute"})
+            released = peer.expect(1)[0][1]  # muting releases the sounding harmony note at once
+            assert midi.is_note_off(bytes(released)) and released[:2] == [0x81, 67]
+            peer.send(0x80, 60, 0)
+            peer.send(0x90, 62, 90)  # muted: no harmony note for this one
+            peer.send(0x80, 62, 0)
+            director.command("controls", id="bad", density=99)
+            error = director.wait_for("evt/error")
+            assert error["id"] == "bad" and "density" in error["error"]
+            director.command("unmute", id="u1")
+            director.wait_for("evt/ack", {"id": "u1", "verb": "unmute"})
+            peer.send(0x90, 64, 90)
+            # The next message at the synth is the harmony of 64: nothing came for 62.
+            ons = [m for _, m in peer.expect(1) if midi.is_note_on(bytes(m))]
+            assert ons == [[0x91, 71, 90]]
+            peer.send(0x80, 64, 0)
+            director.command("mode", id="md", mode="call-response")
+            assert director.wait_for("state/mode") == {"mode": "call-response", "section": None}
+            assert agent.wait() == 0, agent.err
+        director.wait_for("status", {"state": "offline"})
+    finally:
+        director.close()
+    # The visuals heard the mode change too (oscdump prints every message it receives).
+    dump.kill()
+    lines = dump.communicate()[0].splitlines()
+    assert any(line.split(" ", 1)[1] == '/stage-agent/mode ss "call-response" ""'
+               for line in lines if " " in line), lines
+    _header, records = read_log(config.parent / agent.recording / LOG_NAME)
+    commands = [(r["what"]) for r in records if r["k"] == "ctl" and r["what"] in
+                ("mute", "unmute", "mode", "controls")]
+    assert commands == ["mute", "unmute", "mode"]  # the refused one changed nothing
