@@ -48,7 +48,7 @@ from agent.schedule.scheduler import Scheduler
 
 MIN_PHRASE_GAP_NS = 150_000_000  # shorter silences are articulation, never a phrase end
 SOLO_AFTER_MS = 1500.0  # solo and auto modes: rest this long before the agent plays alone
-SOLO_MAX_PHRASES = 8  # then the agent waits for the players
+SOLO_MAX_PHRASES = 4  # then the agent waits for the players
 NS_PER_S = 1_000_000_000
 ANSWER, COMP = "answer", "comp"  # plan-ahead parts (scheduler tags)
 Publish = Callable[[str, dict[str, Any]], None]
@@ -397,7 +397,7 @@ class Agent:
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in notes
                              if n.start_ns < this_beat + 2 * period])
         # Committed half a beat ahead: a chord heard at a beat reaches the next one.
-        self.plan.set(COMP, notes, t_ns, horizon_ns=period // 2)
+        self.plan.set(COMP, notes, t_ns, horizon_ns=period // 2, guard_ns=period // 8)
 
     def _publish_hearing(self, t_ns: int) -> None:
         for kind, payload in self.hearing.changes(t_ns, self._roles(t_ns), self.pulse.clock_bpm(),

@@ -41,13 +41,16 @@ class PlanAhead:
         self._parts: dict[str, _Part] = {}
 
     def set(self, tag: str, notes: Sequence[PlannedNote], now_ns: int,
-            cause_ns: int | None = None, horizon_ns: int | None = None) -> None:
+            cause_ns: int | None = None, horizon_ns: int | None = None,
+            guard_ns: int = 0) -> None:
         """Replace the part's tentative notes with `notes`. Committed notes play on, and are
-        final: new notes starting at or before the last committed one are left out."""
+        final: new notes starting before now, or not more than `guard_ns` after the last
+        committed one, are left out (a replanned grid that moved a little must not strike the
+        same beat twice)."""
         part = self._parts.setdefault(tag, _Part())
         last = max((n.start_ns for n in part.committed), default=None)
-        part.tentative = sorted((n for n in notes if last is None or n.start_ns > last),
-                                key=lambda n: n.start_ns)
+        part.tentative = sorted((n for n in notes if n.start_ns >= now_ns and (
+            last is None or n.start_ns > last + guard_ns)), key=lambda n: n.start_ns)
         part.cause_ns = cause_ns
         part.horizon_ns = self.horizon_ns if horizon_ns is None else horizon_ns
         self._commit_due(tag, now_ns)

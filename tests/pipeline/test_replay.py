@@ -31,12 +31,14 @@ def emitted(out_dir: Path) -> list[str]:
 
 def demo(out: Path, seed: int | None = None,
          model: bool = True) -> dict:  # type: ignore[type-arg]
-    """The demo replayed; model=False: the Markov memory alone, no beat tracking (no floating
-    point involved, so the output is the same on every machine)."""
+    """The demo replayed; model=False: the Markov memory alone answering every call, nothing
+    timed by the tracked beat (no floating point involved: the same output on every machine)."""
     rec = load_recording(DEMO / "rehearsal.mid")
     cfg = fit_config(rec, config_mod.load(DEMO / "performance.toml"))
-    if not model:  # and no beat lock: the tracker's grid is floating point too
+    if not model:  # and no beat lock or bar-counted sections: the tracker's grid is floating
+        # point too
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, checkpoint=""),
+                                  sections=(),
                                   respond=dataclasses.replace(cfg.respond, beat_lock=0.0,
                                                               phrase_gap_beats=0.0))
     if seed is not None:
@@ -65,6 +67,14 @@ def test_same_seed_is_byte_identical_and_another_seed_is_not(tmp_path: Path) -> 
     assert emitted(tmp_path / "a") != emitted(tmp_path / "c")
     assert s1["notes_heard"] == 128  # every note of the rehearsal
     assert s1["answers"] >= 8 and s1["notes_played"] > 0
+    # The piece's sections: 32 bars of trading, then the canon, where the agent (auto) comps.
+    _header, records = read_log(tmp_path / "a" / LOG_NAME)
+    decisions = [r for r in records if r["k"] == "decision"]
+    sections = [(r["name"], r["why"]) for r in decisions if r["what"] == "section"]
+    assert sections == [("canon", "bars")]
+    canon = next(r["t"] for r in decisions if r["what"] == "section")
+    assert {r["what"] for r in decisions if r["t"] < canon} <= {"answer", "yield"}
+    assert any(r["what"] == "comp" for r in decisions if r["t"] > canon)
 
 
 def test_replaying_a_log_reproduces_its_emitted_midi(tmp_path: Path) -> None:
