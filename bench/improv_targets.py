@@ -56,9 +56,10 @@ def corpus_config(players: list[str], mode: str, style: str) -> Config:
 
 
 def demo_config(mode: str) -> Config:
-    cfg = config_mod.load(DEMO / "performance.toml")
-    return config_mod.from_dict({**cfg.to_dict(), "agent": {**cfg.to_dict()["agent"],
-                                                             "mode": mode}}, cfg.source)
+    """The demo's config in one mode throughout (without its sections)."""
+    table = config_mod.load(DEMO / "performance.toml").to_dict()
+    table.update(agent={**table["agent"], "mode": mode}, sections=[])
+    return config_mod.from_dict(table, str(DEMO / "performance.toml"))
 
 
 def run(rehearsal: Path, cfg: Config, out: Path, corpus_lines: np.ndarray) -> dict[str, Any]:
