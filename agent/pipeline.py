@@ -40,6 +40,7 @@ from agent.policy.develop import (
     mirror,
     relative_to,
     scale_pitches,
+    top_line,
 )
 from agent.policy.respond import harmony_pitches, plan_answer, plan_from_model
 from agent.record.log import EventLog
@@ -224,6 +225,7 @@ class Agent:
             return
         self.memory.learn(call)
         self._last_call = call
+        self._publish_hearing(t_ns)  # what was heard, at each phrase end (and at each beat)
         part = self._choose(modes.PHRASE_END, t_ns)
         if part is not None:
             self.plan.drop(COMP, t_ns)  # the comp gives way to the agent's own line
@@ -236,20 +238,21 @@ class Agent:
 
     def _respond(self, part: str, call: list[PhraseNote], t_ns: int, cause: int | None) -> None:
         """Play a phrase of `part` after `call`: from the model if it answers in time, else
-        from the live memory (or, for a mirror, from the call itself)."""
+        from the live memory. A mirror is the call itself, varied (with the model's pitches
+        for the varied notes when it answers)."""
         m = mood(self.controls)
         scale = self.hearing.key_scale() if self.config.model.keep_to_key else None
         notes = modes.answer_length(len(call), m, self.config.respond.max_notes)
-        if part == modes.MIRROR:
-            self._play(part, relative_to(mirror(call, scale, self.rng), t_ns + self._latency_ns),
-                       t_ns, cause, "call", "")
+        start = t_ns + self._latency_ns
+        use_model = self.model is not None and not (
+            self.controls.memory_weight > 0 and self.rng.random() < self.controls.memory_weight)
+        if part == modes.MIRROR and not use_model:
+            self._play(part, relative_to(mirror(call, scale, self.rng), start), t_ns, cause,
+                       "call", "no-model" if self.model is None else "memory-weight")
             return
         motif = develop_motif(call, scale, self.rng) if part == modes.ANSWER else []
         motif = motif[:max(notes - 1, 0)]
-        start = t_ns + self._latency_ns
         head = relative_to(motif, start)
-        use_model = self.model is not None and not (
-            self.controls.memory_weight > 0 and self.rng.random() < self.controls.memory_weight)
         if not use_model:
             why = "no-model" if self.model is None else "memory-weight"
             self._play(part, head + self._from_memory(call, notes - len(head), head, start,
@@ -260,7 +263,8 @@ class Agent:
         for n in head:  # the model develops the motif: it hears it as the agent's, first
             self.model.feed(n.start_ns, rep.AGENT, n.pitch, n.velocity, n.duration_ns / 1e9,
                             None)
-        req = modes.phrase_request(part, call, notes - len(head), scale, m, self.config.model,
+        asked = len(top_line(call)) if part == modes.MIRROR else notes - len(head)
+        req = modes.phrase_request(part, call, asked, scale, m, self.config.model,
                                    self.pulse.beat_s(t_ns), self._beat_in_bar())
         self.log.write("model", t_ns, what="request", notes=req.notes, part=part,
                        scale=None if scale is None else sorted(scale))
@@ -272,7 +276,12 @@ class Agent:
                            [n.to_log() for n in answer])
             if serial != self._silence_serial:
                 return  # a player came in: the moment has gone
-            if answer:
+            if part == modes.MIRROR:
+                varied = mirror(call, scale, self.rng, alternatives=[
+                    n.pitch for n in answer or []])
+                self._play(part, relative_to(varied, start), t_ns, cause,
+                           "call+model" if answer else "call", why)
+            elif answer:
                 after = head[-1].start_ns if head else start
                 tail = plan_from_model(answer, after + (answer[0].dt_ns if head else 0),
                                        self._max_note_ns)

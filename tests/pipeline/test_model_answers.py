@@ -120,3 +120,18 @@ def test_model_config_errors_name_the_key(piece: Path) -> None:
         (piece / "performance.toml").write_text(text.replace(old, new))
         with pytest.raises(ConfigError, match=message):
             config_mod.load(piece / "performance.toml")
+
+
+def test_a_mirror_takes_the_models_pitches_for_its_varied_notes(piece: Path,
+                                                                tmp_path: Path) -> None:
+    rec = load_recording(piece / "rehearsal.mid")
+    cfg = config_mod.load(piece / "performance.toml")
+    cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, mode="mirror"))
+    replay_fast(rec, fit_config(rec, cfg), tmp_path / "r", "test")
+    _header, records = read_log(tmp_path / "r" / LOG_NAME)
+    mirrors = [r for r in records if r["k"] == "decision" and r["what"] == "mirror"]
+    requests = [r for r in records if r["k"] == "model" and r["what"] == "request"]
+    assert len(mirrors) == len(requests) >= 8
+    assert all(r["part"] == "mirror" for r in requests)
+    assert {m["source"] for m in mirrors} == {"call+model"}
+    assert all(p % 12 in C_MAJOR for m in mirrors for _, p, _, _ in m["plan"])
