@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.errors import ConfigError
 from agent.policy.controls import MODES, Controls, ControlValueError, check_changes
+from agent.spatial.choreography import STYLES as GESTURE_STYLES
 
 # "respond" is the first name of call-and-response; recordings made with it still load.
 MODE_ALIASES = {"respond": "call-response"}
@@ -91,6 +92,7 @@ class Section:
     bars: int = 0  # go on to the next section after this many bars; 0 = only on a cue
     # as [controls], plus temperature and styles
     controls: dict[str, Any] = field(default_factory=dict)
+    spatial: str = ""  # the voices' gesture style in this section; "" = [spatial] style
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,30 @@ class OscSection:
     visuals: tuple[str, ...] = ()  # "host:port" destinations of the plan and state stream
     control: str = ""  # "host:port" to take commands and cues on; "" = none
     allow: tuple[str, ...] = ("127.0.0.1",)  # sender addresses whose commands are taken
+
+
+SPATIAL_PROTOCOLS = ("adm", "spatgris", "satie", "gains", "visuals", "visuals-floats")
+
+
+@dataclass(frozen=True)
+class SpatialDestination:
+    host: str = "127.0.0.1"
+    port: int = 4001
+    protocol: str = "adm"  # SPATIAL_PROTOCOLS
+    max_rate_hz: float = 50.0  # at most this many updates a second to this destination
+    refresh_hz: float = 1.0  # the full state this often (UDP loses packets; renderers restart)
+
+
+@dataclass(frozen=True)
+class SpatialSection:
+    layout: str = ""  # a speaker layout file (relative to this file); "" = no spatialization
+    tick_hz: float = 50.0
+    style: str = "orbit"  # how the voices move with each phrase (GESTURE_STYLES)
+    players: dict[str, Any] = field(default_factory=dict)  # name -> [azimuth, elevation] deg
+    destinations: tuple[SpatialDestination, ...] = ()
+
+    def player_positions(self) -> dict[str, tuple[float, float]]:
+        return {name: (float(v[0]), float(v[1])) for name, v in self.players.items()}
 
 
 @dataclass(frozen=True)
@@ -152,6 +178,7 @@ class Config:
     sections: tuple[Section, ...] = ()
     mqtt: MqttSection = field(default_factory=MqttSection)
     osc: OscSection = field(default_factory=OscSection)
+    spatial: SpatialSection = field(default_factory=SpatialSection)
     source: str = field(default="<built-in>", compare=False)
 
     def uses_model(self) -> bool:
@@ -179,6 +206,10 @@ class Config:
     def model_path(self) -> Path:
         """The checkpoint, relative to the config file's folder."""
         return Path(self.source).parent / self.model.checkpoint
+
+    def layout_path(self) -> Path:
+        """The speaker layout, relative to the config file's folder."""
+        return Path(self.source).parent / self.spatial.layout
 
     def style(self) -> dict[str, float]:
         return dict(zip(self.model.styles, self.model.style_weights, strict=True))
@@ -308,6 +339,39 @@ def _check(c: Config, check_files: bool = True) -> None:
     _check_model(c, check_files)
     _check_controls(c)
     _check_remote(c)
+    _check_spatial(c, check_files)
+
+
+def _check_spatial(c: Config, check_files: bool) -> None:
+    s, sp = c.source, c.spatial
+    if sp.layout and check_files and not c.layout_path().is_file():
+        raise ConfigError(s, "spatial.layout", f"no such file: {c.layout_path()}")
+    _range(s, "spatial.tick_hz", sp.tick_hz, 1.0, 200.0)
+    styles = [("spatial.style", sp.style)] + [
+        (f"sections[{i}].spatial", sec.spatial) for i, sec in enumerate(c.sections) if sec.spatial]
+    for key, style in styles:
+        if style not in GESTURE_STYLES:
+            raise ConfigError(s, key, f"must be one of {', '.join(GESTURE_STYLES)}")
+    names = {p.name for p in c.players}
+    for name, value in sp.players.items():
+        key = f"spatial.players.{name}"
+        if name not in names:
+            raise ConfigError(s, key, f"no player {name!r} (players: {', '.join(sorted(names))})")
+        if not (isinstance(value, list) and len(value) == 2 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+            raise ConfigError(s, key, "expected [azimuth, elevation] in degrees")
+        _range(s, key + "[0]", value[0], -180.0, 180.0)
+        _range(s, key + "[1]", value[1], -90.0, 90.0)
+    for i, d in enumerate(sp.destinations):
+        key = f"spatial.destinations[{i}]"
+        if d.protocol not in SPATIAL_PROTOCOLS:
+            raise ConfigError(s, key + ".protocol",
+                              f"must be one of {', '.join(SPATIAL_PROTOCOLS)}")
+        _range(s, key + ".port", d.port, 1, 65535)
+        _range(s, key + ".max_rate_hz", d.max_rate_hz, 0.1, 1000.0)
+        _range(s, key + ".refresh_hz", d.refresh_hz, 0.0, 10.0)
+        if not d.host:
+            raise ConfigError(s, key + ".host", "empty host")
 
 
 def _check_controls(c: Config) -> None:

@@ -79,6 +79,7 @@ class Agent:
         self._harmony: dict[tuple[str, int, int], list[NoteId]] = {}
         self._last_bpm: float | None = None
         self._last_call: list[PhraseNote] = []
+        self._caller: str | None = None  # who played most of the last call
         self._solo_phrases = 0
         self._prefed = 0  # answer notes already fed to the model (a developed motif)
         self._voicing: list[int] = []
@@ -220,6 +221,7 @@ class Agent:
     def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int) -> None:
         if serial != self._silence_serial or self.listening.anyone_holding():
             return  # someone played since: the phrase goes on
+        self._caller = self.listening.caller()
         call = self.listening.take_phrase()
         if not call:
             return
@@ -312,7 +314,8 @@ class Agent:
         # The plan as made: [start ns, pitch, velocity, duration ns] per note. Notes a player's
         # entry later cancels are in here, and not among the emitted messages.
         self.log.write("decision", self.scheduler.clock.now_ns(), what=part,
-                       call_notes=len(self._last_call), source=source, why=why, motif=motif,
+                       call_notes=len(self._last_call), caller=self._caller, source=source,
+                       why=why, motif=motif,
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in plan])
         self.plan.set(ANSWER, plan, self.scheduler.clock.now_ns(), cause)
         if plan:

@@ -57,6 +57,12 @@ class Listening:
     def anyone_holding(self) -> bool:
         return any(s.held for s in self.players.values())
 
+    def caller(self) -> str | None:
+        """Who played most of the current phrase (the last to stop, among equals)."""
+        playing = [(len(s.phrase), max(n.onset_ns + n.duration_ns for n in s.phrase), name)
+                   for name, s in self.players.items() if s.phrase]
+        return max(playing)[2] if playing else None
+
     def take_phrase(self) -> list[PhraseNote]:
         """Every player's notes since the last boundary, by onset; starts a new phrase."""
         notes = sorted((n for s in self.players.values() for n in s.phrase),

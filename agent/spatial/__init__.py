@@ -1,0 +1,1 @@
+"""Spatialization: speaker layouts, panning, voice trajectories and the OSC protocol adapters."""

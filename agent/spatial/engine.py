@@ -1,0 +1,133 @@
+"""The agent's voices in space: fed the recording's records, asked for a frame per tick.
+
+The engine listens to the same records the log gets (a tap on the event log), so live and a
+replay of the log move the voices the same way, and the replay summary can draw them:
+
+- a phrase decision (answer, continue, mirror, solo) starts a new gesture for the "lead" voice,
+  a comp decision for the "comp" voice (choreography.py);
+- a section decision switches the gesture style ([spatial] style, or the section's own);
+- each note-on the agent sends becomes an onset event for the visuals, at its voice's place.
+
+Pure apart from its own state; no I/O. `frame(t)` costs a few microseconds per voice.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent import midi
+from agent.spatial.choreography import direction, elevation_for, new_gesture
+from agent.spatial.frame import Frame, Voice
+from agent.spatial.trajectory import Gesture, Point, position
+
+LEAD, COMP = "lead", "comp"
+VOICES = (LEAD, COMP)
+PHRASES = ("answer", "continue", "mirror", "solo")
+
+
+@dataclass(frozen=True, slots=True)
+class Onset:
+    voice: int  # voice number, from 1
+    pitch: int
+    velocity: int
+    time_ns: int
+    where: Point
+
+
+class SpatialEngine:
+    def __init__(self, *, floor_z: float, players: Mapping[str, Point], style: str,
+                 section_styles: Mapping[str, str], seed: int, output: str,
+                 voices: Sequence[str] = VOICES) -> None:
+        self.voices = tuple(voices)
+        self.floor_z = floor_z
+        self.floor_deg = math.degrees(math.asin(max(min(floor_z, 1.0), -1.0)))
+        self.players = dict(players)
+        self.default_style = style
+        self.style = style
+        self.section_styles = dict(section_styles)
+        self.output = output  # the agent's first output port: its note-ons are the onsets
+        self.rng = random.Random(seed)
+        start = direction(0.0, elevation_for(60, self.floor_deg), 0.9)
+        self.gestures = {v: Gesture("static", 0, start, target=start) for v in self.voices}
+        self._planned: dict[tuple[int, int], str] = {}  # (start ns, pitch) -> voice
+        self.onsets: list[Onset] = []  # since the last drain
+        self.scenes: list[str] = []
+        self.counter = 0
+        self.muted = False
+
+    # -- records in ---------------------------------------------------------------------------
+    def record(self, r: Mapping[str, Any]) -> None:
+        kind, t = r["k"], r["t"]
+        if kind == "decision":
+            what = r.get("what")
+            if what in PHRASES or what == "comp":
+                self._phrase(LEAD if what in PHRASES else COMP, what, t, r.get("plan") or [],
+                             r.get("caller"))
+            elif what == "section":
+                self.style = self.section_styles.get(r.get("name") or "", self.default_style)
+                self.scenes.append(str(r.get("name")))
+        elif kind == "emit" and r.get("port") == self.output:
+            data = bytes.fromhex(r["data"])
+            if midi.is_note_on(data):
+                voice = self._planned.pop((r["deadline"], data[1]), LEAD)
+                if voice in self.gestures:
+                    self.onsets.append(Onset(self.voices.index(voice) + 1, data[1], data[2], t,
+                                             self.where(voice, t)))
+        elif kind == "ctl" and r.get("what") in ("panic", "mute", "unmute", "stop"):
+            self.muted = r["what"] in ("panic", "mute", "stop")
+
+    def _phrase(self, voice: str, part: str, t: int, plan: Sequence[Sequence[int]],
+                caller: str | None) -> None:
+        if voice not in self.gestures or not plan:
+            return
+        for start, pitch, *_ in plan:
+            self._planned[(start, pitch)] = voice
+        if len(self._planned) > 4096:  # notes cancelled before they played: forget the oldest
+            for key in list(self._planned)[:2048]:
+                del self._planned[key]
+        if part == "comp" and self.gestures[voice].start_ns and \
+                self.gestures[voice].kind != "static" and t - self.gestures[voice].start_ns < 8e9:
+            return  # a comp replans every beat: its gesture changes at most every 8 s
+        origin = self.where(voice, t)
+        first, last = plan[0][0], plan[-1][0]
+        self.gestures[voice] = new_gesture(
+            self.style, part, t, first, origin, [row[1] for row in plan], last - first,
+            self.players.get(caller) if caller else None, self.floor_deg, self.rng)
+
+    # -- frames out -------------------------------------------------------------------------
+    def where(self, voice: str, t_ns: int) -> Point:
+        g = self.gestures[voice]
+        return position(g, t_ns, self.floor_z, self.players.get(g.player))
+
+    def frame(self, t_ns: int) -> Frame:
+        self.counter += 1
+        voices = tuple(Voice(i + 1, name, *self.where(name, t_ns), mute=self.muted)
+                       for i, name in enumerate(self.voices))
+        return Frame(self.counter, t_ns, voices)
+
+    def drain(self) -> tuple[list[Onset], list[str]]:
+        onsets, scenes = self.onsets, self.scenes
+        self.onsets, self.scenes = [], []
+        return onsets, scenes
+
+
+def trajectories(engine: SpatialEngine, records: Sequence[Mapping[str, Any]],
+                 tick_hz: float) -> dict[str, list[tuple[int, Point]]]:
+    """Every voice's path over a recorded run, sampled at `tick_hz` as live (the same records
+    in the same order move the engine as they did on stage)."""
+    out: dict[str, list[tuple[int, Point]]] = {v: [] for v in engine.voices}
+    if not records:
+        return out
+    step = round(1e9 / tick_hz)
+    t = records[0]["t"]
+    for r in records:
+        while t <= r["t"]:
+            for name, voice in zip(engine.voices, engine.frame(t).voices, strict=True):
+                out[name].append((t, (voice.x, voice.y, voice.z)))
+            t += step
+        engine.record(r)
+    return out

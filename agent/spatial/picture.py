@@ -1,0 +1,59 @@
+"""A picture of the voices' trajectories: the rig seen from above, and elevation over time.
+
+matplotlib with its file-only backend (no display on a headless stage machine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from agent.spatial.trajectory import Point
+
+COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+
+
+def draw(paths: Mapping[str, Sequence[tuple[int, Point]]], speakers: Sequence[Point],
+         out: Path, title: str) -> Path:
+    """Write a PNG: top view (x right, y front; speakers as squares) and elevation vs time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    fig, (top, side) = plt.subplots(1, 2, figsize=(12, 5.5),
+                                    gridspec_kw={"width_ratios": [1, 1.6]})
+    top.add_patch(Circle((0, 0), 1.0, fill=False, color="0.7", lw=0.8))
+    if speakers:
+        top.scatter([p[0] for p in speakers], [p[1] for p in speakers], marker="s", s=14,
+                    color="0.4", label="speakers", zorder=3)
+    t0 = min((path[0][0] for path in paths.values() if path), default=0)
+    for i, (name, path) in enumerate(paths.items()):
+        if not path:
+            continue
+        colour = COLOURS[i % len(COLOURS)]
+        xs = [p[1][0] for p in path]
+        ys = [p[1][1] for p in path]
+        top.plot(xs, ys, color=colour, lw=0.8, alpha=0.8, label=name)
+        times = [(t - t0) / 1e9 for t, _ in path]
+        elevation = [math.degrees(math.atan2(p[2], math.hypot(p[0], p[1]))) for _, p in path]
+        side.plot(times, elevation, color=colour, lw=0.9, label=name)
+    top.set_xlim(-1.1, 1.1)
+    top.set_ylim(-1.1, 1.1)
+    top.set_aspect("equal")
+    top.set_xlabel("x (right)")
+    top.set_ylabel("y (front)")
+    top.set_title("from above (front is up)")
+    top.legend(loc="lower right", fontsize=8)
+    side.set_xlabel("time (s)")
+    side.set_ylabel("elevation (deg)")
+    side.set_ylim(-90, 90)
+    side.set_title("elevation")
+    side.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
