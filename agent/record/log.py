@@ -9,7 +9,12 @@ hex strings. Kinds:
   decision what the policy decided    what, ... (free-form, for people and reports)
   ctl      control that changes play  what ("panic", "stop", "port-lost", "port-back", ...), ...
   tempo    MIDI clock tempo estimate  bpm
+  state    what the agent hears/does  what ("mode", "section", "tempo", "key", "roles", ...), ...
+  model    model requests, answers, restarts
   note     something worth knowing    text
+
+Taps (`taps`) see every record as it is written: the spatial engine follows the performance this
+way, live and in replay alike.
 
 Writes are buffered and flushed at least every `flush_ms` (a periodic task calls flush_if_due),
 and on close; a crash loses at most that much.
@@ -18,6 +23,7 @@ and on close; a crash loses at most that much.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,12 +42,16 @@ class EventLog:
         self._flush_ns = flush_ms * NS_PER_MS
         self._last_flush_ns = 0
         self.records = 0
+        self.taps: list[Callable[[dict[str, Any]], None]] = []
         self._write({"format": FORMAT, "version": VERSION, **header})
         self.flush()
 
     def write(self, kind: str, t_ns: int, **fields: Any) -> None:
-        self._write({"t": t_ns, "k": kind, **fields})
+        record = {"t": t_ns, "k": kind, **fields}
+        self._write(record)
         self.records += 1
+        for tap in self.taps:
+            tap(record)
 
     def _write(self, obj: dict[str, Any]) -> None:
         if self._file is not None:
