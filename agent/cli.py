@@ -73,6 +73,24 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo, recording=DEMO_DIR / "rehearsal.mid",
                       config=DEMO_DIR / "performance.toml", seed=None, realtime=False)
 
+    layout = sub.add_parser("layout", help="speaker layouts: show one, import SpatGRIS/IEM files "
+                            "(layouts/README.md)")
+    layout_sub = layout.add_subparsers(required=True, metavar="ACTION")
+    show = layout_sub.add_parser("show", help="what a layout file holds (any supported format)")
+    show.add_argument("path", type=Path)
+    show.add_argument("--speakers", action="store_true", help="list every speaker")
+    show.add_argument("--subwoofers", type=_channels, default=(),
+                      help="channels that are subwoofers (SpatGRIS files do not say), e.g. 94-98")
+    show.set_defaults(run=_layout_show)
+    imp = layout_sub.add_parser("import", help="convert a SpatGRIS XML or IEM JSON layout into "
+                                "the project's format")
+    imp.add_argument("source", type=Path)
+    imp.add_argument("out", type=Path)
+    imp.add_argument("--subwoofers", type=_channels, default=())
+    imp.add_argument("--aed", action="store_true",
+                     help="write azimuth/elevation/distance (for hand editing) instead of xyz")
+    imp.set_defaults(run=_layout_import)
+
     corpus = sub.add_parser("corpus", help="build and list training corpora (corpora/README.md)")
     corpus_sub = corpus.add_subparsers(required=True, metavar="ACTION")
     build = corpus_sub.add_parser("build", help="build a corpus from music21's bundled corpus")
@@ -148,6 +166,35 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     return _replay(args)
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    """"94-98" or "94,95,98" -> channel numbers."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            out += range(int(low), int(high or low) + 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a channel list like 94-98") from None
+    return tuple(out)
+
+
+def _layout_show(args: argparse.Namespace) -> int:
+    from agent.spatial.importers import import_layout
+
+    print(import_layout(args.path, subwoofers=args.subwoofers).describe(speakers=args.speakers))
+    return EXIT_OK
+
+
+def _layout_import(args: argparse.Namespace) -> int:
+    from agent.spatial.importers import import_layout
+    from agent.spatial.layout import save_layout
+
+    layout = import_layout(args.source, subwoofers=args.subwoofers)
+    save_layout(layout, args.out, coordinates="aed" if args.aed else "xyz")
+    print(f"{args.out}: {layout.describe()}".splitlines()[0])
+    return EXIT_OK
 
 
 def _corpus_build(args: argparse.Namespace) -> int:

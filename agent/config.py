@@ -132,6 +132,7 @@ class SpatialSection:
     tick_hz: float = 50.0
     style: str = "orbit"  # how the voices move with each phrase (GESTURE_STYLES)
     players: dict[str, Any] = field(default_factory=dict)  # name -> [azimuth, elevation] deg
+    subwoofers: tuple[int, ...] = ()  # channels of the layout that are subwoofers (SpatGRIS)
     destinations: tuple[SpatialDestination, ...] = ()
 
     def player_positions(self) -> dict[str, tuple[float, float]]:
