@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from pythonosc.osc_packet import OscPacket
 from agent.clock import NS_PER_S, Clock, MonotonicClock
 from agent.errors import StageAgentError
 from agent.io.osc_command import command_fields
+from agent.io.udp import UdpError, UdpPeer, open_peer
 from agent.policy.commands import Command, parse_command
 from agent.visuals.state import messages
 
@@ -44,35 +44,19 @@ class OscError(StageAgentError):
     """An OSC destination or listening address that cannot be used."""
 
 
-@dataclass
-class _Destination:
-    label: str
-    addr: tuple[Any, ...]  # as getaddrinfo gives it (IPv6 adds flow and scope)
-    sock: socket.socket
-    connected: bool = False
-    sent: int = 0
-    dropped: int = 0
-    logged: bool = False
-
-
 class OscOut:
-    """Sends the state stream to every destination ("host", port); hosts resolved once, here.
-
-    One connected UDP socket per destination: an unconnected socket on Linux silently drops
-    the ICMP "port unreachable" a closed peer answers with (no drop could be counted), and one
-    socket shared by several destinations would report a peer's refusal on the next send to
-    any of them, losing that one instead.
-    """
+    """Sends the state stream to every destination ("host", port); hosts resolved once, here,
+    each through its own connected UDP socket (agent/io/udp.py says why)."""
 
     def __init__(self, destinations: Sequence[tuple[str, int]]) -> None:
-        self._dests: list[_Destination] = []
+        self._dests: list[UdpPeer] = []
         self._last: dict[str, Mapping[str, Any]] = {}
         try:
             for host, port in destinations:
-                self._dests.append(_open(host, port))
-        except OscError:
+                self._dests.append(open_peer(host, port, log))
+        except UdpError as e:
             self.close()
-            raise
+            raise OscError(str(e)) from None
 
     @property
     def stats(self) -> dict[str, dict[str, int]]:
@@ -88,7 +72,7 @@ class OscOut:
             self._last[kind] = dict(payload)
         for d in self._dests:
             for data in datagrams:
-                self._send(d, data)
+                d.send(data)
 
     def refresh(self) -> None:
         """Send the latest state of every kind again (not the plan). UDP loses packets and a
@@ -98,52 +82,7 @@ class OscOut:
 
     def close(self) -> None:
         for d in self._dests:
-            d.sock.close()
-
-    def _send(self, d: _Destination, data: bytes) -> None:
-        for retry in (False, True):
-            try:
-                if not d.connected:  # no route when made (interface down at boot): try again
-                    d.sock.connect(d.addr)
-                    d.connected = True
-                d.sock.send(data)
-            except ConnectionRefusedError as e:
-                # The ICMP refusal of an earlier datagram, reported on this send, which it
-                # cancelled: count the earlier one lost and send this one once more.
-                self._dropped(d, e)
-                if retry:
-                    return
-                continue
-            except OSError as e:  # would block (send buffer full), unreachable, too long
-                self._dropped(d, e)
-                return
-            d.sent += 1
-            return
-
-    @staticmethod
-    def _dropped(d: _Destination, e: OSError) -> None:
-        d.dropped += 1
-        if not d.logged:
-            d.logged = True
-            log.warning("OSC to %s: %s; dropping and counting (logged once)", d.label, e)
-
-
-def _open(host: str, port: int) -> _Destination:
-    try:  # IPv4 first: "localhost" may list ::1 first, while OSC peers mostly listen on IPv4
-        infos = sorted(socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM),
-                       key=lambda info: info[0] != socket.AF_INET)
-    except (OSError, UnicodeError) as e:
-        raise OscError(f"OSC destination {host}:{port}: {e}") from None
-    family, _type, _proto, _name, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    d = _Destination(f"{host}:{port}", tuple(addr), sock)
-    try:
-        sock.connect(d.addr)
-        d.connected = True
-    except OSError as e:
-        log.warning("OSC to %s: %s; will try again on each send", d.label, e)
-    return d
+            d.close()
 
 
 @dataclass

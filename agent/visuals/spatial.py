@@ -1,0 +1,88 @@
+"""Where the agent's voices are, for visuals: a loss-tolerant OSC stream (after TUIO). Pure.
+
+Two variants; a destination picks one (agent/io/osc_spatial.py: "visuals" or "visuals-floats").
+Positions are the ADM frame (x right, y front, z up, each -1..1; agent/spatial/frame.py).
+Type tags `s i f` only.
+
+"visuals": per sent tick, in this order (split into bundles of at most 1400 bytes, in order):
+
+| address | tags | arguments |
+|---|---|---|
+| /stage-agent/voice/alive | i* | the numbers of every voice now present (an empty list: none) |
+| /stage-agent/voice/set | i s f f f f i | number, name, x, y, z, gain (linear), mute (1/0) |
+| /stage-agent/voice/frame | i | the agent's tick counter, last: the tick is complete |
+
+`set` comes for the voices that changed since this destination last got them (and for every
+voice on the refresh, about once a second): keep each voice's last `set`. A voice missing from
+`alive` is gone. `alive` and `frame` come on every sent tick, changed or not, as a heartbeat.
+The counter counts the agent's ticks: gaps are normal (the destination's rate cap), so use it
+to order ticks and to notice a stalled agent, not to count losses; a lost packet is repaired by
+the next change or refresh.
+
+"visuals-floats": one float per address, for tools that map the last argument of an address
+(the Metacreation Lab's audio-reactive tool, TouchDesigner's OSC In CHOP), sent like `set`:
+
+| address | tags | value |
+|---|---|---|
+| /stage-agent/v/{n}/x, /y, /z | f | position, -1..1 |
+| /stage-agent/v/{n}/gain | f | linear |
+| /stage-agent/v/{n}/mute | f | 1.0 muted, 0.0 playing |
+
+Events, sent at once to both variants (not rate-capped, one datagram each):
+
+| address | tags | arguments |
+|---|---|---|
+| /stage-agent/voice/onset | i i i f f f | voice number, MIDI pitch, velocity, x, y, z at onset |
+| /stage-agent/scene | s | the new scene or section's name |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pythonosc.osc_message import OscMessage
+
+from agent.spatial.adapters import clamped_xyz, finite, msg
+from agent.spatial.frame import Voice
+
+PREFIX = "/stage-agent/"
+VARIANTS = ("visuals", "visuals-floats")
+
+
+def tick(voices: Iterable[Voice], alive: Sequence[int], counter: int) -> list[OscMessage]:
+    """The "visuals" variant for one tick: alive, a `set` per voice given, then frame."""
+    out = [msg(PREFIX + "voice/alive", *(("i", _i32(n)) for n in alive))]
+    for v in voices:
+        x, y, z = clamped_xyz(v)
+        out.append(msg(PREFIX + "voice/set", ("i", _i32(v.number)), ("s", v.name), ("f", x),
+                       ("f", y), ("f", z), ("f", finite(v.gain)), ("i", int(v.mute))))
+    out.append(msg(PREFIX + "voice/frame", ("i", counter % 2**31)))  # fits OSC's int32
+    return out
+
+
+def floats(voices: Iterable[Voice]) -> list[OscMessage]:
+    """The "visuals-floats" variant: five one-float messages per voice given."""
+    out = []
+    for v in voices:
+        base = f"{PREFIX}v/{_i32(v.number)}/"
+        x, y, z = clamped_xyz(v)
+        out += [msg(base + "x", ("f", x)), msg(base + "y", ("f", y)), msg(base + "z", ("f", z)),
+                msg(base + "gain", ("f", finite(v.gain))),
+                msg(base + "mute", ("f", 1.0 if v.mute else 0.0))]
+    return out
+
+
+def onset(number: int, pitch: int, velocity: int, x: float, y: float, z: float) -> OscMessage:
+    xyz = clamped_xyz(Voice(number, "", x, y, z))
+    return msg(PREFIX + "voice/onset", ("i", _i32(number)), ("i", _i32(pitch)),
+               ("i", _i32(velocity)), *(("f", c) for c in xyz))
+
+
+def scene(name: str) -> OscMessage:
+    return msg(PREFIX + "scene", ("s", name))
+
+
+def _i32(n: int) -> int:
+    if isinstance(n, bool) or not -(2**31) <= n < 2**31:
+        raise ValueError(f"{n!r} does not fit a 32-bit OSC integer")
+    return n
