@@ -124,6 +124,8 @@ class SpatialDestination:
     protocol: str = "adm"  # SPATIAL_PROTOCOLS
     max_rate_hz: float = 50.0  # at most this many updates a second to this destination
     refresh_hz: float = 1.0  # the full state this often (UDP loses packets; renderers restart)
+    aed: bool = False  # adm: also send /adm/obj/n/aed
+    coords: str = "car"  # spatgris: "car" (x y z) or "deg" (azimuth clockwise, elevation)
 
 
 @dataclass(frozen=True)
@@ -373,6 +375,8 @@ def _check_spatial(c: Config, check_files: bool) -> None:
         _range(s, key + ".refresh_hz", d.refresh_hz, 0.0, 10.0)
         if not d.host:
             raise ConfigError(s, key + ".host", "empty host")
+        if d.coords not in ("car", "deg"):
+            raise ConfigError(s, key + ".coords", "must be car or deg")
 
 
 def _check_controls(c: Config) -> None:

@@ -30,6 +30,7 @@ from agent.record.log import EventLog
 from agent.record.replay import Recording, replay_realtime
 from agent.record.session import Session, new_recording_dir
 from agent.schedule.scheduler import Scheduler
+from agent.spatial.runtime import SpatialRuntime
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ async def perform(config: Config) -> dict[str, Any]:
 
     outputs = MidiOutputs(config.agent.outputs, backend, config.midi.client_name,
                           on_output_event, config.source)
+    # The layout is read (a bad one refuses the run, exit 2) before any port is opened.
+    spatial = SpatialRuntime(config, clock) if config.spatial.layout else None
 
     def on_heard(ev: Heard) -> None:
         assert session is not None
@@ -103,6 +106,10 @@ async def perform(config: Config) -> dict[str, Any]:
     driver = session.drive_realtime(loop)
     remote = Remote(config, session)
     stop = asyncio.Event()
+    spatial_task: asyncio.Task[None] | None = None
+    if spatial is not None:
+        spatial.follow(session.log.taps)
+        spatial_task = asyncio.create_task(spatial.run(stop), name="spatial")
     reported = {"overflow": 0, "malformed": 0}  # input drops already reported
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -125,6 +132,10 @@ async def perform(config: Config) -> dict[str, Any]:
         session.stop(clock.now_ns())  # ledger note-offs first, then CC64/123/120
         _report_input_trouble(session, inputs, clock.now_ns(), reported)  # since the last poll
         await remote.close()  # MQTT status offline (after the panic: nothing sounds by then)
+        if spatial is not None and spatial_task is not None:
+            stop.set()  # the panic above muted every object (a tap on the log's "stop")
+            await spatial_task
+            spatial.close()
         await asyncio.sleep(DRAIN_S)
         inputs.close()
         outputs.close()

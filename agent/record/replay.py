@@ -70,6 +70,9 @@ def load_recording(path: Path) -> Recording:
     if "model" in header:  # where the model was when recorded (the config's path is relative)
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(
             cfg.model, checkpoint=header["model"]["path"]))
+    if "layout" in header:  # likewise the speaker layout
+        cfg = dataclasses.replace(cfg, spatial=dataclasses.replace(
+            cfg.spatial, layout=header["layout"]))
     inputs: list[Input] = []
     answers = []
     end = None

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.clock import Clock, ms_to_ns
 from agent.config import Config
-from agent.errors import ModelError
+from agent.errors import ModelError, StageAgentError
 from agent.events import Emitted, Heard
 from agent.model.live import ModelFactory
 from agent.model.originality import longest_shared_run
@@ -52,6 +52,8 @@ class Session:
         self.out_dir = out_dir
         if config.uses_model():
             header = {**header, "model": model_identity(config.model_path())}
+        if config.spatial.layout:  # where the layout was (the config's path is relative)
+            header = {**header, "layout": str(config.layout_path().resolve())}
         self.log = EventLog(out_dir / LOG_NAME, {
             "config": config.to_dict(), "seed": config.performance.seed, **header,
         }, flush_ms=config.record.flush_ms)
@@ -121,6 +123,13 @@ class Session:
         smf.export(header, records, self.out_dir / MIDI_NAME)
         summary = summarise(header, records)
         summary["recording"] = str(self.out_dir)
+        if self.config.spatial.layout:
+            from agent.spatial.runtime import picture  # matplotlib only for spatial pieces
+
+            try:
+                summary["trajectories"] = str(picture(self.config, records, self.out_dir))
+            except StageAgentError as e:  # e.g. a replay whose layout file has moved since
+                summary["trajectories_error"] = str(e)
         if self.config.uses_model():
             try:
                 summary["originality_notes"] = self._originality(records)

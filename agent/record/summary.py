@@ -101,6 +101,7 @@ def format_summary(s: dict[str, Any]) -> str:
         *([f"  MIDI input dropped: {s['input_overflow']} on a full queue, "
             f"{s['input_malformed']} malformed"]
           if s.get("input_overflow") or s.get("input_malformed") else []),
+        *([f"  the voices' trajectories: {s['trajectories']}"] if s.get("trajectories") else []),
         f"  written to {s['recording']}",
     ])
 
