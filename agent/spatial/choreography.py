@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from agent.spatial.trajectory import Gesture, Point
 
-STYLES = ("orbit", "spiral", "wander", "static", "glide", "path")
+STYLES = ("orbit", "spiral", "wander", "static", "glide", "path", "follow")
 LOW_PITCH, HIGH_PITCH = 36, 96  # the register mapped onto the rig's elevations
 TOP_ELEVATION_DEG = 60.0
 TURNS_PER_NOTE = 0.04  # orbit speed (turns/s) per note/s of the phrase
@@ -42,13 +42,15 @@ def azimuth_of(p: Point) -> float:
 
 def new_gesture(style: str, part: str, now_ns: int, first_onset_ns: int, origin: Point,
                 pitches: Sequence[int], span_ns: int, caller: Point | None, floor_deg: float,
-                rng: random.Random) -> Gesture:
+                rng: random.Random, caller_name: str = "") -> Gesture:
     """The gesture a phrase starts. `pitches` and `span_ns` (first onset to last) describe the
-    phrase; `caller` is where the player it answers stands, if known."""
+    phrase; `caller` is where the player it answers stands, if known (`caller_name`: who)."""
     pitch = sorted(pitches)[len(pitches) // 2] if pitches else 60
     elevation = elevation_for(pitch, floor_deg)
     per_s = len(pitches) / max(span_ns / 1e9, 0.25)
     arrive = max(first_onset_ns, now_ns + 1)
+    if style == "follow" and caller_name:  # stays with the player, wherever they go
+        return Gesture("follow", now_ns, origin, player=caller_name)
     if caller is not None and part in RESPONSES:
         return Gesture("glide", now_ns, origin, direction(azimuth_of(caller), elevation),
                        arrive_ns=arrive)

@@ -96,7 +96,8 @@ class SpatialEngine:
         first, last = plan[0][0], plan[-1][0]
         self.gestures[voice] = new_gesture(
             self.style, part, t, first, origin, [row[1] for row in plan], last - first,
-            self.players.get(caller) if caller else None, self.floor_deg, self.rng)
+            self.players.get(caller) if caller else None, self.floor_deg, self.rng,
+            caller or "")
 
     # -- frames out -------------------------------------------------------------------------
     def where(self, voice: str, t_ns: int) -> Point:

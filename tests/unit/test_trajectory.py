@@ -96,6 +96,16 @@ def test_an_answer_turns_toward_its_caller_and_arrives_on_its_first_note() -> No
     assert math.isclose(math.degrees(math.asin(g.target[2])), elevation_for(62, 0.0))
 
 
+def test_the_follow_style_stays_with_the_caller() -> None:
+    e = SpatialEngine(floor_z=-1.0, players={"keys": LEFT}, style="follow", section_styles={},
+                      seed=1, output="out")
+    e.record({"t": 0, "k": "decision", "what": "answer", "plan": [[S, 60, 80, S]],
+              "caller": "keys"})
+    assert e.gestures["lead"].kind == "follow"
+    e.players["keys"] = (0.0, -1.0, 0.0)  # the player walks to the back
+    assert math.dist(e.where("lead", 10 * S), (0.0, -1.0, 0.0)) < 0.01
+
+
 def test_a_denser_phrase_orbits_faster() -> None:
     slow = new_gesture("orbit", "solo", 0, 0, FRONT, [60] * 4, 4 * S, None, 0.0,
                        random.Random(3))
