@@ -75,6 +75,8 @@ def test_same_seed_is_byte_identical_and_another_seed_is_not(tmp_path: Path) -> 
     canon = next(r["t"] for r in decisions if r["what"] == "section")
     assert {r["what"] for r in decisions if r["t"] < canon} <= {"answer", "yield"}
     assert any(r["what"] == "comp" for r in decisions if r["t"] > canon)
+    # Its voices on the 8-speaker ring: the summary draws their paths.
+    assert Path(s1["trajectories"]).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_replaying_a_log_reproduces_its_emitted_midi(tmp_path: Path) -> None:
