@@ -101,6 +101,9 @@ def format_summary(s: dict[str, Any]) -> str:
         *([f"  MIDI input dropped: {s['input_overflow']} on a full queue, "
             f"{s['input_malformed']} malformed"]
           if s.get("input_overflow") or s.get("input_malformed") else []),
+        *([f"  spatial tick p50 {s['spatial_tick_ms']['p50']:.3f} ms, p99 "
+           f"{s['spatial_tick_ms']['p99']:.3f} ms (n={s['spatial_tick_ms']['n']})"]
+          if s.get("spatial_tick_ms") else []),
         *([f"  the voices' trajectories: {s['trajectories']}"] if s.get("trajectories") else []),
         f"  written to {s['recording']}",
     ])

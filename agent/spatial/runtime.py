@@ -25,6 +25,7 @@ from agent.spatial.importers import import_layout
 from agent.spatial.layout import Layout
 from agent.spatial.panning import Vbap
 from agent.spatial.picture import draw
+from agent.stats import Samples
 
 log = logging.getLogger(__name__)
 PICTURE_NAME = "trajectories.png"
@@ -74,7 +75,7 @@ class SpatialRuntime:
             Destination(d.host, d.port, d.protocol, d.max_rate_hz, d.refresh_hz, aed=d.aed,
                         coords=d.coords, rig_radius_m=radius)
             for d in config.spatial.destinations])
-        self.tick_ns: list[int] = []  # the cost of each tick, for the summary
+        self.tick_ns = Samples()  # the cost of each tick, for the summary
 
     def follow(self, taps: list[Any]) -> None:
         """Follow a session's event log from now on."""
@@ -106,7 +107,7 @@ class SpatialRuntime:
                 self.tick(start)
             except Exception:  # the music goes on without the rig rather than stop
                 log.exception("spatial tick failed")
-            self.tick_ns.append(self.clock.now_ns() - start)
+            self.tick_ns.add(self.clock.now_ns() - start)
             next_ns = max(next_ns + self.period_ns, self.clock.now_ns())
             await asyncio.sleep(max(next_ns - self.clock.now_ns(), 0) / 1e9)
 
