@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from pythonosc.osc_message import OscMessage
 
 from agent.clock import NS_PER_S
 from agent.io.osc import OscError
@@ -83,12 +82,6 @@ class Destination:
 
 
 @dataclass
-class _Sent:
-    voice: Voice
-    row: np.ndarray | None = None  # gains protocol: the per-speaker gains sent
-
-
-@dataclass
 class _Dest:
     spec: Destination
     peer: UdpPeer
@@ -96,7 +89,8 @@ class _Dest:
     refresh_ns: int | None
     next_ns: int | None = None  # the next slot of the rate cap's grid
     refreshed_ns: int | None = None
-    sent: dict[int, _Sent] = field(default_factory=dict)
+    sent: dict[int, Voice] = field(default_factory=dict)  # by number: what this one last got
+    rows: dict[int, np.ndarray] = field(default_factory=dict)  # gains: the rows it last got
     speakers: int = 0  # gains protocol: the last matrix's width
     ticks: int = 0
     capped: int = 0
@@ -160,7 +154,7 @@ class SpatialSender:
         frame = self._frame
         present = {v.number: v for v in frame.voices} if frame is not None else {}
         for d in self._dests:
-            known = {n: s.voice for n, s in d.sent.items()} | present
+            known = d.sent | present
             muted = [replace(known[n], mute=True) for n in sorted(known)]
             rows = np.zeros((len(muted), d.speakers))
             if d.spec.protocol == "gains" and not d.speakers:
@@ -172,8 +166,9 @@ class SpatialSender:
                 self._error(d, str(e))
                 continue
             if self._send(d, messages):
-                for v, row in zip(muted, rows, strict=True):
-                    d.sent[v.number] = _Sent(v, row if row.size else None)
+                d.sent.update((v.number, v) for v in muted)
+                if d.spec.protocol == "gains":
+                    d.rows.update(zip((v.number for v in muted), rows, strict=True))
 
     def event_onset(self, number: int, pitch: int, velocity: int, x: float, y: float,
                     z: float) -> None:
@@ -189,24 +184,34 @@ class SpatialSender:
             d.peer.close()
 
     def _tick(self, d: _Dest, frame: Frame, rows: np.ndarray | None, full: bool) -> None:
-        now_numbers = {v.number for v in frame.voices}
-        out: list[Voice] = []
+        voices, sent = frame.voices, d.sent
         out_rows: list[np.ndarray] = []
-        for i, v in enumerate(frame.voices):
-            row = rows[i] if rows is not None and d.spec.protocol == "gains" else None
-            if full or _changed(d.sent.get(v.number), v, row):
-                out.append(v)
-                out_rows.append(row if row is not None else np.zeros(0))
-        if rows is not None and d.spec.protocol == "gains":
+        gains = rows is not None and d.spec.protocol == "gains"
+        if gains:
+            assert rows is not None
+            rows = rows.copy()  # kept as what was sent: the caller may reuse its matrix
+            out = []
+            for v, row in zip(voices, rows, strict=True):
+                if (full or _changed(sent.get(v.number), v)
+                        or _row_changed(d.rows.get(v.number), row)):
+                    out.append(v)
+                    out_rows.append(row)
             d.speakers = rows.shape[1]
-        gone = [n for n in d.sent if n not in now_numbers]
+        elif full:
+            out = list(voices)
+        else:  # every voice moving on every tick is the common case: keep this loop tight
+            get = sent.get
+            out = [v for v in voices if _changed(get(v.number), v)]
+        now_numbers = {v.number for v in voices}
+        gone = [] if sent.keys() <= now_numbers else [n for n in sent if n not in now_numbers]
         if d.spec.protocol != "visuals":  # the visuals see a voice leave `alive`
             for n in gone:
-                out.append(replace(d.sent[n].voice, mute=True))
-                out_rows.append(np.zeros(d.speakers if d.spec.protocol == "gains" else 0))
+                out.append(replace(sent[n], mute=True))
+                if gains:
+                    out_rows.append(np.zeros(d.speakers))
         try:
-            messages = self._encode(d, out, np.array(out_rows), full,
-                                    [v.number for v in frame.voices], frame.counter)
+            messages = self._encode(d, out, np.array(out_rows) if gains else None, full,
+                                    [v.number for v in voices], frame.counter)
         except ValueError as e:
             self._error(d, str(e))
             return
@@ -214,20 +219,23 @@ class SpatialSender:
             return
         d.ticks += 1
         if self._send(d, messages):
-            for v, row in zip(out, out_rows, strict=True):
-                d.sent[v.number] = _Sent(v, row if row.size else None)
+            sent.update({v.number: v for v in out})
+            if gains:
+                d.rows.update(zip((v.number for v in out), out_rows, strict=True))
             for n in gone:
-                del d.sent[n]
+                del sent[n]
+                d.rows.pop(n, None)
         else:  # resend these voices on the next slot; a gone voice stays known until muted
             for v in out:
                 if v.number in now_numbers:
-                    d.sent.pop(v.number, None)
+                    sent.pop(v.number, None)
+                    d.rows.pop(v.number, None)
             if full:  # and the refresh (names) with them
                 d.refreshed_ns = None
 
     @staticmethod
-    def _encode(d: _Dest, voices: list[Voice], rows: np.ndarray, full: bool,
-                alive: list[int], counter: int) -> list[OscMessage]:
+    def _encode(d: _Dest, voices: list[Voice], rows: np.ndarray | None, full: bool,
+                alive: list[int], counter: int) -> list[bytes]:
         s = d.spec
         if s.protocol == "adm":
             return adapters.adm(voices, full, s.aed)
@@ -236,20 +244,21 @@ class SpatialSender:
         if s.protocol == "satie":
             return adapters.satie(voices, full, s.rig_radius_m)
         if s.protocol == "gains":
-            return adapters.gains(voices, rows) if voices else []
+            return adapters.gains(voices, rows) if voices and rows is not None else []
         if s.protocol == "visuals":
             return visual.tick(voices, alive, counter)
         return visual.floats(voices)
 
     @staticmethod
-    def _send(d: _Dest, messages: list[OscMessage]) -> bool:
+    def _send(d: _Dest, messages: list[bytes]) -> bool:
         """All bundles (every one is tried); False if any failed to go out here."""
-        return all([d.peer.send(packet) for packet in adapters.bundles(messages)])
+        send = d.peer.send
+        return all([send(packet) for packet in adapters.bundles(messages)])
 
-    def _event(self, message: OscMessage) -> None:
+    def _event(self, message: bytes) -> None:
         for d in self._dests:
             if d.spec.protocol in visual.VARIANTS:
-                d.peer.send(message.dgram)
+                d.peer.send(message)
 
     @staticmethod
     def _error(d: _Dest, text: str) -> None:
@@ -271,18 +280,30 @@ def _due(d: _Dest, now: int) -> bool:
     return True
 
 
-def _changed(old: _Sent | None, v: Voice, row: np.ndarray | None) -> bool:
-    if old is None:
+def _changed(old: Voice | None, v: Voice) -> bool:
+    """Name or mute differ, or x, y, z or gain by more than TOLERANCE (a value that is not
+    finite counting as 0, as the adapters send it)."""
+    if old is None or old.name != v.name or old.mute != v.mute:
         return True
-    o = old.voice
-    if o.name != v.name or o.mute != v.mute:
+    d = old.x - v.x  # inlined _moved: the first axis decides for most moving voices
+    if not -TOLERANCE <= d <= TOLERANCE and (-math.inf < d < math.inf or _moved(old.x, v.x)):
+        return True
+    return _moved(old.y, v.y) or _moved(old.z, v.z) or _moved(old.gain, v.gain)
+
+
+def _moved(a: float, b: float) -> bool:
+    """|finite(a) - finite(b)| > TOLERANCE; at once when the difference is finite (then both
+    are: an infinity or a NaN on either side makes it infinite or NaN)."""
+    d = a - b
+    if -TOLERANCE <= d <= TOLERANCE:
+        return False
+    if -math.inf < d < math.inf:
         return True
     f = adapters.finite
-    if any(abs(f(a) - f(b)) > TOLERANCE for a, b in
-           ((o.x, v.x), (o.y, v.y), (o.z, v.z), (o.gain, v.gain))):
+    return abs(f(a) - f(b)) > TOLERANCE
+
+
+def _row_changed(old: np.ndarray | None, row: np.ndarray) -> bool:
+    if old is None or old.shape != row.shape:
         return True
-    if row is None:
-        return False
-    if old.row is None or old.row.shape != row.shape:
-        return True
-    return bool(np.any(np.abs(np.nan_to_num(old.row) - np.nan_to_num(row)) > TOLERANCE))
+    return bool(np.any(np.abs(np.nan_to_num(old) - np.nan_to_num(row)) > TOLERANCE))

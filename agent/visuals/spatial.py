@@ -2,7 +2,8 @@
 
 Two variants; a destination picks one (agent/io/osc_spatial.py: "visuals" or "visuals-floats").
 Positions are the ADM frame (x right, y front, z up, each -1..1; agent/spatial/frame.py).
-Type tags `s i f` only.
+Type tags `s i f` only. Encoded as agent/spatial/adapters.py does; `tick`
+and `floats` return bundle elements (for its `bundles`), `onset` and `scene` whole messages.
 
 "visuals": per sent tick, in this order (split into bundles of at most 1400 bytes, in order):
 
@@ -40,49 +41,77 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pythonosc.osc_message import OscMessage
-
-from agent.spatial.adapters import clamped_xyz, finite, msg
+from agent.spatial.adapters import (
+    Chunk,
+    PerNumber,
+    clamped_xyz,
+    element,
+    element_head,
+    finite,
+    head,
+    message,
+    osc_string,
+    packer,
+)
 from agent.spatial.frame import Voice
 
 PREFIX = "/stage-agent/"
 VARIANTS = ("visuals", "visuals-floats")
 
 
-def tick(voices: Iterable[Voice], alive: Sequence[int], counter: int) -> list[OscMessage]:
+def tick(voices: Iterable[Voice], alive: Sequence[int], counter: int) -> list[bytes]:
     """The "visuals" variant for one tick: alive, a `set` per voice given, then frame."""
-    out = [msg(PREFIX + "voice/alive", *(("i", _i32(n)) for n in alive))]
-    for v in voices:
-        x, y, z = clamped_xyz(v)
-        out.append(msg(PREFIX + "voice/set", ("i", _i32(v.number)), ("s", v.name), ("f", x),
-                       ("f", y), ("f", z), ("f", finite(v.gain)), ("i", int(v.mute))))
-    out.append(msg(PREFIX + "voice/frame", ("i", counter % 2**31)))  # fits OSC's int32
+    numbers = [_i32(n) for n in alive]
+    out = [_ALIVE[len(numbers)] + packer("i" * len(numbers))(*numbers)]
+    add = out.append
+    try:
+        for v in voices:
+            n = _i32(v.number)
+            x, y, z = v.x, v.y, v.z
+            if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0 and -1.0 <= z <= 1.0):
+                x, y, z = clamped_xyz(v)
+            add(element(_SET + _I(n) + osc_string(v.name)
+                        + _FFFFI(x, y, z, finite(v.gain), int(v.mute))))
+    except OverflowError as e:
+        raise ValueError(f"a value beyond float32's range: {e}") from None
+    add(_FRAME + _I(counter % 2**31))  # fits OSC's int32
     return out
 
 
-def floats(voices: Iterable[Voice]) -> list[OscMessage]:
+def floats(voices: Iterable[Voice]) -> list[bytes]:
     """The "visuals-floats" variant: five one-float messages per voice given."""
-    out = []
-    for v in voices:
-        base = f"{PREFIX}v/{_i32(v.number)}/"
-        x, y, z = clamped_xyz(v)
-        out += [msg(base + "x", ("f", x)), msg(base + "y", ("f", y)), msg(base + "z", ("f", z)),
-                msg(base + "gain", ("f", finite(v.gain))),
-                msg(base + "mute", ("f", 1.0 if v.mute else 0.0))]
+    out: list[bytes] = []
+    try:
+        for v in voices:
+            c = _FLOATS[_i32(v.number)]
+            h = c.heads
+            x, y, z = clamped_xyz(v)
+            out.append(c.pack(h[0], x, h[1], y, h[2], z, h[3], finite(v.gain), h[4],
+                              1.0 if v.mute else 0.0))
+    except OverflowError as e:
+        raise ValueError(f"a value beyond float32's range: {e}") from None
     return out
 
 
-def onset(number: int, pitch: int, velocity: int, x: float, y: float, z: float) -> OscMessage:
+def onset(number: int, pitch: int, velocity: int, x: float, y: float, z: float) -> bytes:
     xyz = clamped_xyz(Voice(number, "", x, y, z))
-    return msg(PREFIX + "voice/onset", ("i", _i32(number)), ("i", _i32(pitch)),
-               ("i", _i32(velocity)), *(("f", c) for c in xyz))
+    return message(PREFIX + "voice/onset", "iiifff", _i32(number), _i32(pitch), _i32(velocity),
+                   *xyz)
 
 
-def scene(name: str) -> OscMessage:
-    return msg(PREFIX + "scene", ("s", name))
+def scene(name: str) -> bytes:
+    return message(PREFIX + "scene", "s", name)
 
 
 def _i32(n: int) -> int:
     if isinstance(n, bool) or not -(2**31) <= n < 2**31:
         raise ValueError(f"{n!r} does not fit a 32-bit OSC integer")
     return n
+
+
+_I, _FFFFI = packer("i"), packer("ffffi")
+_ALIVE = PerNumber(lambda k: element_head(PREFIX + "voice/alive", "i" * k))  # by count alive
+_SET = head(PREFIX + "voice/set", "isffffi")
+_FRAME = element_head(PREFIX + "voice/frame", "i")
+_FLOATS = PerNumber(lambda n: Chunk(*((f"{PREFIX}v/{n}/{a}", "f")
+                                      for a in ("x", "y", "z", "gain", "mute"))))

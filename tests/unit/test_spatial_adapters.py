@@ -1,5 +1,6 @@
-"""The spatial adapters byte for byte against the OSC 1.0 spec, bundling, and the sender's
-change-only, rate cap, refresh and panic (on frame times: no real clock, no real network)."""
+"""The spatial adapters byte for byte against the OSC 1.0 spec and against python-osc's builder
+(random voices), bundling, and the sender's change-only, rate cap, refresh and panic (on frame
+times: no real clock, no real network)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ import itertools
 import logging
 import math
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from agent.io.osc import OscError
 from agent.io.osc_spatial import Destination, SpatialSender
 from agent.spatial.adapters import MUTE_DB, adm, bundles, gains, satie, spatgris
-from agent.spatial.frame import Frame, Voice, aed_to_xyz
+from agent.spatial.frame import Frame, Voice, aed_to_xyz, xyz_to_aed
 from agent.visuals.spatial import floats, onset, scene, tick
 
 MS = 1_000_000
@@ -41,8 +45,22 @@ def f(x: float) -> bytes:
     return struct.pack(">f", x)
 
 
-def dgrams(messages: list[OscMessage]) -> list[bytes]:
-    return [m.dgram for m in messages]
+def dgrams(elements: list[bytes]) -> list[bytes]:
+    """The messages in what an adapter returns: bundle elements, each an int32 size then a
+    message (a voice's several concatenated)."""
+    out = []
+    for e in elements:
+        k = 0
+        while k < len(e):
+            (n,) = struct.unpack(">i", e[k:k + 4])
+            out.append(e[k + 4:k + 4 + n])
+            k += 4 + n
+        assert k == len(e)
+    return out
+
+
+def decoded(elements: list[bytes]) -> list[OscMessage]:
+    return [OscMessage(m) for m in dgrams(elements)]
 
 
 # Two voices: "lead" asked to go beyond the left wall (x clamped to -1), "bass" in front, muted.
@@ -122,25 +140,25 @@ def test_visuals_bytes() -> None:
         s("/stage-agent/v/2/z") + s(",f") + f(0.0),
         s("/stage-agent/v/2/gain") + s(",f") + f(0.5),
         s("/stage-agent/v/2/mute") + s(",f") + f(1.0)]
-    assert onset(1, 60, 100, 0.5, -0.25, 2.0).dgram == (
+    assert onset(1, 60, 100, 0.5, -0.25, 2.0) == (
         s("/stage-agent/voice/onset") + s(",iiifff") + i(1) + i(60) + i(100) + f(0.5)
         + f(-0.25) + f(1.0))
-    assert scene("canon").dgram == s("/stage-agent/scene") + s(",s") + s("canon")
+    assert scene("canon") == s("/stage-agent/scene") + s(",s") + s("canon")
 
 
 def test_front_left_round_trip() -> None:
     """aed (30, 0, 1): front-left. ADM x < 0; SpatGRIS and SATIE (clockwise) say -30."""
     x, y, z = (float(c) for c in aed_to_xyz(30.0, 0.0, 1.0))
     v = Voice(1, "v", x, y, z)
-    xyz = adm([v], aed=True)
+    xyz = decoded(adm([v], aed=True))
     assert xyz[0].address == "/adm/obj/1/xyz" and xyz[0].params[0] < 0
     assert xyz[1].address == "/adm/obj/1/aed"
     assert xyz[1].params == pytest.approx([30.0, 0.0, 1.0], abs=1e-4)
-    (deg,) = spatgris([v], coords="deg")
+    (deg,) = decoded(spatgris([v], coords="deg"))
     assert deg.params[:2] == ["deg", 1] and deg.params[2:5] == pytest.approx([-30, 0, 1], abs=1e-4)
-    (car,) = spatgris([v])
+    (car,) = decoded(spatgris([v]))
     assert car.params[2:5] == pytest.approx([-0.5, math.sqrt(3) / 2, 0.0], abs=1e-6)
-    (up,) = satie([v])
+    (up,) = decoded(satie([v]))
     assert up.params[1] == pytest.approx(-30.0, abs=1e-4)
 
 
@@ -150,7 +168,177 @@ def test_bad_voices_are_refused() -> None:
     with pytest.raises(ValueError, match=r"1\.\.256"):
         spatgris([Voice(257, "many", 0, 0, 0)])
     nan = Voice(1, "nan", math.nan, math.inf, 0.0, gain=math.nan)
-    assert adm([nan])[0].params == [0.0, 0.0, 0.0] and adm([nan])[1].params == [0.0]
+    xyz, gain, _ = decoded(adm([nan]))
+    assert xyz.params == [0.0, 0.0, 0.0] and gain.params == [0.0]
+    with pytest.raises(ValueError, match="float32"):  # python-osc refuses it too
+        adm([Voice(1, "loud", 0.0, 1.0, 0.0, gain=1e39)])
+
+
+# --- the same bytes as python-osc's builder --------------------------------------------------
+# The adapters as they were written with OscMessageBuilder: the same values (clamped, finite,
+# converted as the module docstring says), encoded by python-osc. Only here, as the reference.
+
+
+def built(address: str, *args: tuple[str, Any]) -> bytes:
+    b = OscMessageBuilder(address)
+    for tag, value in args:
+        b.add_arg(value, tag)
+    return b.build().dgram
+
+
+def fin(x: float) -> float:
+    return float(x) if math.isfinite(x) else 0.0
+
+
+def clamp(v: Voice) -> tuple[float, float, float]:
+    return (min(max(fin(v.x), -1.0), 1.0), min(max(fin(v.y), -1.0), 1.0),
+            min(max(fin(v.z), -1.0), 1.0))
+
+
+def aed_of(xyz: tuple[float, float, float]) -> tuple[float, float, float]:
+    a, e, d = (float(c) for c in xyz_to_aed(np.array(xyz)))
+    return a, e, d
+
+
+def ref_adm(voices: list[Voice], full: bool, aed: bool) -> list[bytes]:
+    out = []
+    for v in voices:
+        n = v.number
+        if full:
+            out.append(built(f"/adm/obj/{n}/name", ("s", v.name[:128])))
+        x, y, z = clamp(v)
+        out.append(built(f"/adm/obj/{n}/xyz", ("f", x), ("f", y), ("f", z)))
+        if aed:
+            a, e, d = aed_of((x, y, z))
+            out.append(built(f"/adm/obj/{n}/aed", ("f", a), ("f", e), ("f", min(d, 1.0))))
+        out.append(built(f"/adm/obj/{n}/gain", ("f", max(fin(v.gain), 0.0))))
+        out.append(built(f"/adm/obj/{n}/mute", ("i", int(v.mute))))
+    return out
+
+
+def ref_spatgris(voices: list[Voice], coords: str) -> list[bytes]:
+    out = []
+    for v in voices:
+        if v.number > 256:
+            raise ValueError("SpatGRIS sources are 1..256")
+        if v.mute:
+            out.append(built("/spat/serv", ("s", "clr"), ("i", v.number)))
+            continue
+        x, y, z = clamp(v)
+        if coords == "car":
+            values = (x, y, z)
+        else:
+            a, e, d = aed_of((x, y, z))
+            values = (-a if a != 0.0 else 0.0, e, d)
+        out.append(built("/spat/serv", ("s", coords), ("i", v.number),
+                         *(("f", c) for c in values), ("f", 0.0), ("f", 0.0)))
+    return out
+
+
+def ref_satie(voices: list[Voice], radius: float) -> list[bytes]:
+    out = []
+    for v in voices:
+        a, e, d = aed_of(clamp(v))
+        g = fin(v.gain)
+        db = max(20.0 * math.log10(g), MUTE_DB) if g > 0.0 else MUTE_DB
+        out.append(built("/satie/source/update", ("s", v.name), ("f", -a if a != 0.0 else 0.0),
+                         ("f", e), ("f", MUTE_DB if v.mute else db), ("f", 1.0),
+                         ("f", 15000.0), ("f", d * radius)))
+    return out
+
+
+def ref_gains(voices: list[Voice], rows: np.ndarray) -> list[bytes]:
+    out = []
+    for v, row in zip(voices, rows, strict=True):
+        scale = 0.0 if v.mute else max(fin(v.gain), 0.0)
+        with np.errstate(over="ignore"):
+            values = np.where(np.isfinite(row), row, 0.0) * scale
+        if np.isinf(values).any():  # python-osc would send it: the adapter never does
+            raise OverflowError("a gain overflows to infinity")
+        out.append(built(f"/stage-agent/gains/{v.number}", *(("f", float(g)) for g in values)))
+    return out
+
+
+def ref_tick(voices: list[Voice], alive: list[int], counter: int) -> list[bytes]:
+    out = [built("/stage-agent/voice/alive", *(("i", n) for n in alive))]
+    for v in voices:
+        x, y, z = clamp(v)
+        out.append(built("/stage-agent/voice/set", ("i", v.number), ("s", v.name), ("f", x),
+                         ("f", y), ("f", z), ("f", fin(v.gain)), ("i", int(v.mute))))
+    out.append(built("/stage-agent/voice/frame", ("i", counter % 2**31)))
+    return out
+
+
+def ref_floats(voices: list[Voice]) -> list[bytes]:
+    out = []
+    for v in voices:
+        base = f"/stage-agent/v/{v.number}/"
+        x, y, z = clamp(v)
+        out += [built(base + "x", ("f", x)), built(base + "y", ("f", y)),
+                built(base + "z", ("f", z)), built(base + "gain", ("f", fin(v.gain))),
+                built(base + "mute", ("f", 1.0 if v.mute else 0.0))]
+    return out
+
+
+def same(ours: Callable[[], list[bytes]], ref: Callable[[], list[bytes]]) -> None:
+    """Byte for byte; where python-osc refuses (a float beyond float32's range: OverflowError;
+    a SpatGRIS source over 256), the adapter refuses too, with ValueError."""
+    try:
+        expected = ref()
+    except (OverflowError, ValueError):
+        with pytest.raises(ValueError):
+            ours()
+        return
+    assert dgrams(ours()) == expected
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+EDGES = [0.0, -0.0, 1.0, -1.0, 1.0000001, -1.0000001, 1e-45, 1e-46, 5e-324, FLOAT32_MAX,
+         3.4028235677973366e38, 3.4028235677973367e38, 1e39, math.inf, -math.inf, math.nan]
+VALUE = st.one_of(st.floats(-1.5, 1.5), st.floats(-1.5, 1.5, width=32), st.floats(),
+                  st.sampled_from(EDGES))
+VOICE = st.builds(Voice, st.one_of(st.integers(1, 300), st.integers(1, 2**31 - 1)),
+                  st.text(max_size=140), VALUE, VALUE, VALUE, VALUE, st.booleans())
+VOICES = st.lists(VOICE, max_size=12)
+
+
+FRONT = [Voice(1, "front", -0.0, 1.0, 0.0), Voice(2, "back", 0.0, -1.0, -0.0, gain=-0.0)]
+
+
+@settings(max_examples=300)
+@given(VOICES, st.booleans(), st.booleans(), st.sampled_from(["car", "deg"]),
+       st.floats(0.1, 100.0))
+@example(FRONT, True, True, "deg", 5.0)  # azimuth 0 and 180 from signed zeros: no "-0.0"
+def test_the_adapters_make_python_osc_s_bytes(voices: list[Voice], full: bool, aed: bool,
+                                               coords: str, radius: float) -> None:
+    same(lambda: adm(voices, full, aed), lambda: ref_adm(voices, full, aed))
+    same(lambda: spatgris(voices, full, coords), lambda: ref_spatgris(voices, coords))
+    same(lambda: satie(voices, full, radius), lambda: ref_satie(voices, radius))
+    same(lambda: floats(voices), lambda: ref_floats(voices))
+
+
+@settings(max_examples=200)
+@given(st.data(), VOICES, st.integers(0, 9))
+def test_gains_make_python_osc_s_bytes(data: st.DataObject, voices: list[Voice],
+                                       speakers: int) -> None:
+    rows = data.draw(hnp.arrays(np.float64, (len(voices), speakers),
+                                elements=st.one_of(st.floats(), st.floats(0, 1),
+                                                   st.sampled_from(EDGES))))
+    same(lambda: gains(voices, rows), lambda: ref_gains(voices, rows))
+
+
+@settings(max_examples=200)
+@given(VOICES, st.lists(st.integers(-(2**31), 2**31 - 1), max_size=70),
+       st.integers(0, 2**64), st.text(max_size=60), st.lists(VALUE, min_size=3, max_size=3),
+       st.lists(st.integers(-(2**31), 2**31 - 1), min_size=3, max_size=3))
+def test_the_visuals_make_python_osc_s_bytes(voices: list[Voice], alive: list[int],
+                                             counter: int, name: str, xyz: list[float],
+                                             ints: list[int]) -> None:
+    same(lambda: tick(voices, alive, counter), lambda: ref_tick(voices, alive, counter))
+    where = clamp(Voice(1, "", *xyz))
+    assert onset(*ints, *xyz) == built("/stage-agent/voice/onset",
+                                       *(("i", k) for k in ints), *(("f", c) for c in where))
+    assert scene(name) == built("/stage-agent/scene", ("s", name))
 
 
 # --- bundles ----------------------------------------------------------------------------------
@@ -163,10 +351,12 @@ ARG = st.one_of(st.tuples(st.just("f"), st.floats(-1e6, 1e6, width=32)),
                                                  max_size=40)))
 
 
-def message(address: str, args: list[tuple[str, Any]]) -> OscMessage:
+def message(address: str, args: list[tuple[str, Any]]) -> bytes:
+    """A message as a bundle element: int32 size, then the message."""
     tags = "," + "".join(t for t, _ in args)
     body = b"".join(f(v) if t == "f" else i(v) if t == "i" else s(v) for t, v in args)
-    return OscMessage(s(address) + s(tags) + body)
+    m = s(address) + s(tags) + body
+    return i(len(m)) + m
 
 
 @settings(max_examples=200)
@@ -174,7 +364,7 @@ def message(address: str, args: list[tuple[str, Any]]) -> OscMessage:
        st.integers(400, 1400))
 def test_bundles_fit_and_keep_every_message_once_in_order(
         spec: list[tuple[str, list[tuple[str, Any]]]], limit: int) -> None:
-    messages = [m for m in (message(a, args) for a, args in spec) if len(m.dgram) + 20 <= limit]
+    messages = [m for m in (message(a, args) for a, args in spec) if len(m) + 16 <= limit]
     packets = bundles(messages, limit)
     got: list[bytes] = []
     for p in packets:
@@ -186,7 +376,7 @@ def test_bundles_fit_and_keep_every_message_once_in_order(
             got.append(p[k + 4:k + 4 + n])
             k += 4 + n
         assert k == len(p)
-    assert got == [m.dgram for m in messages]
+    assert got == dgrams(messages)
     assert bool(packets) == bool(messages)  # no empty bundle
     # Greedy: no bundle could have taken the next bundle's first message.
     for a, b in itertools.pairwise(packets):
