@@ -109,6 +109,12 @@ async def perform(config: Config) -> dict[str, Any]:
     spatial_task: asyncio.Task[None] | None = None
     if spatial is not None:
         spatial.follow(session.log.taps)
+        publish_remote = session.agent.publish
+
+        def publish(kind: str, payload: dict[str, Any]) -> None:
+            publish_remote(kind, payload)
+            spatial.state(kind, payload)
+        session.agent.publish = publish
         spatial_task = asyncio.create_task(spatial.run(stop), name="spatial")
     reported = {"overflow": 0, "malformed": 0}  # input drops already reported
     for sig in (signal.SIGTERM, signal.SIGINT):

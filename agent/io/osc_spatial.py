@@ -255,6 +255,10 @@ class SpatialSender:
         send = d.peer.send
         return all([send(packet) for packet in adapters.bundles(messages)])
 
+    def event(self, message: bytes) -> None:
+        """Any one OSC message to the visuals destinations, now (e.g. the agent's plan)."""
+        self._event(message)
+
     def _event(self, message: bytes) -> None:
         for d in self._dests:
             if d.spec.protocol in visual.VARIANTS:

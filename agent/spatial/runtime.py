@@ -26,6 +26,7 @@ from agent.spatial.layout import Layout
 from agent.spatial.panning import Vbap
 from agent.spatial.picture import draw
 from agent.stats import Samples
+from agent.visuals.state import messages as state_messages
 
 log = logging.getLogger(__name__)
 PICTURE_NAME = "trajectories.png"
@@ -85,6 +86,13 @@ class SpatialRuntime:
         self.engine.record(record)
         if record["k"] == "ctl" and record.get("what") in ("panic", "stop"):
             self.sender.panic()
+
+    def state(self, kind: str, payload: dict[str, Any]) -> None:
+        """The agent's plan goes to the visuals destinations too (the state stream's encoding),
+        so one visuals patch sees the voices and what they are about to play."""
+        if kind == "plan":
+            for message in state_messages(kind, payload):
+                self.sender.event(message.dgram)
 
     def tick(self, now_ns: int) -> None:
         frame = self.engine.frame(now_ns)

@@ -35,6 +35,10 @@ host = "127.0.0.1"
 port = {port}
 protocol = "adm"
 refresh_hz = 2.0
+[[spatial.destinations]]
+host = "127.0.0.1"
+port = {port}
+protocol = "visuals"
 """
 
 
@@ -100,6 +104,10 @@ def test_the_voices_reach_an_adm_renderer_and_stopping_mutes_them(
             x, y, _z = (float(v) for v in line.split()[2:])
             return x < -0.3 and y > 0 and abs(-x / y - 3 ** 0.5) < 0.2
         dump.wait_for(toward_caller)
+        # The visuals stream on the same port: every voice each tick, the onsets, the plan.
+        dump.wait_for(lambda s: s.startswith('/stage-agent/voice/set isffffi 1 "lead" '))
+        dump.wait_for(lambda s: s.startswith("/stage-agent/voice/onset iiifff 1 "))
+        dump.wait_for(lambda s: s.startswith('/stage-agent/plan siii "call-response" '))
         assert agent.wait() == 0, agent.err
     muted = dump.wait_for(lambda s: s in ("/adm/obj/1/mute i 1", "/adm/obj/2/mute i 1"))
     assert set(muted) == {"/adm/obj/1/mute i 1", "/adm/obj/2/mute i 1"}
