@@ -44,7 +44,8 @@ NO_BROKER_MESSAGE = "no MQTT broker configured: running without a control plane"
 MAX_AGE_S = 10.0  # a command sent longer ago than this is refused (it was meant for then)
 BACKOFF_S = (0.5, 10.0)  # reconnect delay: first, doubling up to the last
 REMEMBERED_IDS = 256  # applied command ids kept for idempotency
-CLOSE_TIMEOUT_S = 2.0  # close() waits this long for the goodbye, then just stops
+CANCEL_WAIT_S = 0.5  # how long the goodbye waits for the reader and writer to stop
+CLOSE_TIMEOUT_S = 5.0  # close() waits this long for the goodbye, then just stops
 QOS = 1
 
 
@@ -115,8 +116,10 @@ class ControlPlane:
                         delay, down, ever = self._backoff_s[0], False, True
                         await self._serve(client)
                         return  # leaving `async with` disconnects cleanly: no Will
-                except aiomqtt.MqttError as e:
-                    if not down and isinstance(e, MqttConnectError):  # a config problem
+                except Exception as e:  # a broker outage, or a bug: never the end of the task
+                    if not isinstance(e, aiomqtt.MqttError):
+                        log.exception("MQTT control plane: unexpected error; reconnecting")
+                    elif not down and isinstance(e, MqttConnectError):  # a config problem
                         log.error("MQTT broker %s refused the connection (%s): check "
                                   "mqtt.username and mqtt.password; retrying", where, e)
                     elif not down:
@@ -174,11 +177,15 @@ class ControlPlane:
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Bounded: on a loaded machine a cancelled read of aiomqtt's message queue was
+            # seen not to end before close()'s timeout, and the goodbye was never said.
+            await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
         for t in done - {stopper}:
             t.result()  # reader and writer end only by raising (a lost connection: MqttError)
-        await self._flush(client)  # the latest state before the goodbye
+        # The goodbye first: on a loaded machine at shutdown the close timeout may cut what
+        # follows, and "offline" is what a stage manager's dashboard must not miss.
         await client.publish(self.prefix + "status", OFFLINE, qos=QOS, retain=True)
+        await self._flush(client)  # then the latest state, retained for whoever looks next
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:

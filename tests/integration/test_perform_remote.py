@@ -52,9 +52,13 @@ class Director:
     def __init__(self, port: int, prefix: str) -> None:
         self.prefix = prefix
         self.got: queue.Queue[tuple[str, Any, bool]] = queue.Queue()
+        self.seen: list[tuple[str, Any]] = []
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda c, u, m: self.got.put(
-            (m.topic.removeprefix(prefix), json.loads(m.payload), m.retain))
+
+        def on_message(c: Any, u: Any, m: Any) -> None:
+            self.seen.append((m.topic.removeprefix(prefix), m.payload[:60]))
+            self.got.put((m.topic.removeprefix(prefix), json.loads(m.payload), m.retain))
+        self.client.on_message = on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(prefix + "#", qos=1)
         self.client.loop_start()
@@ -123,7 +127,11 @@ def test_commands_over_mqtt_change_the_playing_and_the_state_is_published(
             director.command("mode", id="md", mode="call-response")
             assert director.wait_for("state/mode") == {"mode": "call-response", "section": None}
             assert agent.wait() == 0, agent.err
-        director.wait_for("status", {"state": "offline"})
+        try:
+            director.wait_for("status", {"state": "offline"})
+        except queue.Empty:
+            raise AssertionError(f"no goodbye; the agent said: {agent.err}; the last "
+                                 f"messages: {director.seen[-8:]}") from None
     finally:
         director.close()
     # The visuals heard the mode change too (oscdump prints every message it receives).
