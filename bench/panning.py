@@ -4,19 +4,27 @@
 +85 degrees) over a 256-speaker Fibonacci dome (the upper half of a 512-point Fibonacci sphere;
 no speaker below the horizon, so VBAP adds its imaginary nadir). Every tick (50 Hz on absolute
 deadlines, sleeping between ticks) computes the voices' new directions and their VBAP gains with
-`agent.spatial.panning.Vbap`. Prints the tick cost and the gains' cost p50/p99/max, and the CPU
-share of one core at the tick rate: the sum of tick costs / wall time, and the process's CPU
-time / wall time (which also counts any BLAS threads and the sleeps' overhead).
+`agent.spatial.panning.Vbap`, as on stage: voices in a stable order, moving smoothly tick to
+tick, so `gains` tries each voice's triangle of the last tick and the triangles around it, and
+searches all triangles only for the voices still not placed (the default, cached=True). Prints
+the tick cost and the gains' cost p50/p99/max, how many voices left their triangle and how many
+needed the full search per tick, and the CPU share of one core at the tick rate: the sum of tick
+costs / wall time, and the process's CPU time / wall time
+(which also counts any BLAS threads and the sleeps' overhead).
 
-Peer in the same run, paced the same way on the very same directions: a plain per-voice loop over
-its own triangulation (scipy ConvexHull + nadir, inverses precomputed): for each voice,
-g = inverse @ p over all triangles in numpy, pick the triangle whose smallest gain is largest,
-normalise. Then both unpaced, back to back on each tick's directions (warm caches: this machine
-runs code just after a sleep several times slower, so paced and unpaced figures differ a lot).
-Over a few ticks, a naive peer too: solve a 3x3 per triangle per voice until one has no negative
-gain. Ratios are ours / peer (the naive one: peer / ours); the largest gain difference from the
-per-voice peer is printed as a check. ADM-OSC encoding and sending are not part of these figures.
-About 2 x seconds + 3 s.
+Then, paced the same way on the very same directions: our full search (cached=False: every
+triangle for every voice, each tick), and a plain per-voice loop over its own triangulation
+(scipy ConvexHull + nadir, inverses precomputed): for each voice, g = inverse @ p over all
+triangles in numpy, pick the triangle whose smallest gain is largest, normalise. Then all three
+unpaced, back to back on each tick's directions (warm caches: this machine runs code just after a
+sleep several times slower, so paced and unpaced figures differ a lot), and the cache's worst
+cases unpaced: every voice jumping somewhere else each tick (the cache never holds), every voice
+sitting on a speaker (a tie between triangles: always searched). Over a few ticks, a naive peer
+too: solve a 3x3 per triangle per voice until one has no negative gain. Ratios are ours / peer
+(the naive one: peer / ours); the largest gain differences between the cached path, the full
+search and the per-voice peer are printed as a check (made after each timed call, outside its
+figure). ADM-OSC encoding and sending are not part of these figures. About 3 x seconds + 3 s.
+--voices 2 is the stage's count (the agent's lead and comping voices).
 
     .venv/bin/python bench/panning.py [--seconds 10] [--voices 64] [--speakers 256] [--hz 50]
 """
@@ -28,7 +36,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from _common import heading, show, show_ratio, sleep_until_ns
+from _common import Summary, heading, show, show_ratio, sleep_until_ns
 from scipy.spatial import ConvexHull
 
 from agent.spatial.frame import aed_to_xyz
@@ -117,6 +125,27 @@ def paced(ticks: int, hz: float, work: Callable[[int], object]) -> tuple[list[in
     return cost, time.monotonic_ns() - start, time.process_time_ns() - cpu0
 
 
+def paced_gains(ticks: int, hz: float, gains: Callable[[int], np.ndarray],
+                reference: list[np.ndarray], label: str) -> tuple[Summary, float]:
+    """Paced gains(k) for each tick; prints its cost (the check against reference[k] comes
+    after the clock stops) and share of a core. Returns the cost summary and the largest gain
+    difference from the reference."""
+    cost: list[int] = []
+    worst = 0.0
+
+    def work(k: int) -> None:
+        nonlocal worst
+        a = time.perf_counter_ns()
+        g = gains(k)
+        cost.append(time.perf_counter_ns() - a)
+        worst = max(worst, float(np.abs(g - reference[k]).max()))
+
+    work_ns, wall_ns, cpu_ns = paced(ticks, hz, work)
+    summary = show(label, cost, "ms")
+    share(label, cost, wall_ns, cpu_ns - (sum(work_ns) - sum(cost)), hz, "")
+    return summary, worst
+
+
 def share(label: str, cost: list[int], wall_ns: int, cpu_ns: int, hz: float, target: str) -> None:
     print(f"  {label}: {100 * sum(cost) / wall_ns:.2f}% of one core at {hz:g} Hz (sum of tick "
           f"costs / wall), {100 * cpu_ns / wall_ns:.2f}% (process CPU / wall){target}")
@@ -135,62 +164,100 @@ def main() -> None:
     t0 = time.perf_counter_ns()
     vbap = Vbap(speakers)
     setup_ns = time.perf_counter_ns() - t0
+    full = Vbap(speakers)  # its own instance: the full search never touches the cache anyway
     orbits = Orbits(args.voices)
     ticks = round(args.seconds * args.hz)
     heading(f"VBAP: {args.voices} voices, {args.speakers}-speaker Fibonacci dome, "
-            f"{args.hz:g} Hz for {args.seconds:g} s, paced (sleeping between ticks)")
+            f"{args.hz:g} Hz for {args.seconds:g} s, paced (sleeping between ticks), "
+            "cached (as on stage)")
     print(f"  layout: mode {vbap.mode}, nadir {vbap.has_nadir}, {len(vbap.triangles)} triangles; "
           f"set-up {setup_ns / 1e6:.1f} ms")
     history = [orbits.directions(k / args.hz) for k in range(ticks)]
     ours: list[np.ndarray] = []
     gains_ns: list[int] = []
-    for _ in range(5):  # warm-up, outside the figures
+    searched: list[int] = []
+    moved: list[int] = []
+    for _ in range(5):  # warm-up, outside the figures (the cache then holds tick 0's triangles)
         vbap.gains(history[0])
+        full.gains(history[0], cached=False)
 
     def tick(k: int) -> None:
         d = orbits.directions(k / args.hz)
         a = time.perf_counter_ns()
         ours.append(vbap.gains(d))
         gains_ns.append(time.perf_counter_ns() - a)
+        searched.append(vbap.searched)
+        moved.append(vbap.moved)
 
     tick_ns, wall_ns, cpu_ns = paced(ticks, args.hz, tick)
     active = np.array([np.count_nonzero(g, axis=1) for g in ours])
     print(f"  {ticks} ticks in {wall_ns / 1e9:.2f} s; active speakers per voice "
           f"{active.min()}..{active.max()} (mean {active.mean():.2f})")
+    print(f"  per tick, of {args.voices} voices: left their triangle for one around it mean "
+          f"{np.mean(moved):.2f}, max {max(moved)} ({100 * np.mean(moved) / args.voices:.1f}% of "
+          f"voice-ticks); needed the full search mean {np.mean(searched):.2f}, "
+          f"max {max(searched)}")
     show("tick (directions + gains)", tick_ns, "ms")
-    g_ours = show("gains", gains_ns, "ms")
+    g_ours = show("gains, cached", gains_ns, "ms")
     share("tick", tick_ns, wall_ns, cpu_ns, args.hz, "")
-    share("gains alone", gains_ns, wall_ns, cpu_ns - (sum(tick_ns) - sum(gains_ns)), args.hz,
-          "   (target <= 5%, ADM-OSC encoding not included)")
+    share("gains alone, cached", gains_ns, wall_ns, cpu_ns - (sum(tick_ns) - sum(gains_ns)),
+          args.hz, "   (whole spatial tick's budget 5%, ADM-OSC encoding not included)")
+
+    heading("our full search (cached=False), paced the same way on the same directions")
+    g_full, worst_full = paced_gains(ticks, args.hz, lambda k: full.gains(history[k], cached=False),
+                                     ours, "full search")
+    print(f"  largest gain difference, cached vs full search: {worst_full:.2e}")
+    show_ratio("gains p50", g_ours.p50, g_full.p50, "cached / full search")
+    show_ratio("gains p99", g_ours.p99, g_full.p99, "cached / full search")
 
     heading("peer: per-voice numpy loop, paced the same way on the same directions")
     peer = PerVoicePeer(speakers)
-    worst = 0.0
+    g_peer, worst = paced_gains(ticks, args.hz, lambda k: peer.gains(history[k]), ours,
+                                "per-voice loop")
+    print(f"  largest gain difference from ours (cached): {worst:.2e}")
+    show_ratio("gains p50", g_ours.p50, g_peer.p50, "cached / per-voice loop")
+    show_ratio("gains p99", g_ours.p99, g_peer.p99, "cached / per-voice loop")
 
-    def peer_tick(k: int) -> None:
-        nonlocal worst
-        worst = max(worst, float(np.abs(peer.gains(history[k]) - ours[k]).max()))
-
-    peer_ns, peer_wall, peer_cpu = paced(ticks, args.hz, peer_tick)
-    g_peer = show("per-voice loop (gains + a check)", peer_ns, "ms")
-    share("per-voice loop", peer_ns, peer_wall, peer_cpu, args.hz, "")
-    print(f"  largest gain difference from ours: {worst:.2e}")
-    show_ratio("gains p50", g_ours.p50, g_peer.p50, "ours / per-voice loop")
-    show_ratio("gains p99", g_ours.p99, g_peer.p99, "ours / per-voice loop")
-
-    heading("both unpaced (back to back, warm caches), same directions")
+    heading("all unpaced (back to back, warm caches), same directions")
     hot_ours: list[int] = []
+    hot_full: list[int] = []
     hot_peer: list[int] = []
+    vbap.gains(history[-1])  # the cache as it would be: the tick before the first one
     for d in history:
         a = time.perf_counter_ns()
         vbap.gains(d)
         b = time.perf_counter_ns()
+        full.gains(d, cached=False)
+        c = time.perf_counter_ns()
         peer.gains(d)
-        hot_peer.append(time.perf_counter_ns() - b)
+        hot_peer.append(time.perf_counter_ns() - c)
+        hot_full.append(c - b)
         hot_ours.append(b - a)
-    h_ours = show("ours", hot_ours, "ms")
+    h_ours = show("ours, cached", hot_ours, "ms")
+    h_full = show("ours, full search", hot_full, "ms")
     h_peer = show("per-voice loop", hot_peer, "ms")
-    show_ratio("gains p50, unpaced", h_ours.p50, h_peer.p50, "ours / per-voice loop")
+    show_ratio("gains p50, unpaced", h_ours.p50, h_full.p50, "cached / full search")
+    show_ratio("gains p50, unpaced", h_ours.p50, h_peer.p50, "cached / per-voice loop")
+
+    heading("the cache's worst cases, unpaced")
+    rng = np.random.default_rng(2)
+    jumps = [rng.normal(size=(args.voices, 3)) for _ in range(min(ticks, 200))]
+    parked = speakers[rng.integers(0, len(speakers), args.voices)]
+    for label, frames in (("every voice jumps each tick", jumps),
+                          ("every voice on a speaker", [parked] * len(jumps))):
+        cost: list[list[int]] = [[], []]
+        for d in frames:
+            a = time.perf_counter_ns()
+            g = vbap.gains(d)
+            b = time.perf_counter_ns()
+            gf = full.gains(d, cached=False)
+            cost[1].append(time.perf_counter_ns() - b)
+            cost[0].append(b - a)
+            assert np.abs(g - gf).max() <= 1e-12
+        print(f"  {label}: {vbap.searched} of {args.voices} voices searched")
+        w = show("  cached", cost[0], "ms")
+        f = show("  full search", cost[1], "ms")
+        show_ratio("  gains p50, unpaced", w.p50, f.p50, "cached / full search")
 
     n = min(args.naive_ticks, len(history))
     if n:
@@ -201,7 +268,7 @@ def main() -> None:
             peer.gains_naive(d)
             naive_ns.append(time.perf_counter_ns() - a)
         q = show("naive loop", naive_ns, "ms")
-        show_ratio("gains p50, unpaced", q.p50, h_ours.p50, "naive loop / ours")
+        show_ratio("gains p50, unpaced", q.p50, h_ours.p50, "naive loop / ours, cached")
 
 
 if __name__ == "__main__":

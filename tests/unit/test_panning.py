@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.spatial.frame import aed_to_xyz, xyz_to_aed
-from agent.spatial.panning import DET_MIN, Vbap, dbap_gains
+from agent.spatial.panning import DET_MIN, SURE, Vbap, dbap_gains
 
 R2 = 1.0 / np.sqrt(2.0)
 
@@ -217,6 +217,165 @@ def test_untriangulable_layouts_fall_back_to_planar_and_bad_input_is_refused() -
         VBAPS["quad"].gains(np.ones(3))
     with pytest.raises(ValueError):
         VBAPS["quad"].gains(np.array([[np.nan, 0.0, 1.0]]))
+
+
+# -- the tick-to-tick cache -----------------------------------------------------------------------
+WALL = aed_to_xyz(*np.meshgrid([-40.0, 0.0, 40.0], [-30.0, 0.0, 30.0])).reshape(-1, 3)
+TILTED_PAIR = aed_to_xyz(np.array([30.0, -30.0]), np.array([0.0, 40.0]))  # planar fallback
+LAYOUTS = {**SPHERES, **RINGS, **DOMES, "stereo": STEREO, "wall": WALL,
+           "tilted_pair": TILTED_PAIR, "single": np.array([[0.0, 1.0, 0.0]])}
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Points (len(t), 3) on the great circle from unit a to unit b (not opposite)."""
+    omega = np.arccos(np.clip(a @ b, -1.0, 1.0))
+    if omega < 1e-12:
+        return np.repeat(a[None], len(t), axis=0)
+    out: np.ndarray = (np.sin((1.0 - t) * omega)[:, None] * a
+                       + np.sin(t * omega)[:, None] * b) / np.sin(omega)
+    return out
+
+
+def corners(vbap: Vbap) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's speaker directions (F, k, k) (columns) and the points it is made of."""
+    if vbap.mode == "planar":
+        flat = unit(vbap.speakers[:, :2])
+        return np.transpose(flat[vbap.pairs], (0, 2, 1)), flat
+    points = np.vstack([vbap.speakers, [[0.0, 0.0, -1.0]]]) if vbap.has_nadir else vbap.speakers
+    return np.transpose(points[vbap.triangles], (0, 2, 1)), points
+
+
+def face_gains(vbap: Vbap, p: np.ndarray) -> np.ndarray:
+    """Every face's unnormalised gains for unit sources p (V, k): (V, F, k), by a plain solve."""
+    m, _ = corners(vbap)
+    out: np.ndarray = np.linalg.solve(m[None], p[:, None, :, None])[..., 0]
+    return out
+
+
+def cached_equals_full(vbap: Vbap, d: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The cached gains of d (V, 3) (updating the cache), checked against the full search, and
+    how many voices the cached call found around their last face, and searched."""
+    g = vbap.gains(d)
+    moved, searched, before = vbap.moved, vbap.searched, vbap._last.copy()
+    np.testing.assert_allclose(g, vbap.gains(d, cached=False), rtol=0.0, atol=1e-12)
+    np.testing.assert_array_equal(vbap._last, before)  # the full search leaves the cache alone
+    return g, moved, searched
+
+
+@pytest.mark.parametrize("name", [n for n in LAYOUTS if n != "single"])
+@settings(max_examples=40, deadline=None)
+@given(p=batch)
+def test_no_source_is_strictly_inside_two_faces(name: str, p: np.ndarray) -> None:
+    """What the cache rests on: a source whose smallest gain on a face is >= SURE is in no
+    other face (the kept faces' cones do not overlap)."""
+    vbap = VBAPS.get(name) or Vbap(LAYOUTS[name])
+    if vbap.mode == "planar":
+        p = p[np.hypot(p[:, 0], p[:, 1]) > 1e-9]  # straight up or down: no direction
+    u = unit(p[:, :2]) if vbap.mode == "planar" else unit(p)
+    sure = face_gains(vbap, u).min(axis=2) >= SURE  # (V, F)
+    assert np.all(sure.sum(axis=1) <= 1)
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_cached_gains_equal_the_full_search_on_smooth_paths(name: str, data: st.DataObject) -> None:
+    """Voices orbit (random speeds, crossing edges), ride a great circle from one speaker to
+    another (through vertices; along an edge when they are neighbours), or sit at a speaker."""
+    vbap = Vbap(LAYOUTS[name])  # a fresh cache
+    n, ticks = vbap.n_speakers, 24
+    voices = data.draw(st.integers(1, 6))
+    paths = []
+    for _ in range(voices):
+        kind = data.draw(st.sampled_from(["orbit", "speaker_to_speaker", "at_speaker"]))
+        if kind == "orbit":
+            az0, el0 = data.draw(st.floats(-180.0, 180.0)), data.draw(st.floats(-89.0, 89.0))
+            daz, d_el = data.draw(st.floats(-15.0, 15.0)), data.draw(st.floats(-6.0, 6.0))
+            k = np.arange(ticks)
+            paths.append(aed_to_xyz(az0 + daz * k, np.clip(el0 + d_el * k, -89.9, 89.9)))
+        else:
+            a, b = vbap.speakers[data.draw(st.integers(0, n - 1))], vbap.speakers[
+                data.draw(st.integers(0, n - 1))]
+            if kind == "at_speaker" or a @ b < -0.999:
+                paths.append(np.repeat(a[None], ticks, axis=0))
+            else:
+                path = slerp(a, b, np.linspace(0.0, 1.0, ticks))
+                path[0], path[-1] = a, b  # exactly at the speakers
+                paths.append(path)
+    scale = data.draw(st.lists(st.floats(1e-3, 10.0), min_size=voices, max_size=voices))
+    d = np.stack(paths, axis=1) * np.array(scale)[:, None]  # (ticks, V, 3), lengths ignored
+    if data.draw(st.booleans()):
+        d[ticks // 2, 0] = 0.0  # no direction for a tick
+    for frame in d:
+        cached_equals_full(vbap, frame)
+
+
+@pytest.mark.parametrize("name", [n for n in LAYOUTS if n != "single"])
+def test_near_an_edge_or_a_speaker_the_cache_gives_the_full_search(name: str) -> None:
+    """Each face is remembered from the last tick, then the source goes to the middle of one of
+    its edges (3-D) or to one of its corners, exactly or just inside or outside (1e-10, 1e-7):
+    the cached gains are the full search's (a cache keeping any face that covers the source,
+    smallest gain >= -EPS, would be some 1e-7 off just outside). Ties: exactly on an edge or at
+    a corner, every face that covers the point gives the same gains, so whichever of them a
+    search picks makes no difference."""
+    vbap = Vbap(LAYOUTS[name])
+    m, _ = corners(vbap)
+    k = m.shape[2]
+    faces = vbap.pairs if vbap.mode == "planar" else vbap.triangles
+    lift = (lambda x: np.column_stack([x, np.zeros(len(x))])) if k == 2 else (lambda x: x)
+    centroid = unit(m.sum(axis=2))  # (F, k): strictly inside each face
+    spots = [m[:, :, i] for i in range(k)]  # (F, k) each: a corner of each face
+    edges = itertools.combinations(range(k), 2) if k == 3 else ()
+    spots += [unit(m[:, :, i] + m[:, :, j]) for i, j in edges]  # (3-D) an edge's middle
+    for spot, offset in itertools.product(spots, [0.0, 1e-10, -1e-10, 1e-7, -1e-7]):
+        target = unit(spot + offset * (centroid - spot))  # offset > 0: inside
+        vbap.gains(lift(centroid))
+        np.testing.assert_array_equal(vbap._last, np.arange(len(faces)))  # each on its face
+        g = cached_equals_full(vbap, lift(target))[0]
+        if offset != 0.0:
+            continue
+        fg = face_gains(vbap, target)  # (F, F', k): every face's gains for every target
+        for row, f in zip(*np.nonzero(fg.min(axis=2) >= -1e-12), strict=True):
+            gf = np.where(fg[row, f] < 1e-12, 0.0, fg[row, f])
+            gf[faces[f] >= vbap.n_speakers] = 0.0  # the imaginary nadir's, dropped
+            if np.any(gf > 0.0):  # (not the nadir itself)
+                expected = np.zeros(vbap.n_speakers + 1)
+                expected[faces[f]] = gf
+                np.testing.assert_allclose(g[row], unit(expected[:-1]), rtol=0.0, atol=1e-12)
+
+
+def test_the_cache_spares_the_search_for_voices_that_move_smoothly() -> None:
+    vbap = Vbap(fibonacci_sphere(50))
+    rng = np.random.default_rng(3)
+    az, el = rng.uniform(-180.0, 180.0, 16), rng.uniform(-60.0, 60.0, 16)
+    rate = rng.uniform(-3.0, 3.0, 16)  # degrees per tick
+    cached_equals_full(vbap, aed_to_xyz(az, el))  # the first call: a guess (face 0), mostly wrong
+    moved, searched = [], []
+    for k in range(1, 100):
+        _, m, n = cached_equals_full(vbap, aed_to_xyz(az + rate * k, el))
+        moved.append(m)
+        searched.append(n)
+    assert sum(searched) == 0  # a voice that leaves its triangle is found on one around it
+    assert sum(moved) > 20
+    d = aed_to_xyz(az, el)
+    vbap.gains(d)
+    vbap.gains(d)
+    assert vbap.moved == vbap.searched == 0  # nobody moved
+    vbap.gains(d, cached=False)
+    assert vbap.searched == 16
+    vbap.gains(-d)  # everybody jumps to the opposite side: too far for the faces around
+    assert vbap.searched == 16
+    # a wrong guess only costs a search: voices reordered, some gone, some new, none at all
+    for frame in (d[::-1], d[:5], d, np.vstack([d, -d]), d[:0], np.zeros((3, 3)), d):
+        cached_equals_full(vbap, frame)
+    # shorter than 1e-12: no direction (equal power), even right where the voice just was
+    g = cached_equals_full(vbap, d * 1e-13)[0]
+    np.testing.assert_array_equal(g, np.full((16, 50), 50 ** -0.5))
+    # the same on a ring (pairs), elevation ignored
+    ring = Vbap(RINGS["ring8"])
+    for k in range(100):
+        _, _, n = cached_equals_full(ring, aed_to_xyz(az + rate * k, el))
+        assert n == 0 or k == 0  # (the first call guesses face 0 and those around it)
 
 
 # -- DBAP ----------------------------------------------------------------------------------------
