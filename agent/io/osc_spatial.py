@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -155,7 +155,7 @@ class SpatialSender:
         present = {v.number: v for v in frame.voices} if frame is not None else {}
         for d in self._dests:
             known = d.sent | present
-            muted = [replace(known[n], mute=True) for n in sorted(known)]
+            muted = [known[n]._replace(mute=True) for n in sorted(known)]
             rows = np.zeros((len(muted), d.speakers))
             if d.spec.protocol == "gains" and not d.speakers:
                 continue  # never sent: nothing to silence
@@ -206,7 +206,7 @@ class SpatialSender:
         gone = [] if sent.keys() <= now_numbers else [n for n in sent if n not in now_numbers]
         if d.spec.protocol != "visuals":  # the visuals see a voice leave `alive`
             for n in gone:
-                out.append(replace(sent[n], mute=True))
+                out.append(sent[n]._replace(mute=True))
                 if gains:
                     out_rows.append(np.zeros(d.speakers))
         try:
