@@ -135,6 +135,7 @@ class SpatialSection:
     style: str = "orbit"  # how the voices move with each phrase (GESTURE_STYLES)
     players: dict[str, Any] = field(default_factory=dict)  # name -> [azimuth, elevation] deg
     subwoofers: tuple[int, ...] = ()  # channels of the layout that are subwoofers (SpatGRIS)
+    panning: str = "vbap"  # for "gains" destinations: vbap (directions) or dbap (positions)
     destinations: tuple[SpatialDestination, ...] = ()
 
     def player_positions(self) -> dict[str, tuple[float, float]]:
@@ -350,6 +351,8 @@ def _check_spatial(c: Config, check_files: bool) -> None:
     if sp.layout and check_files and not c.layout_path().is_file():
         raise ConfigError(s, "spatial.layout", f"no such file: {c.layout_path()}")
     _range(s, "spatial.tick_hz", sp.tick_hz, 1.0, 200.0)
+    if sp.panning not in ("vbap", "dbap"):
+        raise ConfigError(s, "spatial.panning", "must be vbap or dbap")
     styles = [("spatial.style", sp.style)] + [
         (f"sections[{i}].spatial", sec.spatial) for i, sec in enumerate(c.sections) if sec.spatial]
     for key, style in styles:

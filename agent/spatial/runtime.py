@@ -23,7 +23,7 @@ from agent.spatial.choreography import direction
 from agent.spatial.engine import SpatialEngine, trajectories
 from agent.spatial.importers import import_layout
 from agent.spatial.layout import Layout
-from agent.spatial.panning import Vbap
+from agent.spatial.panning import Vbap, dbap_gains
 from agent.spatial.picture import draw
 from agent.stats import Samples
 from agent.visuals.state import messages as state_messages
@@ -69,6 +69,8 @@ class SpatialRuntime:
         self.clock = clock
         self.period_ns = round(1e9 / config.spatial.tick_hz)
         self.vbap = Vbap(self.layout.directions())
+        self.dbap = config.spatial.panning == "dbap"
+        self.speakers = np.array([s.xyz for s in self.layout.panning_speakers()])
         self.wants_gains = any(d.protocol == "gains" for d in config.spatial.destinations)
         radius = max((s.distance_m or 0.0 for s in self.layout.panning_speakers()),
                       default=0.0) or DEFAULT_RADIUS_M
@@ -98,7 +100,10 @@ class SpatialRuntime:
         frame = self.engine.frame(now_ns)
         gains = None
         if self.wants_gains:
-            gains = self.vbap.gains(np.array([(v.x, v.y, v.z) for v in frame.voices]))
+            where = np.array([(v.x, v.y, v.z) for v in frame.voices])
+            # VBAP places by direction only; DBAP by position (a voice inside the rig is
+            # spread over the speakers near it, with no sweet spot).
+            gains = dbap_gains(where, self.speakers) if self.dbap else self.vbap.gains(where)
         self.sender.send(frame, gains)
         onsets, scenes = self.engine.drain()
         for onset in onsets:
