@@ -52,12 +52,15 @@ def position(g: Gesture, t_ns: int, floor_z: float = -1.0,
              followed: Point | None = None) -> Point:
     """Where the gesture puts the voice at t_ns (clamped to the rig's coverage)."""
     elapsed = max(t_ns - g.start_ns, 0) / NS
-    if g.kind == "static":
+    kind = g.kind
+    if kind == "orbit":  # the common moving case first
+        p = _orbit(g, elapsed)
+    elif kind == "static":
         p = g.target
     elif g.kind == "glide":
         span = max(g.arrive_ns - g.start_ns, 1) / NS
         p = _lerp(g.origin, g.target, _ease(min(elapsed / span, 1.0)))
-    elif g.kind in ("orbit", "spiral"):
+    elif kind == "spiral":
         p = _orbit(g, elapsed)
     elif g.kind == "path":
         p = _along(g.origin, g.points, elapsed / max(g.duration_ns / NS, 1e-9))
@@ -72,7 +75,10 @@ def position(g: Gesture, t_ns: int, floor_z: float = -1.0,
 def clamp(p: Point, floor_z: float) -> Point:
     """Inside the unit sphere, then no lower than the floor (on the sphere: the floor's ring)."""
     x, y, z = p
-    norm = math.sqrt(x * x + y * y + z * z)
+    norm2 = x * x + y * y + z * z
+    if norm2 <= 1.0 and z >= floor_z:
+        return p
+    norm = math.sqrt(norm2)
     if norm > 1.0:
         x, y, z = x / norm, y / norm, z / norm
     if z < floor_z:
