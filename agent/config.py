@@ -163,6 +163,14 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
+class ServiceSection:
+    # SCHED_FIFO priority asked for at start (1-99; needs LimitRTPRIO or CAP_SYS_NICE, and is
+    # refused gracefully without); 0 = the normal scheduler
+    realtime_priority: int = 0
+    online_wait_s: float = 5.0  # at start, wait this long for MQTT "online" before READY
+
+
+@dataclass(frozen=True)
 class RecordSection:
     dir: str = "recordings"  # relative to the config file's folder
     flush_ms: int = 100
@@ -183,6 +191,7 @@ class Config:
     mqtt: MqttSection = field(default_factory=MqttSection)
     osc: OscSection = field(default_factory=OscSection)
     spatial: SpatialSection = field(default_factory=SpatialSection)
+    service: ServiceSection = field(default_factory=ServiceSection)
     source: str = field(default="<built-in>", compare=False)
 
     def uses_model(self) -> bool:
@@ -340,6 +349,8 @@ def _check(c: Config, check_files: bool = True) -> None:
         _range(s, f"harmony.intervals[{i}]", iv, -48, 48)
     _range(s, "record.flush_ms", c.record.flush_ms, 1, 100)
     _range(s, "performance.beats_per_bar", c.performance.beats_per_bar, 1, 16)
+    _range(s, "service.realtime_priority", c.service.realtime_priority, 0, 99)
+    _range(s, "service.online_wait_s", c.service.online_wait_s, 0.0, 60.0)
     _check_model(c, check_files)
     _check_controls(c)
     _check_remote(c)

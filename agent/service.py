@@ -24,6 +24,7 @@ from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
 from agent.io.ports import choose_backend
 from agent.io.remote import Remote
+from agent.io.systemd import Notifier, request_realtime
 from agent.model.live import ModelFactory
 from agent.model.worker import WorkerModel
 from agent.record.log import EventLog
@@ -64,6 +65,7 @@ async def perform(config: Config) -> dict[str, Any]:
         raise ConfigError(config.source, "midi.backend", str(e)) from None
     clock = MonotonicClock()
     session: Session | None = None
+    notifier = Notifier()
 
     def on_output_event(event: str, ref: str) -> None:
         if session is not None:
@@ -125,13 +127,21 @@ async def perform(config: Config) -> dict[str, Any]:
             await session.model.wait_ready(config.model.start_timeout_s)
         await remote.start()
         await asyncio.sleep(PORT_SETTLE_S)
+        await _until_online(remote, config.service.online_wait_s)
+        priority = (request_realtime(config.service.realtime_priority)
+                    if config.service.realtime_priority else "normal")
         freeze_heap()  # after start-up, before the first note (stage-requirements 19)
+        notifier.ready(f"performing {config.performance.name}; scheduler {priority}"
+                       + ("" if remote.mqtt is None or remote.mqtt.connected
+                          else "; MQTT broker not reachable yet"))
+        _arm_watchdog(notifier, session)
         log.info("performing %s: %s backend, recording to %s", config.performance.name,
                  backend.name, out_dir)
         print(f"stage-agent: performing {config.performance.name!r} "
               f"({backend.name}); recording to {out_dir}", flush=True)
         await _housekeeping(config, session, inputs, outputs, remote, stop, reported)
     finally:
+        notifier.stopping()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         driver.stop()
@@ -145,6 +155,7 @@ async def perform(config: Config) -> dict[str, Any]:
         await asyncio.sleep(DRAIN_S)
         inputs.close()
         outputs.close()
+        notifier.close()
     summary = session.finish()
     summary["input_overflow"] = inputs.stats.overflow
     summary["input_malformed"] = inputs.stats.malformed
@@ -154,6 +165,32 @@ async def perform(config: Config) -> dict[str, Any]:
         summary["spatial_tick_ms"] = spatial.tick_ns.summary_ms()
         summary["spatial_sent"] = spatial.sender.stats
     return summary
+
+
+async def _until_online(remote: Remote, wait_s: float) -> None:
+    """READY waits for MQTT "online" (a director sees the agent before it plays), but never
+    longer than `wait_s`: a broker outage must not keep the music from starting."""
+    step = 0.02
+    waited = 0.0
+    while remote.mqtt is not None and not remote.mqtt.connected and waited < wait_s:
+        await asyncio.sleep(step)
+        waited += step
+
+
+def _arm_watchdog(notifier: Notifier, session: Session) -> None:
+    """Pings at half systemd's watchdog interval, from a scheduler job: a ping proves that the
+    loop runs and the scheduler's driver fires jobs on time, and it is sent only while the model
+    worker (if any) is alive. A hung loop or a dead driver sends nothing: systemd restarts."""
+    if notifier.watchdog_ns is None:
+        return
+    half = notifier.watchdog_ns // 2
+
+    def heartbeat(t_ns: int) -> None:
+        model = session.model
+        if not isinstance(model, WorkerModel) or model.alive():
+            notifier.ping()
+        session.scheduler.call_at(t_ns + half, heartbeat, tag="watchdog")
+    session.scheduler.call_at(session.clock.now_ns() + half, heartbeat, tag="watchdog")
 
 
 async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,

@@ -173,6 +173,10 @@ class WorkerModel:
         elif (self._owed or self._sent > self._acked) and silent_ns > self._restart_after_ns:
             self._restart("worker stalled")
 
+    def alive(self) -> bool:
+        """The worker process runs (a restarted one counts: it is loading)."""
+        return self._proc.is_alive()
+
     def close(self) -> None:
         self._loop.remove_reader(self._conn.fileno())
         try:
