@@ -30,6 +30,7 @@ from agent.model.worker import WorkerModel
 from agent.record.log import EventLog
 from agent.record.replay import Recording, replay_realtime
 from agent.record.session import Session, new_recording_dir
+from agent.record.telemetry import Telemetry
 from agent.schedule.scheduler import Scheduler
 from agent.spatial.runtime import SpatialRuntime
 
@@ -196,14 +197,20 @@ def _arm_watchdog(notifier: Notifier, session: Session) -> None:
 async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
                         outputs: MidiOutputs, remote: Remote, stop: asyncio.Event,
                         reported: dict[str, int]) -> None:
-    """Until stopped: flush the log, poll ports, watch the MIDI clock, refresh the visuals."""
+    """Until stopped: flush the log, poll ports, watch the MIDI clock, refresh the visuals,
+    publish telemetry (once a second), and measure the loop's lag (how late it wakes)."""
     flush_s = config.record.flush_ms / 1000
     poll_every = max(1, config.midi.poll_ports_ms // config.record.flush_ms)
+    telemetry_every = max(1, 1000 // config.record.flush_ms)
+    telemetry = Telemetry()
+    session.log.taps.append(telemetry.tap)
     tick = 0
     while not stop.is_set():
+        expected = session.clock.now_ns() + round(flush_s * 1e9)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), flush_s)
         now = session.clock.now_ns()
+        telemetry.loop_lag.add(max(now - expected, 0))
         session.log.flush_if_due(now)
         session.agent.check_clock(now)
         if isinstance(session.model, WorkerModel):
@@ -211,6 +218,9 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
         tick += 1
         if tick % (poll_every * 2) == 0:
             remote.refresh()
+        if tick % telemetry_every == 0 and remote.mqtt is not None:
+            remote.mqtt.publish_telemetry("agent", telemetry.snapshot(
+                session.scheduler.stats, inputs.stats.overflow + inputs.stats.malformed))
         if tick % poll_every == 0:
             inputs.poll()
             outputs.poll()

@@ -77,6 +77,7 @@ class ControlPlane:
         self._tls = _tls_context(config) if m.tls else None  # a bad CA file fails at start-up
         self._states: dict[str, bytes] = {}  # kind -> latest payload
         self._dirty: dict[str, None] = {}  # kinds the broker may not have yet (ordered set)
+        self._telemetry: dict[str, bytes] = {}  # kind -> latest figures not sent yet
         # replies not sent yet (kept over a reconnect); a flood drops the oldest
         self._replies: deque[tuple[str, bytes]] = deque(maxlen=REMEMBERED_IDS)
         self._applied: dict[str, None] = {}  # the last REMEMBERED_IDS applied ids, oldest first
@@ -85,6 +86,14 @@ class ControlPlane:
         self._task: asyncio.Task[Any] | None = None
         self.connected = False
         self.attempts = 0  # connection attempts so far (for status reports)
+
+    def publish_telemetry(self, kind: str, payload: dict[str, Any]) -> None:
+        """Figures for `telemetry/<kind>`: QoS 0, never retained, the latest per kind (a slow
+        broker gets fewer, never a queue). The caller keeps the rate at or below 10 Hz."""
+        if not kind or any(c in kind for c in "+#/"):
+            raise ValueError(f"telemetry kind {kind!r} cannot end an MQTT topic")
+        self._telemetry[kind] = _json(payload)
+        self._wake.set()
 
     def publish_state(self, kind: str, payload: dict[str, Any]) -> None:
         """Keep `payload` as the latest state of `kind`; the task publishes it retained.
@@ -200,6 +209,9 @@ class ControlPlane:
     async def _flush(self, client: aiomqtt.Client) -> None:
         # One publish in flight at a time, each awaiting its PUBACK: a burst of publish_state
         # for a kind collapses into its latest payload instead of queueing behind a slow broker.
+        while self._telemetry:  # QoS 0: handed to the socket, no acknowledgement awaited
+            kind, body = self._telemetry.popitem()
+            await client.publish(self.prefix + "telemetry/" + kind, body, qos=0)
         while self._replies or self._dirty:
             if self._replies:
                 topic, body = reply = self._replies.popleft()

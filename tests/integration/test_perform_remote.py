@@ -124,6 +124,10 @@ def test_commands_over_mqtt_change_the_playing_and_the_state_is_published(
             ons = [m for _, m in peer.expect(1) if midi.is_note_on(bytes(m))]
             assert ons == [[0x91, 71, 90]]
             peer.send(0x80, 64, 0)
+            telemetry = director.wait_for("telemetry/agent")  # once a second, QoS 0
+            assert set(telemetry) == {"reaction_ms", "model_wait_ms", "lateness_ms",
+                                      "loop_lag_ms", "emitted", "dropped", "fallbacks"}
+            assert telemetry["dropped"] == {"input": 0, "output": 0}
             director.command("mode", id="md", mode="call-response")
             assert director.wait_for("state/mode") == {"mode": "call-response", "section": None}
             assert agent.wait() == 0, agent.err
