@@ -36,7 +36,10 @@ def export(header: dict[str, Any], records: list[dict[str, Any]], path: Path) ->
         track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
         last_tick = 0
         for t, data in events:
-            if not data or data[0] >= 0xF8:  # real-time bytes (clock) do not belong in a file
+            # A file holds channel messages and SysEx; system common and real-time bytes
+            # (song position, tune request, clock, ...) are timing, not music (and mido refuses
+            # several): they stay in the log only.
+            if not data or data[0] > 0xF0:
                 continue
             tick = (t - t0) // NS_PER_TICK
             track.append(mido.Message.from_bytes(data, time=tick - last_tick))
