@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import queue
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,31 @@ def test_commands_over_mqtt_change_the_playing_and_the_state_is_published(
     commands = [(r["what"]) for r in records if r["k"] == "ctl" and r["what"] in
                 ("mute", "unmute", "mode", "controls")]
     assert commands == ["mute", "unmute", "mode"]  # the refused one changed nothing
+
+
+def test_a_broker_outage_changes_nothing_musically(
+        stage: tuple[Peer, Path, Broker, Any], jack: dict[str, str]) -> None:
+    """The broker is killed mid-performance and comes back: the agent plays on meanwhile,
+    reconnects by itself, says it is online again with its state, and takes commands."""
+    peer, config, broker, _dump = stage
+    director = Director(broker.port, "stage/remote/keys-agent/")
+    try:
+        with running_agent(config, jack) as agent:
+            director.wait_for("status", {"state": "online"})
+            broker.stop(signal.SIGKILL)  # no goodbye from the broker either
+            for pitch in (60, 62, 64, 65, 67):  # harmony a fifth up, at once, as before
+                peer.send(0x90, pitch, 80)
+                assert peer.expect(1)[0][1] == [0x91, pitch + 7, 80]
+                peer.send(0x80, pitch, 0)
+                assert midi.is_note_off(bytes(peer.expect(1)[0][1]))
+            director.close()
+            broker.start()  # same port, no persistence: the retained messages are gone
+            director = Director(broker.port, "stage/remote/keys-agent/")
+            assert director.wait_for("state/mode") == {"mode": "harmony", "section": None}
+            director.wait_for("status", {"state": "online"})
+            director.command("mode", id="after", mode="call-response")
+            director.wait_for("evt/ack", {"id": "after", "verb": "mode"})
+            assert agent.wait() == 0, agent.err
+        assert "MQTT broker unreachable" in agent.err
+    finally:
+        director.close()
