@@ -25,17 +25,9 @@ class ConfigError(StageAgentError):
         super().__init__(f"{source}: {key}: {problem}")
 
 
-class LayoutError(StageAgentError):
+class LayoutError(ConfigError):
     """A speaker layout (own TOML, or an imported SpatGRIS/IEM file) is wrong; names the file and
     the key. A user error like a bad config: exit 2, no restart loop."""
-
-    exit_code = EXIT_CONFIG
-
-    def __init__(self, source: str, key: str, problem: str) -> None:
-        self.source = source
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{source}: {key}: {problem}")
 
 
 class PortError(StageAgentError):

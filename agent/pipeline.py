@@ -22,7 +22,7 @@ from agent import midi
 from agent.clock import ms_to_ns
 from agent.config import Config
 from agent.events import Heard, NoteId, PhraseNote, PlannedNote
-from agent.listen.activity import PlayerActivity, roles
+from agent.listen.activity import Activity, PlayerActivity, roles, soloist_low
 from agent.listen.hearing import Hearing
 from agent.listen.players import Listening
 from agent.listen.pulse import Pulse
@@ -189,7 +189,7 @@ class Agent:
         self._state("controls", now.to_dict(), t_ns)
 
     def section_name(self) -> str | None:
-        return self.place.to_dict(self.config.sections)["name"]  # type: ignore[return-value]
+        return self.config.sections[self.place.index].name if self.place.index >= 0 else None
 
     # -- harmony (immediate) ----------------------------------------------------------------
     def _harmonise(self, ev: Heard) -> None:
@@ -227,14 +227,14 @@ class Agent:
             return
         self.memory.learn(call)
         self._last_call = call
-        self._publish_hearing(t_ns)  # what was heard, at each phrase end (and at each beat)
-        part = self._choose(modes.PHRASE_END, t_ns)
+        role_of = self._band(t_ns)[1]
+        self._publish_hearing(t_ns, role_of)  # at each phrase end (and at each beat)
+        part = self._choose(modes.PHRASE_END, role_of)
         if part is not None:
             self.plan.drop(COMP, t_ns)  # the comp gives way to the agent's own line
             self._respond(part, call, t_ns, call_end_ns)
 
-    def _choose(self, trigger: str, t_ns: int) -> str | None:
-        role_of = self._roles(t_ns)
+    def _choose(self, trigger: str, role_of: dict[str, str]) -> str | None:
         return modes.choose(self.controls.mode, trigger, role_of, mood(self.controls),
                             self.config.respond.solo_after_ms > 0)
 
@@ -334,7 +334,7 @@ class Agent:
                 return
             if self._solo_phrases >= SOLO_MAX_PHRASES or not self._last_call:
                 return
-            if self._choose(modes.REST, t_ns) == modes.SOLO:
+            if self._choose(modes.REST, self._band(t_ns)[1]) == modes.SOLO:
                 self._solo_phrases += 1
                 self._respond(modes.SOLO, self._last_call, t_ns, None)
         self.scheduler.call_at(after_ns + ms_to_ns(wait_ms), rest, tag=ANSWER)
@@ -373,13 +373,14 @@ class Agent:
                 self._enter_section(place.index, t_ns, "bars")
             else:
                 self.place = place
-        self._publish_hearing(t_ns)
+        band, role_of = self._band(t_ns)  # once per beat: publishing, choosing and comping
+        self._publish_hearing(t_ns, role_of)
         beat = self.pulse.grid(t_ns)
         if beat is None:
             return
         phase, period = beat
-        if self._choose(modes.BEAT, t_ns) == modes.COMP:
-            self._comp(t_ns, phase, period)
+        if self._choose(modes.BEAT, role_of) == modes.COMP:
+            self._comp(t_ns, phase, period, soloist_low(role_of, band))
         else:
             self.plan.drop(COMP, t_ns)
         last = self.hearing.last_onset_ns
@@ -388,15 +389,14 @@ class Agent:
                 self.listening.anyone_holding():
             self._arm_tick(t_ns + 1)
 
-    def _comp(self, t_ns: int, phase: int, period: int) -> None:
+    def _comp(self, t_ns: int, phase: int, period: int, soloist_low: int | None) -> None:
         """Comp the next bar under the soloist in the heard chord; commit only the next beat
         (plan-ahead: the rest is replanned at the next beat, with what is heard by then)."""
         chord = self.hearing.chord(t_ns)
         if chord is None:
             return
         m = mood(self.controls)
-        low, high = comp_range(self.hearing.soloist_low(self._roles(t_ns), self.activity, t_ns),
-                               m.register)
+        low, high = comp_range(soloist_low, m.register)
         velocity = min(max(round(self.hearing.recent_velocity() - 18 + m.velocity_shift), 1),
                        127)
         # From this beat (its off-beats are still open) to the same beat of the next bar.
@@ -411,8 +411,8 @@ class Agent:
         # Committed half a beat ahead: a chord heard at a beat reaches the next one.
         self.plan.set(COMP, notes, t_ns, horizon_ns=period // 2, guard_ns=period // 8)
 
-    def _publish_hearing(self, t_ns: int) -> None:
-        for kind, payload in self.hearing.changes(t_ns, self._roles(t_ns), self.pulse.clock_bpm(),
+    def _publish_hearing(self, t_ns: int, role_of: dict[str, str]) -> None:
+        for kind, payload in self.hearing.changes(t_ns, role_of, self.pulse.clock_bpm(),
                                                   self.pulse.estimate(t_ns)).items():
             self._state(kind, payload, t_ns)
 
@@ -427,11 +427,12 @@ class Agent:
                  for n, committed in self.plan.view(t_ns)]
         self._state("plan", {"mode": self.controls.mode, "t": t_ns, "notes": notes}, t_ns)
 
-    def _roles(self, t_ns: int) -> dict[str, str]:
+    def _band(self, t_ns: int) -> tuple[dict[str, Activity], dict[str, str]]:
+        """Each player's recent playing, and the roles it gives (resting after a bar)."""
         beat = self.pulse.grid(t_ns)
         bar_s = (beat[1] if beat else 500_000_000) * self.config.performance.beats_per_bar
-        return roles({n: a.summary(t_ns) for n, a in self.activity.items()}, t_ns,
-                     rest_s=bar_s / NS_PER_S)
+        band = {n: a.summary(t_ns) for n, a in self.activity.items()}
+        return band, roles(band, t_ns, rest_s=bar_s / NS_PER_S)
 
     # -- timing ---------------------------------------------------------------------------
     def _phrase_gap_ns(self, t_ns: int) -> int:

@@ -98,6 +98,13 @@ def roles(activities: dict[str, Activity], now_ns: int, rest_s: float = 4.0,
     return out
 
 
+def soloist_low(role_of: dict[str, str], band: dict[str, Activity]) -> int | None:
+    """The lowest recent note of the soloist (an accompaniment stays under it)."""
+    lows = [low for name, role in role_of.items()
+            if role == SOLOING and (low := band[name].low) is not None]
+    return min(lows) if lows else None
+
+
 def everyone_resting(role_of: dict[str, str]) -> bool:
     return all(r == RESTING for r in role_of.values())
 

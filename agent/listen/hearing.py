@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from agent.events import PhraseNote
-from agent.listen.activity import SOLOING, PlayerActivity
 from agent.listen.beat import BeatEstimate
 from agent.listen.harmony import (
     ChordEstimate,
@@ -77,14 +76,6 @@ class Hearing:
 
     def recent_velocity(self) -> float:
         return float(np.mean(self.velocities)) if self.velocities else DEFAULT_VELOCITY
-
-    @staticmethod
-    def soloist_low(role_of: dict[str, str], activity: dict[str, PlayerActivity],
-                    t_ns: int) -> int | None:
-        """The lowest recent note of the soloist (the comp stays under it)."""
-        lows = [a.low for name, role in role_of.items() if role == SOLOING
-                if (a := activity[name].summary(t_ns)).low is not None]
-        return min(lows) if lows else None
 
     def changes(self, t_ns: int, role_of: dict[str, str], clock_bpm: float | None,
                 beat: BeatEstimate | None) -> dict[str, dict[str, Any]]:

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.config import Section
+from agent.policy.commands import NEXT
 from agent.policy.controls import Controls
-
-NEXT = "next"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.events import PhraseNote
-from agent.listen.activity import COMPING, RESTING, SOLOING, PlayerActivity
+from agent.listen.activity import COMPING, RESTING, SOLOING, PlayerActivity, soloist_low
 from agent.listen.beat import BeatEstimate
 from agent.listen.hearing import DEFAULT_VELOCITY, Hearing
 
@@ -150,6 +150,11 @@ def test_recent_velocity_is_the_mean_of_the_last_sixteen_onsets() -> None:
 
 # -- soloist_low ------------------------------------------------------------------------------
 
+def low_of(role_of: dict[str, str], activity: dict[str, PlayerActivity], t: int) -> int | None:
+    """The soloist's lowest note, from the players' activity as the agent reads it at t."""
+    return soloist_low(role_of, {n: a.summary(t) for n, a in activity.items()})
+
+
 def test_soloist_low_is_the_lowest_recent_note_of_any_soloist() -> None:
     activity = {name: PlayerActivity(window_s=4.0) for name in ("sax", "gtr", "bass")}
     for i, p in enumerate((70, 65, 72)):
@@ -158,17 +163,17 @@ def test_soloist_low_is_the_lowest_recent_note_of_any_soloist() -> None:
         activity["gtr"].note_on(i * 100 * MS, 0, p, 80)
     activity["bass"].note_on(0, 0, 40, 80)
     t = 1 * S
-    assert Hearing.soloist_low({"sax": SOLOING, "gtr": COMPING, "bass": COMPING},
+    assert low_of({"sax": SOLOING, "gtr": COMPING, "bass": COMPING},
                                activity, t) == 65
-    assert Hearing.soloist_low({"sax": SOLOING, "gtr": SOLOING, "bass": RESTING},
+    assert low_of({"sax": SOLOING, "gtr": SOLOING, "bass": RESTING},
                                activity, t) == 65
-    assert Hearing.soloist_low({"sax": COMPING, "gtr": SOLOING, "bass": COMPING},
+    assert low_of({"sax": COMPING, "gtr": SOLOING, "bass": COMPING},
                                activity, t) == 67
-    assert Hearing.soloist_low({"sax": COMPING, "gtr": COMPING, "bass": COMPING},
+    assert low_of({"sax": COMPING, "gtr": COMPING, "bass": COMPING},
                                activity, t) is None
-    assert Hearing.soloist_low({}, activity, t) is None
+    assert low_of({}, activity, t) is None
     # Recent: after the window, the soloist's old notes are forgotten.
-    assert Hearing.soloist_low({"sax": SOLOING}, activity, 10 * S) is None
+    assert low_of({"sax": SOLOING}, activity, 10 * S) is None
 
 
 # -- changes ----------------------------------------------------------------------------------
