@@ -153,15 +153,15 @@ class SpatialSender:
         a voice playing unmutes it); repeat the panic, or mute the frames, to stay silent."""
         frame = self._frame
         present = {v.number: v for v in frame.voices} if frame is not None else {}
+        alive, counter = sorted(present), frame.counter if frame is not None else 0
         for d in self._dests:
+            if d.spec.protocol == "gains" and not d.speakers:
+                continue  # never sent: nothing to silence
             known = d.sent | present
             muted = [known[n]._replace(mute=True) for n in sorted(known)]
             rows = np.zeros((len(muted), d.speakers))
-            if d.spec.protocol == "gains" and not d.speakers:
-                continue  # never sent: nothing to silence
-            counter = frame.counter if frame is not None else 0
             try:
-                messages = self._encode(d, muted, rows, False, sorted(present), counter)
+                messages = self._encode(d, muted, rows, False, alive, counter)
             except ValueError as e:
                 self._error(d, str(e))
                 continue

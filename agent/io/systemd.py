@@ -84,7 +84,7 @@ def request_realtime(priority: int = 40) -> str:
     CAP_SYS_NICE) say so and carry on under the normal scheduler. Returns what happened."""
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (PermissionError, OSError, AttributeError) as e:
+    except (OSError, AttributeError) as e:  # PermissionError is an OSError
         log.info("realtime priority not granted (%s): running at normal priority", e)
         return f"normal ({e.__class__.__name__})"
     return f"SCHED_FIFO {priority}"

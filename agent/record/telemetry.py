@@ -24,9 +24,10 @@ class Telemetry:
         self.model_answers: Counter[str] = Counter()  # why -> count ("model" = in time)
 
     def tap(self, r: dict[str, Any]) -> None:
-        if r["k"] == "emit" and "cause" in r:
+        k = r["k"]  # every log record passes here: one lookup
+        if k == "emit" and "cause" in r:
             self.reaction.add(r["t"] - r["cause"])
-        elif r["k"] == "model" and r.get("what") == "answer":
+        elif k == "model" and r.get("what") == "answer":
             self.model_wait.add(r["t"] - r["asked"])
             self.model_answers[r["why"]] += 1
 

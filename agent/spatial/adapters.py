@@ -113,7 +113,7 @@ def adm(voices: Iterable[Voice], full: bool = False, aed: bool = False) -> list[
                 chunk = element(_ADM_NAME[n] + osc_string(v.name[:ADM_NAME_MAX])) + chunk
             add(chunk)
     except OverflowError as e:
-        raise _overflow(e) from None
+        raise overflow_error(e) from None
     return out
 
 
@@ -161,7 +161,7 @@ def satie(voices: Iterable[Voice], full: bool = False, rig_radius_m: float = 5.0
                 -a if a != 0.0 else 0.0, e, MUTE_DB if v.mute else gain_db(v.gain), delay_ms,
                 lp_hz, d * rig_radius_m)))
     except OverflowError as e:
-        raise _overflow(e) from None
+        raise overflow_error(e) from None
     return out
 
 
@@ -312,7 +312,8 @@ def _refuse(v: Voice) -> None:
     raise ValueError(f"voice {v.name!r}: number {v.number} (voices count from 1)")
 
 
-def _overflow(e: OverflowError) -> ValueError:
+def overflow_error(e: OverflowError) -> ValueError:
+    """struct's OverflowError (a float beyond float32's range) as the adapters raise it."""
     return ValueError(f"a value beyond float32's range: {e}")
 
 

@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Sequence
 
+from agent.spatial.frame import aed_to_xyz
 from agent.spatial.trajectory import Gesture, Point
 
 STYLES = ("orbit", "spiral", "wander", "static", "glide", "path", "follow")
@@ -30,13 +31,14 @@ def elevation_for(pitch: float, floor_deg: float) -> float:
 
 
 def direction(azimuth_deg: float, elevation_deg: float, distance: float = 1.0) -> Point:
-    """ADM xyz of a direction (azimuth positive to the left)."""
-    a, e = math.radians(azimuth_deg), math.radians(elevation_deg)
-    return (-distance * math.cos(e) * math.sin(a), distance * math.cos(e) * math.cos(a),
-            distance * math.sin(e))
+    """ADM xyz of a direction (azimuth positive to the left): frame.aed_to_xyz for one."""
+    x, y, z = aed_to_xyz(azimuth_deg, elevation_deg, distance).tolist()
+    return (x, y, z)
 
 
 def azimuth_of(p: Point) -> float:
+    """frame.xyz_to_aed's azimuth for one point, with libm's atan2: numpy's SIMD arctan2 can
+    differ in the last bit, and gestures (hence replays) must stay exactly as recorded."""
     return math.degrees(math.atan2(-p[0], p[1]))
 
 

@@ -89,8 +89,8 @@ class SpatialEngine:
         if len(self._planned) > 4096:  # notes cancelled before they played: forget the oldest
             for key in list(self._planned)[:2048]:
                 del self._planned[key]
-        if part == "comp" and self.gestures[voice].start_ns and \
-                self.gestures[voice].kind != "static" and t - self.gestures[voice].start_ns < 8e9:
+        g = self.gestures[voice]
+        if part == "comp" and g.start_ns and g.kind != "static" and t - g.start_ns < 8e9:
             return  # a comp replans every beat: its gesture changes at most every 8 s
         origin = self.where(voice, t)
         first, last = plan[0][0], plan[-1][0]

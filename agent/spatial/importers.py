@@ -53,13 +53,15 @@ import math
 import re
 import tomllib
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.errors import LayoutError
 from agent.spatial.frame import aed_to_xyz
 from agent.spatial.layout import Layout, Speaker, assemble, layout_from_toml
+
+T = TypeVar("T")
 
 _MAIN_GROUP = "MAIN_SPEAKER_GROUP_NAME"
 _V3_TAG = re.compile(r"SPEAKER_(\d+)")
@@ -269,30 +271,28 @@ def _triple(file: str, key: str, el: ET.Element) -> tuple[float, float, float]:
 
 
 def _float(file: str, key: str, el: ET.Element, attr: str, default: float | None) -> float:
-    raw = el.get(attr)
-    if raw is None:
-        if default is None:
-            raise LayoutError(file, f"{key}.{attr}", "missing")
-        return default
-    try:
-        v = float(raw)
-    except ValueError:
-        raise LayoutError(file, f"{key}.{attr}", f"{raw!r} is not a number") from None
-    if not math.isfinite(v):
-        raise LayoutError(file, f"{key}.{attr}", f"{raw!r} is not finite")
-    return v
+    return _attr(file, key, el, attr, default, float, "a number")
 
 
 def _int(file: str, key: str, el: ET.Element, attr: str, default: int | None) -> int:
+    return _attr(file, key, el, attr, default, lambda raw: int(raw.strip()), "an integer")
+
+
+def _attr(file: str, key: str, el: ET.Element, attr: str, default: T | None,
+          parse: Callable[[str], T], what: str) -> T:
+    """`el`'s attribute parsed (a float must be finite), or `default`; missing if no default."""
     raw = el.get(attr)
     if raw is None:
         if default is None:
             raise LayoutError(file, f"{key}.{attr}", "missing")
         return default
     try:
-        return int(raw.strip())
+        v = parse(raw)
     except ValueError:
-        raise LayoutError(file, f"{key}.{attr}", f"{raw!r} is not an integer") from None
+        raise LayoutError(file, f"{key}.{attr}", f"{raw!r} is not {what}") from None
+    if isinstance(v, float) and not math.isfinite(v):
+        raise LayoutError(file, f"{key}.{attr}", f"{raw!r} is not finite")
+    return v
 
 
 def _bool(file: str, key: str, el: ET.Element, attr: str, default: bool) -> bool:

@@ -5,10 +5,12 @@ matplotlib with its file-only backend (no display on a headless stage machine).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
+from agent.spatial.frame import xyz_to_aed
 from agent.spatial.trajectory import Point
 
 COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
@@ -34,12 +36,10 @@ def draw(paths: Mapping[str, Sequence[tuple[int, Point]]], speakers: Sequence[Po
         if not path:
             continue
         colour = COLOURS[i % len(COLOURS)]
-        xs = [p[1][0] for p in path]
-        ys = [p[1][1] for p in path]
-        top.plot(xs, ys, color=colour, lw=0.8, alpha=0.8, label=name)
+        where = np.array([p for _, p in path], dtype=np.float64)
+        top.plot(where[:, 0], where[:, 1], color=colour, lw=0.8, alpha=0.8, label=name)
         times = [(t - t0) / 1e9 for t, _ in path]
-        elevation = [math.degrees(math.atan2(p[2], math.hypot(p[0], p[1]))) for _, p in path]
-        side.plot(times, elevation, color=colour, lw=0.9, label=name)
+        side.plot(times, xyz_to_aed(where)[:, 1], color=colour, lw=0.9, label=name)
     top.set_xlim(-1.1, 1.1)
     top.set_ylim(-1.1, 1.1)
     top.set_aspect("equal")

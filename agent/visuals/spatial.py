@@ -51,6 +51,7 @@ from agent.spatial.adapters import (
     head,
     message,
     osc_string,
+    overflow_error,
     packer,
 )
 from agent.spatial.frame import Voice
@@ -62,7 +63,8 @@ VARIANTS = ("visuals", "visuals-floats")
 def tick(voices: Iterable[Voice], alive: Sequence[int], counter: int) -> list[bytes]:
     """The "visuals" variant for one tick: alive, a `set` per voice given, then frame."""
     numbers = [_i32(n) for n in alive]
-    out = [_ALIVE[len(numbers)] + packer("i" * len(numbers))(*numbers)]
+    c = _ALIVE[len(numbers)]
+    out = [c.pack(c.heads[0], *numbers)]
     add = out.append
     try:
         for v in voices:
@@ -73,7 +75,7 @@ def tick(voices: Iterable[Voice], alive: Sequence[int], counter: int) -> list[by
             add(element(_SET + _I(n) + osc_string(v.name)
                         + _FFFFI(x, y, z, finite(v.gain), int(v.mute))))
     except OverflowError as e:
-        raise ValueError(f"a value beyond float32's range: {e}") from None
+        raise overflow_error(e) from None
     add(_FRAME + _I(counter % 2**31))  # fits OSC's int32
     return out
 
@@ -89,7 +91,7 @@ def floats(voices: Iterable[Voice]) -> list[bytes]:
             out.append(c.pack(h[0], x, h[1], y, h[2], z, h[3], finite(v.gain), h[4],
                               1.0 if v.mute else 0.0))
     except OverflowError as e:
-        raise ValueError(f"a value beyond float32's range: {e}") from None
+        raise overflow_error(e) from None
     return out
 
 
@@ -110,7 +112,7 @@ def _i32(n: int) -> int:
 
 
 _I, _FFFFI = packer("i"), packer("ffffi")
-_ALIVE = PerNumber(lambda k: element_head(PREFIX + "voice/alive", "i" * k))  # by count alive
+_ALIVE = PerNumber(lambda k: Chunk((PREFIX + "voice/alive", "i" * k)))  # by count alive
 _SET = head(PREFIX + "voice/set", "isffffi")
 _FRAME = element_head(PREFIX + "voice/frame", "i")
 _FLOATS = PerNumber(lambda n: Chunk(*((f"{PREFIX}v/{n}/{a}", "f")

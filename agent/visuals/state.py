@@ -55,7 +55,6 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 PREFIX = "/stage-agent/"
 MAX_DATAGRAM = 1400  # bytes: one Ethernet frame minus IP/UDP headers, with room to spare
-KINDS = ("mode", "section", "tempo", "key", "roles", "controls", "plan")
 PLAN_ID_MODULO = 2**31  # the id must fit OSC's signed 32-bit int
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # safe inside an OSC address (no / * ? [ ] { } , #)
@@ -217,3 +216,4 @@ _ENCODERS: dict[str, Callable[[Mapping[str, Any]], list[OscMessage]]] = {
     "mode": _mode, "section": _section, "tempo": _tempo, "key": _key, "roles": _roles,
     "controls": _controls, "plan": _plan,
 }
+KINDS = tuple(_ENCODERS)

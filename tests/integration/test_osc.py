@@ -20,18 +20,13 @@ from agent.io.osc import OscControlIn, OscOut
 from agent.policy.commands import Command
 from agent.policy.controls import Controls
 
+from .oscpeer import LOCAL, free_udp_port, oscdump_process
+
 pytestmark = pytest.mark.skipif(
     not (shutil.which("oscdump") and shutil.which("oscsend")),
     reason="needs oscdump and oscsend (Debian package liblo-tools; scripts/setup.sh installs it)")
 
-LOCAL = "127.0.0.1"
 P = "/stage-agent/cmd/"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOCAL, 0))
-        return int(s.getsockname()[1])
 
 
 def closed_udp_port() -> int:
@@ -68,28 +63,8 @@ class Oscdump:
 
 @pytest.fixture
 async def oscdump() -> AsyncIterator[Oscdump]:
-    port = free_udp_port()
-    proc = await asyncio.create_subprocess_exec(
-        "oscdump", "-L", str(port), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL)
-    dump = Oscdump(proc, port)
-    assert proc.stdout is not None
-    try:
-        # Listening once it prints a probe: send one every 20 ms until it does.
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            async with asyncio.timeout(10):
-                while True:
-                    probe.sendto(osc("/probe"), (LOCAL, port))
-                    try:
-                        raw = await asyncio.wait_for(proc.stdout.readline(), 0.02)
-                    except TimeoutError:
-                        continue
-                    assert b"/probe" in raw, raw
-                    break
-        yield dump
-    finally:
-        proc.kill()
-        await proc.wait()
+    async with oscdump_process() as (proc, port):
+        yield Oscdump(proc, port)
 
 
 async def test_oscdump_receives_the_state_stream(oscdump: Oscdump) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,12 +14,11 @@ from agent.io.osc_spatial import Destination, SpatialSender
 from agent.spatial.adapters import adm, bundles
 from agent.spatial.frame import Frame, Voice
 
+from .oscpeer import LOCAL, oscdump_process
+
 pytestmark = pytest.mark.skipif(
     not shutil.which("oscdump"),
     reason="needs oscdump (Debian package liblo-tools; scripts/setup.sh installs it)")
-
-LOCAL = "127.0.0.1"
-PROBE = b"/probe\0\0,\0\0\0"  # an OSC message without arguments, written out
 
 
 class Dump:
@@ -45,29 +43,8 @@ class Dump:
 
 @pytest.fixture
 async def dump() -> AsyncIterator[Dump]:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOCAL, 0))
-        port = int(s.getsockname()[1])
-    proc = await asyncio.create_subprocess_exec(
-        "oscdump", "-L", str(port), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL)
-    assert proc.stdout is not None
-    try:
-        # Listening once it prints a probe: send one every 20 ms until it does.
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            async with asyncio.timeout(10):
-                while True:
-                    probe.sendto(PROBE, (LOCAL, port))
-                    try:
-                        raw = await asyncio.wait_for(proc.stdout.readline(), 0.02)
-                    except TimeoutError:
-                        continue
-                    assert b"/probe" in raw, raw
-                    break
+    async with oscdump_process() as (proc, port):
         yield Dump(proc, port)
-    finally:
-        proc.kill()
-        await proc.wait()
 
 
 def voice(n: int) -> Voice:

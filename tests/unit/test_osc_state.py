@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import pytest
@@ -12,21 +11,7 @@ from pythonosc.osc_message import OscMessage
 
 from agent.policy.controls import MODES, Controls
 from agent.visuals.state import MAX_DATAGRAM, messages, plan_size
-
-
-# OSC 1.0, written out here (not with the builder under test): a string is its bytes, a NUL, then
-# NULs up to a multiple of 4; int32 and float32 are big-endian; the type tag string starts ",".
-def s(text: str) -> bytes:
-    b = text.encode() + b"\0"
-    return b + b"\0" * (-len(b) % 4)
-
-
-def i(x: int) -> bytes:
-    return struct.pack(">i", x)
-
-
-def f(x: float) -> bytes:
-    return struct.pack(">f", x)
+from tests.osc_spec import f, i, s
 
 
 def dgrams(kind: str, payload: dict[str, Any]) -> list[bytes]:

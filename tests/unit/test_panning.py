@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,6 +69,14 @@ def velocity(vbap: Vbap, g: np.ndarray) -> np.ndarray:
     return unit(np.asarray(g @ vbap.speakers))
 
 
+def on_batches(layouts: dict[str, np.ndarray]) -> Callable[[Callable[..., None]], Any]:
+    """A property test `(name, p)`: per layout in `layouts`, 60 random batches of sources."""
+    def wrap(test: Callable[..., None]) -> Any:
+        return pytest.mark.parametrize("name", list(layouts))(
+            settings(max_examples=60, deadline=None)(given(p=batch)(test)))
+    return wrap
+
+
 def check_basic(g: np.ndarray, n: int, most: int) -> None:
     assert g.shape[1] == n
     assert np.all(g >= 0.0)
@@ -87,9 +97,7 @@ def test_modes() -> None:
             assert np.all(np.abs(np.linalg.det(corners)) > DET_MIN)
 
 
-@pytest.mark.parametrize("name", list(SPHERES))
-@settings(max_examples=60, deadline=None)
-@given(p=batch)
+@on_batches(SPHERES)
 def test_full_sphere_reproduces_the_direction(name: str, p: np.ndarray) -> None:
     vbap = VBAPS[name]
     g = vbap.gains(p)
@@ -99,9 +107,7 @@ def test_full_sphere_reproduces_the_direction(name: str, p: np.ndarray) -> None:
     np.testing.assert_allclose(g, np.vstack([vbap.gains(row[None]) for row in p]), atol=1e-12)
 
 
-@pytest.mark.parametrize("name", list(RINGS))
-@settings(max_examples=60, deadline=None)
-@given(p=batch)
+@on_batches(RINGS)
 def test_closed_rings_reproduce_the_azimuth(name: str, p: np.ndarray) -> None:
     vbap = VBAPS[name]
     g = vbap.gains(p)
@@ -113,9 +119,7 @@ def test_closed_rings_reproduce_the_azimuth(name: str, p: np.ndarray) -> None:
     np.testing.assert_allclose(unit(g[horizontal] @ speakers), unit(flat), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", list(DOMES))
-@settings(max_examples=60, deadline=None)
-@given(p=batch)
+@on_batches(DOMES)
 def test_domes_give_unit_power_on_real_speakers(name: str, p: np.ndarray) -> None:
     vbap = VBAPS[name]
     g = vbap.gains(p)

@@ -26,23 +26,9 @@ from agent.io.osc_spatial import Destination, SpatialSender
 from agent.spatial.adapters import MUTE_DB, adm, bundles, gains, satie, spatgris
 from agent.spatial.frame import Frame, Voice, aed_to_xyz, xyz_to_aed
 from agent.visuals.spatial import floats, onset, scene, tick
+from tests.osc_spec import f, i, s
 
 MS = 1_000_000
-
-
-# OSC 1.0, written out here (not with the builder under test): a string is its UTF-8 bytes, a
-# NUL, then NULs up to a multiple of 4; int32 and float32 are big-endian; type tags start ",".
-def s(text: str) -> bytes:
-    b = text.encode() + b"\0"
-    return b + b"\0" * (-len(b) % 4)
-
-
-def i(x: int) -> bytes:
-    return struct.pack(">i", x)
-
-
-def f(x: float) -> bytes:
-    return struct.pack(">f", x)
 
 
 def dgrams(elements: list[bytes]) -> list[bytes]:
