@@ -105,6 +105,7 @@ class MqttSection:
     tls: bool = False
     ca_file: str = ""  # with tls: the CA bundle (relative to this file); "" = the system's
     keepalive_s: int = 10
+    max_command_age_s: float = 10.0  # a command "sent" longer ago is refused as stale
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class ServiceSection:
 class RecordSection:
     dir: str = "recordings"  # relative to the config file's folder
     flush_ms: int = 100
+    capture_s: float = 300.0  # the always-on ring buffer keeps this much for capture-save
 
 
 @dataclass(frozen=True)
@@ -348,6 +350,7 @@ def _check(c: Config, check_files: bool = True) -> None:
     for i, iv in enumerate(c.harmony.intervals):
         _range(s, f"harmony.intervals[{i}]", iv, -48, 48)
     _range(s, "record.flush_ms", c.record.flush_ms, 1, 100)
+    _range(s, "record.capture_s", c.record.capture_s, 10.0, 3600.0)
     _range(s, "performance.beats_per_bar", c.performance.beats_per_bar, 1, 16)
     _range(s, "service.realtime_priority", c.service.realtime_priority, 0, 99)
     _range(s, "service.online_wait_s", c.service.online_wait_s, 0.0, 60.0)
@@ -425,6 +428,7 @@ def _check_remote(c: Config) -> None:
     if c.mqtt.host:
         _range(s, "mqtt.port", c.mqtt.port, 1, 65535)
         _range(s, "mqtt.keepalive_s", c.mqtt.keepalive_s, 1, 3600)
+        _range(s, "mqtt.max_command_age_s", c.mqtt.max_command_age_s, 0.5, 3600.0)
         for key, name in (("mqtt.agent", c.mqtt.agent),
                           ("performance.name", c.performance.name)):
             if not name or any(ch in name for ch in "/+#"):

@@ -10,7 +10,8 @@ Every payload is a JSON object. Topics, under `stage/<performance.name>/<mqtt.ag
     evt/ack        QoS1            {"id": "c1", "verb": "mode"}  applied (or a repeat of an id)
     evt/error      QoS1            {"id": "c1" | null, "verb": "mode", "error": "..."}  nothing
                                    changed: bad JSON, no id, unknown verb, bad field, retained,
-                                   stale (older than max_age_s by the agent's clock) or refused
+                                   stale (older than mqtt.max_command_age_s by the agent's
+                                   clock) or refused
     state/<kind>   retained, QoS1  the latest publish_state(kind, payload)
 
 aiomqtt 2.x leaves reconnection to the caller: run() loops around `async with Client(...)`,
@@ -41,7 +42,6 @@ from agent.policy.commands import Command, CommandError, parse_command
 log = logging.getLogger(__name__)
 
 NO_BROKER_MESSAGE = "no MQTT broker configured: running without a control plane"
-MAX_AGE_S = 10.0  # a command sent longer ago than this is refused (it was meant for then)
 BACKOFF_S = (0.5, 10.0)  # reconnect delay: first, doubling up to the last
 REMEMBERED_IDS = 256  # applied command ids kept for idempotency
 CANCEL_WAIT_S = 0.5  # how long the goodbye waits for the reader and writer to stop
@@ -62,18 +62,18 @@ class ControlPlane:
     `on_command` is called on the event loop, in this task, with each valid new command; raising
     a StageAgentError refuses the command (an evt/error reply). `now_ns` is the wall clock in
     unix nanoseconds, read only to age a command's "sent" time (director and agent must agree
-    on the time within max_age_s: run NTP).
+    on the time within mqtt.max_command_age_s: run NTP).
     """
 
     def __init__(self, config: Config, on_command: Callable[[Command], None],
-                 now_ns: Callable[[], int] = time.time_ns, *, max_age_s: float = MAX_AGE_S,
+                 now_ns: Callable[[], int] = time.time_ns, *,
                  backoff_s: tuple[float, float] = BACKOFF_S) -> None:
         self._mqtt = m = config.mqtt
         self.prefix = f"stage/{config.performance.name}/{m.agent}/"
         self._client_id = f"stage-agent-{config.performance.name}-{m.agent}"
         self._sections = [s.name for s in config.sections]
         self._on_command, self._now_ns = on_command, now_ns
-        self._max_age_s, self._backoff_s = max_age_s, backoff_s
+        self._max_age_s, self._backoff_s = m.max_command_age_s, backoff_s
         self._tls = _tls_context(config) if m.tls else None  # a bad CA file fails at start-up
         self._states: dict[str, bytes] = {}  # kind -> latest payload
         self._dirty: dict[str, None] = {}  # kinds the broker may not have yet (ordered set)

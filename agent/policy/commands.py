@@ -10,6 +10,13 @@ command changes nothing. Pure.
     mute      {}                                        stop playing, keep listening
     unmute    {}
     panic     {}                                        every agent note off, now
+
+Live actions (logged, never replayed: they change what is kept or loaded, not what plays):
+
+    record        {"action": "start", "name": "take-a"} | {"action": "stop"}
+                  | {"action": "mark", "label": "great ending"}   takes and markers
+    capture-save  {"seconds": 120, "name": "that-bit"}   save the last minutes (both optional)
+    model-reload  {} | {"checkpoint": "models/new.pt"}   swap in a model without stopping
 """
 
 from __future__ import annotations
@@ -21,7 +28,11 @@ from typing import Any
 from agent.errors import StageAgentError
 from agent.policy.controls import ControlValueError, check_changes
 
-VERBS = ("mode", "controls", "cue", "mute", "unmute", "panic")
+PLAY_VERBS = ("mode", "controls", "cue", "mute", "unmute", "panic")  # replayed
+ACTION_VERBS = ("record", "capture-save", "model-reload")  # live only
+VERBS = PLAY_VERBS + ACTION_VERBS
+RECORD_ACTIONS = ("start", "stop", "mark")
+MAX_NAME = 64  # characters in a take, capture or marker name
 NEXT = "next"
 
 
@@ -64,8 +75,49 @@ def parse_command(verb: str, payload: Any, sections: Sequence[str] = ()) -> Comm
         if not sections:
             raise CommandError("cue: this performance has no sections")
         return Command(verb, {"section": section})
+    if verb == "record":
+        _only(verb, fields, {"action", "name", "label"}, required={"action"})
+        action = fields["action"]
+        if action not in RECORD_ACTIONS:
+            raise CommandError(f"record: action must be one of {', '.join(RECORD_ACTIONS)}, "
+                               f"got {action!r}")
+        allowed = {"start": {"name"}, "stop": set(), "mark": {"label"}}[action]
+        _only(f"record {action}", {k: v for k, v in fields.items() if k != "action"}, allowed)
+        return Command(verb, {"action": action, **{k: _name(verb, k, fields[k])
+                                                   for k in sorted(allowed & set(fields))}})
+    if verb == "capture-save":
+        _only(verb, fields, {"seconds", "name"})
+        out: dict[str, Any] = {}
+        if "seconds" in fields:
+            seconds = fields["seconds"]
+            if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+                    or not 1 <= seconds <= 3600):
+                raise CommandError(f"capture-save: seconds must be a number from 1 to 3600, "
+                                   f"got {seconds!r}")
+            out["seconds"] = float(seconds)
+        if "name" in fields:
+            out["name"] = _name(verb, "name", fields["name"])
+        return Command(verb, out)
+    if verb == "model-reload":
+        _only(verb, fields, {"checkpoint"})
+        if "checkpoint" in fields:
+            path = fields["checkpoint"]
+            if not isinstance(path, str) or not path or "\0" in path or len(path) > 4096:
+                raise CommandError(f"model-reload: checkpoint must be a file path, got {path!r}")
+            return Command(verb, {"checkpoint": path})
+        return Command(verb, {})
     _only(verb, fields, set())
     return Command(verb, {})
+
+
+def _name(verb: str, key: str, value: Any) -> str:
+    """A take, capture or marker name: printable, at most MAX_NAME characters. Names become
+    parts of file names, so the caller still replaces what a file name cannot hold."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME \
+            or not value.isprintable():
+        raise CommandError(f"{verb}: {key} must be printable text of 1 to {MAX_NAME} "
+                           f"characters, got {value!r}")
+    return value.strip()
 
 
 def _only(verb: str, fields: dict[str, Any], allowed: set[str],

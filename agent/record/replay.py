@@ -20,14 +20,14 @@ from agent.config import Config
 from agent.errors import RecordingError
 from agent.events import Heard
 from agent.model.live import ModelFactory, inline_factory, recorded_factory
-from agent.policy.commands import VERBS
+from agent.policy.commands import PLAY_VERBS
 from agent.record import smf
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME, Session
 from agent.schedule.realtime import sleep_until
 from agent.schedule.scheduler import Sink
 
-REPLAYED_CONTROLS = ("port-lost", "output-lost", "output-back", *VERBS)
+REPLAYED_CONTROLS = ("port-lost", "output-lost", "output-back", *PLAY_VERBS)
 LEAD_IN_NS = 500_000_000  # real-time replay starts this long after it is launched
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from agent.events import Emitted, Heard
 from agent.model.live import ModelFactory
 from agent.model.originality import longest_shared_run
 from agent.pipeline import Agent
-from agent.policy.commands import VERBS, Command, CommandError
+from agent.policy.commands import ACTION_VERBS, PLAY_VERBS, Command, CommandError
 from agent.record import smf
 from agent.record.log import EventLog, read_log
 from agent.record.summary import notes_of, summarise
@@ -62,6 +63,10 @@ class Session:
         self.model = model(self.scheduler, self.log) if model is not None else None
         self.agent = Agent(config, self.scheduler, self.log, self.model)
         self.errors = 0
+        # Live actions (policy/commands.ACTION_VERBS) by verb: called with the command's fields
+        # and time; raising CommandError refuses the command. A run registers what it offers
+        # (a replay offers none, so they are refused there and never replayed).
+        self.actions: dict[str, Callable[[dict[str, Any], int], None]] = {}
 
     def _on_emit(self, e: Emitted, why: str) -> None:
         fields: dict[str, Any] = {"deadline": e.deadline_ns, "port": e.port,
@@ -81,7 +86,16 @@ class Session:
 
     def command(self, cmd: Command, t_ns: int) -> None:
         """A checked command from the control plane or a cue: recorded, then applied.
-        Raises CommandError (nothing recorded, nothing changed) for styles the model lacks."""
+        Raises CommandError (nothing recorded, nothing changed) for styles the model lacks
+        and for a live action this run does not offer or that refuses."""
+        if cmd.verb in ACTION_VERBS:
+            action = self.actions.get(cmd.verb)
+            if action is None:
+                raise CommandError(f"{cmd.verb}: not available in this run")
+            self.scheduler.run_due(t_ns)
+            action(cmd.fields, t_ns)  # may refuse (CommandError): then nothing is logged
+            self.log.write("ctl", t_ns, what=cmd.verb, **cmd.fields)
+            return
         styles = cmd.fields.get("styles") if cmd.verb == "controls" else None
         known = self.model.styles if self.model is not None else ()
         if styles and known and set(styles) - set(known):
@@ -93,7 +107,7 @@ class Session:
         """A control that changes what plays (recorded, and replayed at the same time)."""
         self.scheduler.run_due(t_ns)
         self.log.write("ctl", t_ns, what=what, **fields)
-        if what in VERBS:
+        if what in PLAY_VERBS:
             self.agent.apply(Command(what, fields), t_ns)
         elif what == "port-lost" and "player" in fields:
             self.agent.player_lost(fields["player"], t_ns)

@@ -11,7 +11,7 @@ from agent.errors import StageAgentError
 from agent.policy.commands import Command, CommandError, parse_command
 
 SECTIONS = ("intro", "solo", "outro")
-VERBS = "mode, controls, cue, mute, unmute, panic"
+VERBS = "mode, controls, cue, mute, unmute, panic, record, capture-save, model-reload"
 KNOWN_CONTROLS = ("mode, temperature, density, register, dynamics, valence, arousal, "
                   "memory_weight, styles, mute")
 
@@ -144,3 +144,50 @@ def test_fields_are_not_the_callers_dict() -> None:
     cmd = parse_command("cue", payload, SECTIONS)
     payload["section"] = "outro"
     assert cmd.fields == {"section": "solo"}
+
+
+# -- live actions: record, capture-save, model-reload -----------------------------------------
+
+def test_record_start_stop_mark() -> None:
+    assert parse_command("record", {"action": "start", "name": " take a "}) == Command(
+        "record", {"action": "start", "name": "take a"})
+    assert parse_command("record", {"action": "start"}) == Command("record", {"action": "start"})
+    assert parse_command("record", {"action": "stop"}) == Command("record", {"action": "stop"})
+    assert parse_command("record", {"action": "mark", "label": "the drop"}) == Command(
+        "record", {"action": "mark", "label": "the drop"})
+
+
+def test_record_errors() -> None:
+    assert error("record", {}) == "record: missing field 'action'"
+    assert error("record", {"action": "pause"}) == (
+        "record: action must be one of start, stop, mark, got 'pause'")
+    assert error("record", {"action": "stop", "name": "x"}) == (
+        "record stop: unknown field 'name' (allowed: none)")
+    assert error("record", {"action": "mark", "name": "x"}) == (
+        "record mark: unknown field 'name' (allowed: label)")
+    assert error("record", {"action": "mark", "label": "x" * 65}) == (
+        f"record: label must be printable text of 1 to 64 characters, got {'x' * 65!r}")
+    assert error("record", {"action": "mark", "label": "a\nb"}) == (
+        "record: label must be printable text of 1 to 64 characters, got 'a\\nb'")
+    assert error("record", {"action": "start", "name": 7}) == (
+        "record: name must be printable text of 1 to 64 characters, got 7")
+
+
+def test_capture_save() -> None:
+    assert parse_command("capture-save", {}) == Command("capture-save", {})
+    assert parse_command("capture-save", {"seconds": 90, "name": "that bit"}) == Command(
+        "capture-save", {"seconds": 90.0, "name": "that bit"})
+    for bad in (0, 3601, True, "60", float("nan")):
+        assert error("capture-save", {"seconds": bad}) == (
+            f"capture-save: seconds must be a number from 1 to 3600, got {bad!r}")
+    assert error("capture-save", {"minutes": 2}) == (
+        "capture-save: unknown field 'minutes' (allowed: name, seconds)")
+
+
+def test_model_reload() -> None:
+    assert parse_command("model-reload", {}) == Command("model-reload", {})
+    assert parse_command("model-reload", {"checkpoint": "models/b.pt"}) == Command(
+        "model-reload", {"checkpoint": "models/b.pt"})
+    for bad in ("", 3, None, "a\0b"):
+        assert error("model-reload", {"checkpoint": bad}) == (
+            f"model-reload: checkpoint must be a file path, got {bad!r}")
