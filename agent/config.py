@@ -109,6 +109,14 @@ class MqttSection:
 
 
 @dataclass(frozen=True)
+class EnsembleSection:
+    # every agent of the piece (their mqtt.agent names, this one included), in turn order;
+    # empty = this agent plays alone
+    members: tuple[str, ...] = ()
+    tempo_leader: str = ""  # the member whose beat the others play to; "" = each its own
+
+
+@dataclass(frozen=True)
 class OscSection:
     visuals: tuple[str, ...] = ()  # "host:port" destinations of the plan and state stream
     control: str = ""  # "host:port" to take commands and cues on; "" = none
@@ -191,6 +199,7 @@ class Config:
     controls: ControlsSection = field(default_factory=ControlsSection)
     sections: tuple[Section, ...] = ()
     mqtt: MqttSection = field(default_factory=MqttSection)
+    ensemble: EnsembleSection = field(default_factory=EnsembleSection)
     osc: OscSection = field(default_factory=OscSection)
     spatial: SpatialSection = field(default_factory=SpatialSection)
     service: ServiceSection = field(default_factory=ServiceSection)
@@ -434,10 +443,33 @@ def _check_remote(c: Config) -> None:
             if not name or any(ch in name for ch in "/+#"):
                 raise ConfigError(s, key, f"{name!r} cannot be part of an MQTT topic "
                                   "(empty, or has / + #)")
+    _check_ensemble(c)
     for i, dest in enumerate(c.osc.visuals):
         host_port(s, f"osc.visuals[{i}]", dest)
     if c.osc.control:
         host_port(s, "osc.control", c.osc.control)
+
+
+def _check_ensemble(c: Config) -> None:
+    s, e = c.source, c.ensemble
+    if not e.members:
+        if e.tempo_leader:
+            raise ConfigError(s, "ensemble.tempo_leader", "set ensemble.members first")
+        return
+    if not c.mqtt.host:
+        raise ConfigError(s, "ensemble.members", "the members meet on the MQTT broker: "
+                          "set mqtt.host")
+    for i, name in enumerate(e.members):
+        if not name or any(ch in name for ch in "/+#"):
+            raise ConfigError(s, f"ensemble.members[{i}]", f"{name!r} cannot be part of an "
+                              "MQTT topic (empty, or has / + #)")
+    if len(set(e.members)) != len(e.members):
+        raise ConfigError(s, "ensemble.members", "a member is named twice")
+    if c.mqtt.agent not in e.members:
+        raise ConfigError(s, "ensemble.members", f"this agent ({c.mqtt.agent!r}, mqtt.agent) "
+                          "is not a member")
+    if e.tempo_leader and e.tempo_leader not in e.members:
+        raise ConfigError(s, "ensemble.tempo_leader", f"{e.tempo_leader!r} is not a member")
 
 
 def host_port(source: str, key: str, value: str) -> tuple[str, int]:

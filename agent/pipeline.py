@@ -29,6 +29,7 @@ from agent.listen.pulse import Pulse
 from agent.model import representation as rep
 from agent.model.continuator import Continuator
 from agent.model.live import ModelClient, ModelNote
+from agent.policy import ensemble as ens
 from agent.policy import modes, sections
 from agent.policy.beat_lock import lock_to_grid
 from agent.policy.commands import Command
@@ -52,6 +53,8 @@ SOLO_AFTER_MS = 1500.0  # solo and auto modes: rest this long before the agent p
 SOLO_MAX_PHRASES = 4  # then the agent waits for the players
 NS_PER_S = 1_000_000_000
 ANSWER, COMP = "answer", "comp"  # plan-ahead parts (scheduler tags)
+LEAD_PARTS = (modes.ANSWER, modes.CONTINUE, modes.MIRROR, modes.SOLO)  # not the comp
+NO_LEAD_MODES = ("accompany", "harmony")
 Publish = Callable[[str, dict[str, Any]], None]
 
 
@@ -93,6 +96,9 @@ class Agent:
                               ms_to_ns(config.agent.plan_horizon_ms), self._note_starts,
                               self.publish_plan)
         self.plan.muted = self.controls.mute
+        e = config.ensemble
+        self.ensemble = ens.Ensemble(e.members, config.mqtt.agent, e.tempo_leader) \
+            if e.members else None
 
     # -- input ------------------------------------------------------------------------------
     def hear(self, ev: Heard) -> None:
@@ -118,6 +124,9 @@ class Agent:
                                 self._beat_in_bar())
             if self.config.respond.yield_to_players and self.plan.drop(ANSWER, ev.time_ns):
                 self.log.write("decision", ev.time_ns, what="yield", player=ev.player)
+                if self.ensemble is not None and self.ensemble.is_leading(ev.time_ns):
+                    self.ensemble.stop_leading()
+                    self.announce_ensemble(ev.time_ns)
             self._arm_tick(ev.time_ns)
         elif midi.is_note_off(ev.data):
             self.activity[ev.player].note_off(ev.time_ns, ch, ev.data[1])
@@ -133,6 +142,31 @@ class Agent:
         self.activity[name].release_all()
         self.hearing.release_player(name)
         self._arm_phrase_end(t_ns)
+
+    # -- the ensemble: other agents in the piece (policy/ensemble.py) -----------------------
+    def peer(self, name: str, t_ns: int, fields: dict[str, Any]) -> None:
+        """A checked message from another member (presence or its ensemble state)."""
+        if self.ensemble is None or name not in self.ensemble.peers:
+            return
+        if self.ensemble.hear_peer(name, t_ns, fields):  # we both started: it goes first
+            self.plan.drop(ANSWER, t_ns)
+            self.log.write("decision", t_ns, what="yield", peer=name)
+            self.announce_ensemble(t_ns)
+        self.pulse.share(self.ensemble.shared_grid(t_ns))
+        if fields.get("role") == ens.LEAD:
+            self._arm_tick(t_ns)  # auto mode comps under a leading member
+
+    def announce_ensemble(self, t_ns: int) -> None:
+        if self.ensemble is None:
+            return
+        can_lead = self.controls.mode not in NO_LEAD_MODES and not self.controls.mute
+        role = ens.LEAD if self.ensemble.is_leading(t_ns) else ens.REST if can_lead else ens.COMP
+        self._state("ensemble", self.ensemble.announce(t_ns, role, can_lead,
+                                                       self.pulse.grid(t_ns)), t_ns)
+
+    def _lead_over(self, t_ns: int) -> None:
+        if self.ensemble is not None and not self.ensemble.is_leading(t_ns):
+            self.announce_ensemble(t_ns)
 
     # -- controls, cues, sections -----------------------------------------------------------
     def apply(self, cmd: Command, t_ns: int) -> None:
@@ -177,6 +211,8 @@ class Agent:
         if now.mode != before.mode:
             self.plan.drop(COMP, t_ns)
             self._state("mode", {"mode": now.mode, "section": self.section_name()}, t_ns)
+        if (now.mode, now.mute) != (before.mode, before.mute):
+            self.announce_ensemble(t_ns)  # whether it can lead may have changed
         if now.styles != before.styles and self.model is not None and now.styles:
             self.model.set_style(dict(now.styles))
         old, new = mood(before), mood(now)
@@ -229,14 +265,22 @@ class Agent:
         self._last_call = call
         role_of = self._band(t_ns)[1]
         self._publish_hearing(t_ns, role_of)  # at each phrase end (and at each beat)
-        part = self._choose(modes.PHRASE_END, role_of)
+        part = self._choose(modes.PHRASE_END, role_of, t_ns)
         if part is not None:
             self.plan.drop(COMP, t_ns)  # the comp gives way to the agent's own line
             self._respond(part, call, t_ns, call_end_ns)
 
-    def _choose(self, trigger: str, role_of: dict[str, str]) -> str | None:
-        return modes.choose(self.controls.mode, trigger, role_of, mood(self.controls),
+    def _choose(self, trigger: str, role_of: dict[str, str], t_ns: int) -> str | None:
+        if self.ensemble is not None:  # a leading member counts as a soloist
+            role_of = {**role_of, **self.ensemble.peer_roles(t_ns)}
+        part = modes.choose(self.controls.mode, trigger, role_of, mood(self.controls),
                             self.config.respond.solo_after_ms > 0)
+        if part in LEAD_PARTS and self.ensemble is not None:
+            may, why = self.ensemble.may_lead(t_ns)
+            if not may:
+                self.log.write("decision", t_ns, what="wait", part=part, why=why)
+                return None
+        return part
 
     def _respond(self, part: str, call: list[PhraseNote], t_ns: int, cause: int | None) -> None:
         """Play a phrase of `part` after `call`: from the model if it answers in time, else
@@ -319,7 +363,12 @@ class Agent:
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in plan])
         self.plan.set(ANSWER, plan, self.scheduler.clock.now_ns(), cause)
         if plan:
-            self._arm_rest(plan[-1].start_ns + plan[-1].duration_ns)
+            end = plan[-1].start_ns + plan[-1].duration_ns
+            self._arm_rest(end)
+            if self.ensemble is not None:  # the other members hold back until it ends
+                self.ensemble.lead(t_ns, end)
+                self.announce_ensemble(t_ns)
+                self.scheduler.call_at(end, self._lead_over, tag="ensemble")
 
     def _arm_rest(self, after_ns: int) -> None:
         """If the players still rest a while after the agent stops, the rest trigger fires:
@@ -334,7 +383,7 @@ class Agent:
                 return
             if self._solo_phrases >= SOLO_MAX_PHRASES or not self._last_call:
                 return
-            if self._choose(modes.REST, self._band(t_ns)[1]) == modes.SOLO:
+            if self._choose(modes.REST, self._band(t_ns)[1], t_ns) == modes.SOLO:
                 self._solo_phrases += 1
                 self._respond(modes.SOLO, self._last_call, t_ns, None)
         self.scheduler.call_at(after_ns + ms_to_ns(wait_ms), rest, tag=ANSWER)
@@ -375,18 +424,24 @@ class Agent:
                 self.place = place
         band, role_of = self._band(t_ns)  # once per beat: publishing, choosing and comping
         self._publish_hearing(t_ns, role_of)
+        if self.ensemble is not None:
+            self.pulse.share(self.ensemble.shared_grid(t_ns))  # the leader's, while fresh
+            if self.ensemble.me == self.ensemble.tempo_leader and \
+                    self._beat_count % bar_beats == 0:
+                self.announce_ensemble(t_ns)  # the shared beat, once a bar
         beat = self.pulse.grid(t_ns)
         if beat is None:
             return
         phase, period = beat
-        if self._choose(modes.BEAT, role_of) == modes.COMP:
+        if self._choose(modes.BEAT, role_of, t_ns) == modes.COMP:
             self._comp(t_ns, phase, period, soloist_low(role_of, band))
         else:
             self.plan.drop(COMP, t_ns)
         last = self.hearing.last_onset_ns
         busy = self.plan.busy_until(ANSWER) or 0
         if (last is not None and t_ns - last < 2 * bar_beats * period) or busy > t_ns or \
-                self.listening.anyone_holding():
+                self.listening.anyone_holding() or \
+                (self.ensemble is not None and self.ensemble.leading_peer(t_ns)):
             self._arm_tick(t_ns + 1)
 
     def _comp(self, t_ns: int, phase: int, period: int, soloist_low: int | None) -> None:

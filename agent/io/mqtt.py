@@ -14,6 +14,9 @@ Every payload is a JSON object. Topics, under `stage/<performance.name>/<mqtt.ag
                                    clock) or refused
     state/<kind>   retained, QoS1  the latest publish_state(kind, payload)
 
+With `[ensemble] members`, it also watches each other member's `status` and `state/ensemble`
+(under `stage/<performance.name>/<member>/`) and hands them to `on_peer` (policy/ensemble.py).
+
 aiomqtt 2.x leaves reconnection to the caller: run() loops around `async with Client(...)`,
 backing off on MqttError, so a broker outage never reaches the music (stage-requirements 25).
 """
@@ -47,6 +50,9 @@ REMEMBERED_IDS = 256  # applied command ids kept for idempotency
 CANCEL_WAIT_S = 0.5  # how long the goodbye waits for the reader and writer to stop
 CLOSE_TIMEOUT_S = 5.0  # close() waits this long for the goodbye, then just stops
 QOS = 1
+PEER_TOPICS = ("status", "state/ensemble")  # what an agent watches of the other members
+# (member, "status" | "state/ensemble", the JSON object): called on the loop, must not raise
+PeerHandler = Callable[[str, str, dict[str, Any]], None]
 
 
 def _json(obj: Any) -> bytes:
@@ -67,9 +73,13 @@ class ControlPlane:
 
     def __init__(self, config: Config, on_command: Callable[[Command], None],
                  now_ns: Callable[[], int] = time.time_ns, *,
-                 backoff_s: tuple[float, float] = BACKOFF_S) -> None:
+                 backoff_s: tuple[float, float] = BACKOFF_S,
+                 on_peer: PeerHandler | None = None) -> None:
         self._mqtt = m = config.mqtt
         self.prefix = f"stage/{config.performance.name}/{m.agent}/"
+        self._peer_prefixes = {f"stage/{config.performance.name}/{name}/": name
+                               for name in config.ensemble.members if name != m.agent}
+        self._on_peer = on_peer
         self._client_id = f"stage-agent-{config.performance.name}-{m.agent}"
         self._sections = [s.name for s in config.sections]
         self._on_command, self._now_ns = on_command, now_ns
@@ -175,6 +185,9 @@ class ControlPlane:
         # Subscribe before announcing "online": a director that sends on seeing "online" must
         # not lose its first command to a subscription not made yet.
         await client.subscribe(self.prefix + "cmd/#", qos=QOS)
+        for peer_prefix in self._peer_prefixes:  # retained: each member's latest, at once
+            for topic in PEER_TOPICS:
+                await client.subscribe(peer_prefix + topic, qos=QOS)
         self._dirty.update(dict.fromkeys(self._states))  # a restarted broker may have lost them
         await self._flush(client)
         await client.publish(self.prefix + "status", ONLINE, qos=QOS, retain=True)
@@ -198,7 +211,31 @@ class ControlPlane:
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            self._handle(message)
+            if message.topic.value.startswith(self.prefix):
+                self._handle(message)
+            else:
+                self._peer_message(message)
+
+    def _peer_message(self, message: aiomqtt.Message) -> None:
+        """Another member's presence or ensemble state. A bad one is logged and ignored."""
+        topic = message.topic.value
+        for kind in PEER_TOPICS:
+            name = self._peer_prefixes.get(topic.removesuffix(kind)) \
+                if topic.endswith(kind) else None
+            if name is not None:
+                break
+        else:
+            return  # not a topic this agent subscribed to
+        if not message.payload:  # a retained message cleared: nothing known any more
+            payload: dict[str, Any] = {"state": "offline"} if kind == "status" else {}
+        else:
+            try:
+                payload = _object(message.payload)
+            except CommandError as e:
+                log.warning("ensemble: %s sent %s: %s", name, topic, e)
+                return
+        if self._on_peer is not None and payload:
+            self._on_peer(name, kind, payload)
 
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:

@@ -18,7 +18,9 @@ from agent.config import Config, host_port
 from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane
 from agent.io.osc import OscControlIn, OscOut
 from agent.policy.commands import Command
+from agent.policy.ensemble import PeerMessageError, check_peer_fields
 from agent.record.session import Session
+from agent.visuals.state import KINDS as OSC_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ class Remote:
     def __init__(self, config: Config, session: Session) -> None:
         self.session = session
         s = config.source
-        self.mqtt: ControlPlane | None = make_control_plane(config, self._command, time.time_ns)
+        self.mqtt: ControlPlane | None = make_control_plane(config, self._command, time.time_ns,
+                                                            on_peer=self._peer)
         if self.mqtt is None:
             print(f"stage-agent: {NO_BROKER_MESSAGE}", file=sys.stderr, flush=True)
         self.osc_out = OscOut([host_port(s, f"osc.visuals[{i}]", d)
@@ -45,10 +48,30 @@ class Remote:
         """Raises CommandError (the surface replies with it) if the command cannot apply."""
         self.session.command(cmd, self.session.clock.now_ns())
 
+    def _peer(self, name: str, kind: str, payload: dict[str, Any]) -> None:
+        """Another member's presence or ensemble state: checked, then recorded and applied
+        (a `peer` control). Its times are unix ns: they move onto this agent's clock here."""
+        now = self.session.clock.now_ns()
+        if kind == "status":
+            fields: dict[str, Any] = {"status": payload.get("state")}
+        else:
+            fields = _shift_times(payload, now - time.time_ns())
+        try:
+            fields = check_peer_fields(fields)
+        except PeerMessageError as e:
+            log.warning("ensemble: %s's %s ignored: %s", name, kind, e)
+            return
+        if "status" in fields:
+            (log.info if fields["status"] == "online" else log.warning)(
+                "ensemble: %s is %s", name, fields["status"])
+        self.session.control("peer", now, agent=name, **fields)
+
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
         if self.mqtt is not None:
-            self.mqtt.publish_state(kind, payload)
-        if self.osc_out is not None:
+            self.mqtt.publish_state(kind, _shift_times(payload, time.time_ns()
+                                                       - self.session.clock.now_ns())
+                                    if kind == "ensemble" else payload)
+        if self.osc_out is not None and kind in OSC_KINDS:  # the others: MQTT only
             try:
                 self.osc_out.send_state(kind, payload)
             except ValueError:  # a state the stream cannot encode: say so, keep playing
@@ -66,6 +89,7 @@ class Remote:
         if agent.config.sections:
             self.publish("section", agent.place.to_dict(agent.config.sections))
         agent.publish_plan(now)
+        agent.announce_ensemble(now)
 
     def refresh(self) -> None:
         """A full state every second or so: a visuals machine that restarts catches up."""
@@ -82,3 +106,17 @@ class Remote:
                 await self._task
         if self.osc_out is not None:
             self.osc_out.close()
+
+
+def _shift_times(payload: dict[str, Any], offset_ns: int) -> dict[str, Any]:
+    """An ensemble state with its times ("until", the grid's beat) moved by `offset_ns`: from
+    this agent's clock to unix ns when published, from a peer's unix ns to ours when heard.
+    Members' machines must agree on the wall clock (NTP) to a few ms for a shared beat."""
+    out = dict(payload)
+    until, grid = out.get("until"), out.get("grid")
+    if isinstance(until, int) and not isinstance(until, bool):
+        out["until"] = until + offset_ns
+    if isinstance(grid, list) and len(grid) == 2 and isinstance(grid[0], int) \
+            and not isinstance(grid[0], bool):
+        out["grid"] = [grid[0] + offset_ns, grid[1]]
+    return out

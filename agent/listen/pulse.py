@@ -1,8 +1,9 @@
 """The beat the agent plays to: from MIDI clock when a player sends it, else from the onsets.
 
-MIDI clock wins while it runs (a drum machine or a DAW knows the tempo exactly); otherwise the
-beat tracker (listen/beat.py) follows the players' onsets, trusted once it is confident. No clock:
-every call takes the event time.
+MIDI clock wins while it runs (a drum machine or a DAW knows the tempo exactly); then a beat shared
+by the ensemble's tempo leader (policy/ensemble.py), while fresh; otherwise the beat tracker
+(listen/beat.py) follows the players' onsets, trusted once it is confident. No clock: every call
+takes the event time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ class Pulse:
         self.tracker = BeatTracker() if track_onsets else None
         self.clock = ClockFollower() if follow_clock else None
         self._clock_beat_ns: int | None = None
+        self._shared: tuple[int, int] | None = None  # (a beat's time, period) from the leader
+
+    def share(self, grid: tuple[int, int] | None) -> None:
+        """The ensemble's shared beat (None: none now); the caller judges its freshness."""
+        self._shared = grid
 
     def on_onset(self, t_ns: int) -> None:
         if self.tracker is not None:
@@ -49,6 +55,8 @@ class Pulse:
         bpm = self.clock_bpm()
         if bpm and self._clock_beat_ns is not None:
             return self._clock_beat_ns, round(60e9 / bpm)
+        if self._shared is not None:
+            return self._shared
         est = self.estimate(t_ns)
         if est is None or est.confidence < CONFIDENT:
             return None
@@ -59,6 +67,8 @@ class Pulse:
         bpm = self.clock_bpm()
         if bpm:
             return round(60e9 / bpm)
+        if self._shared is not None:
+            return self._shared[1]
         est = self.estimate(t_ns)
         return est.period_ns if est is not None else None
 

@@ -27,7 +27,7 @@ from agent.record.session import LOG_NAME, Session
 from agent.schedule.realtime import sleep_until
 from agent.schedule.scheduler import Sink
 
-REPLAYED_CONTROLS = ("port-lost", "output-lost", "output-back", *PLAY_VERBS)
+REPLAYED_CONTROLS = ("port-lost", "output-lost", "output-back", "peer", *PLAY_VERBS)
 LEAD_IN_NS = 500_000_000  # real-time replay starts this long after it is launched
 
 

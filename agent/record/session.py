@@ -109,6 +109,9 @@ class Session:
         self.log.write("ctl", t_ns, what=what, **fields)
         if what in PLAY_VERBS:
             self.agent.apply(Command(what, fields), t_ns)
+        elif what == "peer":
+            self.agent.peer(fields["agent"], t_ns,
+                            {k: v for k, v in fields.items() if k != "agent"})
         elif what == "port-lost" and "player" in fields:
             self.agent.player_lost(fields["player"], t_ns)
         elif what == "output-lost":

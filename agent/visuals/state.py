@@ -12,6 +12,7 @@ booleans are sent as `i` 0/1. Strings are UTF-8; a missing value (None) is the e
 | /stage-agent/tempo | f f s | bpm, confidence 0..1, source ("clock" or "onsets") |
 | /stage-agent/key | s s | key (e.g. "G major", "" = none yet), chord (e.g. "D7", "" = none) |
 | /stage-agent/roles | (s s)* | player, role ("soloing", "comping" or "resting"), per player |
+| /stage-agent/ensemble | s i | its role among the agents ("lead", "comp", "rest"), 1 = may lead |
 | /stage-agent/controls/mode | s | the mode the controls select |
 | /stage-agent/controls/temperature | f | the model's sampling temperature |
 | /stage-agent/controls/density | f | 0.25..4 |
@@ -99,6 +100,10 @@ def _roles(p: Mapping[str, Any]) -> list[OscMessage]:
     for name, role in p.items():
         args += [("s", _str(name)), ("s", _str(role))]
     return [_msg("roles", args)]
+
+
+def _ensemble(p: Mapping[str, Any]) -> list[OscMessage]:
+    return [_msg("ensemble", [("s", _str(p["role"])), ("i", int(bool(p["can_lead"])))])]
 
 
 def _controls(p: Mapping[str, Any]) -> list[OscMessage]:
@@ -214,6 +219,6 @@ def _float(x: Any) -> float:
 
 _ENCODERS: dict[str, Callable[[Mapping[str, Any]], list[OscMessage]]] = {
     "mode": _mode, "section": _section, "tempo": _tempo, "key": _key, "roles": _roles,
-    "controls": _controls, "plan": _plan,
+    "controls": _controls, "plan": _plan, "ensemble": _ensemble,
 }
 KINDS = tuple(_ENCODERS)

@@ -73,3 +73,34 @@ def test_cli_exits_2_on_a_bad_config_and_starts_nothing(tmp_path: Path,
 
 def test_missing_file_exits_2(tmp_path: Path) -> None:
     assert main(["perform", str(tmp_path / "nope.toml")]) == 2
+
+
+MQTT = '\n[mqtt]\nhost = "127.0.0.1"\nagent = "keys"\n'
+
+
+@pytest.mark.parametrize(("text", "key", "problem"), [
+    (GOOD + '[ensemble]\nmembers = ["keys", "bass"]\n', "ensemble.members", "set mqtt.host"),
+    (GOOD + MQTT + '[ensemble]\nmembers = ["bass", "drums"]\n', "ensemble.members",
+     "this agent ('keys', mqtt.agent) is not a member"),
+    (GOOD + MQTT + '[ensemble]\nmembers = ["keys", "keys"]\n', "ensemble.members",
+     "a member is named twice"),
+    (GOOD + MQTT + '[ensemble]\nmembers = ["keys", "b/x"]\n', "ensemble.members[1]",
+     "cannot be part of an MQTT topic"),
+    (GOOD + MQTT + '[ensemble]\nmembers = ["keys"]\ntempo_leader = "bass"\n',
+     "ensemble.tempo_leader", "'bass' is not a member"),
+    (GOOD + '[ensemble]\ntempo_leader = "bass"\n', "ensemble.tempo_leader",
+     "set ensemble.members first"),
+    (GOOD + MQTT + "max_command_age_s = 0.1\n", "mqtt.max_command_age_s", "out of range"),
+    (GOOD + "[record]\ncapture_s = 5\n", "record.capture_s", "out of range"),
+])
+def test_ensemble_and_control_plane_errors(tmp_path: Path, text: str, key: str,
+                                           problem: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.load(write(tmp_path, text))
+    assert (err.value.key, problem in err.value.problem) == (key, True), err.value.problem
+
+
+def test_an_ensemble_loads(tmp_path: Path) -> None:
+    c = config.load(write(tmp_path, GOOD + MQTT + '[ensemble]\nmembers = ["keys", "bass"]\n'
+                          'tempo_leader = "bass"\n'))
+    assert (c.ensemble.members, c.ensemble.tempo_leader) == (("keys", "bass"), "bass")

@@ -1,0 +1,179 @@
+"""Several agents in one piece: who is there, whose beat, whose turn. Pure; times are the
+agent's own clock (the service converts the peers' wall-clock times at the edge).
+
+Each agent announces its ensemble state (retained `state/ensemble` over MQTT):
+
+    {"role": "lead" | "comp" | "rest", "until": end of the lead phrase, "can_lead": bool,
+     "grid": [beat time, beat period] | null}          (the tempo leader's beat; others: null)
+
+and watches the other members' `status` (presence) and `state/ensemble`. Every peer message is
+recorded as a `peer` control, so a replay makes the same decisions.
+
+Turn-taking by role. A lead part (answer, continue, mirror, solo) is played only by the member
+whose turn it is, and never while another member leads:
+  - the turn is the next member, in `ensemble.members` order, after the one that led last, among
+    the members that are online and can lead (their mode has lead parts); the first such member
+    before anyone has led;
+  - a member that cannot lead now comps under the leader (auto mode: the leading peer counts as a
+    soloist) or stays out;
+  - two members that start leading at once (their announcements crossed): the one later in
+    `members` order drops the rest of its phrase.
+A shared tempo: members other than `ensemble.tempo_leader` play to the leader's announced beat
+while it is fresh, unless a MIDI clock runs (the clock still wins).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+LEAD, COMP, REST = "lead", "comp", "rest"
+ROLES = (LEAD, COMP, REST)
+PRESENCE = ("online", "offline", "lost")
+GRID_FRESH_NS = 8_000_000_000  # a leader's beat older than this is not followed any more
+
+
+@dataclass(frozen=True)
+class PeerState:
+    online: bool = False
+    role: str = REST
+    until_ns: int | None = None  # when its lead phrase ends (None: until it says otherwise)
+    can_lead: bool = True
+    grid: tuple[int, int] | None = None  # (a beat's time, the period), from the tempo leader
+    grid_ns: int = 0  # when that beat was heard
+
+
+class PeerMessageError(ValueError):
+    """A peer's message that cannot be taken (it is ignored and reported, never applied)."""
+
+
+def check_peer_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A peer message's fields, checked: `status` (presence) and/or the ensemble state's
+    `role`, `until`, `can_lead`, `grid` (times already on this agent's clock, ns)."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "status":
+            if value not in PRESENCE:
+                raise PeerMessageError(f"status must be one of {', '.join(PRESENCE)}")
+        elif key == "role":
+            if value not in ROLES:
+                raise PeerMessageError(f"role must be one of {', '.join(ROLES)}")
+        elif key == "until":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise PeerMessageError("until must be a time in ns or null")
+        elif key == "can_lead":
+            if not isinstance(value, bool):
+                raise PeerMessageError("can_lead must be true or false")
+        elif key == "grid":
+            if value is not None and not (
+                    isinstance(value, list | tuple) and len(value) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                    and 100_000_000 <= value[1] <= 3_000_000_000):
+                raise PeerMessageError("grid must be [beat time ns, period ns] "
+                                       "(a period of 0.1 to 3 s) or null")
+        else:
+            raise PeerMessageError(f"unknown field {key!r}")
+        out[key] = value
+    return out
+
+
+class Ensemble:
+    def __init__(self, members: tuple[str, ...], me: str, tempo_leader: str = "") -> None:
+        self.members, self.me, self.tempo_leader = members, me, tempo_leader
+        self.peers = {m: PeerState() for m in members if m != me}
+        self.last_lead: str | None = None
+        self.leading_until: int | None = None  # my own lead phrase ends then (None: not leading)
+
+    def hear_peer(self, name: str, t_ns: int, fields: dict[str, Any]) -> bool:
+        """Apply a peer's checked message; True if this agent must yield its own lead now
+        (both started leading at once and the peer comes first in the members' order)."""
+        state = self.peers[name]
+        changes: dict[str, Any] = {}
+        if "status" in fields:
+            changes["online"] = fields["status"] == "online"
+            if not changes["online"]:  # gone: it leads nothing and beats no time any more
+                changes.update(role=REST, until_ns=None, grid=None)
+        for key, attr in (("role", "role"), ("until", "until_ns"), ("can_lead", "can_lead")):
+            if key in fields:
+                changes[attr] = fields[key]
+        if "role" in fields:
+            changes["online"] = True  # it speaks, so it is there
+        if "grid" in fields:
+            grid = fields["grid"]
+            changes["grid"] = None if grid is None else (grid[0], grid[1])
+            changes["grid_ns"] = t_ns
+        self.peers[name] = dataclasses.replace(state, **changes)
+        if fields.get("role") != LEAD:
+            return False
+        if self.is_leading(t_ns) and self._before(name, self.me):
+            self.leading_until = None
+            self.last_lead = name
+            return True
+        if not self.is_leading(t_ns):
+            self.last_lead = name
+        return False
+
+    def is_leading(self, t_ns: int) -> bool:
+        return self.leading_until is not None and self.leading_until > t_ns
+
+    def leading_peer(self, t_ns: int) -> str | None:
+        """A member other than this one that leads now."""
+        for name, p in self.peers.items():
+            if p.online and p.role == LEAD and (p.until_ns is None or p.until_ns > t_ns):
+                return name
+        return None
+
+    def turn(self, i_can_lead: bool) -> str | None:
+        """Whose turn it is to lead next (None: nobody can)."""
+        able = [m for m in self.members if (
+            i_can_lead if m == self.me else self.peers[m].online and self.peers[m].can_lead)]
+        if not able:
+            return None
+        if self.last_lead not in self.members:
+            return able[0]
+        after = self.members.index(self.last_lead)
+        return min(able, key=lambda m: (self.members.index(m) - after - 1) % len(self.members))
+
+    def may_lead(self, t_ns: int, i_can_lead: bool = True) -> tuple[bool, str]:
+        """(whether this agent may start a lead phrase now, why) — the why is logged."""
+        peer = self.leading_peer(t_ns)
+        if peer is not None:
+            return False, f"{peer} leads"
+        turn = self.turn(i_can_lead)
+        if turn != self.me:
+            return False, f"{turn}'s turn"
+        return True, "my turn"
+
+    def lead(self, t_ns: int, until_ns: int) -> None:
+        """This agent starts a lead phrase ending at `until_ns`."""
+        self.last_lead = self.me
+        self.leading_until = until_ns
+
+    def stop_leading(self) -> None:
+        self.leading_until = None
+
+    def peer_roles(self, t_ns: int) -> dict[str, str]:
+        """Members leading now, as soloists for the modes' table (policy/modes.choose)."""
+        peer = self.leading_peer(t_ns)
+        return {} if peer is None else {peer: "soloing"}
+
+    def shared_grid(self, t_ns: int) -> tuple[int, int] | None:
+        """The tempo leader's beat, if this agent follows one and it is fresh."""
+        if not self.tempo_leader or self.tempo_leader == self.me:
+            return None
+        p = self.peers[self.tempo_leader]
+        if not p.online or p.grid is None or t_ns - p.grid_ns > GRID_FRESH_NS:
+            return None
+        return p.grid
+
+    def announce(self, t_ns: int, role: str, can_lead: bool,
+                 grid: tuple[int, int] | None) -> dict[str, Any]:
+        """This agent's ensemble state (grid only from the tempo leader)."""
+        return {"role": role, "until": self.leading_until if role == LEAD else None,
+                "can_lead": can_lead,
+                "grid": list(grid) if grid is not None and self.me == self.tempo_leader
+                else None}
+
+    def _before(self, a: str, b: str) -> bool:
+        return self.members.index(a) < self.members.index(b)

@@ -1,0 +1,150 @@
+"""Several agents in one piece (policy/ensemble.py): presence, turns, crossing leads, the beat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agent.policy.ensemble import (
+    GRID_FRESH_NS,
+    Ensemble,
+    PeerMessageError,
+    check_peer_fields,
+)
+
+MEMBERS = ("keys", "bass", "drums")
+S = 1_000_000_000
+
+
+def band(me: str = "keys", leader: str = "") -> Ensemble:
+    e = Ensemble(MEMBERS, me, leader)
+    for name in MEMBERS:
+        if name != me:
+            e.hear_peer(name, 0, {"status": "online"})
+    return e
+
+
+def test_the_first_member_that_can_lead_has_the_first_turn() -> None:
+    assert band("keys").may_lead(S) == (True, "my turn")
+    assert band("bass").may_lead(S) == (False, "keys's turn")
+    assert band("keys").turn(i_can_lead=False) == "bass"
+
+
+def test_turns_go_round_in_the_members_order() -> None:
+    e = band("bass")
+    e.hear_peer("keys", S, {"role": "lead", "until": 2 * S})
+    assert e.may_lead(S + 1) == (False, "keys leads")
+    assert e.may_lead(2 * S) == (True, "my turn")  # keys's phrase is over: bass is next
+    e.lead(2 * S, 3 * S)
+    assert e.last_lead == "bass"
+    assert e.turn(True) == "drums"
+    e.hear_peer("drums", 3 * S, {"role": "lead", "until": 4 * S})
+    assert e.turn(True) == "keys"
+
+
+def test_members_offline_or_unable_to_lead_are_skipped() -> None:
+    e = band("drums")
+    e.hear_peer("keys", S, {"role": "lead", "until": 2 * S})
+    e.hear_peer("bass", S, {"can_lead": False})  # an accompanist
+    assert e.turn(True) == "drums"
+    e.hear_peer("bass", S, {"can_lead": True})
+    e.hear_peer("bass", S, {"status": "lost"})
+    assert e.turn(True) == "drums"
+    assert e.may_lead(3 * S) == (True, "my turn")
+
+
+def test_a_member_that_goes_away_while_leading_leads_no_more() -> None:
+    e = band("bass")
+    e.hear_peer("keys", S, {"role": "lead", "until": None})  # until it says otherwise
+    assert e.leading_peer(10 * S) == "keys"
+    assert e.peer_roles(10 * S) == {"keys": "soloing"}
+    e.hear_peer("keys", 10 * S, {"status": "lost"})
+    assert e.leading_peer(10 * S) is None
+    assert e.peer_roles(10 * S) == {}
+    assert e.may_lead(10 * S) == (True, "my turn")
+
+
+def test_alone_an_agent_has_every_turn() -> None:
+    e = Ensemble(MEMBERS, "bass")  # nobody else heard from: all offline
+    assert e.may_lead(S) == (True, "my turn")
+    e.lead(S, 2 * S)
+    assert e.may_lead(3 * S) == (True, "my turn")
+    assert e.turn(i_can_lead=False) is None
+
+
+def test_crossing_leads_the_later_member_yields() -> None:
+    keys, bass = band("keys"), band("bass")
+    keys.lead(S, 3 * S)
+    bass.lead(S, 3 * S)  # both decided before hearing the other
+    assert bass.hear_peer("keys", S + 5, {"role": "lead", "until": 3 * S}) is True
+    assert not bass.is_leading(S + 5)
+    assert bass.last_lead == "keys"
+    assert keys.hear_peer("bass", S + 5, {"role": "lead", "until": 3 * S}) is False
+    assert keys.is_leading(S + 5)
+    assert keys.last_lead == "keys"
+    # afterwards both agree whose turn is next
+    assert keys.turn(True) == bass.turn(True) == "bass"
+
+
+def test_a_lead_heard_while_resting_passes_the_turn_on() -> None:
+    e = band("keys")
+    assert e.hear_peer("bass", S, {"role": "lead", "until": 2 * S}) is False
+    assert e.last_lead == "bass"
+    assert e.turn(True) == "drums"
+
+
+def test_the_tempo_leaders_beat_is_shared_while_fresh() -> None:
+    e = band("bass", leader="keys")
+    assert e.shared_grid(S) is None
+    e.hear_peer("keys", S, {"role": "rest", "grid": [S // 2, 500_000_000]})
+    assert e.shared_grid(S) == (S // 2, 500_000_000)
+    assert e.shared_grid(S + GRID_FRESH_NS) == (S // 2, 500_000_000)
+    assert e.shared_grid(S + GRID_FRESH_NS + 1) is None
+    e.hear_peer("keys", 2 * S, {"grid": None})
+    assert e.shared_grid(2 * S) is None
+    e.hear_peer("keys", 3 * S, {"grid": [3 * S, 400_000_000]})
+    e.hear_peer("keys", 3 * S, {"status": "offline"})
+    assert e.shared_grid(3 * S) is None
+
+
+def test_the_leader_follows_nobody_and_others_grids_are_ignored() -> None:
+    e = band("keys", leader="keys")
+    e.hear_peer("bass", S, {"grid": [S, 500_000_000]})
+    assert e.shared_grid(S) is None
+    assert band("keys").shared_grid(S) is None  # no leader configured
+
+
+def test_announce() -> None:
+    e = band("keys", leader="keys")
+    e.lead(S, 2 * S)
+    assert e.announce(S, "lead", True, (S, 500_000_000)) == {
+        "role": "lead", "until": 2 * S, "can_lead": True, "grid": [S, 500_000_000]}
+    assert e.announce(S, "rest", True, None) == {
+        "role": "rest", "until": None, "can_lead": True, "grid": None}
+    follower = band("bass", leader="keys")
+    assert follower.announce(S, "comp", False, (S, 500_000_000))["grid"] is None
+
+
+@pytest.mark.parametrize(("fields", "error"), [
+    ({"status": "gone"}, "status must be one of online, offline, lost"),
+    ({"role": "solo"}, "role must be one of lead, comp, rest"),
+    ({"until": 1.5}, "until must be a time in ns or null"),
+    ({"until": True}, "until must be a time in ns or null"),
+    ({"can_lead": 1}, "can_lead must be true or false"),
+    ({"grid": [1, 5]}, "grid must be [beat time ns, period ns] (a period of 0.1 to 3 s) or null"),
+    ({"grid": [1.0, 500_000_000]},
+     "grid must be [beat time ns, period ns] (a period of 0.1 to 3 s) or null"),
+    ({"grid": "fast"}, "grid must be [beat time ns, period ns] (a period of 0.1 to 3 s) or null"),
+    ({"mode": "solo"}, "unknown field 'mode'"),
+])
+def test_bad_peer_fields_are_named(fields: dict[str, Any], error: str) -> None:
+    with pytest.raises(PeerMessageError) as info:
+        check_peer_fields(fields)
+    assert str(info.value) == error
+
+
+def test_good_peer_fields_pass_unchanged() -> None:
+    fields = {"status": "online", "role": "lead", "until": 5, "can_lead": True,
+              "grid": [1, 500_000_000]}
+    assert check_peer_fields(fields) == fields
