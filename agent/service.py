@@ -133,7 +133,7 @@ async def perform(config: Config) -> dict[str, Any]:
                     if config.service.realtime_priority else "normal")
         freeze_heap()  # after start-up, before the first note (stage-requirements 19)
         notifier.ready(f"performing {config.performance.name}; scheduler {priority}"
-                       + ("" if remote.mqtt is None or remote.mqtt.connected
+                       + ("" if remote.mqtt is None or remote.mqtt.online.is_set()
                           else "; MQTT broker not reachable yet"))
         _arm_watchdog(notifier, session)
         log.info("performing %s: %s backend, recording to %s", config.performance.name,
@@ -171,11 +171,9 @@ async def perform(config: Config) -> dict[str, Any]:
 async def _until_online(remote: Remote, wait_s: float) -> None:
     """READY waits for MQTT "online" (a director sees the agent before it plays), but never
     longer than `wait_s`: a broker outage must not keep the music from starting."""
-    step = 0.02
-    waited = 0.0
-    while remote.mqtt is not None and not remote.mqtt.connected and waited < wait_s:
-        await asyncio.sleep(step)
-        waited += step
+    if remote.mqtt is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(remote.mqtt.online.wait(), wait_s)
 
 
 def _arm_watchdog(notifier: Notifier, session: Session) -> None:

@@ -95,6 +95,7 @@ class ControlPlane:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         self.connected = False
+        self.online = asyncio.Event()  # set while "online" is said on the broker (READY waits)
         self.attempts = 0  # connection attempts so far (for status reports)
 
     def publish_telemetry(self, kind: str, payload: dict[str, Any]) -> None:
@@ -146,6 +147,7 @@ class ControlPlane:
                     down = True
                 finally:
                     self.connected = False
+                    self.online.clear()
                 # The backoff sleep ends early on close(): shutdown never waits for it.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
@@ -191,6 +193,7 @@ class ControlPlane:
         self._dirty.update(dict.fromkeys(self._states))  # a restarted broker may have lost them
         await self._flush(client)
         await client.publish(self.prefix + "status", ONLINE, qos=QOS, retain=True)
+        self.online.set()
         stopper = asyncio.create_task(self._stop.wait())
         tasks = {asyncio.create_task(self._read(client)), asyncio.create_task(self._write(client)),
                  stopper}

@@ -198,7 +198,8 @@ async def test_valid_commands_are_applied_once_and_acked(broker: Broker, tmp_pat
     ("mode", {"id": 7, "mode": "solo"}, {"id": None,
                                          "error": 'missing "id" (a non-empty string)'}),
     ("dance", {"id": "b1"}, {"id": "b1", "error": "unknown command 'dance' "
-                             "(known: mode, controls, cue, mute, unmute, panic)"}),
+                             "(known: mode, controls, cue, mute, unmute, panic, "
+                             "record, capture-save, model-reload)"}),
     ("controls", {"id": "b2", "density": 9}, {"id": "b2", "error": "controls: density: 9 is "
                                               "out of range 0.25..4.0"}),
     ("mode", {"id": "b3", "mode": "polka"}, {"id": "b3", "error": "mode: mode: 'polka' is not "
