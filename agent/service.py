@@ -30,6 +30,7 @@ from agent.model.worker import WorkerModel
 from agent.record.log import EventLog
 from agent.record.replay import Recording, replay_realtime
 from agent.record.session import Session, new_recording_dir
+from agent.record.takes import Takes
 from agent.record.telemetry import Telemetry
 from agent.schedule.scheduler import Scheduler
 from agent.spatial.runtime import SpatialRuntime
@@ -108,6 +109,9 @@ async def perform(config: Config) -> dict[str, Any]:
                       _worker_factory(config, loop) if config.uses_model() else None)
     driver = session.drive_realtime(loop)
     remote = Remote(config, session)
+    # record start/stop/mark and capture-save (live only); their outcome goes to state/take|capture
+    takes = Takes(config, session, loop, remote.mqtt.publish_state if remote.mqtt else None)
+    session.actions.update(takes.actions())
     stop = asyncio.Event()
     spatial_task: asyncio.Task[None] | None = None
     if spatial is not None:
@@ -148,6 +152,7 @@ async def perform(config: Config) -> dict[str, Any]:
         driver.stop()
         session.stop(clock.now_ns())  # ledger note-offs first, then CC64/123/120
         _report_input_trouble(session, inputs, clock.now_ns(), reported)  # since the last poll
+        await takes.close(clock.now_ns())  # a running take ends here (with the panic); saves end
         await remote.close()  # MQTT status offline (after the panic: nothing sounds by then)
         if spatial is not None and spatial_task is not None:
             stop.set()  # the panic above muted every object (a tap on the log's "stop")

@@ -48,6 +48,7 @@ class Recording:
     player_names: list[str]
     end_ns: int | None  # when the recorded run stopped, if it says
     model_answers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    slice: dict[str, Any] | None = None  # a take's or capture's window (takes.py), if it is one
 
 
 def load_recording(path: Path) -> Recording:
@@ -86,7 +87,8 @@ def load_recording(path: Path) -> Recording:
             inputs.append(Control(r["t"], r["what"], fields))
         elif r["k"] == "ctl" and r["what"] == "stop":
             end = r["t"]
-    return Recording(cfg, inputs, [p.name for p in cfg.players], end, answers)
+    return Recording(cfg, inputs, [p.name for p in cfg.players], end, answers,
+                     header.get("slice"))
 
 
 def fit_config(recording: Recording, config: Config | None) -> Config:
@@ -117,11 +119,13 @@ def _renamed(recording: Recording, cfg: Config) -> list[Input]:
 
 def replay_model(recording: Recording, cfg: Config) -> ModelFactory | None:
     """Which model a replay uses: none if the config has none; the recorded answers when
-    replaying a log with its own config (byte-identical output); else the model itself, in
-    this process (a MIDI file, or another config: a re-improvisation)."""
+    replaying a whole log with its own config (byte-identical output); else the model itself,
+    in this process (a MIDI file, another config, or a slice of a log: a re-improvisation). A
+    slice (a take, a capture) starts mid-performance: the recorded answers followed what the
+    model had heard before it, which a fresh agent has not, so they would not match."""
     if not cfg.uses_model():
         return None
-    if cfg == recording.config and recording.model_answers:
+    if cfg == recording.config and recording.model_answers and recording.slice is None:
         return recorded_factory(recording.model_answers)
     return inline_factory(cfg)
 

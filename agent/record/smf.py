@@ -1,7 +1,8 @@
 """Standard MIDI Files: export a log (one track per player, one for the agent), import a band part.
 
 Export uses a fixed 120 BPM tempo map at 960 ticks per beat, so one tick is 1/1920 s (~0.5 ms) and
-the file's times are the log's real times (a DAW shows seconds correctly; bars are nominal).
+the file's times are the log's real times (a DAW shows seconds correctly; bars are nominal). The
+conductor track carries the tempo and the markers (`record mark`, take starts and stops).
 """
 
 from __future__ import annotations
@@ -18,34 +19,118 @@ TICKS_PER_BEAT = 960
 TEMPO_US = 500_000  # 120 BPM
 NS_PER_TICK = TEMPO_US * 1000 // TICKS_PER_BEAT
 AGENT_TRACK = "stage-agent"
+SUSTAIN = 64  # the sustain pedal's controller number
 
 
-def export(header: dict[str, Any], records: list[dict[str, Any]], path: Path) -> None:
+def export(header: dict[str, Any], records: list[dict[str, Any]], path: Path,
+           start_ns: int | None = None, end_ns: int | None = None) -> None:
+    """The log as a type-1 file: a conductor track (tempo, markers), then one track per player
+    and one for the agent.
+
+    `start_ns` is the file's time 0 (default: its first MIDI message); `end_ns` is when notes
+    still sounding are released (default: the last record's time). A slice of a log (a take, a
+    capture) can start inside a note or end inside one: a note-on whose note-off is not in the
+    records gets one at `end_ns` (and a held sustain pedal is lifted there), so nothing hangs in
+    a DAW; a note-off whose note-on came before the slice is kept (it silences nothing).
+    Markers: `record mark` commands (their label, else "mark") and take starts and stops.
+    """
     players = [p["name"] for p in header["config"]["players"]]
     timed: dict[str, list[tuple[int, bytes]]] = {name: [] for name in [*players, AGENT_TRACK]}
+    markers: list[tuple[int, str]] = []
     for r in records:
         if r["k"] == "in":
             timed[r["player"]].append((r["t"], bytes.fromhex(r["data"])))
         elif r["k"] == "emit":
             timed[AGENT_TRACK].append((r["t"], bytes.fromhex(r["data"])))
-    t0 = min((t for events in timed.values() for t, _ in events), default=0)
+        elif r["k"] == "ctl" and r.get("what") == "record":
+            text = marker_text(r)
+            if text is not None:
+                markers.append((r["t"], text))
+    t0 = start_ns if start_ns is not None else min(
+        (t for events in timed.values() for t, _ in events), default=0)
+    end = end_ns if end_ns is not None else max((r["t"] for r in records), default=t0)
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     conductor = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0)])
+    last_tick = 0
+    for t, text in sorted(markers, key=lambda m: m[0]):
+        tick = _tick(t, t0)
+        conductor.append(mido.MetaMessage("marker", text=_latin1(text), time=tick - last_tick))
+        last_tick = tick
     mid.tracks.append(conductor)
     for name, events in timed.items():
-        track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
-        last_tick = 0
-        for t, data in events:
-            # A file holds channel messages and SysEx; system common and real-time bytes
-            # (song position, tune request, clock, ...) are timing, not music (and mido refuses
-            # several): they stay in the log only.
-            if not data or data[0] > 0xF0:
-                continue
-            tick = (t - t0) // NS_PER_TICK
-            track.append(mido.Message.from_bytes(data, time=tick - last_tick))
-            last_tick = tick
-        mid.tracks.append(track)
+        mid.tracks.append(_track(name, events, t0, end))
     mid.save(path)
+
+
+def marker_text(record: dict[str, Any]) -> str | None:
+    """What a `record` command puts in the file as a marker (None: nothing)."""
+    action = record.get("action")
+    if action == "mark":
+        return str(record.get("label") or "mark")
+    if action == "start":
+        return "take start" + (f": {record['name']}" if record.get("name") else "")
+    if action == "stop":
+        return "take stop"
+    return None
+
+
+def _track(name: str, events: list[tuple[int, bytes]], t0: int, end_ns: int) -> mido.MidiTrack:
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name=_latin1(name), time=0)])
+    sounding: dict[tuple[int, int], int] = {}  # (channel, pitch) -> note-ons not yet released
+    pedal: set[int] = set()  # channels whose sustain pedal is down
+    last_tick = 0
+    # Stable sort: a track's records are in time order already, give or take a reordering of
+    # messages stamped a tick apart (a negative delta cannot be written).
+    for t, data in sorted(events, key=lambda e: e[0]):
+        # A file holds channel messages and SysEx; system common and real-time bytes
+        # (song position, tune request, clock, ...) are timing, not music (and mido refuses
+        # several): they stay in the log only.
+        if not data or data[0] > 0xF0:
+            continue
+        tick = _tick(t, t0)
+        track.append(mido.Message.from_bytes(data, time=tick - last_tick))
+        last_tick = tick
+        _follow(data, sounding, pedal)
+    tick = max(_tick(end_ns, t0), last_tick)
+    for (channel, pitch), count in sorted(sounding.items()):
+        for _ in range(count):
+            track.append(mido.Message("note_off", channel=channel, note=pitch,
+                                      time=tick - last_tick))
+            last_tick = tick
+    for channel in sorted(pedal):
+        track.append(mido.Message("control_change", channel=channel, control=SUSTAIN, value=0,
+                                  time=tick - last_tick))
+        last_tick = tick
+    return track
+
+
+def _follow(data: bytes, sounding: dict[tuple[int, int], int], pedal: set[int]) -> None:
+    """Which notes (and sustain pedals) a track leaves on after this message."""
+    if len(data) != 3:
+        return
+    status, channel = data[0] & 0xF0, data[0] & 0x0F
+    key = (channel, data[1])
+    if status == 0x90 and data[2] > 0:
+        sounding[key] = sounding.get(key, 0) + 1
+    elif status in (0x80, 0x90) and sounding.get(key):
+        sounding[key] -= 1
+        if not sounding[key]:
+            del sounding[key]
+    elif status == 0xB0 and data[1] == SUSTAIN:
+        if data[2] >= 64:
+            pedal.add(channel)
+        else:
+            pedal.discard(channel)
+
+
+def _tick(t_ns: int, t0: int) -> int:
+    return max(t_ns - t0, 0) // NS_PER_TICK
+
+
+def _latin1(text: str) -> str:
+    """Text as a file can hold it: mido writes meta text as Latin-1, so anything else would
+    fail the whole export; it becomes "?" here (the log keeps the text as it was)."""
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def read_players(path: Path) -> list[Heard]:

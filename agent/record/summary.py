@@ -40,12 +40,18 @@ REACTS_TO = {"call-response": "end of a call -> first answer note",
              "harmony": "heard note -> harmony note"}
 
 
+# The notes agent/record/takes.py writes when a take or capture has been saved (or not).
+SLICE_NOTES = ("take-saved", "take-failed", "capture-saved", "capture-failed")
+
+
 def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
     heard = played = undelivered = answers = 0
     reaction, lateness, model_wait = Samples(), Samples(), Samples()
     model_answers: dict[str, int] = {}
     restarts = 0
     t_first = t_last = None
+    markers: list[dict[str, Any]] = []
+    slices: dict[str, list[dict[str, Any]]] = {"take": [], "capture": []}
     for r in records:
         t = r["t"]
         t_first = t if t_first is None else t_first
@@ -67,6 +73,11 @@ def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
                 model_wait.add(t - r["asked"])
         elif r["k"] == "model" and r.get("what") == "restart":
             restarts += 1
+        elif r["k"] == "ctl" and r.get("what") == "record" and r.get("action") == "mark":
+            markers.append({"label": r.get("label"), "ms": round((t - t_first) / 1e6, 3)})
+        elif r["k"] == "note" and r.get("what") in SLICE_NOTES:
+            slices[r["what"].split("-")[0]].append(
+                {k: r[k] for k in ("folder", "seconds", "records", "at_end", "error") if k in r})
     return {
         "performance": header["config"]["performance"]["name"],
         "mode": header["config"]["agent"]["mode"],
@@ -82,6 +93,9 @@ def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str
         "model_answers": model_answers,  # why -> count: "model" in time, else the fallback's cause
         "model_wait_ms": model_wait.summary_ms(),  # request -> answer, when in time
         "model_restarts": restarts,
+        "markers": markers,  # `record mark`: label (None if none given), ms from the first record
+        "takes": slices["take"],  # folder, seconds, records, at_end (closed at the stop); or error
+        "captures": slices["capture"],
     }
 
 
@@ -105,6 +119,7 @@ def format_summary(s: dict[str, Any]) -> str:
            f"{s['spatial_tick_ms']['p99']:.3f} ms (n={s['spatial_tick_ms']['n']})"]
           if s.get("spatial_tick_ms") else []),
         *([f"  the voices' trajectories: {s['trajectories']}"] if s.get("trajectories") else []),
+        *_slice_lines(s),
         f"  written to {s['recording']}",
     ])
 
@@ -124,4 +139,22 @@ def _model_lines(s: dict[str, Any]) -> list[str]:
         lines.append(f"  longest run copied from the corpus {s['originality_notes']} notes")
     elif "originality_error" in s:
         lines.append(f"  copies from the corpus not measured: {s['originality_error']}")
+    return lines
+
+
+def _slice_lines(s: dict[str, Any]) -> list[str]:
+    """Markers, takes and captures (summaries made before these existed have none)."""
+    lines = []
+    if s.get("markers"):
+        lines.append("  markers: " + ", ".join(
+            f"{m['ms'] / 1000:.3f} s {m['label'] or '(no label)'}" for m in s["markers"]))
+    for kind in ("takes", "captures"):
+        for x in s.get(kind, []):
+            if "error" in x:
+                lines.append(f"  {kind[:-1]} {x['folder']} NOT saved: {x['error']}")
+            else:
+                lines.append(f"  {kind[:-1]} {x['folder']}: {x['seconds']:.1f} s, "
+                             f"{x['records']} records"
+                             + (" (still running at the end: closed at the stop)"
+                                if x.get("at_end") else ""))
     return lines
