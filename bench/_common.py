@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: percentile summaries, ratios, the agent as a subprocess.
+"""Shared helpers for the benchmarks: percentile summaries, ratios, the agent as a subprocess,
+a mosquitto broker, /proc figures and small helpers for long runs.
 
 Benchmarks print figures; they never assert timing (the machine is shared and noisy, so every
 figure is printed next to a peer measured in the same run).
@@ -14,17 +15,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 
+from agent import midi
 from agent.io.jack_server import JackServer, dummy_jack
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the tests' mosquitto launcher: one for tests and benches
+from tests.integration.broker import MOSQUITTO, Broker, free_port  # noqa: E402
+
+__all__ = ["MOSQUITTO", "Broker", "free_port"]  # re-exported for the benches
 READY_PREFIX = "stage-agent: performing"
 UNITS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -45,6 +51,10 @@ class Summary:
             return Summary(0, float("nan"), float("nan"), float("nan"))
         p50, p99 = np.percentile(arr, [50, 99])
         return Summary(int(arr.size), float(p50), float(p99), float(arr.max()))
+
+    def ms(self) -> dict[str, float]:
+        """The figures in ms (a sample in ns), for JSON."""
+        return {"n": self.n, "p50": self.p50 / 1e6, "p99": self.p99 / 1e6, "max": self.max / 1e6}
 
 
 def show(label: str, values: Iterable[float] | Summary, unit: str = "ms",
@@ -198,3 +208,79 @@ class AgentProcess:
             self.output.append(line)
         self._stderr.close()
         return "\n".join(self.output[mark:])
+
+
+# -- a mosquitto broker ----------------------------------------------------------------------------
+# Debian installs the broker in sbin, which is not on every user's PATH.
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/<pid>/status as {field: value} (e.g. VmRSS "123456 kB"), {} once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident set size of a process (VmRSS), or None once it is gone."""
+    rss = proc_status(pid).get("VmRSS")
+    return int(rss.split()[0]) / 1024 if rss else None
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of a process (e.g. the agent's model worker)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii")
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+    return [int(x) for x in text.split()]
+
+
+# -- small helpers for long runs -------------------------------------------------------------
+T = TypeVar("T")
+
+
+def first(values: Iterable[T]) -> T | None:
+    return next(iter(values), None)
+
+
+def every(t0: int, period_s: float, times: list[float] | None, stop: threading.Event,
+          action: Callable[[int], None]) -> threading.Thread:
+    """A thread calling action(k) at t0 + each time (or every period_s) until stopped."""
+    def run() -> None:
+        k = 0
+        while not stop.is_set():
+            if times is not None and k >= len(times):
+                return
+            at = t0 + round((times[k] if times is not None else k * period_s) * 1e9)
+            while not stop.is_set() and time.monotonic_ns() < at:
+                time.sleep(min(0.1, max(at - time.monotonic_ns(), 0) / 1e9))
+            if not stop.is_set():
+                action(k)
+            k += 1
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def rss_growth(samples: list[tuple[int, float]], since: int) -> dict[str, float]:
+    """Start, end, peak, growth (MiB) and the linear fit's slope (MiB/hour) after warm-up."""
+    pts = [(t, m) for t, m in samples if t >= since]
+    if len(pts) < 2:
+        return {}
+    t = np.array([p[0] - pts[0][0] for p in pts], dtype=np.float64) / 3.6e12
+    m = np.array([p[1] for p in pts], dtype=np.float64)
+    return {"samples": len(pts), "start": float(m[0]), "end": float(m[-1]),
+            "peak": float(m.max()), "growth": float(m[-1] - m[0]),
+            "per_hour": float(np.polyfit(t, m, 1)[0])}
+
+
+def sounding_notes(messages: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
+    """(channel, pitch) of every note whose last message at the synth was a note-on."""
+    on: set[tuple[int, int]] = set()
+    for _, d in messages:
+        if midi.is_note_on(d):
+            on.add((d[0] & 0x0F, d[1]))
+        elif midi.is_note_off(d):
+            on.discard((d[0] & 0x0F, d[1]))
+    return sorted(on)
