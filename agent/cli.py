@@ -1,4 +1,5 @@
-"""The `stage-agent` command: ports, perform, replay, demo, corpus, train, eval, evaluate."""
+"""The `stage-agent` command: ports, perform, replay, demo, corpus, train, eval, evaluate,
+report."""
 
 from __future__ import annotations
 
@@ -107,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("recording", type=Path, help="a recording folder or its log.jsonl")
     ev.add_argument("--json", action="store_true", help="print the figures as JSON")
     ev.set_defaults(run=_evaluate)
+    rep = sub.add_parser("report", help="an HTML page with pictures of a recording")
+    rep.add_argument("recording", type=Path, help="a recording folder or its log.jsonl")
+    rep.add_argument("--out", type=Path, help="the report folder (default: report/ in the "
+                                              "recording folder)")
+    rep.set_defaults(run=_report)
     return p
 
 
@@ -161,6 +167,13 @@ def _replay(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     report = evaluate_recording(args.recording)
     print(json.dumps(report, indent=1) if args.json else format_evaluation(report))
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from agent.report.build import write_report  # matplotlib only when drawing
+
+    print(write_report(args.recording, args.out))
     return EXIT_OK
 
 

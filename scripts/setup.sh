@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Set up everything stage-agent needs on a Debian-like machine: system packages (JACK, mosquitto,
-# liblo tools, ALSA library) and a virtual environment in .venv with the project installed.
+# liblo tools, ALSA library, Chromium for the report test) and a virtual environment in .venv with
+# the project installed.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(jackd2 mosquitto mosquitto-clients liblo-tools libasound2)
+# chromium: the headless browser tests/integration/test_report_browser.py looks at reports with.
+apt_packages=(jackd2 mosquitto mosquitto-clients liblo-tools libasound2 chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
