@@ -26,6 +26,7 @@ from agent.io.ports import choose_backend
 from agent.io.remote import Remote
 from agent.io.systemd import Notifier, request_realtime
 from agent.model.live import ModelFactory
+from agent.model.reload import ModelReload
 from agent.model.worker import WorkerModel
 from agent.record.log import EventLog
 from agent.record.replay import Recording, replay_realtime
@@ -112,6 +113,8 @@ async def perform(config: Config) -> dict[str, Any]:
     # record start/stop/mark and capture-save (live only); their outcome goes to state/take|capture
     takes = Takes(config, session, loop, remote.mqtt.publish_state if remote.mqtt else None)
     session.actions.update(takes.actions())
+    model_reload = ModelReload(session, loop)  # swaps session.model: look it up, never keep it
+    session.actions["model-reload"] = model_reload.command
     stop = asyncio.Event()
     spatial_task: asyncio.Task[None] | None = None
     if spatial is not None:
@@ -150,6 +153,7 @@ async def perform(config: Config) -> dict[str, Any]:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         driver.stop()
+        model_reload.close()
         session.stop(clock.now_ns())  # ledger note-offs first, then CC64/123/120
         _report_input_trouble(session, inputs, clock.now_ns(), reported)  # since the last poll
         await takes.close(clock.now_ns())  # a running take ends here (with the panic); saves end
@@ -184,7 +188,8 @@ async def _until_online(remote: Remote, wait_s: float) -> None:
 def _arm_watchdog(notifier: Notifier, session: Session) -> None:
     """Pings at half systemd's watchdog interval, from a scheduler job: a ping proves that the
     loop runs and the scheduler's driver fires jobs on time, and it is sent only while the model
-    worker (if any) is alive. A hung loop or a dead driver sends nothing: systemd restarts."""
+    worker (if any; after a model-reload, the new one) is alive. A hung loop or a dead driver
+    sends nothing: systemd restarts."""
     if notifier.watchdog_ns is None:
         return
     half = notifier.watchdog_ns // 2

@@ -15,6 +15,13 @@ The parent never blocks: replies are read by a loop reader on the pipe; a reques
 a scheduler timer; a worker that dies, or leaves a request or a backlog of feeds unanswered for
 `restart_after_ns`, is killed and a new one started, which is then fed the recent history so the
 model hears the music that came before. Until it is ready, requests get the fallback at once.
+A worker that never got ready (a bad checkpoint, a style it lacks, a crash or no answer while
+loading) is not respawned: it would fail again; `failure` and wait_ready say why.
+
+A reload (model/reload.py) starts a `successor` for another checkpoint while this one answers;
+once it is ready it `adopt`s this one's recent music, and this one `retire`s: it still answers
+what it owes (or those requests fall back at their deadlines), then stops without the loop ever
+waiting for the process to end.
 """
 
 from __future__ import annotations
@@ -37,12 +44,20 @@ from agent.schedule.scheduler import Scheduler
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 HISTORY = 256  # events re-fed to a restarted worker
 MAX_BACKLOG = 256  # feeds not yet acknowledged; far below what fills a 64 KiB pipe
+STOP_GRACE_S = 2.0  # a worker let go is killed if it has not stopped by then
+REAP_POLL_S = 0.05
 Report = Callable[[str, dict[str, Any]], None]
 
 
 def serve(path: str, seed: int, bound: int, style: dict[str, float],
           conn: multiprocessing.connection.Connection) -> None:
     """The worker process's main: load, warm up, then answer until the pipe closes."""
+    with contextlib.suppress(BrokenPipeError):  # the parent let this worker go first (a reload
+        _serve(path, seed, bound, style, conn)  # given up, the end of the run): nobody to tell
+
+
+def _serve(path: str, seed: int, bound: int, style: dict[str, float],
+           conn: multiprocessing.connection.Connection) -> None:
     import torch  # imported here: the thread cap must come before any torch operation
 
     torch.set_num_threads(1)
@@ -122,7 +137,33 @@ class WorkerModel:
         self.styles: tuple[str, ...] = ()  # the checkpoint's, once a worker is ready
         self.failure: str | None = None
         self._ready_event = asyncio.Event()
+        self._ever_ready = False
+        self._retiring = False  # a reload swapped in a successor: answer what is owed, then go
+        self._closed = False
         self._start()
+
+    def successor(self, path: Path) -> WorkerModel:
+        """A new worker for the checkpoint at `path` (another one, or this one's file after
+        retraining), with this one's settings and its style as set last. It starts loading now,
+        in its own process; this one answers meanwhile."""
+        _path, seed, bound, style = self._args
+        return WorkerModel(path, seed=seed, bound=bound, style=dict(style),
+                           scheduler=self._scheduler, loop=self._loop, report=self._report,
+                           restart_after_ns=self._restart_after_ns,
+                           start_timeout_ns=self._start_timeout_ns)
+
+    def adopt(self, old: WorkerModel) -> None:
+        """Take over from `old` (a reload, once this worker is ready): hear the music it heard
+        (as a restarted worker does), go on counting event times where it stopped, and take the
+        style set since this worker started, if this model has those styles."""
+        self._times = old._times  # the next event's dt follows old's last event
+        self._history.extend(old._history)
+        style = old._args[3]
+        if style != self._args[3] and set(style) <= set(self.styles):
+            self.set_style(style)
+        for event in old._history:
+            if self._send(("feed", event)):
+                self._sent += 1
 
     # -- process ----------------------------------------------------------------------------
     def _start(self) -> None:
@@ -140,8 +181,9 @@ class WorkerModel:
         self._progress_ns = self._scheduler.clock.now_ns()  # last time the worker answered
         self._loop.add_reader(parent.fileno(), self._on_readable)
 
-    async def wait_ready(self, timeout_s: float) -> None:
-        """Start-up: the first worker has loaded the model and answered its warm-up."""
+    async def wait_ready(self, timeout_s: float | None) -> None:
+        """Start-up: the first worker has loaded the model and answered its warm-up (None: as
+        long as it takes; the worker may still fail)."""
         try:
             await asyncio.wait_for(self._ready_event.wait(), timeout_s)
         except TimeoutError:
@@ -149,6 +191,19 @@ class WorkerModel:
                              f"{timeout_s:g} s") from None
         if self.failure is not None:
             raise ModelError(self.failure)
+
+    def _lost(self, reason: str) -> None:
+        """The worker died or stopped answering. One that has loaded before is restarted; one
+        that never loaded would fail again and is given up (wait_ready raises); a retiring one
+        just goes (what it still owed falls back)."""
+        if self._ever_ready and not self._retiring:
+            self._restart(reason)
+            return
+        if not self._ever_ready and self.failure is None:
+            self.failure = f"{self.path}: loading the model failed: {reason}"
+            self._report("failed", {"reason": self.failure})
+        self._ready_event.set()
+        self._let_go("restart")
 
     def _restart(self, reason: str) -> None:
         self._loop.remove_reader(self._conn.fileno())
@@ -163,21 +218,60 @@ class WorkerModel:
 
     def check(self, now_ns: int) -> None:
         """Housekeeping: restart a dead worker, or one that stopped answering."""
+        if self._closed:
+            return
         if not self._proc.is_alive():
-            self._restart(f"worker exited (code {self._proc.exitcode})")
+            self._lost(f"worker exited (code {self._proc.exitcode})")
             return
         silent_ns = now_ns - self._progress_ns
         if not self._ready:
             if silent_ns > self._start_timeout_ns:
-                self._restart("worker did not start")
+                self._lost("worker did not start")
         elif (self._owed or self._sent > self._acked) and silent_ns > self._restart_after_ns:
-            self._restart("worker stalled")
+            self._lost("worker stalled")
 
     def alive(self) -> bool:
         """The worker process runs (a restarted one counts: it is loading)."""
-        return self._proc.is_alive()
+        return not self._closed and self._proc.is_alive()
+
+    def retire(self) -> None:
+        """A successor has taken over (a reload): the requests this worker owes are still
+        answered by it, or fall back at their deadlines; then it is let go."""
+        self._retiring = True
+        if not self._pending:
+            self._let_go("restart")
+
+    def _let_go(self, why: str) -> None:
+        """Stop using this worker without blocking the loop: requests it still owes get the
+        fallback (`why`), it is asked to stop, killed if it has not within STOP_GRACE_S, and
+        reaped by a timer that looks every REAP_POLL_S (waitpid without waiting)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ready = False
+        self._loop.remove_reader(self._conn.fileno())
+        with contextlib.suppress(OSError):  # a dead worker's pipe is broken
+            self._conn.send(("stop",))
+        self._conn.close()
+        pending, self._pending = self._pending, {}
+        for _, done in pending.values():
+            done(None, why)
+        proc, loop = self._proc, self._loop
+        kill_at = loop.time() + STOP_GRACE_S
+
+        def reap() -> None:
+            if proc.exitcode is not None:  # ended and waited for
+                proc.join(0)  # (returns at once) multiprocessing forgets it
+                return
+            if loop.time() >= kill_at:
+                proc.kill()
+            loop.call_later(REAP_POLL_S, reap)
+        reap()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._loop.remove_reader(self._conn.fileno())
         try:
             if self._proc.is_alive():
@@ -230,18 +324,20 @@ class WorkerModel:
         entry = self._pending.pop(rid, None)
         if entry is not None:
             entry[1](None, "late")
+        if self._retiring and not self._pending:
+            self._let_go("restart")
 
     def _on_readable(self) -> None:
         try:
-            while self._conn.poll():
+            while not self._closed and self._conn.poll():  # _handle may let the worker go
                 self._handle(self._conn.recv())
         except (EOFError, OSError):
             # The pipe closes as the process dies; it is reaped a moment later. Wait that
             # moment (a fault path, at most 20 ms) so the report can say how it ended.
             self._proc.join(0.02)
             code = self._proc.exitcode
-            self._restart("worker exited " + ("(pipe closed)" if code is None
-                                              else f"(code {code})"))
+            self._lost("worker exited " + ("(pipe closed)" if code is None
+                                           else f"(code {code})"))
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         now = self._scheduler.clock.now_ns()
@@ -252,7 +348,7 @@ class WorkerModel:
             self._ready_event.set()
             self._report("failed", {"reason": message[1]})
         elif kind == "ready":
-            self._ready = True
+            self._ready = self._ever_ready = True
             self.styles = message[2]
             self._ready_event.set()
             if self._args[3]:  # the style as set last (also while this worker was starting)
@@ -267,7 +363,8 @@ class WorkerModel:
             _, rid, proposals, self._acked = message
             self._owed.discard(rid)
             entry = self._pending.pop(rid, None)
-            if entry is None:  # its deadline passed: dropped, never played late
-                return
-            notes = [ModelNote.of(p) for p in proposals]
-            entry[1](notes, "model") if notes else entry[1](None, "nothing-allowed")
+            if entry is not None:  # else its deadline passed: dropped, never played late
+                notes = [ModelNote.of(p) for p in proposals]
+                entry[1](notes, "model") if notes else entry[1](None, "nothing-allowed")
+            if self._retiring and not self._pending:
+                self._let_go("restart")

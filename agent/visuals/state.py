@@ -13,6 +13,7 @@ booleans are sent as `i` 0/1. Strings are UTF-8; a missing value (None) is the e
 | /stage-agent/key | s s | key (e.g. "G major", "" = none yet), chord (e.g. "D7", "" = none) |
 | /stage-agent/roles | (s s)* | player, role ("soloing", "comping" or "resting"), per player |
 | /stage-agent/ensemble | s i | its role among the agents ("lead", "comp", "rest"), 1 = may lead |
+| /stage-agent/model | s s s s | checkpoint, sha256 ("" = unknown), status, error ("" = none) |
 | /stage-agent/controls/mode | s | the mode the controls select |
 | /stage-agent/controls/temperature | f | the model's sampling temperature |
 | /stage-agent/controls/density | f | 0.25..4 |
@@ -104,6 +105,11 @@ def _roles(p: Mapping[str, Any]) -> list[OscMessage]:
 
 def _ensemble(p: Mapping[str, Any]) -> list[OscMessage]:
     return [_msg("ensemble", [("s", _str(p["role"])), ("i", int(bool(p["can_lead"])))])]
+
+
+def _model(p: Mapping[str, Any]) -> list[OscMessage]:
+    return [_msg("model", [("s", _str(p["checkpoint"])), ("s", _opt_str(p.get("sha256"))),
+                           ("s", _str(p["status"])), ("s", _opt_str(p.get("error")))])]
 
 
 def _controls(p: Mapping[str, Any]) -> list[OscMessage]:
@@ -219,6 +225,6 @@ def _float(x: Any) -> float:
 
 _ENCODERS: dict[str, Callable[[Mapping[str, Any]], list[OscMessage]]] = {
     "mode": _mode, "section": _section, "tempo": _tempo, "key": _key, "roles": _roles,
-    "controls": _controls, "plan": _plan, "ensemble": _ensemble,
+    "controls": _controls, "plan": _plan, "ensemble": _ensemble, "model": _model,
 }
 KINDS = tuple(_ENCODERS)

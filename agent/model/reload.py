@@ -1,0 +1,144 @@
+"""`model-reload`: a (re)trained model swapped in during a performance, without stopping it.
+
+The command names a checkpoint (relative to the config file's folder, as `model.checkpoint` is)
+or none: the configured file again, e.g. after training into it. A new worker process loads it
+while the current worker keeps answering. Once the new one has loaded and answered its warm-up
+(as at start-up), the swap happens in one step on the event loop, so between two requests: the
+session, the agent and the housekeeping (restarts, the watchdog's heartbeat) all use the new
+worker from the next request on, and it first hears the recent music, as a restarted worker
+does. What the old worker still owes is answered by it, or falls back at its deadline; then it
+stops. A checkpoint that does not load (not a checkpoint, no style the performance blends, no
+answer within `model.start_timeout_s`) changes nothing: the old model plays on.
+
+Refused at once (CommandError: nothing logged, nothing changed): a run without a model, no such
+file, a reload still loading. Replays register no actions, so they refuse it too; their recorded
+answers already hold what each model said.
+
+Progress goes to the log (`model` records `reload-started`, `reloaded`, `reload-failed` with the
+file's `path` and `sha256`, and the `reason` of a failure) and to the published state `model`:
+`{"checkpoint", "sha256", "status": "loading" | "ready" | "failed", "error"?}`. At start-up the
+configured model is published as "ready" once its worker is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from agent.config import Config
+from agent.errors import ModelError
+from agent.model.worker import WorkerModel
+from agent.policy.commands import CommandError
+from agent.record.session import Session, model_identity
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_path(config: Config, given: str | None) -> Path:
+    """The file a reload loads: `given` relative to the config file's folder, or the
+    configured checkpoint."""
+    return config.model_path() if given is None else Path(config.source).parent / given
+
+
+class ModelReload:
+    """The live action `model-reload` of one performance: `command` is what the session calls
+    (Session.actions); `close` at the end of the run."""
+
+    def __init__(self, session: Session, loop: asyncio.AbstractEventLoop) -> None:
+        self._session = session
+        self._loop = loop
+        self._loading: Path | None = None  # the checkpoint a reload is loading
+        self._candidate: WorkerModel | None = None
+        self._retired: list[WorkerModel] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        if isinstance(session.model, WorkerModel):
+            self._spawn(self._announce(session.model))
+
+    def command(self, fields: dict[str, Any], t_ns: int) -> None:
+        """Start a reload, or refuse it (CommandError). The loading happens after this
+        returns, so the session logs the command before any record of its progress."""
+        if not isinstance(self._session.model, WorkerModel):
+            raise CommandError("model-reload: this performance runs no model (no "
+                               "[model] checkpoint, or a piece that only harmonises)")
+        if self._loading is not None:
+            raise CommandError(f"model-reload: {self._loading} is still loading; wait until "
+                               "the model state says ready or failed")
+        path = checkpoint_path(self._session.config, fields.get("checkpoint"))
+        if not path.is_file():
+            raise CommandError(f"model-reload: no such checkpoint file: {path}")
+        self._loading = path
+        self._spawn(self._reload(path))
+
+    def close(self) -> None:
+        """The run ends: a reload still loading is abandoned, retiring workers stop."""
+        for task in self._tasks:
+            task.cancel()
+        if self._candidate is not None:
+            self._candidate.retire()  # it owes nothing: stopped without waiting
+        for worker in self._retired:
+            worker.close()  # a no-op for the ones already gone
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(work, name="model-reload")
+        self._tasks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce(self, model: WorkerModel) -> None:
+        """The configured model, once its worker is ready (perform gives it start_timeout_s;
+        a failure ends the run)."""
+        identity = await _identity(model.path)
+        try:
+            await model.wait_ready(None)
+        except ModelError:
+            return
+        self._publish(identity, "ready")
+
+    async def _reload(self, path: Path) -> None:
+        try:
+            identity = await _identity(path)
+            self._record("reload-started", identity)
+            self._publish(identity, "loading")
+            current = self._session.model
+            assert isinstance(current, WorkerModel)
+            self._candidate = candidate = current.successor(path)
+            try:
+                await candidate.wait_ready(self._session.config.model.start_timeout_s)
+            except ModelError as e:
+                candidate.retire()
+                self._record("reload-failed", identity, reason=str(e))
+                self._publish(identity, "failed", error=str(e))
+                log.warning("model-reload: %s; the previous model plays on", e)
+                return
+            self._swap(candidate)
+            self._record("reloaded", identity)
+            self._publish(identity, "ready")
+            log.info("model-reload: %s is playing (sha256 %s)", path, identity["sha256"])
+        finally:
+            self._loading = self._candidate = None
+
+    def _swap(self, new: WorkerModel) -> None:
+        """One step on the loop: no request can come between the two assignments."""
+        old = self._session.model
+        assert isinstance(old, WorkerModel)
+        new.adopt(old)
+        self._session.model = new
+        self._session.agent.model = new
+        old.retire()
+        self._retired = [w for w in self._retired if w.alive()] + [old]
+
+    def _record(self, what: str, identity: dict[str, Any], **fields: Any) -> None:
+        self._session.log.write("model", self._session.clock.now_ns(), what=what,
+                                path=identity["path"], sha256=identity["sha256"], **fields)
+
+    def _publish(self, identity: dict[str, Any], status: str, **error: str) -> None:
+        self._session.agent.publish("model", {"checkpoint": identity["path"],
+                                              "sha256": identity["sha256"], "status": status,
+                                              **error})
+
+
+async def _identity(path: Path) -> dict[str, Any]:
+    """The log header's fields (path, sha256), read in a thread: a model file is megabytes."""
+    return await asyncio.to_thread(model_identity, path)
