@@ -42,9 +42,9 @@ from agent.visuals.state import messages
 from tests.model_fixtures import CORPUS_LINE, random_net, save_random_checkpoint
 
 from .broker import MOSQUITTO, Broker
+from .director import Director
 from .jackpeer import STAGE_HEAD, Peer, running_agent
 from .test_perform_model_jack import log_records
-from .test_perform_remote import Director
 
 S = 1_000_000_000
 REQUEST = PhraseRequest(4, Constraints(low=60, high=72, velocity_min=40, velocity_max=90))

@@ -4,16 +4,12 @@ answering the player, and the one left takes every turn when the other dies."""
 
 from __future__ import annotations
 
-import json
-import queue
 import shutil
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from agent import midi
@@ -22,6 +18,7 @@ from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
 from .broker import MOSQUITTO, Broker
+from .director import Director
 from .jackpeer import Peer, RunningAgent, running_agent
 
 pytestmark = [
@@ -60,30 +57,6 @@ TIMEOUT = 10.0
 CALL = [60, 62, 64, 65, 67]
 
 
-class Watcher:
-    """A stage manager's dashboard: everything under stage/ens/ (paho, synchronous)."""
-
-    def __init__(self, port: int) -> None:
-        self.got: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda c, u, m: self.got.put(
-            (m.topic.removeprefix("stage/ens/"), json.loads(m.payload) if m.payload else None))
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe("stage/ens/#", qos=1)
-        self.client.loop_start()
-
-    def wait_for(self, topic: str, check: Any = None) -> Any:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            t, p = self.got.get(timeout=max(0.0, deadline - time.monotonic()))
-            if t == topic and (check is None or check(p)):
-                return p
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @pytest.fixture
 def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Peer, Broker]]:
     keys = Peer("ens-k", "ens-piano", "ens-synth-keys", jack_server.xruns)  # the player too
@@ -120,25 +93,25 @@ def answered(synth: Peer) -> list[int]:
 def test_two_agents_take_turns_and_the_survivor_takes_every_turn(
         stage: tuple[Peer, Peer, Broker], tmp_path: Path, jack: dict[str, str]) -> None:
     keys_port, bass_port, broker = stage
-    watcher = Watcher(broker.port)
+    watcher = Director(broker.port, "stage/ens/")  # a dashboard
     try:
         with running_agent(tmp_path / "keys" / "performance.toml", jack) as keys, \
                 running_agent(tmp_path / "bass" / "performance.toml", jack) as bass:
             for me in ("keys", "bass"):
-                watcher.wait_for(f"{me}/status", lambda p: p == {"state": "online"})
+                watcher.wait_until(f"{me}/status", lambda p: p == {"state": "online"})
             play(keys_port, CALL)  # first call: keys's turn (first in members order)
             assert answered(keys_port)
             assert bass_port.drain(settle=0.3) == []
-            watcher.wait_for("keys/state/ensemble", lambda p: p["role"] == "rest")
+            watcher.wait_until("keys/state/ensemble", lambda p: p["role"] == "rest")
 
             play(keys_port, CALL)  # second call: bass's turn
             assert answered(bass_port)
             assert keys_port.drain(settle=0.3) == []
-            watcher.wait_for("bass/state/ensemble", lambda p: p["role"] == "rest")
+            watcher.wait_until("bass/state/ensemble", lambda p: p["role"] == "rest")
 
             keys.proc.send_signal(signal.SIGKILL)  # keys dies: its Will says "lost"
             keys.proc.wait()
-            watcher.wait_for("keys/status", lambda p: p == {"state": "lost"})
+            watcher.wait_until("keys/status", lambda p: p == {"state": "lost"})
             play(keys_port, CALL)  # keys's turn, but keys is gone: bass answers
             assert answered(bass_port)
             assert bass.wait() == 0, bass.err
@@ -169,15 +142,15 @@ def test_keys_alone_before_bass_arrives(
         stage: tuple[Peer, Peer, Broker], tmp_path: Path, jack: dict[str, str]) -> None:
     """A member that has not come yet takes no turn: keys answers every call on its own."""
     keys_port, _bass_port, broker = stage
-    watcher = Watcher(broker.port)
+    watcher = Director(broker.port, "stage/ens/")  # a dashboard
     try:
         agent: RunningAgent
         with running_agent(tmp_path / "keys" / "performance.toml", jack) as agent:
-            watcher.wait_for("keys/status", lambda p: p == {"state": "online"})
+            watcher.wait_until("keys/status", lambda p: p == {"state": "online"})
             for _ in range(2):
                 play(keys_port, CALL)
                 assert answered(keys_port)
-                watcher.wait_for("keys/state/ensemble", lambda p: p["role"] == "rest")
+                watcher.wait_until("keys/state/ensemble", lambda p: p["role"] == "rest")
             assert agent.wait() == 0, agent.err
     finally:
         watcher.close()

@@ -4,7 +4,6 @@ the broker and streamed to liblo's `oscdump`, and every command is in the record
 
 from __future__ import annotations
 
-import json
 import queue
 import shutil
 import signal
@@ -13,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from agent import midi
@@ -22,6 +20,7 @@ from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
 from .broker import MOSQUITTO, Broker, free_port
+from .director import Director
 from .jackpeer import STAGE_HEAD, Peer, running_agent
 
 pytestmark = [
@@ -44,39 +43,6 @@ agent = "keys-agent"
 [osc]
 visuals = ["127.0.0.1:{osc_port}"]
 """
-TIMEOUT = 10.0
-
-
-class Director:
-    """A person at the lighting desk with an MQTT client (paho, synchronous)."""
-
-    def __init__(self, port: int, prefix: str) -> None:
-        self.prefix = prefix
-        self.got: queue.Queue[tuple[str, Any, bool]] = queue.Queue()
-        self.seen: list[tuple[str, Any]] = []
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-
-        def on_message(c: Any, u: Any, m: Any) -> None:
-            self.seen.append((m.topic.removeprefix(prefix), m.payload[:60]))
-            self.got.put((m.topic.removeprefix(prefix), json.loads(m.payload), m.retain))
-        self.client.on_message = on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(prefix + "#", qos=1)
-        self.client.loop_start()
-
-    def wait_for(self, topic: str, payload: Any = None) -> Any:
-        """The next message on `topic` (with this payload, if given); others are skipped."""
-        while True:
-            t, p, _retained = self.got.get(timeout=TIMEOUT)
-            if t == topic and (payload is None or p == payload):
-                return p
-
-    def command(self, verb: str, **fields: Any) -> None:
-        self.client.publish(self.prefix + f"cmd/{verb}", json.dumps(fields), qos=1)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture

@@ -3,14 +3,11 @@ over a real mosquitto broker, notes through real JACK ports, and the folders it 
 
 from __future__ import annotations
 
-import json
-import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mido
-import paho.mqtt.client as mqtt
 import pytest
 
 from agent import midi
@@ -19,6 +16,7 @@ from agent.record.log import read_log
 from agent.record.session import LOG_NAME, MIDI_NAME
 
 from .broker import MOSQUITTO, Broker
+from .director import Director
 from .jackpeer import STAGE_HEAD, Peer, running_agent
 
 pytestmark = [
@@ -41,40 +39,6 @@ host = "127.0.0.1"
 port = {mqtt_port}
 agent = "keys-agent"
 """
-TIMEOUT = 10.0
-
-
-class Director:
-    """A person at the desk with an MQTT client (paho, synchronous)."""
-
-    def __init__(self, port: int, prefix: str) -> None:
-        self.prefix = prefix
-        self.got: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda c, u, m: self.got.put(
-            (m.topic.removeprefix(prefix), json.loads(m.payload)))
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(prefix + "#", qos=1)
-        self.client.loop_start()
-
-    def wait_until(self, topic: str, wanted: Callable[[Any], bool]) -> Any:
-        """The next message on `topic` that is `wanted`; others are skipped."""
-        while True:
-            t, p = self.got.get(timeout=TIMEOUT)
-            if t == topic and wanted(p):
-                return p
-
-    def ask(self, verb: str, id: str, **fields: Any) -> Any:
-        """Send a command; its reply (evt/ack or evt/error, whichever names its id)."""
-        self.client.publish(self.prefix + f"cmd/{verb}", json.dumps({"id": id, **fields}), qos=1)
-        while True:
-            t, p = self.got.get(timeout=TIMEOUT)
-            if t in ("evt/ack", "evt/error") and p.get("id") == id:
-                return {"reply": t, **p}
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture
