@@ -21,7 +21,7 @@ from typing import Any
 from agent import midi
 from agent.clock import ms_to_ns
 from agent.config import Config
-from agent.events import Heard, NoteId, PhraseNote, PlannedNote
+from agent.events import Heard, PhraseNote, PlannedNote
 from agent.listen.activity import Activity, PlayerActivity, roles, soloist_low
 from agent.listen.hearing import Hearing
 from agent.listen.players import Listening
@@ -43,8 +43,9 @@ from agent.policy.develop import (
     scale_pitches,
     top_line,
 )
-from agent.policy.respond import harmony_pitches, plan_answer, plan_from_model
+from agent.policy.respond import plan_answer, plan_from_model
 from agent.record.log import EventLog
+from agent.schedule.harmony_voice import HarmonyVoice
 from agent.schedule.plan_ahead import PlanAhead
 from agent.schedule.scheduler import Scheduler
 
@@ -79,7 +80,8 @@ class Agent:
         self._gap_ns = ms_to_ns(config.respond.phrase_gap_ms)
         self._max_note_ns = ms_to_ns(config.agent.max_note_ms)
         self._silence_serial = 0  # bumped by every onset: a pending phrase-end check is stale
-        self._harmony: dict[tuple[str, int, int], list[NoteId]] = {}
+        self.harmony = HarmonyVoice(scheduler, config.agent.outputs, config.agent.channel - 1,
+                                    config.harmony.intervals)
         self._last_bpm: float | None = None
         self._last_call: list[PhraseNote] = []
         self._caller: str | None = None  # who played most of the last call
@@ -114,8 +116,8 @@ class Agent:
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
             self._solo_phrases = 0
-            if self.controls.mode == "harmony":
-                self._harmonise(ev)  # first: the immediate reaction leaves before the analysis
+            if self.controls.mode == "harmony" and not self.controls.mute:
+                self.harmony.strike(ev)  # first: the immediate reaction leaves before analysis
             self.activity[ev.player].note_on(ev.time_ns, ch, ev.data[1], ev.data[2])
             self.hearing.note_on(ev.player, ch, ev.data[1], ev.data[2], ev.time_ns)
             self.pulse.on_onset(ev.time_ns)
@@ -131,13 +133,13 @@ class Agent:
         elif midi.is_note_off(ev.data):
             self.activity[ev.player].note_off(ev.time_ns, ch, ev.data[1])
             self.hearing.note_off(ev.player, ch, ev.data[1])
-            self._release_harmony(ev.player, ch, ev.data[1], ev.time_ns)
+            self.harmony.release(ev.player, ch, ev.data[1], ev.time_ns)
             self._arm_phrase_end(ev.time_ns)
 
     def player_lost(self, name: str, t_ns: int) -> None:
         """A player's port vanished: release what they held, in listening and in harmony."""
         for note in self.listening.release_player(name, t_ns):
-            self._release_harmony(name, note.channel, note.pitch, t_ns)
+            self.harmony.release(name, note.channel, note.pitch, t_ns)
             self.hearing.note_ended(note)
         self.activity[name].release_all()
         self.hearing.release_player(name)
@@ -206,7 +208,7 @@ class Agent:
         if now.mute and not before.mute:
             self.plan.drop_all(t_ns)
             self.scheduler.silence("mute")
-            self._harmony.clear()
+            self.harmony.forget()
         self.plan.muted = now.mute
         if now.mode != before.mode:
             self.plan.drop(COMP, t_ns)
@@ -226,25 +228,6 @@ class Agent:
 
     def section_name(self) -> str | None:
         return self.config.sections[self.place.index].name if self.place.index >= 0 else None
-
-    # -- harmony (immediate) ----------------------------------------------------------------
-    def _harmonise(self, ev: Heard) -> None:
-        """Immediate reaction: harmony notes now (deadline = the heard note's own time)."""
-        if self.controls.mute:
-            return
-        ch, pitch, velocity = ev.data[0] & 0x0F, ev.data[1], ev.data[2]
-        key = (ev.player, ch, pitch)
-        self._release_harmony(*key, ev.time_ns)  # a re-struck key: its old harmony ends first
-        self._harmony[key] = [
-            self.scheduler.note_on(ev.time_ns, port, self.config.agent.channel - 1, p, velocity,
-                                   cause_ns=ev.time_ns)
-            for p in harmony_pitches(pitch, self.config.harmony.intervals)
-            for port in self.config.agent.outputs
-        ]
-
-    def _release_harmony(self, player: str, channel: int, pitch: int, t_ns: int) -> None:
-        for note in self._harmony.pop((player, channel, pitch), []):
-            self.scheduler.note_off(t_ns, note)
 
     # -- phrases: answer, continue, mirror, solo ---------------------------------------------
     def _arm_phrase_end(self, t_ns: int) -> None:
