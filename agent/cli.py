@@ -1,5 +1,5 @@
 """The `stage-agent` command: ports, perform, replay, demo, corpus, train, eval, evaluate,
-report."""
+report, compare."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from agent import config as config_mod
-from agent.errors import EXIT_OK, StageAgentError
+from agent.errors import EXIT_FAILURE, EXIT_OK, StageAgentError
 from agent.io.ports import choose_backend, list_ports
 from agent.model import commands as model_commands
 from agent.model.corpus import RECIPES, SPLITS, build_corpus, read_manifest
 from agent.record.evaluate import evaluate as evaluate_recording
 from agent.record.evaluate import format_report as format_evaluation
-from agent.record.replay import fit_config, load_recording, replay_fast
+from agent.record.replay import Recording, fit_config, load_recording, replay_fast
+from agent.record.scrub import OptionError, describe_window, parse_bars, parse_seconds, scrub
 from agent.record.session import new_recording_dir
+from agent.record.strict import strict_replay
 from agent.record.summary import format_summary
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "performances" / "demo"
@@ -65,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
                                                  "config's record.dir)")
     replay.add_argument("--realtime", action="store_true",
                         help="replay at real speed and play the agent to its output ports")
+    replay.add_argument("--from", dest="from_ns", type=_seconds, metavar="T0",
+                        help="replay from T0: seconds from the recording's first record")
+    replay.add_argument("--to", dest="to_ns", type=_seconds, metavar="T1",
+                        help="replay up to T1 (excluded): seconds from the first record")
+    replay.add_argument("--bars", type=_bars, metavar="A-B",
+                        help="replay bars A to B (from 1, inclusive) of the beat the agent heard")
+    replay.add_argument("--loop", type=_passes, default=1, metavar="N",
+                        help="play the window N times back to back (the agent is not reset)")
+    replay.add_argument("--strict", action="store_true",
+                        help="replay the whole log with its own config and seed; stop at the "
+                             "first emitted message that differs from the recorded one (exit 1)")
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
     replay.set_defaults(run=_replay)
 
@@ -72,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path)
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.set_defaults(run=_demo, recording=DEMO_DIR / "rehearsal.mid",
-                      config=DEMO_DIR / "performance.toml", seed=None, realtime=False)
+                      config=DEMO_DIR / "performance.toml", seed=None, realtime=False,
+                      from_ns=None, to_ns=None, bars=None, loop=1, strict=False)
 
     layout = sub.add_parser("layout", help="speaker layouts: show one, import SpatGRIS/IEM files "
                             "(layouts/README.md)")
@@ -113,6 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="the report folder (default: report/ in the "
                                               "recording folder)")
     rep.set_defaults(run=_report)
+    cmp = sub.add_parser("compare", help="re-improvise a recording with other settings and "
+                         "show both runs side by side (an HTML page)")
+    cmp.add_argument("recording", type=Path, help="a recording folder or its log.jsonl (run A)")
+    cmp.add_argument("--config", type=Path, help="performance.toml for run B (default: the "
+                                                 "recorded one)")
+    cmp.add_argument("--checkpoint", type=Path, help="the model for run B")
+    cmp.add_argument("--seed", type=int, help="the performance seed for run B")
+    cmp.add_argument("--out", type=Path, help="the comparison folder (default: a new one under "
+                                              "compare/ in the recording folder)")
+    cmp.set_defaults(run=_compare)
     return p
 
 
@@ -138,30 +163,82 @@ def _perform(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     recording = load_recording(args.recording)
+    if args.strict:
+        return _strict(args, recording)
     cfg = fit_config(recording, config_mod.load(args.config) if args.config else None)
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, performance=dataclasses.replace(
             cfg.performance, seed=args.seed))
     base = Path(cfg.source).parent if Path(cfg.source).exists() else Path.cwd()
     out = args.out or new_recording_dir(base / cfg.record.dir, cfg.performance.name, "-replay")
+    header: dict[str, Any] = {}
+    window = scrub(args.recording, recording, args.config is None, args.from_ns, args.to_ns,
+                   args.bars, args.loop)
+    if window is not None:  # a window of it, or a loop: a re-improvisation
+        recording, header = window
     started = time.perf_counter()
     if args.realtime:
         from agent.service import rehearse  # opens real ports only when asked to
 
-        summary = asyncio.run(rehearse(recording, cfg, out, str(args.recording)))
+        summary = asyncio.run(rehearse(recording, cfg, out, str(args.recording), header))
     else:
-        summary = replay_fast(recording, cfg, out, str(args.recording))
+        summary = replay_fast(recording, cfg, out, str(args.recording), header=header)
     wall = time.perf_counter() - started
     summary["wall_seconds"] = round(wall, 3)
     summary["speed"] = round(summary["seconds"] / wall, 1) if wall > 0 else None
+    summary.update(header)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
+        if window is not None:
+            print(describe_window(header["window"]))
         print(format_summary(summary))
         if not args.realtime:
             print(f"  replayed {summary['seconds']:.1f} s in {wall:.2f} s "
                   f"({summary['speed']}x real time)")
     return EXIT_OK
+
+
+def _strict(args: argparse.Namespace, recording: Recording) -> int:
+    """`replay --strict`: exit 0 when every emitted message matched, 1 at a divergence."""
+    given = [name for name, value in (("--config", args.config), ("--seed", args.seed),
+                                      ("--from", args.from_ns), ("--to", args.to_ns),
+                                      ("--bars", args.bars)) if value is not None]
+    given += ["--realtime"] * args.realtime + ["--loop"] * (args.loop != 1)
+    if given:
+        raise OptionError(f"--strict replays the whole log with its own config and seed: it "
+                          f"cannot be combined with {', '.join(given)}")
+    cfg = fit_config(recording, None)
+    base = Path(cfg.source).parent if Path(cfg.source).exists() else Path.cwd()
+    out = args.out or new_recording_dir(base / cfg.record.dir, cfg.performance.name, "-strict")
+    result = strict_replay(args.recording, recording, out)
+    if args.json:
+        print(json.dumps({"matched": result.matched, "identical": result.divergence is None,
+                          "divergence": dataclasses.asdict(result.divergence)
+                          if result.divergence else None, "replay": str(out)}, indent=2))
+    else:
+        print(result.report)
+    return EXIT_OK if result.divergence is None else EXIT_FAILURE
+
+
+def _seconds(text: str) -> int:
+    try:
+        return parse_seconds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _bars(text: str) -> tuple[int, int]:
+    try:
+        return parse_bars(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _passes(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: --loop takes a number of passes >= 1")
+    return int(text)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -174,6 +251,13 @@ def _report(args: argparse.Namespace) -> int:
     from agent.report.build import write_report  # matplotlib only when drawing
 
     print(write_report(args.recording, args.out))
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from agent.report.compare import write_compare  # matplotlib (and the model) only here
+
+    print(write_compare(args.recording, args.out, args.config, args.checkpoint, args.seed))
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ raise ConfigError naming the file and the dotted key. The service never starts h
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import tomllib
 import types
@@ -180,6 +181,15 @@ class ServiceSection:
 
 
 @dataclass(frozen=True)
+class MonitorSection:
+    """The live monitor web page for the stage technician (agent/io/monitor.py)."""
+
+    listen: str = ""  # "127.0.0.1:8088", or a port alone (= 127.0.0.1); "" = no monitor
+    allow_remote: bool = False  # a non-loopback listen address (anyone there sees the page)
+    max_clients: int = 8  # pages open at once (event streams); the next one gets 503
+
+
+@dataclass(frozen=True)
 class RecordSection:
     dir: str = "recordings"  # relative to the config file's folder
     flush_ms: int = 100
@@ -203,6 +213,7 @@ class Config:
     osc: OscSection = field(default_factory=OscSection)
     spatial: SpatialSection = field(default_factory=SpatialSection)
     service: ServiceSection = field(default_factory=ServiceSection)
+    monitor: MonitorSection = field(default_factory=MonitorSection)
     source: str = field(default="<built-in>", compare=False)
 
     def uses_model(self) -> bool:
@@ -367,6 +378,9 @@ def _check(c: Config, check_files: bool = True) -> None:
     _check_controls(c)
     _check_remote(c)
     _check_spatial(c, check_files)
+    if c.monitor.listen:
+        monitor_address(c)
+        _range(s, "monitor.max_clients", c.monitor.max_clients, 1, 64)
 
 
 def _check_spatial(c: Config, check_files: bool) -> None:
@@ -470,6 +484,25 @@ def _check_ensemble(c: Config) -> None:
                           "is not a member")
     if e.tempo_leader and e.tempo_leader not in e.members:
         raise ConfigError(s, "ensemble.tempo_leader", f"{e.tempo_leader!r} is not a member")
+
+
+def monitor_address(c: Config) -> tuple[str, int]:
+    """[monitor] listen as (host, port). A port alone means 127.0.0.1; an address other than
+    loopback (127.0.0.0/8, ::1, "localhost") needs monitor.allow_remote: the page shows the
+    performance, read-only, to anyone who can reach it."""
+    value = c.monitor.listen.strip()
+    host, port = host_port(c.source, "monitor.listen",
+                           f"127.0.0.1:{value}" if value.isdigit() else value)
+    host = host.removeprefix("[").removesuffix("]")  # "[::1]:8088"
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False  # a host name: it may resolve to anything
+    if not loopback and not c.monitor.allow_remote:
+        raise ConfigError(c.source, "monitor.listen", f"{c.monitor.listen!r} is not a loopback "
+                          "address: anyone on that network could watch the monitor; set "
+                          "monitor.allow_remote = true to serve it there")
+    return host, port
 
 
 def host_port(source: str, key: str, value: str) -> tuple[str, int]:

@@ -111,7 +111,7 @@ async def perform(config: Config) -> dict[str, Any]:
     driver = session.drive_realtime(loop)
     remote = Remote(config, session)
     # record start/stop/mark and capture-save (live only); their outcome goes to state/take|capture
-    takes = Takes(config, session, loop, remote.mqtt.publish_state if remote.mqtt else None)
+    takes = Takes(config, session, loop, remote.publish)  # MQTT state/take|capture, monitor
     session.actions.update(takes.actions())
     model_reload = ModelReload(session, loop)  # swaps session.model: look it up, never keep it
     session.actions["model-reload"] = model_reload.command
@@ -226,8 +226,8 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
         tick += 1
         if tick % (poll_every * 2) == 0:
             remote.refresh()
-        if tick % telemetry_every == 0 and remote.mqtt is not None:
-            remote.mqtt.publish_telemetry("agent", telemetry.snapshot(
+        if tick % telemetry_every == 0:  # to MQTT and the monitor, when there are
+            remote.telemetry(telemetry.snapshot(
                 session.scheduler.stats, inputs.stats.overflow + inputs.stats.malformed))
         if tick % poll_every == 0:
             inputs.poll()
@@ -265,14 +265,15 @@ def _report_input_trouble(session: Session, inputs: MidiInputs, now: int,
 
 
 async def rehearse(recording: Recording, config: Config, out_dir: Path,
-                   source: str) -> dict[str, Any]:
-    """`replay --realtime`: the recorded players at real speed, the agent to its real outputs."""
+                   source: str, header: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`replay --realtime`: the recorded players at real speed, the agent to its real outputs
+    (a window or loop of them: record/scrub.py; `header`: more fields for the log's header)."""
     backend = choose_backend(config.midi.backend)
     outputs = MidiOutputs(config.agent.outputs, backend, config.midi.client_name,
                           lambda event, ref: None, config.source)
     outputs.open()
     try:
-        return await replay_realtime(recording, config, out_dir, source, outputs.send)
+        return await replay_realtime(recording, config, out_dir, source, outputs.send, header)
     finally:
         await asyncio.sleep(DRAIN_S)  # let the final note-offs leave
         outputs.close()

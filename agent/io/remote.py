@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from agent.config import Config, host_port
+from agent.io.monitor import Monitor, monitor_for
 from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane
 from agent.io.osc import OscControlIn, OscOut
 from agent.policy.commands import Command
@@ -42,6 +43,7 @@ class Remote:
             self.osc_in = OscControlIn(host, port, config.osc.allow,
                                        [sec.name for sec in config.sections], self._command)
         self._task: asyncio.Task[None] | None = None
+        self.monitor: Monitor | None = monitor_for(config, session, self.mqtt)  # [monitor]
         session.agent.publish = self.publish
 
     def _command(self, cmd: Command) -> None:
@@ -76,8 +78,19 @@ class Remote:
                 self.osc_out.send_state(kind, payload)
             except ValueError:  # a state the stream cannot encode: say so, keep playing
                 log.exception("OSC state %s not sent", kind)
+        if self.monitor is not None:
+            self.monitor.publish(kind, payload)  # never waits: each page has a bounded mailbox
+
+    def telemetry(self, figures: dict[str, Any]) -> None:
+        """The telemetry snapshot (once a second) to MQTT and the monitor."""
+        if self.mqtt is not None:
+            self.mqtt.publish_telemetry("agent", figures)
+        if self.monitor is not None:
+            self.monitor.telemetry(figures)
 
     async def start(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.start()
         if self.osc_in is not None:
             await self.osc_in.start()
         if self.mqtt is not None:
@@ -97,6 +110,8 @@ class Remote:
             self.osc_out.refresh()
 
     async def close(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.close()
         if self.osc_in is not None:
             self.osc_in.close()
         if self.mqtt is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,38 +139,52 @@ def _feed(session: Session, item: Input) -> None:
 
 
 def replay_fast(recording: Recording, cfg: Config, out_dir: Path, source: str,
-                sink: Sink | None = None) -> dict[str, Any]:
+                sink: Sink | None = None, header: dict[str, Any] | None = None,
+                watch: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """`header`: more fields for the log's header. `watch` sees every record written; once it
+    returns True the replay feeds nothing more and stops (scrub.py's strict replay)."""
     inputs = _renamed(recording, cfg)
     start = inputs[0].time_ns if inputs else 0
     clock = ManualClock(start)
     session = Session(cfg, clock, sink or (lambda port, data: True), out_dir,
-                      {"clock": "manual", "replay_of": source}, replay_model(recording, cfg))
+                      {"clock": "manual", "replay_of": source, **(header or {})},
+                      replay_model(recording, cfg))
+    halted = False
+    if watch is not None:
+        def tap(record: dict[str, Any]) -> None:
+            nonlocal halted
+            halted = watch(record) or halted
+        session.log.taps.append(tap)
 
     def advance(t_ns: int) -> None:
-        while (d := session.scheduler.next_deadline()) is not None and d <= t_ns:
+        while not halted and (d := session.scheduler.next_deadline()) is not None and d <= t_ns:
             clock.advance_to(d)
             session.run_due(d)
-        clock.advance_to(t_ns)
+        if not halted:
+            clock.advance_to(t_ns)
 
     for item in inputs:
         advance(item.time_ns)
+        if halted:
+            break
         _feed(session, item)
     if recording.end_ns is not None:
         advance(recording.end_ns)
     else:  # play out everything planned (answers, note-offs), then stop
-        while (d := session.scheduler.next_deadline()) is not None:
+        while not halted and (d := session.scheduler.next_deadline()) is not None:
             advance(d)
     session.stop(clock.now_ns())
     return session.finish()
 
 
 async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, source: str,
-                          sink: Sink) -> dict[str, Any]:
+                          sink: Sink, header: dict[str, Any] | None = None) -> dict[str, Any]:
     """The recorded input at real speed, the agent's answer to real ports."""
     inputs = _renamed(recording, cfg)
     clock = MonotonicClock()
     loop = asyncio.get_running_loop()
-    session = Session(cfg, clock, sink, out_dir, {"clock": "monotonic", "replay_of": source},
+    session = Session(cfg, clock, sink, out_dir,
+                      {"clock": "monotonic", "replay_of": source, **(header or {})},
                       replay_model(recording, cfg))
     driver = session.drive_realtime(loop)
     first = inputs[0].time_ns if inputs else 0

@@ -61,31 +61,32 @@ def _write(out: Path, log: Path, header: dict[str, Any], records: list[dict[str,
            data: ReportData, summary: dict[str, Any], evaluation: dict[str, Any]) -> Path:
     name = str(summary["performance"])
     pictures = [
-        _picture(draw_piano_roll(data, out / PIANO_ROLL, f"{name}: who played what"),
-                 _roll_alt(data, name),
-                 "Every note over time, pitch upward: each player in a colour of their own, the "
-                 "agent's notes outlined in black (the legend names them). Dotted lines: "
-                 "markers and take starts and stops."),
-        _picture(draw_timeline(data, out / TIMELINE, f"{name}: what the agent heard and did"),
-                 f"Timeline of {name}: tempo, key and chord, section, and the agent's mode "
-                 f"with {len(data.timeline.decisions)} decisions",
-                 "The tempo the agent plays to (tracked from the players' onsets, or a MIDI "
-                 "clock), the key and chord it heard, the piece's section, and the agent's mode "
-                 "with its decisions: answers and other responses (triangles), solos (stars), "
-                 "comping on a beat (bars), yielding to a player coming in (crosses)."),
-        _picture(draw_latencies(data.latencies, out / LATENCIES, header.get("clock") == "manual"),
-                 "Histograms of reaction latency, scheduler lateness and model wait, with p50 "
-                 "and p99 marked",
-                 "Reaction: from what the agent reacted to (the end of a call, a heard note) to "
-                 "its note. Lateness: when each message left minus when it was due. Model wait: "
-                 "from a request to the model's answer, by whether it came in time. p50 solid, "
-                 "p99 dashed. In a replay the clock is the recording's, so lateness and model "
-                 "wait are zero there; reaction latency is the musical delay."),
+        png_picture(draw_piano_roll(data, out / PIANO_ROLL, f"{name}: who played what"),
+                    roll_alt(data, name),
+                    "Every note over time, pitch upward: each player in a colour of their own, the "
+                    "agent's notes outlined in black (the legend names them). Dotted lines: "
+                    "markers and take starts and stops."),
+        png_picture(draw_timeline(data, out / TIMELINE, f"{name}: what the agent heard and did"),
+                    f"Timeline of {name}: tempo, key and chord, section, and the agent's mode "
+                    f"with {len(data.timeline.decisions)} decisions",
+                    "The tempo the agent plays to (tracked from the players' onsets, or a MIDI "
+                    "clock), the key and chord it heard, the piece's section, and the agent's mode "
+                    "with its decisions: answers and other responses (triangles), solos (stars), "
+                    "comping on a beat (bars), yielding to a player coming in (crosses)."),
+        png_picture(draw_latencies(data.latencies, out / LATENCIES,
+                                   header.get("clock") == "manual"),
+                    "Histograms of reaction latency, scheduler lateness and model wait, with p50 "
+                    "and p99 marked",
+                    "Reaction: from what the agent reacted to (the end of a call, a heard note) to "
+                    "its note. Lateness: when each message left minus when it was due. Model wait: "
+                    "from a request to the model's answer, by whether it came in time. p50 solid, "
+                    "p99 dashed. In a replay the clock is the recording's, so lateness and model "
+                    "wait are zero there; reaction latency is the musical delay."),
     ]
     missing = []
     trajectories = _trajectories(log, header, records, out)
     if isinstance(trajectories, Path):
-        pictures.append(_picture(
+        pictures.append(png_picture(
             trajectories, f"The agent's voices on the speaker rig over {name}",
             "The agent's voices on the rig: their paths seen from above (front is up, speakers "
             "as squares) and their elevation over time."))
@@ -132,7 +133,7 @@ def _meta(log: Path, header: dict[str, Any], summary: dict[str, Any]) -> list[st
     return lines
 
 
-def _roll_alt(data: ReportData, name: str) -> str:
+def roll_alt(data: ReportData, name: str) -> str:
     players = [p for p in data.parts if not p.is_agent]
     agent = sum(len(p.notes) for p in data.parts if p.is_agent)
     heard = ", ".join(f"{p.name} {len(p.notes)}" for p in players)
@@ -140,7 +141,7 @@ def _roll_alt(data: ReportData, name: str) -> str:
             f"{agent} agent notes")
 
 
-def _picture(path: Path, alt: str, caption: str) -> Picture:
+def png_picture(path: Path, alt: str, caption: str) -> Picture:
     width, height = _png_size(path)
     return Picture(path.name, width, height, alt, caption)
 

@@ -64,7 +64,7 @@ def render_page(title: str, meta: Sequence[str], summary: dict[str, Any],
         _table(evaluation_rows(evaluation)),
         *_slices(summary),
         "<h2>Pictures</h2>",
-        *(_figure(p) for p in pictures),
+        *(figure_html(p) for p in pictures),
         *(f'<p class="missing">{escape(text)}</p>' for text in missing),
         "</body>",
         "</html>",
@@ -145,7 +145,7 @@ def _slices(s: dict[str, Any]) -> list[str]:
     return out
 
 
-def _figure(p: Picture) -> str:
+def figure_html(p: Picture) -> str:
     return (f'<figure><img src="{escape(p.file)}" width="{p.width}" height="{p.height}" '
             f'alt="{escape(p.alt)}"><figcaption>{escape(p.caption)}</figcaption></figure>')
 

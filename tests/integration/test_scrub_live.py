@@ -1,0 +1,85 @@
+"""A recording made live on real JACK ports: the strict replay reproduces it, and a window of it
+loops at real speed to a real port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.io.jack_server import JackServer
+from agent.record.log import read_log
+from agent.record.scrub import WINDOW, seconds
+from agent.record.session import LOG_NAME
+
+from .jackpeer import STAGE_HEAD, Peer, running_agent
+
+pytestmark = pytest.mark.jack
+
+HARMONY = STAGE_HEAD + """
+[agent]
+mode = "{mode}"
+outputs = ["{synth}"]
+channel = 2
+[harmony]
+intervals = [7]
+"""
+
+
+@pytest.fixture
+def stage(jack_server: JackServer, tmp_path: Path,
+          request: pytest.FixtureRequest) -> Iterator[tuple[Peer, Path]]:
+    name = request.node.name.replace("_", "")[-20:]
+    peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
+    config = tmp_path / "performance.toml"
+    config.write_text(HARMONY.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
+                                     mode="harmony"))
+    yield peer, config
+    peer.close()
+
+
+def test_a_live_recording_replays_strictly_and_loops_at_real_speed(
+        stage: tuple[Peer, Path], jack: dict[str, str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    peer, config = stage
+    with running_agent(config, jack) as agent:
+        for pitch in (60, 62, 64):  # each note answered a fifth up, at once
+            peer.send(0x90, pitch, 90)
+            peer.wait_for([0x91, pitch + 7, 90])
+            peer.send(0x80, pitch, 0)
+            peer.wait_for([0x81, pitch + 7, 0])
+        peer.send(0x90, 65, 80)  # held at the stop: the stop's panic releases its fifth
+        peer.wait_for([0x91, 72, 80])
+        assert agent.wait() == 0, agent.err
+    peer.drain(settle=0.2)
+    recording = config.parent / agent.recording
+    header, rs = read_log(recording / LOG_NAME)
+    assert header["clock"] == "monotonic"
+    count = sum(r["k"] == "emit" for r in rs)
+    assert {r["why"] for r in rs if r["k"] == "emit"} == {"planned", "stop"}
+
+    # Strict: the live run, replayed on the manual clock, sends the same messages.
+    assert main(["replay", str(recording), "--strict", "--out", str(tmp_path / "s")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == \
+        f"{recording}: identical: {count} emitted messages matched"
+
+    # A window holding the 2nd and 3rd notes, twice, at real speed to the real port.
+    ins = [r for r in rs if r["k"] == "in"]
+    origin = rs[0]["t"]
+    start, end = ins[2]["t"] - origin, ins[6]["t"] - origin  # from D's note-on to F's
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "replay", str(recording), "--realtime",
+         "--from", seconds(start), "--to", seconds(end), "--loop", "2",
+         "--out", str(tmp_path / "loop")], env={**os.environ, **jack}, capture_output=True,
+        text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    fifths = [[0x91, 69, 90], [0x81, 69, 0], [0x91, 71, 90], [0x81, 71, 0]]
+    got = [m for _, m in peer.expect(8 + 3)]
+    assert got == fifths + fifths + [[0xB1, 64, 0], [0xB1, 123, 0], [0xB1, 120, 0]]
+    _header, looped = read_log(tmp_path / "loop" / LOG_NAME)
+    assert [r["pass"] for r in looped if r["k"] == "ctl" and r["what"] == WINDOW] == [1, 2]
