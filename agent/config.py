@@ -376,7 +376,7 @@ def _check(c: Config, check_files: bool = True) -> None:
     _range(s, "service.online_wait_s", c.service.online_wait_s, 0.0, 60.0)
     _check_model(c, check_files)
     _check_controls(c)
-    _check_remote(c)
+    _check_remote(c, check_files)
     _check_spatial(c, check_files)
     if c.monitor.listen:
         monitor_address(c)
@@ -446,9 +446,14 @@ def _check_controls(c: Config) -> None:
                                   str(e).split(": ", 1)[1]) from None
 
 
-def _check_remote(c: Config) -> None:
+def _check_remote(c: Config, check_files: bool = True) -> None:
     s = c.source
     if c.mqtt.host:
+        # Checked here, not only when the control plane starts: by then the ports are open and
+        # the recording has begun, and a bad config must refuse the run before either.
+        ca = Path(s).parent / c.mqtt.ca_file
+        if c.mqtt.tls and c.mqtt.ca_file and check_files and not ca.is_file():
+            raise ConfigError(s, "mqtt.ca_file", f"no such file: {ca}")
         _range(s, "mqtt.port", c.mqtt.port, 1, 65535)
         _range(s, "mqtt.keepalive_s", c.mqtt.keepalive_s, 1, 3600)
         _range(s, "mqtt.max_command_age_s", c.mqtt.max_command_age_s, 0.5, 3600.0)

@@ -91,7 +91,11 @@ class MidiInputs:
 
     def poll(self) -> None:
         """Look for vanished and returning ports (no MIDI library gives hot-plug events)."""
-        names = self._lister.get_ports()
+        try:
+            names = self._lister.get_ports()
+        except rtmidi.RtMidiError as e:  # a port went while being listed: look again next poll
+            log.info("MIDI inputs changed while being listed (%s)", e)
+            return
         for index, port in enumerate(self._ports):
             if is_virtual(port.ref):
                 continue
@@ -115,12 +119,17 @@ class MidiInputs:
             rt.open_virtual_port(virtual_name(port.ref))
             port.opened_name = virtual_name(port.ref)
         else:
-            names = rt.get_ports()
-            found = match_port(names, port.ref)
+            try:
+                names = rt.get_ports()
+                found = match_port(names, port.ref)
+                if found is not None:
+                    rt.open_port(found, f"in-{index + 1}")
+            except rtmidi.RtMidiError as e:  # the port went while being opened: not there
+                log.info("MIDI input %r changed while being opened (%s)", port.ref, e)
+                found = None
             if found is None:
                 rt.delete()
                 return False
-            rt.open_port(found, f"in-{index + 1}")
             port.opened_name = names[found]
         rt.set_callback(self._callback, index)
         port.rt = rt

@@ -42,12 +42,17 @@ class MidiOutputs:
             rt.open_virtual_port(virtual_name(ref))
             self._open[ref] = (rt, virtual_name(ref))
             return True
-        names = rt.get_ports()
-        found = match_port(names, ref)
+        try:
+            names = rt.get_ports()
+            found = match_port(names, ref)
+            if found is not None:
+                rt.open_port(found, f"out-{index + 1}")
+        except rtmidi.RtMidiError as e:  # the port went while being opened: not there
+            log.info("MIDI output %r changed while being opened (%s)", ref, e)
+            found = None
         if found is None:
             rt.delete()
             return False
-        rt.open_port(found, f"out-{index + 1}")
         self._open[ref] = (rt, names[found])
         return True
 
@@ -66,7 +71,12 @@ class MidiOutputs:
         return True
 
     def poll(self) -> None:
-        names = self._lister.get_ports()
+        """Look for vanished and returning ports, as MidiInputs.poll does."""
+        try:
+            names = self._lister.get_ports()
+        except rtmidi.RtMidiError as e:  # a port went while being listed: look again next poll
+            log.info("MIDI outputs changed while being listed (%s)", e)
+            return
         for index, ref in enumerate(self._refs):
             if is_virtual(ref):
                 continue

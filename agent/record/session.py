@@ -128,7 +128,7 @@ class Session:
     def stop(self, t_ns: int) -> None:
         """End of the run: panic (ledger note-offs first), so nothing is left sounding."""
         self.log.write("ctl", t_ns, what="stop")
-        self.scheduler.panic("stop")
+        self.scheduler.close("stop")  # a panic, and nothing sounds after it
         if self.model is not None:
             self.model.close()
         self.log.flush()

@@ -57,6 +57,7 @@ class Scheduler:
         self._order = 0
         # Called when a job lands before the current head, so a real-time driver can re-arm.
         self.on_earlier_deadline: Callable[[int], None] | None = None
+        self._closed = False  # after close(): nothing more is planned
 
     # -- planning ---------------------------------------------------------------------------
     def note_on(self, t_ns: int, port: str, channel: int, pitch: int, velocity: int,
@@ -121,6 +122,14 @@ class Scheduler:
         for port, data in self.ledger.panic_messages():
             self._emit(now, port, data, why)
 
+    def close(self, why: str = "stop") -> None:
+        """The end of the run: panic, then run and plan nothing more. The input ports stay
+        open a moment after the stop while the last messages leave; a note heard then is still
+        recorded, but a note-on planned for it would never get its note-off."""
+        self.panic(why)
+        self._closed = True
+        self._heap.clear()  # the policy's timers too (the panic released every note)
+
     def _cancel_sounds(self) -> None:
         for _, _, job in self._heap:
             if job.kind in ("on", "raw") and not job.cancelled:
@@ -140,6 +149,8 @@ class Scheduler:
             self._emit(now, p, data, why)
 
     def _push(self, t_ns: int, job: _Job) -> None:
+        if self._closed:
+            return  # after close() every note is off and stays off (and no timer runs)
         head = self._heap[0][0] if self._heap else None
         self._order += 1
         heapq.heappush(self._heap, (t_ns, self._order, job))

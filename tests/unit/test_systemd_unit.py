@@ -11,6 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from agent.errors import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    ConfigError,
+    CorpusError,
+    LayoutError,
+    ModelError,
+)
+
 SYSTEMD_DIR = Path(__file__).resolve().parents[2] / "systemd"
 UNIT = SYSTEMD_DIR / "stage-agent@.service"
 ACL = SYSTEMD_DIR / "mosquitto-stage.acl"
@@ -86,7 +95,12 @@ def test_notify_watchdog_and_timeouts(unit: Unit) -> None:
 def test_restart_policy_never_loops_on_a_config_error(unit: Unit) -> None:
     assert one(unit, "Service", "Restart") == "on-failure"
     assert one(unit, "Service", "RestartSec") == "2"
-    assert "2" in words(unit, "Service", "RestartPreventExitStatus")
+    # Every error a person must fix (a config, a port, a layout, a model file) exits with a
+    # status the unit never restarts on; a failure (exit 1) is restarted.
+    prevented = words(unit, "Service", "RestartPreventExitStatus")
+    for error in (ConfigError, LayoutError, ModelError, CorpusError):
+        assert str(error.exit_code) in prevented, error
+    assert str(EXIT_CONFIG) in prevented and str(EXIT_FAILURE) not in prevented
     # The start limit belongs in [Unit]: in [Service] systemd ignores it (with a warning).
     assert one(unit, "Unit", "StartLimitIntervalSec") == "60"
     assert one(unit, "Unit", "StartLimitBurst") == "5"
@@ -230,9 +244,12 @@ def test_acl_patterns_let_an_agent_write_only_under_its_own_name() -> None:
     for access, topic in patterns:
         # %u is the authenticated username; %c (the client id) is whatever the client says.
         assert "%c" not in topic
-        assert topic.startswith("stage/+/%u/"), topic
         if access in ("write", "readwrite"):
+            assert topic.startswith("stage/+/%u/"), topic
             assert "/cmd" not in topic, "an agent must not write commands"
+        else:  # its own commands, or the other ensemble members' presence and ensemble state
+            assert topic.startswith("stage/+/%u/") or topic in (
+                "stage/+/+/status", "stage/+/+/state/ensemble"), topic
     assert None not in users, "topic lines before the first user apply to anonymous clients"
     writers = {u for u, rules in users.items()
                if any(a in ("write", "readwrite") for a, _ in rules)}

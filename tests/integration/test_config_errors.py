@@ -1,0 +1,173 @@
+"""`stage-agent perform` (the CLI, as a process) with broken performance.toml files: exit 2, one
+line on stderr naming the file and the key, no recording folder, nothing left running.
+
+Errors the config's own checks find need no MIDI at all: those runs are given a JACK server name
+that does not exist, so an error found too late would show as a MIDI error instead. Errors found
+at the ports (a port reference nothing matches) run against the session's JACK server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agent.errors import EXIT_CONFIG
+
+BASE = """
+[performance]
+name = "broken"
+[[players]]
+name = "keys"
+port = "virtual:broken-keys"
+[agent]
+mode = "harmony"
+outputs = ["virtual:broken-out"]
+channel = 2
+"""
+NO_JACK = {"STAGE_AGENT_MIDI_API": "jack", "JACK_DEFAULT_SERVER": "stage-agent-no-such-server",
+           "JACK_NO_START_SERVER": "1"}
+
+
+@dataclass(frozen=True)
+class Broken:
+    toml: str  # the whole performance.toml
+    key: str  # the key the error names ("-" for the file as a whole)
+    problem: str  # how the problem is said (the start of it; {dir} is the config's folder)
+    files: dict[str, bytes] = field(default_factory=dict)  # beside the config
+    at_ports: bool = False  # found only when the ports are opened: needs JACK
+
+
+CASES = {
+    "toml-syntax": Broken(BASE.replace("[agent]", "[agent"), "-",
+                          "not valid TOML: Expected ']' at the end of a table declaration "
+                          "(at line 7, column 7)"),
+    "no-file": Broken("", "-", "file not found"),
+    "unknown-key": Broken(BASE + 'colour = "red"\n', "agent.colour",
+                          "unknown key (known: mode, outputs, channel, "),
+    "wrong-type": Broken(BASE.replace("channel = 2", 'channel = "2"'), "agent.channel",
+                         "expected int, got a string"),
+    "out-of-range": Broken(BASE.replace("channel = 2", "channel = 17"), "agent.channel",
+                           "17 is out of range 1..16"),
+    "bad-mode": Broken(BASE.replace('"harmony"', '"polka"'), "agent.mode",
+                       "must be one of call-response, "),
+    "no-player-port": Broken(BASE.replace('port = "virtual:broken-keys"\n', ""),
+                             "players[0].port", "missing (required)"),
+    "no-players": Broken(BASE.replace('[[players]]\nname = "keys"\nport = "virtual:broken-keys"',
+                                      ""), "players", "missing (required)"),
+    "bad-port-regex": Broken(BASE.replace("virtual:broken-keys", "re:(keys"), "players[0].port",
+                             "bad regular expression: missing ), unterminated subpattern"),
+    "no-checkpoint": Broken(BASE.replace('"harmony"', '"call-response"')
+                            + '[model]\ncheckpoint = "models/none.pt"\n', "model.checkpoint",
+                            "no such file: {dir}/models/none.pt"),
+    "deadline-after-latency": Broken(
+        BASE.replace('"harmony"', '"call-response"') + 'output_latency_ms = 20.0\n'
+        '[model]\ncheckpoint = "m.pt"\ndeadline_ms = 50.0\n', "model.deadline_ms",
+        "50.0 exceeds agent.output_latency_ms (20.0)", {"m.pt": b"model"}),
+    "no-layout": Broken(BASE + '[spatial]\nlayout = "none.toml"\n', "spatial.layout",
+                        "no such file: {dir}/none.toml"),
+    "no-ca-file": Broken(BASE + '[mqtt]\nhost = "127.0.0.1"\ntls = true\nca_file = "ca.pem"\n',
+                         "mqtt.ca_file", "no such file: {dir}/ca.pem"),
+    "bad-osc-address": Broken(BASE + '[osc]\ncontrol = "localhost"\n', "osc.control",
+                              "'localhost' is not host:port (port 1-65535)"),
+    "no-such-input": Broken(BASE.replace("virtual:broken-keys", "no-such-keyboard"),
+                            "players[0].port", "no MIDI input matches 'no-such-keyboard'",
+                            at_ports=True),
+    "no-such-output": Broken(BASE.replace("virtual:broken-out", "no-such-synth"),
+                             "agent.outputs[0]", "no MIDI output matches 'no-such-synth'",
+                             at_ports=True),
+}
+# A layout file that is not one: the error names that file and the key in it (the layout is
+# read when the run starts, before any port is opened).
+BAD_LAYOUT = Broken(BASE + '[spatial]\nlayout = "hall.toml"\n', "layout",
+                    "missing [layout] table", {"hall.toml": b"speakers = 3\n"}, at_ports=True)
+# Found only after the ports are open and the recording has begun (see the xfail reasons).
+LATE = {
+    "ca-file-not-a-bundle": Broken(
+        BASE + '[mqtt]\nhost = "127.0.0.1"\ntls = true\nca_file = "ca.pem"\n', "mqtt.ca_file",
+        "not a CA bundle: ", {"ca.pem": b"not a certificate\n"}, at_ports=True),
+    "checkpoint-not-a-model": Broken(
+        BASE.replace('"harmony"', '"call-response"') + '[model]\ncheckpoint = "m.pt"\n',
+        "model.checkpoint", "{dir}/m.pt: not a stage-agent model checkpoint",
+        {"m.pt": b"not a model\n"}, at_ports=True),
+}
+LATE_REASON = {
+    "ca-file-not-a-bundle": "the CA bundle is read when the MQTT control plane is made, after "
+    "the ports are opened and the recording folder is made (agent/service.py perform)",
+    "checkpoint-not-a-model": "the checkpoint is loaded by the model worker after the recording "
+    "has begun, and its error names neither the config nor model.checkpoint "
+    "(agent/service.py perform, agent/model/worker.py)",
+}
+
+
+def left_running(group: int) -> list[str]:
+    """The processes of a process group still running (zombies waiting to be reaped are not)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(stat.parent.name)
+    return found
+
+
+def perform(case: Broken, folder: Path, env: dict[str, str]) -> tuple[Path, str]:
+    """Run `stage-agent perform` on the case's config: (the config's path, stderr)."""
+    config = folder / "performance.toml"
+    if case.toml:
+        config.write_text(case.toml)
+    for name, content in case.files.items():
+        (folder / name).write_bytes(content)
+    # Its own process group: whatever it starts (a model worker) is found by the group.
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == EXIT_CONFIG, (proc.returncode, out, err)
+    assert "performing" not in out, out
+    assert left_running(proc.pid) == [], "left running after the exit"
+    return config, err
+
+
+def check_refused(case: Broken, folder: Path, env: dict[str, str],
+                  named: Path | None = None) -> None:
+    config, err = perform(case, folder, env)
+    line = f"stage-agent: error: {named or config}: {case.key}: " \
+        f"{case.problem.format(dir=folder)}"
+    assert len(err.splitlines()) == 1 and err.startswith(line), err  # one clear line
+    assert not (folder / "recordings").exists(), "a recording folder was made"
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if not c.at_ports])
+def test_a_config_error_refuses_the_run_before_any_port(name: str, tmp_path: Path) -> None:
+    check_refused(CASES[name], tmp_path, NO_JACK)
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.at_ports])
+def test_a_missing_port_refuses_the_run(name: str, tmp_path: Path, jack: dict[str, str]) -> None:
+    check_refused(CASES[name], tmp_path, jack)
+
+
+@pytest.mark.jack
+def test_a_bad_layout_file_refuses_the_run(tmp_path: Path, jack: dict[str, str]) -> None:
+    check_refused(BAD_LAYOUT, tmp_path, jack, named=tmp_path / "hall.toml")
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=LATE_REASON[n])) for n in LATE])
+def test_a_bad_file_found_late_still_refuses_the_run_cleanly(
+        name: str, tmp_path: Path, jack: dict[str, str]) -> None:
+    check_refused(LATE[name], tmp_path, jack)
