@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import ssl
 import tomllib
 import types
 import typing
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -451,9 +453,8 @@ def _check_remote(c: Config, check_files: bool = True) -> None:
     if c.mqtt.host:
         # Checked here, not only when the control plane starts: by then the ports are open and
         # the recording has begun, and a bad config must refuse the run before either.
-        ca = Path(s).parent / c.mqtt.ca_file
-        if c.mqtt.tls and c.mqtt.ca_file and check_files and not ca.is_file():
-            raise ConfigError(s, "mqtt.ca_file", f"no such file: {ca}")
+        if c.mqtt.tls and check_files:
+            tls_context(c)
         _range(s, "mqtt.port", c.mqtt.port, 1, 65535)
         _range(s, "mqtt.keepalive_s", c.mqtt.keepalive_s, 1, 3600)
         _range(s, "mqtt.max_command_age_s", c.mqtt.max_command_age_s, 0.5, 3600.0)
@@ -518,10 +519,26 @@ def host_port(source: str, key: str, value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def tls_context(c: Config) -> ssl.SSLContext:
+    """The TLS context for the broker: the system's CA bundle, or mqtt.ca_file's."""
+    path = Path(c.source).parent / c.mqtt.ca_file if c.mqtt.ca_file else None
+    if path is not None and not path.is_file():
+        raise ConfigError(c.source, "mqtt.ca_file", f"no such file: {path}")
+    try:
+        return ssl.create_default_context(cafile=path)
+    except ssl.SSLError as e:
+        raise ConfigError(c.source, "mqtt.ca_file", f"not a CA bundle: {e}") from None
+
+
 def _check_model(c: Config, check_files: bool) -> None:
     s, m = c.source, c.model
     if check_files and m.checkpoint and not c.model_path().is_file():
         raise ConfigError(s, "model.checkpoint", f"no such file: {c.model_path()}")
+    # torch.save writes a zip archive: anything else cannot be a checkpoint. Found here, before
+    # any port opens; a zip that is not ours is found when the worker loads it.
+    if check_files and m.checkpoint and not zipfile.is_zipfile(c.model_path()):
+        raise ConfigError(s, "model.checkpoint",
+                          f"{c.model_path()}: not a stage-agent model checkpoint")
     _range(s, "model.deadline_ms", m.deadline_ms, 1.0, 2000.0)
     if m.deadline_ms > c.agent.output_latency_ms:
         raise ConfigError(s, "model.deadline_ms", f"{m.deadline_ms} exceeds "

@@ -29,18 +29,16 @@ import json
 import logging
 import math
 import socket
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError  # not re-exported by aiomqtt 2.5
 
-from agent.config import Config
-from agent.errors import ConfigError, StageAgentError
+from agent.config import Config, tls_context
+from agent.errors import StageAgentError
 from agent.policy.commands import Command, CommandError, parse_command
 
 log = logging.getLogger(__name__)
@@ -51,6 +49,8 @@ REMEMBERED_IDS = 256  # applied command ids kept for idempotency
 CANCEL_WAIT_S = 0.5  # how long the goodbye waits for the reader and writer to stop
 CLOSE_TIMEOUT_S = 5.0  # close() waits this long for the goodbye, then just stops
 QOS = 1
+MAX_ERROR_CHARS = 300  # an evt/error reply quotes at most this much of what was wrong
+MAX_VERB_CHARS = 64
 PEER_TOPICS = ("status", "state/ensemble")  # what an agent watches of the other members
 # (member, "status" | "state/ensemble", the JSON object): called on the loop, must not raise
 PeerHandler = Callable[[str, str, dict[str, Any]], None]
@@ -85,7 +85,7 @@ class ControlPlane:
         self._sections = [s.name for s in config.sections]
         self._on_command, self._now_ns = on_command, now_ns
         self._max_age_s, self._backoff_s = m.max_command_age_s, backoff_s
-        self._tls = _tls_context(config) if m.tls else None  # a bad CA file fails at start-up
+        self._tls = tls_context(config) if m.tls else None  # checked with the config too
         self._states: dict[str, bytes] = {}  # kind -> latest payload
         self._dirty: dict[str, None] = {}  # kinds the broker may not have yet (ordered set)
         self._telemetry: dict[str, bytes] = {}  # kind -> latest figures not sent yet
@@ -98,6 +98,7 @@ class ControlPlane:
         self.connected = False
         self.online = asyncio.Event()  # set while "online" is said on the broker (READY waits)
         self.attempts = 0  # connection attempts so far (for status reports)
+        self._refusals, self._refusal_logged_s = 0, -math.inf  # refused, not yet on the log
 
     def publish_telemetry(self, kind: str, payload: dict[str, Any]) -> None:
         """Figures for `telemetry/<kind>`: QoS 0, never retained, the latest per kind (a slow
@@ -289,17 +290,29 @@ class ControlPlane:
             self._check_age(fields.pop("sent", None))
             self._on_command(parse_command(verb, fields, self._sections))
         except StageAgentError as e:  # CommandError, or the agent refusing the command
-            log.warning("MQTT command %r (id %s) not applied: %s", verb, cmd_id, e)
-            self._reply("error", {"id": cmd_id, "verb": verb, "error": str(e)})
+            self._refuse(_short(verb, MAX_VERB_CHARS), cmd_id, _short(str(e), MAX_ERROR_CHARS))
             return
         except Exception as e:  # a bug in on_command: loud in the log, the control plane lives
             log.exception("MQTT command %r (id %s) failed", verb, cmd_id)
-            self._reply("error", {"id": cmd_id, "verb": verb, "error": f"internal error: {e!r}"})
+            self._reply("error", {"id": cmd_id, "verb": _short(verb, MAX_VERB_CHARS),
+                                  "error": _short(f"internal error: {e!r}", MAX_ERROR_CHARS)})
             return
         self._applied[cmd_id] = None
         if len(self._applied) > REMEMBERED_IDS:
             del self._applied[next(iter(self._applied))]
         self._reply("ack", {"id": cmd_id, "verb": verb})
+
+    def _refuse(self, verb: str, cmd_id: str | None, error: str) -> None:
+        """Answer a refused command; say so on the log at most once a second (a flood of bad
+        commands must not become a flood of log lines)."""
+        self._reply("error", {"id": cmd_id, "verb": verb, "error": error})
+        self._refusals += 1
+        now = time.monotonic()
+        if now - self._refusal_logged_s >= 1.0:
+            more = self._refusals - 1
+            log.warning("MQTT command %r (id %s) not applied: %s%s", verb, cmd_id, error,
+                        f" (and {more} more refused since the last report)" if more else "")
+            self._refusals, self._refusal_logged_s = 0, now
 
     def _check_age(self, sent: Any) -> None:
         if sent is None:
@@ -316,6 +329,11 @@ class ControlPlane:
         self._wake.set()
 
 
+def _short(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters: a reply never echoes a huge bad value whole."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _object(payload: bytes) -> dict[str, Any]:
     try:
         value = json.loads(payload)
@@ -326,17 +344,6 @@ def _object(payload: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CommandError(f'expected a JSON object with an "id", got {type(value).__name__}')
     return value
-
-
-def _tls_context(config: Config) -> ssl.SSLContext:
-    ca = config.mqtt.ca_file
-    path = Path(config.source).parent / ca if ca else None
-    if path is not None and not path.is_file():
-        raise ConfigError(config.source, "mqtt.ca_file", f"no such file: {path}")
-    try:
-        return ssl.create_default_context(cafile=path)
-    except ssl.SSLError as e:
-        raise ConfigError(config.source, "mqtt.ca_file", f"not a CA bundle: {e}") from None
 
 
 def make_control_plane(config: Config, on_command: Callable[[Command], None],

@@ -64,8 +64,9 @@ def parse_command(verb: str, payload: Any, sections: Sequence[str] = ()) -> Comm
             if "styles" in checked:  # logged as a JSON object, as given
                 checked["styles"] = dict(checked["styles"])
             return Command(verb, checked)
-    except ControlValueError as e:
-        raise CommandError(f"{verb}: {e}") from None
+    except ControlValueError as e:  # "mode: ..." already names the verb "mode"
+        text = str(e)
+        raise CommandError(text if text.startswith(f"{verb}: ") else f"{verb}: {text}") from None
     if verb == "cue":
         _only(verb, fields, {"section"})
         section = fields.get("section", NEXT)

@@ -202,7 +202,7 @@ async def test_valid_commands_are_applied_once_and_acked(broker: Broker, tmp_pat
                              "record, capture-save, model-reload)"}),
     ("controls", {"id": "b2", "density": 9}, {"id": "b2", "error": "controls: density: 9 is "
                                               "out of range 0.25..4.0"}),
-    ("mode", {"id": "b3", "mode": "polka"}, {"id": "b3", "error": "mode: mode: 'polka' is not "
+    ("mode", {"id": "b3", "mode": "polka"}, {"id": "b3", "error": "mode: 'polka' is not "
                                              "one of call-response, accompany, continue, mirror, "
                                              "solo, auto, harmony"}),
     ("cue", {"id": "b4", "section": "coda"}, {"id": "b4", "error": "cue: no section 'coda' "

@@ -56,7 +56,7 @@ def test_mode_missing_unknown_field_and_bad_value() -> None:
         "mode: unknown field 'bars' (allowed: mode)")
     assert error("mode", {"bars": 4}) == "mode: unknown field 'bars' (allowed: mode)"
     assert error("mode", {"mode": "jazz"}) == (
-        "mode: mode: 'jazz' is not one of call-response, accompany, continue, mirror, solo, "
+        "mode: 'jazz' is not one of call-response, accompany, continue, mirror, solo, "
         "auto, harmony")
 
 
