@@ -13,11 +13,12 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
-from agent.config import Config
+from agent.config import Config, host_port, monitor_address
 from agent.errors import ConfigError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
@@ -94,6 +95,7 @@ async def perform(config: Config) -> dict[str, Any]:
             session.control(f"port-{event}", clock.now_ns(), player=name, port=ref)
 
     inputs = MidiInputs(config, backend, on_heard, on_input_event)
+    _check_listen_addresses(config)  # before any port: a taken address refuses the run (exit 2)
     # Every port is opened (or the run refused, exit 2) before anything is recorded. Heard
     # messages wait in the input queue until the loop runs again, by which time the session
     # exists: nothing heard goes unrecorded.
@@ -177,6 +179,29 @@ async def perform(config: Config) -> dict[str, Any]:
     return summary
 
 
+def _check_listen_addresses(config: Config) -> None:
+    """Bind, then let go, each address the run will listen on (OSC commands: UDP; the monitor:
+    TCP): an address already taken or not on this machine refuses the run naming its key,
+    before a port is opened or a recording begun. (Another program could still take it in the
+    moment between: then the surface's own error stops the run, exit 1.)"""
+    wanted = []
+    if config.osc.control:
+        wanted.append(("osc.control", *host_port(config.source, "osc.control",
+                                                 config.osc.control), socket.SOCK_DGRAM))
+    if config.monitor.listen:
+        wanted.append(("monitor.listen", *monitor_address(config), socket.SOCK_STREAM))
+    for key, host, port, kind in wanted:
+        try:
+            infos = socket.getaddrinfo(host, port, type=kind)
+            with socket.socket(infos[0][0], kind) as sock:
+                if kind == socket.SOCK_STREAM:  # as asyncio's server does: a port left in
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is ok
+                sock.bind(infos[0][4])
+        except OSError as e:
+            raise ConfigError(config.source, key, f"cannot listen on {host}:{port}: "
+                              f"{e.strerror or e}") from None
+
+
 async def _until_online(remote: Remote, wait_s: float) -> None:
     """READY waits for MQTT "online" (a director sees the agent before it plays), but never
     longer than `wait_s`: a broker outage must not keep the music from starting."""
@@ -212,27 +237,33 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
     telemetry_every = max(1, 1000 // config.record.flush_ms)
     telemetry = Telemetry()
     session.log.taps.append(telemetry.tap)
-    tick = 0
+    tick = failures = 0
     while not stop.is_set():
         expected = session.clock.now_ns() + round(flush_s * 1e9)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), flush_s)
         now = session.clock.now_ns()
         telemetry.loop_lag.add(max(now - expected, 0))
-        session.log.flush_if_due(now)
-        session.agent.check_clock(now)
-        if isinstance(session.model, WorkerModel):
-            session.model.check(now)
         tick += 1
-        if tick % (poll_every * 2) == 0:
-            remote.refresh()
-        if tick % telemetry_every == 0:  # to MQTT and the monitor, when there are
-            remote.telemetry(telemetry.snapshot(
-                session.scheduler.stats, inputs.stats.overflow + inputs.stats.malformed))
-        if tick % poll_every == 0:
-            inputs.poll()
-            outputs.poll()
-            _report_input_trouble(session, inputs, now, reported)
+        try:
+            session.log.flush_if_due(now)
+            session.agent.check_clock(now)
+            if isinstance(session.model, WorkerModel):
+                session.model.check(now)
+            if tick % (poll_every * 2) == 0:
+                remote.refresh()
+            if tick % telemetry_every == 0:  # to MQTT and the monitor, when there are
+                remote.telemetry(telemetry.snapshot(
+                    session.scheduler.stats, inputs.stats.overflow + inputs.stats.malformed))
+            if tick % poll_every == 0:
+                inputs.poll()
+                outputs.poll()
+                _report_input_trouble(session, inputs, now, reported)
+        except Exception as e:  # a bug here must not end the performance: the music runs on
+            failures += 1  # its own timers; say so (the first time, then every 100th)
+            if failures % 100 == 1:
+                log.exception("housekeeping failed (%d times so far); playing on", failures)
+                session.log.write("note", now, text=f"housekeeping failed: {e!r}")
     log.info("stopping at %d ms", session.clock.now_ns() // NS_PER_MS)
 
 

@@ -88,6 +88,7 @@ def load_recording(path: Path) -> Recording:
             inputs.append(Control(r["t"], r["what"], fields))
         elif r["k"] == "ctl" and r["what"] == "stop":
             end = r["t"]
+            break  # heard while the ports drained after the stop: never answered live either
     return Recording(cfg, inputs, [p.name for p in cfg.players], end, answers,
                      header.get("slice"))
 

@@ -9,6 +9,7 @@ at the ports (a port reference nothing matches) run against the session's JACK s
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -154,3 +155,21 @@ def test_a_missing_port_refuses_the_run(name: str, tmp_path: Path, jack: dict[st
 @pytest.mark.jack
 def test_a_bad_layout_file_refuses_the_run(tmp_path: Path, jack: dict[str, str]) -> None:
     check_refused(BAD_LAYOUT, tmp_path, jack, named=tmp_path / "hall.toml")
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize(("kind", "table", "key"), [
+    (socket.SOCK_DGRAM, "[osc]\ncontrol = \"127.0.0.1:{port}\"\n", "osc.control"),
+    (socket.SOCK_STREAM, "[monitor]\nlisten = \"127.0.0.1:{port}\"\n", "monitor.listen"),
+])
+def test_an_address_already_taken_refuses_the_run(kind: int, table: str, key: str,
+                                                  tmp_path: Path, jack: dict[str, str]) -> None:
+    """Another program listens where the agent would: refused before any port or recording."""
+    with socket.socket(socket.AF_INET, kind) as taken:
+        taken.bind(("127.0.0.1", 0))
+        if kind == socket.SOCK_STREAM:
+            taken.listen()
+        port = taken.getsockname()[1]
+        case = Broken(BASE + table.format(port=port), key,
+                      f"cannot listen on 127.0.0.1:{port}: Address already in use", at_ports=True)
+        check_refused(case, tmp_path, jack)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -150,3 +151,16 @@ def test_not_a_recording(tmp_path: Path) -> None:
         load_recording(bad)
     with pytest.raises(RecordingError, match="no such recording"):
         load_recording(tmp_path / "missing.jsonl")
+
+
+def test_input_heard_after_the_stop_is_not_replayed(tmp_path: Path) -> None:
+    """Live, the ports stay open a moment after the stop while the last messages leave; what is
+    heard then is recorded but never answered, so a replay must not answer it either."""
+    demo(tmp_path / "r")
+    log = tmp_path / "r" / LOG_NAME
+    before = load_recording(log)
+    assert before.end_ns is not None
+    late = {"t": before.end_ns + 1, "k": "in", "player": "melody", "data": "903c64"}
+    log.write_text(log.read_text() + json.dumps(late) + "\n")
+    after = load_recording(log)
+    assert after.inputs == before.inputs and after.end_ns == before.end_ns

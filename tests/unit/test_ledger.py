@@ -126,3 +126,25 @@ def test_panic_order_is_ledger_offs_then_sustain_all_notes_off_all_sound_off() -
     emitted.clear()
     sched.panic()  # idempotent: nothing sounding, only the controller resets again
     assert [e.data[1] for e in emitted] == [64, 123, 120]
+
+
+def test_close_panics_and_nothing_is_planned_or_run_after_it() -> None:
+    sched, emitted, clock = make(set())
+    sched.note_on(0, "a", 2, 64, 100)
+    sched.run_due(0)
+    sched.note_on(1_000, "a", 2, 67, 100)  # planned, not yet due
+    fired: list[int] = []
+    sched.call_at(2_000, fired.append, tag="answer")
+    sched.close("stop")
+    assert [e.data for e in emitted[1:]] == [
+        midi.note_off(2, 64),
+        midi.control_change(2, 64, 0), midi.control_change(2, 123, 0),
+        midi.control_change(2, 120, 0),
+    ]
+    emitted.clear()
+    sched.note_on(3_000, "a", 2, 60, 100)  # a note heard during the drain after the stop
+    sched.call_at(3_000, fired.append, tag="answer")
+    clock.advance_to(10_000)
+    sched.run_due(10_000)
+    assert emitted == [] and fired == [] and sched.next_deadline() is None
+    assert sched.ledger.sounding() == []
