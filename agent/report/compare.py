@@ -36,7 +36,7 @@ from agent.record.session import LOG_NAME, new_recording_dir
 from agent.report.build import PAGE_NAME, log_of, png_picture, roll_alt
 from agent.report.data import report_data
 from agent.report.figures import draw_piano_roll
-from agent.report.page import STYLE, Picture, figure_html
+from agent.report.page import STYLE, Picture, figure_html, html_page
 
 COMPARE_DIR = "compare"  # under the recording folder, by default
 REPLAY_DIR = "replay"
@@ -117,29 +117,14 @@ def render_compare_page(title: str, meta: Sequence[str], settings: Sequence[tupl
     """The whole page (same style as the report's; nothing fetched from anywhere)."""
     same = ('<p class="meta">Nothing differs: B is the recording replayed with its own settings '
             "(a check that it reproduces).</p>")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<link rel="icon" href="data:,">',
-        f"<title>{escape(title)}</title>",
-        f"<style>{STYLE}td.num, th.num {{ text-align: right; }}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{escape(title)}</h1>",
-        *(f'<p class="meta">{escape(line)}</p>' for line in meta),
+    return html_page(title, meta, [
         "<h2>What differs</h2>",
         _table(("setting", "A", "B"), settings, numeric=False) if settings else same,
         "<h2>How each agent's part fits the players' (stage-agent evaluate)</h2>",
         _table(("figure", "A", "B", "B \u2212 A"), figures),
         "<h2>Piano rolls</h2>",
         *(figure_html(p) for p in pictures),
-        "</body>",
-        "</html>",
-    ]
-    return "\n".join(parts) + "\n"
+    ], style=STYLE + "td.num, th.num { text-align: right; }")
 
 
 def reimprovise(log: Path, out_dir: Path, config: Path | None = None,

@@ -45,19 +45,7 @@ def render_page(title: str, meta: Sequence[str], summary: dict[str, Any],
                 missing: Sequence[str] = ()) -> str:
     """The whole page. `meta`: lines under the title; `missing`: pictures that could not be
     drawn, and why."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<link rel="icon" href="data:,">',
-        f"<title>{escape(title)}</title>",
-        f"<style>{STYLE}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{escape(title)}</h1>",
-        *(f'<p class="meta">{escape(line)}</p>' for line in meta),
+    return html_page(title, meta, [
         "<h2>Figures</h2>",
         _table(summary_rows(summary)),
         "<h2>How the agent's part fits the players'</h2>",
@@ -66,6 +54,26 @@ def render_page(title: str, meta: Sequence[str], summary: dict[str, Any],
         "<h2>Pictures</h2>",
         *(figure_html(p) for p in pictures),
         *(f'<p class="missing">{escape(text)}</p>' for text in missing),
+    ])
+
+
+def html_page(title: str, meta: Sequence[str], body: Sequence[str], style: str = STYLE) -> str:
+    """A whole static page: its head (`style` inline, the empty favicon), the title as its
+    heading with the `meta` lines under it, then the `body` lines (HTML, as given)."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{style}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{escape(title)}</h1>",
+        *(f'<p class="meta">{escape(line)}</p>' for line in meta),
+        *body,
         "</body>",
         "</html>",
     ]

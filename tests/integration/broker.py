@@ -12,9 +12,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 # Debian installs the broker in sbin, which is not on every user's PATH.
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
+needs_mosquitto = pytest.mark.skipif(MOSQUITTO is None,
+                                     reason="needs mosquitto (scripts/setup.sh installs it)")
 START_TIMEOUT_S = 10.0
 
 

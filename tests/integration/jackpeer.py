@@ -27,6 +27,50 @@ port = "{player}"
 STALE_WINDOW_NS = 50_000_000  # a re-delivered buffer is at most a few JACK periods old
 
 
+def agent_piece(mode: str) -> str:
+    """STAGE_HEAD and the agent in `mode`, playing at the peer's synth port on MIDI channel 2
+    (status nibble 1). More [agent] keys may follow, then the piece's other sections."""
+    return STAGE_HEAD + f"""
+[agent]
+mode = "{mode}"
+outputs = ["{{synth}}"]
+channel = 2
+"""
+
+
+# Each note answered at once a fifth up.
+FIFTH_UP = agent_piece("harmony") + """[harmony]
+intervals = [7]
+"""
+# Call and response: a phrase ends after 300 ms of silence, and the agent answers it.
+CALL_RESPONSE = agent_piece("call-response") + """[respond]
+phrase_gap_ms = 300.0
+"""
+
+
+def model_piece(checkpoint: str) -> str:
+    """Call and response, the answers (at most 4 notes) made by the model in `checkpoint`, a
+    file beside performance.toml. [model] comes last: more of its keys may follow."""
+    return agent_piece("call-response") + f"""output_latency_ms = 100.0
+[respond]
+phrase_gap_ms = 300.0
+max_notes = 4
+[model]
+checkpoint = "{checkpoint}"
+deadline_ms = 80.0
+range_semitones = 5
+"""
+
+
+def write_piece(folder: Path, piece: str, name: str, **fields: object) -> Path:
+    """folder/performance.toml: `piece` for the peer called `name` (ports `{name}-keys` and
+    `{name}-synth`), `fields` filling its other placeholders."""
+    config = folder / "performance.toml"
+    config.write_text(piece.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
+                                   **fields))
+    return config
+
+
 class Peer:
     """A JACK client with a virtual output (the player) and a virtual input (the synth)."""
 
@@ -161,3 +205,20 @@ def running_agent(config: Path, env: dict[str, str]) -> Iterator[RunningAgent]:
     finally:
         if agent.proc.returncode is None:
             agent.wait()
+
+
+@contextmanager
+def on_stage(name: str, xruns: Callable[[], int], folder: Path, piece: str,
+             **fields: object) -> Iterator[tuple[Peer, Path]]:
+    """A Peer called `name` and `piece` written for it (write_piece): (the peer, the config).
+    The peer is closed at the end of the `with` block."""
+    peer = Peer(name, f"{name}-keys", f"{name}-synth", xruns)
+    try:
+        yield peer, write_piece(folder, piece, name, **fields)
+    finally:
+        peer.close()
+
+
+def short_name(test_name: str) -> str:
+    """A name for a test's peer and performance: its own, short enough for JACK's port names."""
+    return test_name.replace("_", "")[-20:]

@@ -33,8 +33,16 @@ from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 from tests.model_fixtures import save_random_checkpoint
 
-from .broker import MOSQUITTO, Broker
-from .jackpeer import STAGE_HEAD, STALE_WINDOW_NS, Peer, RunningAgent, running_agent
+from .broker import Broker, needs_mosquitto
+from .jackpeer import (
+    STALE_WINDOW_NS,
+    Peer,
+    RunningAgent,
+    agent_piece,
+    model_piece,
+    running_agent,
+    write_piece,
+)
 
 pytestmark = pytest.mark.jack
 
@@ -49,21 +57,11 @@ LOST_PER_XRUN = 12  # a JACK cycle (10.7 ms here) holds at most a chord's messag
 # With harmony intervals -5, +4, +9 no two notes of a chord (intervals 3, 4, 7) nor the bass two
 # octaves below share a harmony pitch: a message repeated within a JACK period is only ever
 # JACK's re-delivery, which the checks may then forgive.
-HARMONY = STAGE_HEAD + """
-[agent]
-mode = "harmony"
-outputs = ["{synth}"]
-channel = 2
-[harmony]
+HARMONY = agent_piece("harmony") + """[harmony]
 intervals = [-5, 4, 9]
 """
 # Model-free and busy: an answer at every phrase end, never cut short by the players.
-AUTO = STAGE_HEAD + """
-[agent]
-mode = "auto"
-outputs = ["{synth}"]
-channel = 2
-[respond]
+AUTO = agent_piece("auto") + """[respond]
 phrase_gap_ms = 200.0
 yield_to_players = false
 solo_after_ms = 300.0
@@ -136,10 +134,7 @@ def performing(config: Path, env: dict[str, str]) -> Iterator[RunningAgent]:
 
 
 def piece(peer: RecordingPeer, folder: Path, template: str, **extra: Any) -> Path:
-    config = folder / "performance.toml"
-    config.write_text(template.format(name=peer.name, player=peer.player_port,
-                                      synth=f"{peer.name}-synth", **extra))
-    return config
+    return write_piece(folder, template, peer.name, **extra)
 
 
 def without_repeats(timed: list[tuple[int, bytes]]) -> list[bytes]:
@@ -331,21 +326,7 @@ def test_a_stop_signal_during_dense_playing_leaves_nothing_sounding(
 
 # -- 2. The model worker stalled ------------------------------------------------------------
 
-WITH_MODEL = STAGE_HEAD + """
-[agent]
-mode = "call-response"
-outputs = ["{synth}"]
-channel = 2
-output_latency_ms = 100.0
-[respond]
-phrase_gap_ms = 300.0
-max_notes = 4
-[model]
-checkpoint = "m.pt"
-deadline_ms = 80.0
-range_semitones = 5
-restart_after_ms = 300.0
-"""
+WITH_MODEL = model_piece("m.pt") + "restart_after_ms = 300.0\n"
 CALLS = [[60, 62, 64, 65], [67, 65, 64], [62, 64, 60], [64, 65, 67], [65, 64, 62]]
 
 
@@ -646,53 +627,61 @@ def hostile_commands(now_s: float) -> list[tuple[str, bytes | dict[str, Any], st
     ]
 
 
-@pytest.mark.skipif(MOSQUITTO is None, reason="needs mosquitto (scripts/setup.sh)")
-def test_malformed_and_hostile_commands_change_nothing(
-        peer: RecordingPeer, tmp_path: Path, jack: dict[str, str]) -> None:
+@pytest.fixture
+def directed(peer: RecordingPeer, tmp_path: Path) -> Iterator[tuple[Path, Director]]:
+    """A broker, the piece taking commands from it, and a director at the desk."""
     broker = Broker(tmp_path)
     broker.start()
-    config = piece(peer, tmp_path, WITH_MQTT, mqtt_port=broker.port)
-    director = Director(broker.port, f"stage/{peer.name}/keys-agent/")
     try:
-        # A command left retained on the broker reaches the agent as it subscribes: refused.
-        director.send("cmd/mute", {"id": "r1"}, retain=True).wait_for_publish(5)
-        with running_agent(config, jack) as agent, stderr_read_meanwhile(agent):
-            director.expect("status", state="online")  # said once subscribed, before reading
-            director.expect("evt/error", id="r1", error="retained command ignored (commands "
-                            "are never retained)")
-            before = harmony_of(peer, 60)
-            assert before == [[0x91, p, 90] for p in (55, 64, 69)] + \
-                [[0x81, p, 0] for p in (55, 64, 69)]
-            for verb, payload, error in hostile_commands(time.time()):
-                assert director.refused(verb, payload).startswith(error), (verb, error)
-            # The parent level of cmd/ (its subscription cmd/# matches it too): no verb at all.
-            director.send("cmd", {"id": "p1"})
-            assert director.expect("evt/error", id="p1")["error"].startswith(
-                f"unknown command '{director.prefix}cmd' (known: ")
-            # A repeated id is a retry: acked, never applied twice (so this mute is not).
-            director.send("cmd/controls", {"id": "d1", "density": 1.0})
-            director.expect("evt/ack", id="d1", verb="controls")
-            director.send("cmd/mute", {"id": "d1"})
-            director.expect("evt/ack", id="d1", verb="mute")
-            assert harmony_of(peer, 60) == before
-            # A burst of refused commands, then a good one: taken, and acting.
-            for i in range(3000):
-                director.send("cmd/" + ("controls", "dance", "mode")[i % 3],
-                              {"id": f"b{i}", "density": 9, "mode": "polka"}
-                              if i % 3 else b"{" * (i % 50))
-            director.send("cmd/mute", {"id": "ok1"})
-            director.expect("evt/ack", id="ok1", verb="mute")
-            peer.send(0x90, 62, 90)  # muted: heard, not answered
-            peer.send(0x80, 62, 0)
-            wait_until(lambda: any(r["k"] == "in" and r["data"] == "803e00"
-                                   for r in live_records(config, agent)), 5, "62 heard", peer)
-            director.send("cmd/unmute", {"id": "ok2"})
-            director.expect("evt/ack", id="ok2", verb="unmute")
-            assert harmony_of(peer, 60) == before
-        assert agent.proc.returncode == 0, agent.err[-2000:]
+        director = Director(broker.port, f"stage/{peer.name}/keys-agent/")
+        try:
+            yield piece(peer, tmp_path, WITH_MQTT, mqtt_port=broker.port), director
+        finally:
+            director.close()
     finally:
-        director.close()
         broker.stop()
+
+
+@needs_mosquitto
+def test_malformed_and_hostile_commands_change_nothing(
+        peer: RecordingPeer, directed: tuple[Path, Director], jack: dict[str, str]) -> None:
+    config, director = directed
+    # A command left retained on the broker reaches the agent as it subscribes: refused.
+    director.send("cmd/mute", {"id": "r1"}, retain=True).wait_for_publish(5)
+    with running_agent(config, jack) as agent, stderr_read_meanwhile(agent):
+        director.expect("status", state="online")  # said once subscribed, before reading
+        director.expect("evt/error", id="r1", error="retained command ignored (commands "
+                        "are never retained)")
+        before = harmony_of(peer, 60)
+        assert before == [[0x91, p, 90] for p in (55, 64, 69)] + \
+            [[0x81, p, 0] for p in (55, 64, 69)]
+        for verb, payload, error in hostile_commands(time.time()):
+            assert director.refused(verb, payload).startswith(error), (verb, error)
+        # The parent level of cmd/ (its subscription cmd/# matches it too): no verb at all.
+        director.send("cmd", {"id": "p1"})
+        assert director.expect("evt/error", id="p1")["error"].startswith(
+            f"unknown command '{director.prefix}cmd' (known: ")
+        # A repeated id is a retry: acked, never applied twice (so this mute is not).
+        director.send("cmd/controls", {"id": "d1", "density": 1.0})
+        director.expect("evt/ack", id="d1", verb="controls")
+        director.send("cmd/mute", {"id": "d1"})
+        director.expect("evt/ack", id="d1", verb="mute")
+        assert harmony_of(peer, 60) == before
+        # A burst of refused commands, then a good one: taken, and acting.
+        for i in range(3000):
+            director.send("cmd/" + ("controls", "dance", "mode")[i % 3],
+                          {"id": f"b{i}", "density": 9, "mode": "polka"}
+                          if i % 3 else b"{" * (i % 50))
+        director.send("cmd/mute", {"id": "ok1"})
+        director.expect("evt/ack", id="ok1", verb="mute")
+        peer.send(0x90, 62, 90)  # muted: heard, not answered
+        peer.send(0x80, 62, 0)
+        wait_until(lambda: any(r["k"] == "in" and r["data"] == "803e00"
+                               for r in live_records(config, agent)), 5, "62 heard", peer)
+        director.send("cmd/unmute", {"id": "ok2"})
+        director.expect("evt/ack", id="ok2", verb="unmute")
+        assert harmony_of(peer, 60) == before
+    assert agent.proc.returncode == 0, agent.err[-2000:]
     assert "Traceback" not in agent.err and "internal error" not in agent.err, agent.err[-3000:]
     records = records_of(config, agent)
     check_recording(peer, records)
@@ -701,23 +690,16 @@ def test_malformed_and_hostile_commands_change_nothing(
         "controls", "mute", "unmute", "stop"]
 
 
-@pytest.mark.skipif(MOSQUITTO is None, reason="needs mosquitto (scripts/setup.sh)")
+@needs_mosquitto
 def test_hostile_commands_are_not_amplified(
-        peer: RecordingPeer, tmp_path: Path, jack: dict[str, str]) -> None:
-    broker = Broker(tmp_path)
-    broker.start()
-    config = piece(peer, tmp_path, WITH_MQTT, mqtt_port=broker.port)
-    director = Director(broker.port, f"stage/{peer.name}/keys-agent/")
-    try:
-        with running_agent(config, jack) as agent, stderr_read_meanwhile(agent):
-            director.expect("status", state="online")
-            error = director.refused("mode", {"id": "big", "mode": "x" * 1_000_000})
-            for i in range(500):
-                director.send("cmd/dance", {"id": f"b{i}"})
-            director.send("cmd/unmute", {"id": "ok"})
-            director.expect("evt/ack", id="ok", verb="unmute")
-    finally:
-        director.close()
-        broker.stop()
+        directed: tuple[Path, Director], jack: dict[str, str]) -> None:
+    config, director = directed
+    with running_agent(config, jack) as agent, stderr_read_meanwhile(agent):
+        director.expect("status", state="online")
+        error = director.refused("mode", {"id": "big", "mode": "x" * 1_000_000})
+        for i in range(500):
+            director.send("cmd/dance", {"id": f"b{i}"})
+        director.send("cmd/unmute", {"id": "ok"})
+        director.expect("evt/ack", id="ok", verb="unmute")
     assert len(error) < 1000, f"a {len(error)}-character reply to a 1 MB command"
     assert len(agent.err) < 100_000, f"{len(agent.err)} characters on stderr"

@@ -43,7 +43,7 @@ from tests.model_fixtures import CORPUS_LINE, random_net, save_random_checkpoint
 
 from .broker import MOSQUITTO, Broker
 from .director import Director
-from .jackpeer import STAGE_HEAD, Peer, running_agent
+from .jackpeer import Peer, model_piece, running_agent, write_piece
 from .test_perform_model_jack import log_records
 
 S = 1_000_000_000
@@ -343,20 +343,7 @@ def test_the_model_state_goes_to_the_visuals_as_one_osc_message() -> None:
 
 # -- stage-agent perform, reloaded over MQTT while it plays at JACK ports ---------------------
 
-PIECE = STAGE_HEAD + """
-[agent]
-mode = "call-response"
-outputs = ["{synth}"]
-channel = 2
-output_latency_ms = 100.0
-[respond]
-phrase_gap_ms = 300.0
-max_notes = 4
-[model]
-checkpoint = "a.pt"
-deadline_ms = 80.0
-range_semitones = 5
-[mqtt]
+PIECE = model_piece("a.pt") + """[mqtt]
 host = "127.0.0.1"
 port = {mqtt_port}
 agent = "keys-agent"
@@ -408,9 +395,7 @@ def live(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[SynthPeer, P
     broker.start()
     save_random_checkpoint(tmp_path / "a.pt", seed=0)
     save_checkpoint(tmp_path / "b.pt", ("chorale", "tune", "reel"))
-    config = tmp_path / "performance.toml"
-    config.write_text(PIECE.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
-                                   mqtt_port=broker.port))
+    config = write_piece(tmp_path, PIECE, name, mqtt_port=broker.port)
     yield peer, config, broker
     broker.stop()
     peer.close()

@@ -5,45 +5,32 @@ agent's note counts, the key heard, the plan, the latency figures), follows a mo
 over OSC, and a second page opened mid-show is complete at once; nothing is fetched but the page
 and its event stream, and there is no console error.
 
-Playwright (pip) drives the system's Chromium; it never downloads a browser of its own.
+Playwright (pip) drives the system's Chromium (tests/browser.py).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from agent.io.jack_server import JackServer
+from tests.browser import chromium_or_skip, headless_chromium
 
 from .broker import free_port
-from .jackpeer import STAGE_HEAD, Peer, running_agent
+from .jackpeer import CALL_RESPONSE, Peer, running_agent, write_piece
 
 pytestmark = pytest.mark.jack
 
-PIECE = STAGE_HEAD + """
-[agent]
-mode = "call-response"
-outputs = ["{synth}"]
-channel = 2
-[respond]
-phrase_gap_ms = 300.0
-[osc]
+PIECE = CALL_RESPONSE + """[osc]
 control = "127.0.0.1:{osc_port}"
 [monitor]
 listen = "127.0.0.1:{monitor_port}"
 """
-# As in test_report_browser.py: root on a headless machine with no network but 127.0.0.1.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 WAIT_MS = 10_000
 NOTES = "tr[data-player='{}'] .notes"  # a meter row's note count
 
@@ -53,48 +40,24 @@ def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path,
     name = "monitor"
     peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
     monitor_port, osc_port = free_port(), free_port()
-    config = tmp_path / "performance.toml"
-    config.write_text(PIECE.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
-                                   osc_port=osc_port, monitor_port=monitor_port))
+    config = write_piece(tmp_path, PIECE, name, osc_port=osc_port, monitor_port=monitor_port)
     yield peer, config, monitor_port, osc_port
     peer.close()
 
 
 def test_the_page_follows_the_performance_live(stage: tuple[Peer, Path, int, int],
                                                jack: dict[str, str]) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("needs Debian's chromium (scripts/setup.sh installs it)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="needs playwright (pip; the dev extra installs it)")
+    chromium_or_skip()  # before the agent starts
     peer, config, monitor_port, osc_port = stage
     url = f"http://127.0.0.1:{monitor_port}/"
-    errors: list[str] = []
-    requests: list[str] = []
-
-    def watch(page: Any) -> None:
-        page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
-        page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}")
-                if r.status >= 400 else None)
-        page.on("request", lambda r: requests.append(r.url))
-
-    with running_agent(config, jack) as agent, sync_api.sync_playwright() as pw, \
-            tempfile.TemporaryDirectory() as profile:
-        browser = pw.chromium.launch_persistent_context(
-            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            watch(page)
-            response = page.goto(url, wait_until="load")
-            assert response is not None and response.status == 200
+    with running_agent(config, jack) as agent:
+        with headless_chromium() as chromium:
+            page = chromium.load(url)
             assert page.title() == "stage-agent monitor"
             # Playwright's expect() retries until the page shows it (or fails at its
             # timeout); wait_for_function cannot run here: the page's Content-Security-Policy
             # forbids evaluating strings, and the test keeps the page as it is on stage.
-            expect = sync_api.expect
+            expect = chromium.expect
             # The whole picture as soon as the stream opens: performing, its mode, its folder.
             expect(page.locator("#state")).to_have_text("performing", timeout=WAIT_MS)
             expect(page.locator("#mode")).to_have_text("call-response")
@@ -132,8 +95,7 @@ def test_the_page_follows_the_performance_live(stage: tuple[Peer, Path, int, int
             expect(page.locator("#mode")).to_have_text("accompany", timeout=WAIT_MS)
 
             # A page opened now is complete at once (the snapshot on connect).
-            late = browser.new_page()
-            watch(late)
+            late = chromium.new_page()
             late.goto(url, wait_until="load")
             expect(late.locator("#mode")).to_have_text("accompany", timeout=WAIT_MS)
             expect(late.locator(NOTES.format("keys"))).to_have_text(heard)
@@ -141,8 +103,6 @@ def test_the_page_follows_the_performance_live(stage: tuple[Peer, Path, int, int
             expect(late.locator("#recording")).to_have_text(agent.recording)
             page.close()
             late.close()
-        finally:
-            browser.close()
         assert agent.wait() == 0, agent.err
-    assert errors == []
-    assert sorted(set(requests)) == [url, url + "events"]
+    assert chromium.errors == []
+    assert sorted(set(chromium.requests)) == [url, url + "events"]

@@ -18,27 +18,14 @@ from agent.io.jack_server import JackServer
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
-from .jackpeer import STAGE_HEAD, Peer, running_agent
-
-HARMONY = STAGE_HEAD + """
-[agent]
-mode = "harmony"
-outputs = ["{synth}"]
-channel = 2
-[harmony]
-intervals = [7]
-"""
+from .jackpeer import FIFTH_UP, Peer, on_stage, running_agent, short_name
 
 
 @pytest.fixture
 def stage(jack_server: JackServer, tmp_path: Path,
           request: pytest.FixtureRequest) -> Iterator[tuple[Peer, Path]]:
-    name = request.node.name.replace("_", "")[-20:]
-    peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
-    config = tmp_path / "performance.toml"
-    config.write_text(HARMONY.format(name=name, player=f"{name}-keys", synth=f"{name}-synth"))
-    yield peer, config
-    peer.close()
+    with on_stage(short_name(request.node.name), jack_server.xruns, tmp_path, FIFTH_UP) as stage:
+        yield stage
 
 
 def records(recording: str, config: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -84,8 +71,8 @@ def test_stop_signal_releases_every_sounding_note_at_the_real_port(
 def test_missing_port_is_a_config_error_naming_the_key(
         jack: dict[str, str], tmp_path: Path) -> None:
     config = tmp_path / "performance.toml"
-    config.write_text(HARMONY.format(name="missing", player="no-such-keyboard",
-                                     synth="virtual:out"))
+    config.write_text(FIFTH_UP.format(name="missing", player="no-such-keyboard",
+                                      synth="virtual:out"))
     result = subprocess.run([sys.executable, "-m", "agent.cli", "perform", str(config)],
                             env={**os.environ, **jack}, capture_output=True,
                             text=True, timeout=30)

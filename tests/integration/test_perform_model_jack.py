@@ -18,23 +18,9 @@ from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 from tests.model_fixtures import save_random_checkpoint
 
-from .jackpeer import STAGE_HEAD, Peer, running_agent
+from .jackpeer import Peer, model_piece, running_agent, write_piece
 
-RESPOND = STAGE_HEAD + """
-[agent]
-mode = "call-response"
-outputs = ["{synth}"]
-channel = 2
-output_latency_ms = 100.0
-[respond]
-phrase_gap_ms = 300.0
-max_notes = 4
-[model]
-checkpoint = "m.pt"
-deadline_ms = 80.0
-range_semitones = 5
-restart_after_ms = 300.0
-"""
+RESPOND = model_piece("m.pt") + "restart_after_ms = 300.0\n"
 
 
 @pytest.fixture
@@ -42,8 +28,7 @@ def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path]
     name = "modeljack"
     peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
     save_random_checkpoint(tmp_path / "m.pt")
-    config = tmp_path / "performance.toml"
-    config.write_text(RESPOND.format(name=name, player=f"{name}-keys", synth=f"{name}-synth"))
+    config = write_piece(tmp_path, RESPOND, name)
     yield peer, config
     peer.close()
 

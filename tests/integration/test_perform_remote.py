@@ -19,24 +19,18 @@ from agent.io.jack_server import JackServer
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
-from .broker import MOSQUITTO, Broker, free_port
+from .broker import Broker, free_port, needs_mosquitto
 from .director import Director
-from .jackpeer import STAGE_HEAD, Peer, running_agent
+from .jackpeer import FIFTH_UP, Peer, running_agent, write_piece
 
 pytestmark = [
     pytest.mark.jack,
-    pytest.mark.skipif(MOSQUITTO is None or shutil.which("oscdump") is None,
-                       reason="needs mosquitto and oscdump (scripts/setup.sh installs them)"),
+    needs_mosquitto,
+    pytest.mark.skipif(shutil.which("oscdump") is None,
+                       reason="needs oscdump (liblo-tools; scripts/setup.sh installs it)"),
 ]
 
-PIECE = STAGE_HEAD + """
-[agent]
-mode = "harmony"
-outputs = ["{synth}"]
-channel = 2
-[harmony]
-intervals = [7]
-[mqtt]
+PIECE = FIFTH_UP + """[mqtt]
 host = "127.0.0.1"
 port = {mqtt_port}
 agent = "keys-agent"
@@ -53,9 +47,7 @@ def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path,
     broker.start()
     osc_port = free_port()
     dump = subprocess.Popen(["oscdump", "-L", str(osc_port)], stdout=subprocess.PIPE, text=True)
-    config = tmp_path / "performance.toml"
-    config.write_text(PIECE.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
-                                   mqtt_port=broker.port, osc_port=osc_port))
+    config = write_piece(tmp_path, PIECE, name, mqtt_port=broker.port, osc_port=osc_port)
     yield peer, config, broker, dump
     dump.kill()
     dump.wait()

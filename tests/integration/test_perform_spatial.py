@@ -15,19 +15,12 @@ import pytest
 from agent.io.jack_server import JackServer
 
 from .broker import free_port
-from .jackpeer import STAGE_HEAD, Peer, running_agent
+from .jackpeer import CALL_RESPONSE, Peer, running_agent, write_piece
 
 pytestmark = [pytest.mark.jack, pytest.mark.skipif(
     shutil.which("oscdump") is None, reason="needs oscdump (liblo-tools; scripts/setup.sh)")]
 LAYOUTS = Path(__file__).resolve().parents[2] / "layouts"
-PIECE = STAGE_HEAD + """
-[agent]
-mode = "call-response"
-outputs = ["{synth}"]
-channel = 2
-[respond]
-phrase_gap_ms = 300.0
-[spatial]
+PIECE = CALL_RESPONSE + """[spatial]
 layout = "{layout}"
 players = {{ keys = [60.0, 0.0] }}
 [[spatial.destinations]]
@@ -77,9 +70,7 @@ def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path,
     peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
     port = free_port()
     dump = Dump(port)
-    config = tmp_path / "performance.toml"
-    config.write_text(PIECE.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
-                                   layout=LAYOUTS / "hemisphere-16.toml", port=port))
+    config = write_piece(tmp_path, PIECE, name, layout=LAYOUTS / "hemisphere-16.toml", port=port)
     yield peer, config, dump
     dump.close()
     peer.close()

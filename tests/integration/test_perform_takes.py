@@ -15,24 +15,13 @@ from agent.io.jack_server import JackServer
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME, MIDI_NAME
 
-from .broker import MOSQUITTO, Broker
+from .broker import Broker, needs_mosquitto
 from .director import Director
-from .jackpeer import STAGE_HEAD, Peer, running_agent
+from .jackpeer import FIFTH_UP, Peer, running_agent, write_piece
 
-pytestmark = [
-    pytest.mark.jack,
-    pytest.mark.skipif(MOSQUITTO is None,
-                       reason="needs mosquitto (scripts/setup.sh installs it)"),
-]
+pytestmark = [pytest.mark.jack, needs_mosquitto]
 
-PIECE = STAGE_HEAD + """
-[agent]
-mode = "harmony"
-outputs = ["{synth}"]
-channel = 2
-[harmony]
-intervals = [7]
-[record]
+PIECE = FIFTH_UP + """[record]
 capture_s = 60.0
 [mqtt]
 host = "127.0.0.1"
@@ -47,9 +36,7 @@ def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path,
     peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
     broker = Broker(tmp_path)
     broker.start()
-    config = tmp_path / "performance.toml"
-    config.write_text(PIECE.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
-                                   mqtt_port=broker.port))
+    config = write_piece(tmp_path, PIECE, name, mqtt_port=broker.port)
     yield peer, config, broker
     broker.stop()
     peer.close()

@@ -17,30 +17,16 @@ from agent.record.log import read_log
 from agent.record.scrub import WINDOW, seconds
 from agent.record.session import LOG_NAME
 
-from .jackpeer import STAGE_HEAD, Peer, running_agent
+from .jackpeer import FIFTH_UP, Peer, on_stage, running_agent, short_name
 
 pytestmark = pytest.mark.jack
-
-HARMONY = STAGE_HEAD + """
-[agent]
-mode = "{mode}"
-outputs = ["{synth}"]
-channel = 2
-[harmony]
-intervals = [7]
-"""
 
 
 @pytest.fixture
 def stage(jack_server: JackServer, tmp_path: Path,
           request: pytest.FixtureRequest) -> Iterator[tuple[Peer, Path]]:
-    name = request.node.name.replace("_", "")[-20:]
-    peer = Peer(name, f"{name}-keys", f"{name}-synth", jack_server.xruns)
-    config = tmp_path / "performance.toml"
-    config.write_text(HARMONY.format(name=name, player=f"{name}-keys", synth=f"{name}-synth",
-                                     mode="harmony"))
-    yield peer, config
-    peer.close()
+    with on_stage(short_name(request.node.name), jack_server.xruns, tmp_path, FIFTH_UP) as stage:
+        yield stage
 
 
 def test_a_live_recording_replays_strictly_and_loops_at_real_speed(

@@ -10,10 +10,7 @@ import importlib.util
 import io
 import itertools
 import random
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +28,7 @@ from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import LOG_NAME, MIDI_NAME
 from agent.report.build import PAGE_NAME
 from agent.report.compare import REPLAY_DIR, ROLL_A, ROLL_B
+from tests.browser import headless_chromium, serving
 from tests.model_fixtures import save_random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,53 +234,13 @@ def test_compare_refuses_bad_input_clearly(demo_run: Path, tmp_path: Path,
     assert not (tmp_path / "y" / PAGE_NAME).exists()
 
 
-@pytest.fixture()
-def served(compared: Path) -> Iterator[str]:
-    """The comparison folder over HTTP on 127.0.0.1."""
-    import http.server
-    import threading
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(compared.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def test_chromium_shows_the_comparison_with_both_rolls(served: str) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("needs Debian's chromium (scripts/setup.sh installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (dev extra)")
-    from tests.integration.test_report_browser import CHROMIUM_ARGS
-
-    errors: list[str] = []
-    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-        browser = pw.chromium.launch_persistent_context(
-            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
-            response = page.goto(served + PAGE_NAME, wait_until="load")
-            assert response is not None and response.status == 200
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => [e.getAttribute('src'), e.complete, "
-                       "e.naturalWidth])")
-            rows = page.eval_on_selector_all("table", "els => els.map(e => e.rows.length)")
-        finally:
-            browser.close()
+def test_chromium_shows_the_comparison_with_both_rolls(compared: Path) -> None:
+    with serving(compared.parent) as served, headless_chromium() as chromium:
+        page = chromium.load(served + PAGE_NAME)
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])")
+        rows = page.eval_on_selector_all("table", "els => els.map(e => e.rows.length)")
     assert [i[0] for i in images] == [ROLL_A, ROLL_B]
     assert all(i[1] and i[2] > 0 for i in images)
     assert rows == [2, 19]  # the seed; the figures' header and 18 figures
-    assert errors == []
+    assert chromium.errors == []
