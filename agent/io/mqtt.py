@@ -52,8 +52,9 @@ QOS = 1
 MAX_ERROR_CHARS = 300  # an evt/error reply quotes at most this much of what was wrong
 MAX_VERB_CHARS = 64
 PEER_TOPICS = ("status", "state/ensemble")  # what an agent watches of the other members
-# (member, "status" | "state/ensemble", the JSON object): called on the loop, must not raise
-PeerHandler = Callable[[str, str, dict[str, Any]], None]
+# (member, "status" | "state/ensemble", the JSON object, retained by the broker from earlier):
+# called on the loop, must not raise
+PeerHandler = Callable[[str, str, dict[str, Any], bool], None]
 
 
 def _json(obj: Any) -> bytes:
@@ -243,7 +244,7 @@ class ControlPlane:
                 log.warning("ensemble: %s sent %s: %s", name, topic, e)
                 return
         if self._on_peer is not None and payload:
-            self._on_peer(name, kind, payload)
+            self._on_peer(name, kind, payload, bool(message.retain))
 
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:

@@ -50,7 +50,7 @@ class Remote:
         """Raises CommandError (the surface replies with it) if the command cannot apply."""
         self.session.command(cmd, self.session.clock.now_ns())
 
-    def _peer(self, name: str, kind: str, payload: dict[str, Any]) -> None:
+    def _peer(self, name: str, kind: str, payload: dict[str, Any], retained: bool) -> None:
         """Another member's presence or ensemble state: checked, then recorded and applied
         (a `peer` control). Its times are unix ns: they move onto this agent's clock here."""
         now = self.session.clock.now_ns()
@@ -58,7 +58,11 @@ class Remote:
             fields: dict[str, Any] = {"status": payload.get("state")}
         else:
             fields = _shift_times(payload, now - time.time_ns())
+            if retained:
+                fields["retained"] = True
         try:
+            if kind != "status" and "status" in fields:  # presence is its status topic's alone
+                raise PeerMessageError("unknown field 'status'")
             fields = check_peer_fields(fields)
         except PeerMessageError as e:
             log.warning("ensemble: %s's %s ignored: %s", name, kind, e)

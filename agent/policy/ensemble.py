@@ -50,7 +50,8 @@ class PeerMessageError(ValueError):
 
 def check_peer_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """A peer message's fields, checked: `status` (presence) and/or the ensemble state's
-    `role`, `until`, `can_lead`, `grid` (times already on this agent's clock, ns)."""
+    `role`, `until`, `can_lead`, `grid` (times already on this agent's clock, ns), and
+    `retained` (the broker kept it from earlier: not a sign that the member is there now)."""
     out: dict[str, Any] = {}
     for key, value in fields.items():
         if key == "status":
@@ -62,9 +63,9 @@ def check_peer_fields(fields: dict[str, Any]) -> dict[str, Any]:
         elif key == "until":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise PeerMessageError("until must be a time in ns or null")
-        elif key == "can_lead":
+        elif key in ("can_lead", "retained"):
             if not isinstance(value, bool):
-                raise PeerMessageError("can_lead must be true or false")
+                raise PeerMessageError(f"{key} must be true or false")
         elif key == "grid":
             if value is not None and not (
                     isinstance(value, list | tuple) and len(value) == 2
@@ -97,8 +98,9 @@ class Ensemble:
         for key, attr in (("role", "role"), ("until", "until_ns"), ("can_lead", "can_lead")):
             if key in fields:
                 changes[attr] = fields[key]
-        if "role" in fields:
-            changes["online"] = True  # it speaks, so it is there
+        if "role" in fields and not fields.get("retained"):
+            changes["online"] = True  # it speaks now, so it is there (a retained state may be
+            # the last word of a member long gone: only its status says whether it is there)
         if "grid" in fields:
             grid = fields["grid"]
             changes["grid"] = None if grid is None else (grid[0], grid[1])

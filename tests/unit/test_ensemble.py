@@ -148,3 +148,20 @@ def test_good_peer_fields_pass_unchanged() -> None:
     fields = {"status": "online", "role": "lead", "until": 5, "can_lead": True,
               "grid": [1, 500_000_000]}
     assert check_peer_fields(fields) == fields
+
+
+def test_a_retained_lead_from_a_member_gone_does_not_hold_the_floor() -> None:
+    """At start-up the broker hands over each member's last state: a member that died while
+    leading left "lead" behind. Only its status says whether it is there."""
+    e = Ensemble(MEMBERS, "keys")
+    e.hear_peer("bass", S, {"status": "lost"})
+    e.hear_peer("bass", S, {"role": "lead", "until": None, "can_lead": True, "retained": True})
+    assert e.leading_peer(S) is None
+    assert e.may_lead(S) == (True, "my turn")
+    e.hear_peer("bass", 2 * S, {"role": "lead", "until": 3 * S})  # live: it is there after all
+    assert e.leading_peer(2 * S) == "bass"
+
+
+def test_retained_must_be_a_boolean() -> None:
+    with pytest.raises(PeerMessageError, match="retained must be true or false"):
+        check_peer_fields({"retained": "yes"})
