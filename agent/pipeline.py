@@ -161,7 +161,7 @@ class Agent:
     def announce_ensemble(self, t_ns: int) -> None:
         if self.ensemble is None:
             return
-        can_lead = self.controls.mode not in NO_LEAD_MODES and not self.controls.mute
+        can_lead = self._can_lead()
         role = ens.LEAD if self.ensemble.is_leading(t_ns) else ens.REST if can_lead else ens.COMP
         self._state("ensemble", self.ensemble.announce(t_ns, role, can_lead,
                                                        self.pulse.grid(t_ns)), t_ns)
@@ -177,6 +177,9 @@ class Agent:
         if cmd.verb == "panic":
             self.plan.drop_all(t_ns)
             self.scheduler.panic("panic")
+            if self.ensemble is not None and self.ensemble.is_leading(t_ns):
+                self.ensemble.stop_leading()  # the phrase is gone: the others may lead
+                self.announce_ensemble(t_ns)
             return
         if cmd.verb == "cue":
             index = sections.find(self.config.sections, self.place, cmd.fields["section"])
@@ -214,6 +217,8 @@ class Agent:
             self.plan.drop(COMP, t_ns)
             self._state("mode", {"mode": now.mode, "section": self.section_name()}, t_ns)
         if (now.mode, now.mute) != (before.mode, before.mute):
+            if self.ensemble is not None and not self._can_lead():
+                self.ensemble.stop_leading()  # muted or comping now: its phrase is not heard
             self.announce_ensemble(t_ns)  # whether it can lead may have changed
         if now.styles != before.styles and self.model is not None and now.styles:
             self.model.set_style(dict(now.styles))
@@ -259,11 +264,17 @@ class Agent:
         part = modes.choose(self.controls.mode, trigger, role_of, mood(self.controls),
                             self.config.respond.solo_after_ms > 0)
         if part in LEAD_PARTS and self.ensemble is not None:
-            may, why = self.ensemble.may_lead(t_ns)
+            can_lead = self._can_lead()
+            may, why = self.ensemble.may_lead(t_ns, can_lead)
             if not may:
                 self.log.write("decision", t_ns, what="wait", part=part, why=why)
+                if can_lead and self.ensemble.leading_peer(t_ns) is None:
+                    self.ensemble.pass_turn(can_lead)  # that member's turn is used up
                 return None
         return part
+
+    def _can_lead(self) -> bool:
+        return self.controls.mode not in NO_LEAD_MODES and not self.controls.mute
 
     def _respond(self, part: str, call: list[PhraseNote], t_ns: int, cause: int | None) -> None:
         """Play a phrase of `part` after `call`: from the model if it answers in time, else
@@ -273,6 +284,11 @@ class Agent:
         scale = self.hearing.key_scale() if self.config.model.keep_to_key else None
         notes = modes.answer_length(len(call), m, self.config.respond.max_notes)
         start = t_ns + self._latency_ns
+        if self.ensemble is not None:  # the floor is taken now, at the decision's logged time,
+            # not when the model answers: live and replay then agree on who yields to whom
+            self.ensemble.lead(t_ns, start + call[-1].onset_ns + call[-1].duration_ns
+                               - call[0].onset_ns)  # about as long as the call (revised in _play)
+            self.announce_ensemble(t_ns)
         use_model = self.model is not None and not (
             self.controls.memory_weight > 0 and self.rng.random() < self.controls.memory_weight)
         if part == modes.MIRROR and not use_model:
@@ -305,6 +321,9 @@ class Agent:
                            [n.to_log() for n in answer])
             if serial != self._silence_serial:
                 return  # a player came in: the moment has gone
+            if self.ensemble is not None and not self.ensemble.is_leading(
+                    self.scheduler.clock.now_ns()):
+                return  # another member took the floor meanwhile (a "yield" decision)
             if part == modes.MIRROR:
                 varied = mirror(call, scale, self.rng, alternatives=[
                     n.pitch for n in answer or []])

@@ -76,12 +76,14 @@ class ControlPlane:
     def __init__(self, config: Config, on_command: Callable[[Command], None],
                  now_ns: Callable[[], int] = time.time_ns, *,
                  backoff_s: tuple[float, float] = BACKOFF_S,
-                 on_peer: PeerHandler | None = None) -> None:
+                 on_peer: PeerHandler | None = None,
+                 on_peer_error: Callable[[str, str, str], None] | None = None) -> None:
         self._mqtt = m = config.mqtt
         self.prefix = f"stage/{config.performance.name}/{m.agent}/"
         self._peer_prefixes = {f"stage/{config.performance.name}/{name}/": name
                                for name in config.ensemble.members if name != m.agent}
         self._on_peer = on_peer
+        self._on_peer_error = on_peer_error
         self._client_id = f"stage-agent-{config.performance.name}-{m.agent}"
         self._sections = [s.name for s in config.sections]
         self._on_command, self._now_ns = on_command, now_ns
@@ -241,7 +243,8 @@ class ControlPlane:
             try:
                 payload = _object(message.payload)
             except CommandError as e:
-                log.warning("ensemble: %s sent %s: %s", name, topic, e)
+                if self._on_peer_error is not None:
+                    self._on_peer_error(name, kind, str(e))
                 return
         if self._on_peer is not None and payload:
             self._on_peer(name, kind, payload, bool(message.retain))
@@ -291,12 +294,12 @@ class ControlPlane:
             self._check_age(fields.pop("sent", None))
             self._on_command(parse_command(verb, fields, self._sections))
         except StageAgentError as e:  # CommandError, or the agent refusing the command
-            self._refuse(_short(verb, MAX_VERB_CHARS), cmd_id, _short(str(e), MAX_ERROR_CHARS))
+            self._refuse(shorten(verb, MAX_VERB_CHARS), cmd_id, shorten(str(e)))
             return
         except Exception as e:  # a bug in on_command: loud in the log, the control plane lives
             log.exception("MQTT command %r (id %s) failed", verb, cmd_id)
-            self._reply("error", {"id": cmd_id, "verb": _short(verb, MAX_VERB_CHARS),
-                                  "error": _short(f"internal error: {e!r}", MAX_ERROR_CHARS)})
+            self._reply("error", {"id": cmd_id, "verb": shorten(verb, MAX_VERB_CHARS),
+                                  "error": shorten(f"internal error: {e!r}")})
             return
         self._applied[cmd_id] = None
         if len(self._applied) > REMEMBERED_IDS:
@@ -330,7 +333,7 @@ class ControlPlane:
         self._wake.set()
 
 
-def _short(text: str, limit: int) -> str:
+def shorten(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     """`text`, cut to `limit` characters: a reply never echoes a huge bad value whole."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 

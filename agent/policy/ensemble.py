@@ -106,8 +106,9 @@ class Ensemble:
             changes["grid"] = None if grid is None else (grid[0], grid[1])
             changes["grid_ns"] = t_ns
         self.peers[name] = dataclasses.replace(state, **changes)
-        if fields.get("role") != LEAD:
-            return False
+        if fields.get("role") != LEAD or fields.get("retained") or \
+                not _leads(self.peers[name], t_ns):
+            return False  # only a lead going on now, from a member that is there, takes turns
         if self.is_leading(t_ns) and self._before(name, self.me):
             self.leading_until = None
             self.last_lead = name
@@ -121,10 +122,7 @@ class Ensemble:
 
     def leading_peer(self, t_ns: int) -> str | None:
         """A member other than this one that leads now."""
-        for name, p in self.peers.items():
-            if p.online and p.role == LEAD and (p.until_ns is None or p.until_ns > t_ns):
-                return name
-        return None
+        return next((name for name, p in self.peers.items() if _leads(p, t_ns)), None)
 
     def turn(self, i_can_lead: bool) -> str | None:
         """Whose turn it is to lead next (None: nobody can)."""
@@ -139,6 +137,8 @@ class Ensemble:
 
     def may_lead(self, t_ns: int, i_can_lead: bool = True) -> tuple[bool, str]:
         """(whether this agent may start a lead phrase now, why) — the why is logged."""
+        if not i_can_lead:
+            return False, "cannot lead (muted, or a mode without lead parts)"
         peer = self.leading_peer(t_ns)
         if peer is not None:
             return False, f"{peer} leads"
@@ -146,6 +146,13 @@ class Ensemble:
         if turn != self.me:
             return False, f"{turn}'s turn"
         return True, "my turn"
+
+    def pass_turn(self, i_can_lead: bool = True) -> None:
+        """A phrase end went by, nobody leading, and it was another member's turn: that turn is
+        used up (taken or not), so the next phrase end goes to the next member. Without this,
+        a member that never hears a phrase end (other players, a port gone) would hold the
+        turn for ever."""
+        self.last_lead = self.turn(i_can_lead)
 
     def lead(self, t_ns: int, until_ns: int) -> None:
         """This agent starts a lead phrase ending at `until_ns`."""
@@ -179,3 +186,7 @@ class Ensemble:
 
     def _before(self, a: str, b: str) -> bool:
         return self.members.index(a) < self.members.index(b)
+
+
+def _leads(p: PeerState, t_ns: int) -> bool:
+    return p.online and p.role == LEAD and (p.until_ns is None or p.until_ns > t_ns)

@@ -11,6 +11,7 @@ from agent import config as config_mod
 from agent import midi
 from agent.clock import ManualClock
 from agent.events import Heard
+from agent.policy.commands import parse_command
 from agent.record.log import read_log
 from agent.record.replay import load_recording, replay_fast
 from agent.record.session import LOG_NAME, Session
@@ -183,3 +184,18 @@ def test_a_members_log_replays_to_the_same_output(tmp_path: Path) -> None:
                             or config_mod.from_dict({}), tmp_path / f"{me}-again", "test")
         assert again["notes_played"] > 0
         assert emitted(tmp_path / f"{me}-again") == emitted(live)
+
+
+def test_a_muted_member_leaves_every_turn_to_the_others(tmp_path: Path) -> None:
+    duo = Duo(tmp_path)
+    duo.sessions["keys"].command(parse_command("mute", {}), 0)  # first in the order, muted
+    first = duo.phrase(CALL, 100)
+    second = duo.phrase(CALL, first + 3000)
+    duo.until(second + 3000)
+    bass = duo.onsets("bass")
+    assert any(first < t < second for t in bass) and any(t > second for t in bass)
+    assert duo.onsets("keys") == []
+    assert duo.decisions("bass", "yield") == []
+    assert {d["why"] for d in duo.decisions("keys", "wait")} == {
+        "cannot lead (muted, or a mode without lead parts)"}
+    duo.finish()

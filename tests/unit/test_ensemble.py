@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent import config
+from agent.clock import ManualClock
+from agent.io.remote import Remote
 from agent.policy.ensemble import (
     GRID_FRESH_NS,
     Ensemble,
     PeerMessageError,
     check_peer_fields,
 )
+from agent.record.log import read_log
+from agent.record.session import Session
 
 MEMBERS = ("keys", "bass", "drums")
 S = 1_000_000_000
@@ -165,3 +172,54 @@ def test_a_retained_lead_from_a_member_gone_does_not_hold_the_floor() -> None:
 def test_retained_must_be_a_boolean() -> None:
     with pytest.raises(PeerMessageError, match="retained must be true or false"):
         check_peer_fields({"retained": "yes"})
+
+
+def test_an_agent_that_cannot_lead_never_takes_the_floor() -> None:
+    e = band("keys")  # keys's turn, but muted
+    assert e.may_lead(S, i_can_lead=False) == (
+        False, "cannot lead (muted, or a mode without lead parts)")
+
+
+def test_a_turn_not_taken_passes_on() -> None:
+    """bass's turn, but bass never hears a phrase end: after one phrase end it is drums's."""
+    e = band("drums")
+    e.hear_peer("keys", S, {"role": "lead", "until": 2 * S})
+    assert e.may_lead(3 * S) == (False, "bass's turn")
+    e.pass_turn()
+    assert e.may_lead(4 * S) == (True, "my turn")
+
+
+def test_only_a_lead_going_on_now_from_a_member_there_makes_a_leader_yield() -> None:
+    e = band("bass")
+    e.lead(S, 5 * S)
+    e.hear_peer("keys", S, {"status": "lost"})
+    assert e.hear_peer("keys", S, {"role": "lead", "until": 9 * S, "retained": True}) is False
+    e.hear_peer("keys", S, {"status": "online"})
+    assert e.hear_peer("keys", 2 * S, {"role": "lead", "until": S}) is False  # already over
+    assert e.is_leading(2 * S) and e.last_lead == "bass"
+    assert e.hear_peer("keys", 2 * S, {"role": "lead", "until": 4 * S}) is True
+
+
+def test_bad_peer_messages_reach_the_log_cut_short_and_once_a_second(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A member gone wrong (here: a 1 MB unknown field, 50 times) must not flood the log."""
+    cfg = config.from_dict({
+        "performance": {"name": "duo"},
+        "players": [{"name": "keys", "port": "virtual:keys"}],
+        "agent": {"mode": "call-response", "outputs": ["synth"]},
+        "mqtt": {"host": "127.0.0.1", "agent": "keys"},
+        "ensemble": {"members": ["keys", "bass"]},
+    }, str(tmp_path / "performance.toml"))
+    session = Session(cfg, ManualClock(S), lambda port, data: True, tmp_path / "rec",
+                      {"clock": "manual"})
+    remote = Remote(cfg, session)
+    with caplog.at_level(logging.WARNING, logger="agent.io.remote"):
+        for _ in range(50):
+            remote._peer("bass", "state/ensemble", {"x" * 1_000_000: 1}, False)
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith("ensemble: bass's state/ensemble ignored: unknown field 'xxx")
+    assert said.endswith("... (1000016 characters)") and len(said) < 400
+    session.stop(session.clock.now_ns())
+    session.finish()
+    assert [r for r in read_log(session.log.path)[1] if r["k"] == "ctl"
+            and r["what"] == "peer"] == []  # nothing of it was taken
