@@ -173,11 +173,11 @@ class SpatialSender:
     def event_onset(self, number: int, pitch: int, velocity: int, x: float, y: float,
                     z: float) -> None:
         """A note of voice `number` starts at (x, y, z): to the visuals, now."""
-        self._event(visual.onset(number, pitch, velocity, x, y, z))
+        self.event(visual.onset(number, pitch, velocity, x, y, z))
 
     def event_scene(self, name: str) -> None:
         """A new scene or section: to the visuals, now."""
-        self._event(visual.scene(name))
+        self.event(visual.scene(name))
 
     def close(self) -> None:
         for d in self._dests:
@@ -257,9 +257,6 @@ class SpatialSender:
 
     def event(self, message: bytes) -> None:
         """Any one OSC message to the visuals destinations, now (e.g. the agent's plan)."""
-        self._event(message)
-
-    def _event(self, message: bytes) -> None:
         for d in self._dests:
             if d.spec.protocol in visual.VARIANTS:
                 d.peer.send(message)

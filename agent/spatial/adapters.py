@@ -180,7 +180,7 @@ def gains(voices: Sequence[Voice], rows: np.ndarray | Sequence[Sequence[float]],
     if not np.isfinite(wire).all():  # python-osc refuses the finite ones; inf neither
         raise ValueError("gains: a value beyond float32's range")
     speakers = matrix.shape[1]
-    return [_gains_head(n, speakers) + r.tobytes() for n, r in zip(numbers, wire, strict=True)]
+    return [_GAINS_HEADS[n][speakers] + r.tobytes() for n, r in zip(numbers, wire, strict=True)]
 
 
 def bundles(elements: Iterable[bytes], limit: int = MAX_DATAGRAM) -> list[bytes]:
@@ -324,16 +324,6 @@ def _aed(voices: Iterable[Voice]) -> list[list[float]]:
     return rows
 
 
-def _gains_head(n: int, speakers: int) -> bytes:
-    key = (n, speakers)
-    h = _GAINS_HEADS.get(key)
-    if h is None:
-        if len(_GAINS_HEADS) >= 4096:
-            _GAINS_HEADS.clear()
-        h = _GAINS_HEADS[key] = element_head(f"/stage-agent/gains/{n}", "f" * speakers)
-    return h
-
-
 def _spat_start(coords: str) -> bytes:
     start = head("/spat/serv", "sifffff") + osc_string(coords)
     return _I(len(start) + 24) + start  # then i f f f f f
@@ -349,4 +339,5 @@ _ADM_NAME = PerNumber(lambda n: head(f"/adm/obj/{n}/name", "s"))
 _SPAT_START = {c: _spat_start(c) for c in SPATGRIS_COORDS}
 _SPAT_CLR = PerNumber(lambda n: element(head("/spat/serv", "si") + osc_string("clr") + _I(n)))
 _SATIE_HEAD = head("/satie/source/update", "sffffff")
-_GAINS_HEADS: dict[tuple[int, int], bytes] = {}
+_GAINS_HEADS = PerNumber(lambda n: PerNumber(  # by voice number, then speaker count
+    lambda speakers: element_head(f"/stage-agent/gains/{n}", "f" * speakers)))

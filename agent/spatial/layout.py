@@ -87,12 +87,6 @@ class Speaker:
         a, e, d = (float(v) for v in xyz_to_aed(np.asarray(self.xyz)))
         return a, e, d
 
-    @property
-    def direction(self) -> tuple[float, float, float]:
-        n = math.sqrt(sum(c * c for c in self.xyz))
-        x, y, z = (c / n for c in self.xyz)
-        return x, y, z
-
 
 @dataclass(frozen=True, slots=True)
 class Layout:

@@ -57,14 +57,14 @@ def position(g: Gesture, t_ns: int, floor_z: float = -1.0,
         p = _orbit(g, elapsed)
     elif kind == "static":
         p = g.target
-    elif g.kind == "glide":
+    elif kind == "glide":
         span = max(g.arrive_ns - g.start_ns, 1) / NS
         p = _lerp(g.origin, g.target, _ease(min(elapsed / span, 1.0)))
     elif kind == "spiral":
         p = _orbit(g, elapsed)
-    elif g.kind == "path":
+    elif kind == "path":
         p = _along(g.origin, g.points, elapsed / max(g.duration_ns / NS, 1e-9))
-    elif g.kind == "wander":
+    elif kind == "wander":
         p = _wander(g.target, g.seed, elapsed)
     else:  # follow: exponential approach, so a moving player is followed smoothly
         goal = followed if followed is not None else g.origin

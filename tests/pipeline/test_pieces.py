@@ -30,6 +30,7 @@ from agent.report.build import PAGE_NAME
 from agent.report.compare import REPLAY_DIR, ROLL_A, ROLL_B
 from tests.browser import headless_chromium, serving
 from tests.model_fixtures import save_random_checkpoint
+from tests.pipeline.test_replay import emitted
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "performances" / "demo"
@@ -110,12 +111,6 @@ def notes_left_sounding(records: list[dict[str, Any]]) -> set[tuple[str, int, in
         elif midi.is_note_off(data):
             sounding.discard(key)  # type: ignore[arg-type]
     return sounding
-
-
-def emitted(folder: Path) -> list[str]:
-    _header, records = read_log(folder / LOG_NAME)
-    return [f"{r['deadline'] - records[0]['t']} {r['port']} {r['data']} {r['why']}"
-            for r in records if r["k"] == "emit"]
 
 
 @pytest.fixture(scope="module")
