@@ -54,8 +54,6 @@ SOLO_AFTER_MS = 1500.0  # solo and auto modes: rest this long before the agent p
 SOLO_MAX_PHRASES = 4  # then the agent waits for the players
 NS_PER_S = 1_000_000_000
 ANSWER, COMP = "answer", "comp"  # plan-ahead parts (scheduler tags)
-LEAD_PARTS = (modes.ANSWER, modes.CONTINUE, modes.MIRROR, modes.SOLO)  # not the comp
-NO_LEAD_MODES = ("accompany", "harmony")
 Publish = Callable[[str, dict[str, Any]], None]
 
 
@@ -126,9 +124,7 @@ class Agent:
                                 self._beat_in_bar())
             if self.config.respond.yield_to_players and self.plan.drop(ANSWER, ev.time_ns):
                 self.log.write("decision", ev.time_ns, what="yield", player=ev.player)
-                if self.ensemble is not None and self.ensemble.is_leading(ev.time_ns):
-                    self.ensemble.stop_leading()
-                    self.announce_ensemble(ev.time_ns)
+                self._stop_leading(ev.time_ns)
             self._arm_tick(ev.time_ns)
         elif midi.is_note_off(ev.data):
             self.activity[ev.player].note_off(ev.time_ns, ch, ev.data[1])
@@ -170,6 +166,12 @@ class Agent:
         if self.ensemble is not None and not self.ensemble.is_leading(t_ns):
             self.announce_ensemble(t_ns)
 
+    def _stop_leading(self, t_ns: int) -> None:
+        """The agent's phrase is gone (a player came in, a panic): the others may lead."""
+        if self.ensemble is not None and self.ensemble.is_leading(t_ns):
+            self.ensemble.stop_leading()
+            self.announce_ensemble(t_ns)
+
     # -- controls, cues, sections -----------------------------------------------------------
     def apply(self, cmd: Command, t_ns: int) -> None:
         """A checked command (policy/commands.py), already logged by the session."""
@@ -177,9 +179,7 @@ class Agent:
         if cmd.verb == "panic":
             self.plan.drop_all(t_ns)
             self.scheduler.panic("panic")
-            if self.ensemble is not None and self.ensemble.is_leading(t_ns):
-                self.ensemble.stop_leading()  # the phrase is gone: the others may lead
-                self.announce_ensemble(t_ns)
+            self._stop_leading(t_ns)
             return
         if cmd.verb == "cue":
             index = sections.find(self.config.sections, self.place, cmd.fields["section"])
@@ -263,7 +263,7 @@ class Agent:
             role_of = {**role_of, **self.ensemble.peer_roles(t_ns)}
         part = modes.choose(self.controls.mode, trigger, role_of, mood(self.controls),
                             self.config.respond.solo_after_ms > 0)
-        if part in LEAD_PARTS and self.ensemble is not None:
+        if part in modes.LEAD_PARTS and self.ensemble is not None:
             can_lead = self._can_lead()
             may, why = self.ensemble.may_lead(t_ns, can_lead)
             if not may:
@@ -274,7 +274,7 @@ class Agent:
         return part
 
     def _can_lead(self) -> bool:
-        return self.controls.mode not in NO_LEAD_MODES and not self.controls.mute
+        return self.controls.mode in modes.LEADING_MODES and not self.controls.mute
 
     def _respond(self, part: str, call: list[PhraseNote], t_ns: int, cause: int | None) -> None:
         """Play a phrase of `part` after `call`: from the model if it answers in time, else

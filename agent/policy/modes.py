@@ -45,6 +45,8 @@ _TABLE: dict[str, dict[str, str]] = {
     "solo": {PHRASE_END: SOLO, REST: SOLO},
     "auto": {PHRASE_END: ANSWER, BEAT: COMP, REST: SOLO},
 }
+LEAD_PARTS = (*RESPONSES, SOLO)  # a phrase of the agent's own (an ensemble takes turns at them)
+LEADING_MODES = frozenset(m for m, parts in _TABLE.items() if set(parts.values()) & {*LEAD_PARTS})
 
 
 def choose(mode: str, trigger: str, role_of: dict[str, str], mood: Mood,

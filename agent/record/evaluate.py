@@ -32,7 +32,7 @@ from agent.listen.players import Listening
 from agent.model.originality import join_lines, longest_shared_run
 from agent.policy.modes import RESPONSES
 from agent.record.log import read_log
-from agent.record.session import LOG_NAME
+from agent.record.session import log_path
 from agent.record.summary import Note, notes_of
 
 WINDOW_NS = 2_000_000_000
@@ -189,14 +189,18 @@ def _percentiles(values: list[float], digits: int = 1) -> dict[str, float | int 
 
 
 def evaluate(path: Path) -> dict[str, Any]:
-    header, records = read_log(path / LOG_NAME if path.is_dir() else path)
-    lines = None
-    model = header.get("model")
-    if model and Path(model["path"]).is_file():
-        from agent.model.checkpoint import load  # torch only when a model was used
+    header, records = read_log(log_path(path))
+    return evaluate_log(header, records, corpus_of(header))
 
-        lines = load(Path(model["path"])).corpus_lines
-    return evaluate_log(header, records, lines)
+
+def corpus_of(header: dict[str, Any]) -> np.ndarray | None:
+    """The corpus of the model a log's run used, if it had one and the file is still there."""
+    model = header.get("model")
+    if not model or not Path(model["path"]).is_file():
+        return None
+    from agent.model.checkpoint import load  # torch only when a model was used
+
+    return load(Path(model["path"])).corpus_lines
 
 
 def format_report(r: dict[str, Any]) -> str:

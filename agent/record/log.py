@@ -55,7 +55,7 @@ class EventLog:
 
     def _write(self, obj: dict[str, Any]) -> None:
         if self._file is not None:
-            self._file.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            self._file.write(log_line(obj))
 
     def flush_if_due(self, now_ns: int) -> None:
         if now_ns - self._last_flush_ns >= self._flush_ns:
@@ -71,6 +71,11 @@ class EventLog:
             self._file.flush()
             self._file.close()
             self._file = None
+
+
+def log_line(obj: dict[str, Any]) -> str:
+    """A record (or the header) as one line of the log."""
+    return json.dumps(obj, separators=(",", ":")) + "\n"
 
 
 def read_log(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -24,7 +24,7 @@ from agent.model.live import ModelFactory, inline_factory, recorded_factory
 from agent.policy.commands import PLAY_VERBS
 from agent.record import smf
 from agent.record.log import read_log
-from agent.record.session import LOG_NAME, Session
+from agent.record.session import Session, log_path
 from agent.schedule.realtime import sleep_until
 from agent.schedule.scheduler import Sink
 
@@ -53,8 +53,7 @@ class Recording:
 
 
 def load_recording(path: Path) -> Recording:
-    if path.is_dir():
-        path = path / LOG_NAME
+    path = log_path(path)
     if not path.exists():
         raise RecordingError(f"{path}: no such recording")
     if path.suffix.lower() in (".mid", ".midi", ".smf"):

@@ -40,15 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from agent import midi
+from agent.clock import NS_PER_S
 from agent.config import Config
 from agent.errors import EXIT_CONFIG, RecordingError, StageAgentError
 from agent.events import Heard
 from agent.listen.beat import MERGE_NS
 from agent.record.log import read_log
 from agent.record.replay import Control, Input, Recording
-from agent.record.session import LOG_NAME
+from agent.record.session import log_path
 
-NS_PER_S = 1_000_000_000
 CLOCKS_PER_BEAT = 24
 SNAP_BEATS = 0.25  # a bar line moves onto the nearest note-on this close to it (in beats)...
 CHORD_NS = MERGE_NS  # ...or the first of its chord (notes this close together: beat.py)
@@ -181,10 +181,6 @@ class Timeline:
         if controls:
             out.append(Control(t_ns, "controls", controls[-1]))
         return out
-
-
-def log_path(path: Path) -> Path:
-    return path / LOG_NAME if path.is_dir() else path
 
 
 def timeline(path: Path, recording: Recording) -> Timeline:

@@ -31,6 +31,11 @@ LOG_NAME = "log.jsonl"
 MIDI_NAME = "performance.mid"
 
 
+def log_path(recording: Path) -> Path:
+    """A recording folder, or its log file itself -> the log file."""
+    return recording / LOG_NAME if recording.is_dir() else recording
+
+
 def new_recording_dir(base: Path, name: str, suffix: str = "") -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
     return base / f"{name}-{stamp}{suffix}"

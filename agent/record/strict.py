@@ -18,7 +18,8 @@ from typing import Any
 from agent.errors import RecordingError
 from agent.record.log import read_log
 from agent.record.replay import Recording, replay_fast
-from agent.record.scrub import BarMap, log_path, millis, timeline_of
+from agent.record.scrub import BarMap, millis, timeline_of
+from agent.record.session import log_path
 
 # Emits made at once (a panic, the stop, a mute, a lost or returning port, a clock Stop).
 AT_ONCE = frozenset({"stop", "panic", "mute", "clock-stop", "output-lost", "output-back"})

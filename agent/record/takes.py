@@ -60,7 +60,7 @@ from agent.clock import NS_PER_S
 from agent.config import Config
 from agent.policy.commands import MAX_NAME, CommandError
 from agent.record import smf
-from agent.record.log import FORMAT, read_log
+from agent.record.log import FORMAT, log_line, read_log
 from agent.record.session import LOG_NAME, MIDI_NAME, Session
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,9 @@ def write_slice(folder: Path, header: Record, records: list[Record]) -> None:
     Refuses (FileExistsError) to write into a folder that exists. Blocking: a writer thread."""
     folder.mkdir(parents=True)
     with (folder / LOG_NAME).open("x", encoding="utf-8") as f:
-        f.write(_line(header))
+        f.write(log_line(header))  # exactly as the full log has them
         for i in range(0, len(records), BATCH):
-            f.write("".join(_line(r) for r in records[i:i + BATCH]))
+            f.write("".join(log_line(r) for r in records[i:i + BATCH]))
             time.sleep(0)  # the GIL goes back to the loop between batches
     # The MIDI file is made by a child process from the log just written: building it holds
     # the GIL in long stretches (mido), which stalled the music's loop 14 ms for 30,000 records
@@ -143,10 +143,6 @@ def read_span(path: Path, start: int, end: int) -> list[Record]:
             if i % BATCH == BATCH - 1:
                 time.sleep(0)
     return records
-
-
-def _line(obj: Record) -> str:
-    return json.dumps(obj, separators=(",", ":")) + "\n"  # as log.EventLog writes them
 
 
 class CaptureRing:

@@ -15,7 +15,7 @@ from typing import Any
 from agent.errors import RecordingError, StageAgentError
 from agent.record.evaluate import evaluate_log
 from agent.record.log import read_log
-from agent.record.session import LOG_NAME
+from agent.record.session import log_path
 from agent.record.summary import summarise
 from agent.report.data import ReportData, recorded_at, report_data
 from agent.report.figures import draw_latencies, draw_piano_roll, draw_timeline
@@ -29,7 +29,7 @@ MIDI_SUFFIXES = (".mid", ".midi", ".smf")
 
 def log_of(recording: Path) -> Path:
     """A recording folder or its log.jsonl -> the log (a plain MIDI file has none)."""
-    path = recording / LOG_NAME if recording.is_dir() else recording
+    path = log_path(recording)
     if path.suffix.lower() in MIDI_SUFFIXES:
         raise RecordingError(f"{path}: a MIDI file has no log to report on; replay it first "
                              "(stage-agent replay) and report on the replay's folder")

@@ -29,7 +29,7 @@ from typing import Any
 
 from agent import config as config_mod
 from agent.errors import ConfigError, RecordingError
-from agent.record.evaluate import evaluate
+from agent.record.evaluate import corpus_of, evaluate_log
 from agent.record.log import read_log
 from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import LOG_NAME, new_recording_dir
@@ -172,15 +172,15 @@ def _write(out: Path, name: str, log_a: Path, header_a: dict[str, Any],
     log_b = out / REPLAY_DIR / LOG_NAME
     header_b, records_b = read_log(log_b)
     runs = []
-    for label, log, header, records, file in (("A", log_a, header_a, records_a, ROLL_A),
-                                              ("B", log_b, header_b, records_b, ROLL_B)):
+    for label, header, records, file in (("A", header_a, records_a, ROLL_A),
+                                         ("B", header_b, records_b, ROLL_B)):
         data = report_data(header, records)
         title = f"{label}: {header['config']['performance']['name']}, seed {header.get('seed')}"
         picture = png_picture(
             draw_piano_roll(data, out / file, title), f"{label}: {roll_alt(data, name)}",
             f"Run {label}: every note over time, pitch upward, each player in a colour of its "
             "own, the agent's notes outlined in black.")
-        runs.append((evaluate(log), picture))
+        runs.append((evaluate_log(header, records, corpus_of(header)), picture))
     meta = [f"A: {log_a} as recorded ({_settings_line(header_a)})",
             f"B: its players through the agent again ({_settings_line(header_b)}), "
             f"recorded in {out / REPLAY_DIR}"]

@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from agent import midi
+from agent.clock import NS_PER_MS, NS_PER_S
 from agent.record.smf import marker_text
 
-NS_PER_S = 1_000_000_000
-NS_PER_MS = 1_000_000
 CC_ALL_OFF = (midi.CC_ALL_SOUND_OFF, midi.CC_ALL_NOTES_OFF)
 # Decisions drawn on the modes lane (sections have their own lane; "wait" is not an action).
 DECISIONS = ("answer", "continue", "mirror", "solo", "comp", "yield")
