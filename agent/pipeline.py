@@ -159,7 +159,7 @@ class Agent:
             return
         can_lead = self._can_lead()
         role = ens.LEAD if self.ensemble.is_leading(t_ns) else ens.REST if can_lead else ens.COMP
-        self._state("ensemble", self.ensemble.announce(t_ns, role, can_lead,
+        self._state("ensemble", self.ensemble.announce(role, can_lead,
                                                        self.pulse.grid(t_ns)), t_ns)
 
     def _lead_over(self, t_ns: int) -> None:
@@ -286,7 +286,7 @@ class Agent:
         start = t_ns + self._latency_ns
         if self.ensemble is not None:  # the floor is taken now, at the decision's logged time,
             # not when the model answers: live and replay then agree on who yields to whom
-            self.ensemble.lead(t_ns, start + call[-1].onset_ns + call[-1].duration_ns
+            self.ensemble.lead(start + call[-1].onset_ns + call[-1].duration_ns
                                - call[0].onset_ns)  # about as long as the call (revised in _play)
             self.announce_ensemble(t_ns)
         use_model = self.model is not None and not (
@@ -368,7 +368,7 @@ class Agent:
             end = plan[-1].start_ns + plan[-1].duration_ns
             self._arm_rest(end)
             if self.ensemble is not None:  # the other members hold back until it ends
-                self.ensemble.lead(t_ns, end)
+                self.ensemble.lead(end)
                 self.announce_ensemble(t_ns)
                 self.scheduler.call_at(end, self._lead_over, tag="ensemble")
 

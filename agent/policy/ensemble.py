@@ -154,7 +154,7 @@ class Ensemble:
         turn for ever."""
         self.last_lead = self.turn(i_can_lead)
 
-    def lead(self, t_ns: int, until_ns: int) -> None:
+    def lead(self, until_ns: int) -> None:
         """This agent starts a lead phrase ending at `until_ns`."""
         self.last_lead = self.me
         self.leading_until = until_ns
@@ -176,7 +176,7 @@ class Ensemble:
             return None
         return p.grid
 
-    def announce(self, t_ns: int, role: str, can_lead: bool,
+    def announce(self, role: str, can_lead: bool,
                  grid: tuple[int, int] | None) -> dict[str, Any]:
         """This agent's ensemble state (grid only from the tempo leader)."""
         return {"role": role, "until": self.leading_until if role == LEAD else None,

@@ -43,7 +43,7 @@ def test_turns_go_round_in_the_members_order() -> None:
     e.hear_peer("keys", S, {"role": "lead", "until": 2 * S})
     assert e.may_lead(S + 1) == (False, "keys leads")
     assert e.may_lead(2 * S) == (True, "my turn")  # keys's phrase is over: bass is next
-    e.lead(2 * S, 3 * S)
+    e.lead(3 * S)
     assert e.last_lead == "bass"
     assert e.turn(True) == "drums"
     e.hear_peer("drums", 3 * S, {"role": "lead", "until": 4 * S})
@@ -75,15 +75,15 @@ def test_a_member_that_goes_away_while_leading_leads_no_more() -> None:
 def test_alone_an_agent_has_every_turn() -> None:
     e = Ensemble(MEMBERS, "bass")  # nobody else heard from: all offline
     assert e.may_lead(S) == (True, "my turn")
-    e.lead(S, 2 * S)
+    e.lead(2 * S)
     assert e.may_lead(3 * S) == (True, "my turn")
     assert e.turn(i_can_lead=False) is None
 
 
 def test_crossing_leads_the_later_member_yields() -> None:
     keys, bass = band("keys"), band("bass")
-    keys.lead(S, 3 * S)
-    bass.lead(S, 3 * S)  # both decided before hearing the other
+    keys.lead(3 * S)
+    bass.lead(3 * S)  # both decided before hearing the other
     assert bass.hear_peer("keys", S + 5, {"role": "lead", "until": 3 * S}) is True
     assert not bass.is_leading(S + 5)
     assert bass.last_lead == "keys"
@@ -124,13 +124,13 @@ def test_the_leader_follows_nobody_and_others_grids_are_ignored() -> None:
 
 def test_announce() -> None:
     e = band("keys", leader="keys")
-    e.lead(S, 2 * S)
-    assert e.announce(S, "lead", True, (S, 500_000_000)) == {
+    e.lead(2 * S)
+    assert e.announce("lead", True, (S, 500_000_000)) == {
         "role": "lead", "until": 2 * S, "can_lead": True, "grid": [S, 500_000_000]}
-    assert e.announce(S, "rest", True, None) == {
+    assert e.announce("rest", True, None) == {
         "role": "rest", "until": None, "can_lead": True, "grid": None}
     follower = band("bass", leader="keys")
-    assert follower.announce(S, "comp", False, (S, 500_000_000))["grid"] is None
+    assert follower.announce("comp", False, (S, 500_000_000))["grid"] is None
 
 
 @pytest.mark.parametrize(("fields", "error"), [
@@ -191,7 +191,7 @@ def test_a_turn_not_taken_passes_on() -> None:
 
 def test_only_a_lead_going_on_now_from_a_member_there_makes_a_leader_yield() -> None:
     e = band("bass")
-    e.lead(S, 5 * S)
+    e.lead(5 * S)
     e.hear_peer("keys", S, {"status": "lost"})
     assert e.hear_peer("keys", S, {"role": "lead", "until": 9 * S, "retained": True}) is False
     e.hear_peer("keys", S, {"status": "online"})
