@@ -169,8 +169,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, performance=dataclasses.replace(
             cfg.performance, seed=args.seed))
-    base = Path(cfg.source).parent if Path(cfg.source).exists() else Path.cwd()
-    out = args.out or new_recording_dir(base / cfg.record.dir, cfg.performance.name, "-replay")
+    out = args.out or _new_replay_dir(cfg, "-replay")
     header: dict[str, Any] = {}
     window = scrub(args.recording, recording, args.config is None, args.from_ns, args.to_ns,
                    args.bars, args.loop)
@@ -209,8 +208,7 @@ def _strict(args: argparse.Namespace, recording: Recording) -> int:
         raise OptionError(f"--strict replays the whole log with its own config and seed: it "
                           f"cannot be combined with {', '.join(given)}")
     cfg = fit_config(recording, None)
-    base = Path(cfg.source).parent if Path(cfg.source).exists() else Path.cwd()
-    out = args.out or new_recording_dir(base / cfg.record.dir, cfg.performance.name, "-strict")
+    out = args.out or _new_replay_dir(cfg, "-strict")
     result = strict_replay(args.recording, recording, out)
     if args.json:
         print(json.dumps({"matched": result.matched, "identical": result.divergence is None,
@@ -219,6 +217,13 @@ def _strict(args: argparse.Namespace, recording: Recording) -> int:
     else:
         print(result.report)
     return EXIT_OK if result.divergence is None else EXIT_FAILURE
+
+
+def _new_replay_dir(cfg: config_mod.Config, suffix: str) -> Path:
+    """A new folder under the config's record.dir (the working folder's when the config is
+    the one recorded in the log, with no file of its own)."""
+    base = Path(cfg.source).parent if Path(cfg.source).exists() else Path.cwd()
+    return new_recording_dir(base / cfg.record.dir, cfg.performance.name, suffix)
 
 
 def _seconds(text: str) -> int:

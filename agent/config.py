@@ -448,7 +448,7 @@ def _check_controls(c: Config) -> None:
                                   str(e).split(": ", 1)[1]) from None
 
 
-def _check_remote(c: Config, check_files: bool = True) -> None:
+def _check_remote(c: Config, check_files: bool) -> None:
     s = c.source
     if c.mqtt.host:
         # Checked here, not only when the control plane starts: by then the ports are open and
@@ -458,16 +458,19 @@ def _check_remote(c: Config, check_files: bool = True) -> None:
         _range(s, "mqtt.port", c.mqtt.port, 1, 65535)
         _range(s, "mqtt.keepalive_s", c.mqtt.keepalive_s, 1, 3600)
         _range(s, "mqtt.max_command_age_s", c.mqtt.max_command_age_s, 0.5, 3600.0)
-        for key, name in (("mqtt.agent", c.mqtt.agent),
-                          ("performance.name", c.performance.name)):
-            if not name or any(ch in name for ch in "/+#"):
-                raise ConfigError(s, key, f"{name!r} cannot be part of an MQTT topic "
-                                  "(empty, or has / + #)")
+        _check_topic_name(s, "mqtt.agent", c.mqtt.agent)
+        _check_topic_name(s, "performance.name", c.performance.name)
     _check_ensemble(c)
     for i, dest in enumerate(c.osc.visuals):
         host_port(s, f"osc.visuals[{i}]", dest)
     if c.osc.control:
         host_port(s, "osc.control", c.osc.control)
+
+
+def _check_topic_name(source: str, key: str, name: str) -> None:
+    if not name or any(ch in name for ch in "/+#"):
+        raise ConfigError(source, key, f"{name!r} cannot be part of an MQTT topic "
+                          "(empty, or has / + #)")
 
 
 def _check_ensemble(c: Config) -> None:
@@ -480,9 +483,7 @@ def _check_ensemble(c: Config) -> None:
         raise ConfigError(s, "ensemble.members", "the members meet on the MQTT broker: "
                           "set mqtt.host")
     for i, name in enumerate(e.members):
-        if not name or any(ch in name for ch in "/+#"):
-            raise ConfigError(s, f"ensemble.members[{i}]", f"{name!r} cannot be part of an "
-                              "MQTT topic (empty, or has / + #)")
+        _check_topic_name(s, f"ensemble.members[{i}]", name)
     if len(set(e.members)) != len(e.members):
         raise ConfigError(s, "ensemble.members", "a member is named twice")
     if c.mqtt.agent not in e.members:
@@ -500,15 +501,20 @@ def monitor_address(c: Config) -> tuple[str, int]:
     host, port = host_port(c.source, "monitor.listen",
                            f"127.0.0.1:{value}" if value.isdigit() else value)
     host = host.removeprefix("[").removesuffix("]")  # "[::1]:8088"
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False  # a host name: it may resolve to anything
-    if not loopback and not c.monitor.allow_remote:
+    if not is_loopback(host) and not c.monitor.allow_remote:
         raise ConfigError(c.source, "monitor.listen", f"{c.monitor.listen!r} is not a loopback "
                           "address: anyone on that network could watch the monitor; set "
                           "monitor.allow_remote = true to serve it there")
     return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """"localhost" or a loopback address (127.0.0.0/8, ::1); any other name may resolve to
+    anything."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def host_port(source: str, key: str, value: str) -> tuple[str, int]:
@@ -532,13 +538,14 @@ def tls_context(c: Config) -> ssl.SSLContext:
 
 def _check_model(c: Config, check_files: bool) -> None:
     s, m = c.source, c.model
-    if check_files and m.checkpoint and not c.model_path().is_file():
-        raise ConfigError(s, "model.checkpoint", f"no such file: {c.model_path()}")
-    # torch.save writes a zip archive: anything else cannot be a checkpoint. Found here, before
-    # any port opens; a zip that is not ours is found when the worker loads it.
-    if check_files and m.checkpoint and not zipfile.is_zipfile(c.model_path()):
-        raise ConfigError(s, "model.checkpoint",
-                          f"{c.model_path()}: not a stage-agent model checkpoint")
+    if check_files and m.checkpoint:
+        if not c.model_path().is_file():
+            raise ConfigError(s, "model.checkpoint", f"no such file: {c.model_path()}")
+        # torch.save writes a zip archive: anything else cannot be a checkpoint. Found here,
+        # before any port opens; a zip that is not ours is found when the worker loads it.
+        if not zipfile.is_zipfile(c.model_path()):
+            raise ConfigError(s, "model.checkpoint",
+                              f"{c.model_path()}: not a stage-agent model checkpoint")
     _range(s, "model.deadline_ms", m.deadline_ms, 1.0, 2000.0)
     if m.deadline_ms > c.agent.output_latency_ms:
         raise ConfigError(s, "model.deadline_ms", f"{m.deadline_ms} exceeds "

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.config import Config, monitor_address
+from agent.config import Config, is_loopback, monitor_address
 from agent.errors import StageAgentError
 from agent.io.monitor_page import PAGE
 
@@ -139,7 +138,6 @@ class _Client:
 
     pending: dict[str, bytes] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    sent: int = 0
     skipped: int = 0
     closing: bool = False
 
@@ -168,12 +166,7 @@ def loopback_host(value: str) -> bool:
         host = host[1:host.find("]")]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
-    if host.lower() in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host == "" or is_loopback(host.lower())
 
 
 class Monitor:
@@ -389,7 +382,6 @@ class Monitor:
                 if client.pending:  # one write per wake-up: at most one frame per kind
                     frames, client.pending = list(client.pending.values()), {}
                     writer.write(b"".join(frames))
-                    client.sent += len(frames)
                     await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
                 if client.closing:
                     return

@@ -80,8 +80,10 @@ class ControlPlane:
                  on_peer_error: Callable[[str, str, str], None] | None = None) -> None:
         self._mqtt = m = config.mqtt
         self.prefix = f"stage/{config.performance.name}/{m.agent}/"
-        self._peer_prefixes = {f"stage/{config.performance.name}/{name}/": name
-                               for name in config.ensemble.members if name != m.agent}
+        # topic -> (member, kind): the other members' topics this agent watches
+        self._peer_topics = {f"stage/{config.performance.name}/{name}/{kind}": (name, kind)
+                             for name in config.ensemble.members if name != m.agent
+                             for kind in PEER_TOPICS}
         self._on_peer = on_peer
         self._on_peer_error = on_peer_error
         self._client_id = f"stage-agent-{config.performance.name}-{m.agent}"
@@ -101,7 +103,7 @@ class ControlPlane:
         self.connected = False
         self.online = asyncio.Event()  # set while "online" is said on the broker (READY waits)
         self.attempts = 0  # connection attempts so far (for status reports)
-        self._refusals, self._refusal_logged_s = 0, -math.inf  # refused, not yet on the log
+        self._refusal_log = LogThrottle()
 
     def publish_telemetry(self, kind: str, payload: dict[str, Any]) -> None:
         """Figures for `telemetry/<kind>`: QoS 0, never retained, the latest per kind (a slow
@@ -195,9 +197,8 @@ class ControlPlane:
         # Subscribe before announcing "online": a director that sends on seeing "online" must
         # not lose its first command to a subscription not made yet.
         await client.subscribe(self.prefix + "cmd/#", qos=QOS)
-        for peer_prefix in self._peer_prefixes:  # retained: each member's latest, at once
-            for topic in PEER_TOPICS:
-                await client.subscribe(peer_prefix + topic, qos=QOS)
+        for topic in self._peer_topics:  # retained: each member's latest, at once
+            await client.subscribe(topic, qos=QOS)
         self._dirty.update(dict.fromkeys(self._states))  # a restarted broker may have lost them
         await self._flush(client)
         await client.publish(self.prefix + "status", ONLINE, qos=QOS, retain=True)
@@ -229,14 +230,10 @@ class ControlPlane:
 
     def _peer_message(self, message: aiomqtt.Message) -> None:
         """Another member's presence or ensemble state. A bad one is logged and ignored."""
-        topic = message.topic.value
-        for kind in PEER_TOPICS:
-            name = self._peer_prefixes.get(topic.removesuffix(kind)) \
-                if topic.endswith(kind) else None
-            if name is not None:
-                break
-        else:
+        peer = self._peer_topics.get(message.topic.value)
+        if peer is None:
             return  # not a topic this agent subscribed to
+        name, kind = peer
         if not message.payload:  # a retained message cleared: nothing known any more
             payload: dict[str, Any] = {"state": "offline"} if kind == "status" else {}
         else:
@@ -310,13 +307,10 @@ class ControlPlane:
         """Answer a refused command; say so on the log at most once a second (a flood of bad
         commands must not become a flood of log lines)."""
         self._reply("error", {"id": cmd_id, "verb": verb, "error": error})
-        self._refusals += 1
-        now = time.monotonic()
-        if now - self._refusal_logged_s >= 1.0:
-            more = self._refusals - 1
+        held = self._refusal_log.due()
+        if held is not None:
             log.warning("MQTT command %r (id %s) not applied: %s%s", verb, cmd_id, error,
-                        f" (and {more} more refused since the last report)" if more else "")
-            self._refusals, self._refusal_logged_s = 0, now
+                        f" (and {held} more refused since the last report)" if held else "")
 
     def _check_age(self, sent: Any) -> None:
         if sent is None:
@@ -331,6 +325,24 @@ class ControlPlane:
     def _reply(self, kind: str, payload: dict[str, Any]) -> None:
         self._replies.append((self.prefix + "evt/" + kind, _json(payload)))
         self._wake.set()
+
+
+class LogThrottle:
+    """At most one log line a second per key (a flood of bad input must not become a flood of
+    log lines on the music's loop); counts the lines held back."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, tuple[float, int]] = {}  # key -> (last said, held back since)
+
+    def due(self, key: str = "") -> int | None:
+        """None: hold this line back; else say it now, with how many were held back since."""
+        last, held = self._said.get(key, (-math.inf, 0))
+        now = time.monotonic()
+        if now - last < 1.0:
+            self._said[key] = (last, held + 1)
+            return None
+        self._said[key] = (now, 0)
+        return held
 
 
 def shorten(text: str, limit: int = MAX_ERROR_CHARS) -> str:

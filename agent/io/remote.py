@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import sys
 import time
 from typing import Any
 
 from agent.config import Config, host_port
 from agent.io.monitor import Monitor, monitor_for
-from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane, shorten
+from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, LogThrottle, make_control_plane, shorten
 from agent.io.osc import OscControlIn, OscOut
 from agent.policy.commands import Command
 from agent.policy.ensemble import PeerMessageError, check_peer_fields
@@ -34,7 +33,7 @@ class Remote:
         self.mqtt: ControlPlane | None = make_control_plane(
             config, self._command, time.time_ns, on_peer=self._peer,
             on_peer_error=self._peer_refused)
-        self._peer_refusals: dict[str, tuple[float, int]] = {}  # member -> (last said, since)
+        self._peer_refusal_log = LogThrottle()  # per member
         if self.mqtt is None:
             print(f"stage-agent: {NO_BROKER_MESSAGE}", file=sys.stderr, flush=True)
         self.osc_out = OscOut([host_port(s, f"osc.visuals[{i}]", d)
@@ -78,14 +77,10 @@ class Remote:
     def _peer_refused(self, name: str, kind: str, error: str) -> None:
         """A member's message that cannot be taken: on the log, cut short, at most once a second
         per member (a member gone wrong must not flood the log the music's loop writes)."""
-        last, since = self._peer_refusals.get(name, (-math.inf, 0))
-        now = time.monotonic()
-        if now - last < 1.0:
-            self._peer_refusals[name] = (last, since + 1)
-            return
-        log.warning("ensemble: %s's %s ignored: %s%s", name, kind, shorten(error),
-                    f" (and {since} more since the last report)" if since else "")
-        self._peer_refusals[name] = (now, 0)
+        held = self._peer_refusal_log.due(name)
+        if held is not None:
+            log.warning("ensemble: %s's %s ignored: %s%s", name, kind, shorten(error),
+                        f" (and {held} more since the last report)" if held else "")
 
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
         if self.mqtt is not None:
