@@ -1,7 +1,11 @@
-"""Latency figures: a bounded sample store with p50/p99/max, for summaries and telemetry."""
+"""Latency figures: a bounded sample store with p50/p99/max, for summaries and telemetry; and
+a throttle for log lines that bad input could otherwise flood."""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,3 +37,22 @@ class Samples:
             "p99": float(np.percentile(arr, 99)),
             "max": float(arr.max()),
         }
+
+
+class LogThrottle:
+    """At most one log line a second per key (a flood of bad input must not become a flood of
+    log lines on the music's loop); counts the lines held back."""
+
+    def __init__(self, now_s: Callable[[], float] = time.monotonic) -> None:
+        self._now_s = now_s
+        self._said: dict[str, tuple[float, int]] = {}  # key -> (last said, held back since)
+
+    def due(self, key: str = "") -> int | None:
+        """None: hold this line back; else say it now, with how many were held back since."""
+        last, held = self._said.get(key, (-math.inf, 0))
+        now = self._now_s()
+        if now - last < 1.0:
+            self._said[key] = (last, held + 1)
+            return None
+        self._said[key] = (now, 0)
+        return held

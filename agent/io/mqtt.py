@@ -40,6 +40,7 @@ from aiomqtt.exceptions import MqttConnectError  # not re-exported by aiomqtt 2.
 from agent.config import Config, tls_context
 from agent.errors import StageAgentError
 from agent.policy.commands import Command, CommandError, parse_command
+from agent.stats import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -325,24 +326,6 @@ class ControlPlane:
     def _reply(self, kind: str, payload: dict[str, Any]) -> None:
         self._replies.append((self.prefix + "evt/" + kind, _json(payload)))
         self._wake.set()
-
-
-class LogThrottle:
-    """At most one log line a second per key (a flood of bad input must not become a flood of
-    log lines on the music's loop); counts the lines held back."""
-
-    def __init__(self) -> None:
-        self._said: dict[str, tuple[float, int]] = {}  # key -> (last said, held back since)
-
-    def due(self, key: str = "") -> int | None:
-        """None: hold this line back; else say it now, with how many were held back since."""
-        last, held = self._said.get(key, (-math.inf, 0))
-        now = time.monotonic()
-        if now - last < 1.0:
-            self._said[key] = (last, held + 1)
-            return None
-        self._said[key] = (now, 0)
-        return held
 
 
 def shorten(text: str, limit: int = MAX_ERROR_CHARS) -> str:

@@ -33,6 +33,7 @@ from agent.errors import StageAgentError
 from agent.io.osc_command import command_fields
 from agent.io.udp import UdpError, UdpPeer, open_peer
 from agent.policy.commands import Command, parse_command
+from agent.stats import LogThrottle
 from agent.visuals.state import messages
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class OscControlIn:
         self._rate = rate
         self._clock: Clock = clock or MonotonicClock()
         self._buckets: dict[str, _Bucket] = {}  # only allowed senders: bounded by the list
-        self._logged: dict[str, tuple[int, int]] = {}  # reason -> (last logged ns, suppressed)
+        self._log_throttle = LogThrottle(lambda: self._clock.now_ns() / NS_PER_S)  # per reason
         self._transport: asyncio.DatagramTransport | None = None
         self.stats = dict.fromkeys(
             ("packets", "commands", "refused_sender", "refused_rate", "refused_size",
@@ -205,14 +206,11 @@ class OscControlIn:
 
     def _log(self, reason: str, text: str) -> None:
         """At most one line a second per reason: a flood must not become a flood of logs."""
-        now = self._clock.now_ns()
-        last, suppressed = self._logged.get(reason, (now - NS_PER_S, 0))
-        if now - last < NS_PER_S:
-            self._logged[reason] = (last, suppressed + 1)
+        suppressed = self._log_throttle.due(reason)
+        if suppressed is None:
             return
         more = f" (and {suppressed} more in the last second)" if suppressed else ""
         log.warning("%s%s", text, more)
-        self._logged[reason] = (now, 0)
 
 
 class _Protocol(asyncio.DatagramProtocol):

@@ -16,11 +16,12 @@ from typing import Any
 
 from agent.config import Config, host_port
 from agent.io.monitor import Monitor, monitor_for
-from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, LogThrottle, make_control_plane, shorten
+from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane, shorten
 from agent.io.osc import OscControlIn, OscOut
 from agent.policy.commands import Command
 from agent.policy.ensemble import PeerMessageError, check_peer_fields
 from agent.record.session import Session
+from agent.stats import LogThrottle
 from agent.visuals.state import KINDS as OSC_KINDS
 
 log = logging.getLogger(__name__)
