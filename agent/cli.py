@@ -21,7 +21,8 @@ from agent.model import commands as model_commands
 from agent.model.corpus import RECIPES, SPLITS, build_corpus, read_manifest
 from agent.record.evaluate import evaluate as evaluate_recording
 from agent.record.evaluate import format_report as format_evaluation
-from agent.record.replay import Recording, fit_config, load_recording, replay_fast
+from agent.record.overrides import MODE_CHOICES, Overrides, parse_styles
+from agent.record.replay import Recording, default_note, fit_config, load_recording, replay_fast
 from agent.record.scrub import OptionError, describe_window, parse_bars, parse_seconds, scrub
 from agent.record.session import new_recording_dir
 from agent.record.strict import strict_replay
@@ -76,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="replay bars A to B (from 1, inclusive) of the beat the agent heard")
     replay.add_argument("--loop", type=_passes, default=1, metavar="N",
                         help="play the window N times back to back (the agent is not reset)")
+    replay.add_argument("--mode", choices=MODE_CHOICES,
+                        help="play the whole recording in this mode (sections' and recorded "
+                             "commands' modes are dropped)")
+    replay.add_argument("--styles", type=_styles, metavar="NAME[:WEIGHT],...",
+                        help="blend the model's styles with these weights, e.g. "
+                             "oneill-1850:0.7,bach-chorales:0.3 (a name alone weighs 1)")
     replay.add_argument("--strict", action="store_true",
                         help="replay the whole log with its own config and seed; stop at the "
                              "first emitted message that differs from the recorded one (exit 1)")
@@ -87,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.set_defaults(run=_demo, recording=DEMO_DIR / "rehearsal.mid",
                       config=DEMO_DIR / "performance.toml", seed=None, realtime=False,
-                      from_ns=None, to_ns=None, bars=None, loop=1, strict=False)
+                      from_ns=None, to_ns=None, bars=None, loop=1, strict=False, mode=None,
+                      styles=None)
 
     layout = sub.add_parser("layout", help="speaker layouts: show one, import SpatGRIS/IEM files "
                             "(layouts/README.md)")
@@ -175,6 +183,10 @@ def _replay(args: argparse.Namespace) -> int:
                    args.bars, args.loop)
     if window is not None:  # a window of it, or a loop: a re-improvisation
         recording, header = window
+    # After the window: the controls it puts back at its start are overridden too.
+    recording, cfg = Overrides(args.mode, args.styles).apply(recording, cfg)
+    if (note := default_note(cfg)) is not None:  # on stderr: --json's stdout stays JSON
+        print(f"stage-agent: {note}", file=sys.stderr)
     started = time.perf_counter()
     if args.realtime:
         from agent.service import rehearse  # opens real ports only when asked to
@@ -204,6 +216,7 @@ def _strict(args: argparse.Namespace, recording: Recording) -> int:
                                       ("--from", args.from_ns), ("--to", args.to_ns),
                                       ("--bars", args.bars)) if value is not None]
     given += ["--realtime"] * args.realtime + ["--loop"] * (args.loop != 1)
+    given += Overrides(args.mode, args.styles).given()
     if given:
         raise OptionError(f"--strict replays the whole log with its own config and seed: it "
                           f"cannot be combined with {', '.join(given)}")
@@ -236,6 +249,13 @@ def _seconds(text: str) -> int:
 def _bars(text: str) -> tuple[int, int]:
     try:
         return parse_bars(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _styles(text: str) -> tuple[tuple[str, float], ...]:
+    try:
+        return parse_styles(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

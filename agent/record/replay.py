@@ -30,6 +30,10 @@ from agent.schedule.scheduler import Sink
 
 REPLAYED_CONTROLS = ("port-lost", "output-lost", "output-back", "peer", *PLAY_VERBS)
 LEAD_IN_NS = 500_000_000  # real-time replay starts this long after it is launched
+# The model shipped beside the package in the project's tree (as performances/ is found by the
+# CLI's demo); absent from an installed wheel, where a MIDI file falls back to the Markov memory.
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "demo.pt"
+MIDI_FILE_DEFAULT = "<default for a MIDI file>"  # the default config's source
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,41 @@ def fit_config(recording: Recording, config: Config | None) -> Config:
     """
     chosen = config or recording.config
     if chosen is None:
-        players = [{"name": n, "port": f"virtual:{n}"} for n in recording.player_names]
-        return config_mod.from_dict({"players": players}, "<default for a MIDI file>")
+        return midi_file_config(recording.player_names)
     return chosen
+
+
+def midi_file_config(player_names: list[str]) -> Config:
+    """A band member for a plain MIDI file dropped in without a config: auto mode (it comps under
+    a tune that never rests, answers when the players stop, solos when they rest), with the
+    shipped model in all its styles blended evenly: an unknown file's style is unknown, so no
+    corpus is favoured for sorting first (`--styles` picks one). Without the shipped model (an
+    installed wheel does not carry it) the live Markov memory answers; default_note says so."""
+    table: dict[str, Any] = {
+        "players": [{"name": n, "port": f"virtual:{n}"} for n in player_names],
+        "agent": {"mode": "auto"},
+    }
+    if SHIPPED_MODEL.is_file():
+        from agent.model import checkpoint  # torch only where a model will run anyway
+
+        styles = checkpoint.load(SHIPPED_MODEL).styles
+        table["model"] = {"checkpoint": str(SHIPPED_MODEL), "styles": list(styles),
+                          "style_weights": [round(1 / len(styles), 6)] * len(styles)}
+    return config_mod.from_dict(table, MIDI_FILE_DEFAULT)
+
+
+def default_note(cfg: Config) -> str | None:
+    """One line for the user when `cfg` is a MIDI file's default (None otherwise), as finally
+    played (after --mode/--styles): what plays, and the Markov fallback never silent (a user
+    must not wonder why it sounds simpler than the demo)."""
+    if cfg.source != MIDI_FILE_DEFAULT:
+        return None
+    if not cfg.model.checkpoint:
+        return (f"no config and no shipped model ({SHIPPED_MODEL.name} is not installed "
+                f"beside the package): {cfg.agent.mode} mode with the live Markov memory alone")
+    blend = ", ".join(f"{s} {w:g}" for s, w in cfg.style().items())
+    return (f"no config: {cfg.agent.mode} mode with the shipped model "
+            f"{Path(cfg.model.checkpoint).name} (styles {blend}; --mode and --styles change them)")
 
 
 def _renamed(recording: Recording, cfg: Config) -> list[Input]:
