@@ -77,12 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="replay bars A to B (from 1, inclusive) of the beat the agent heard")
     replay.add_argument("--loop", type=_passes, default=1, metavar="N",
                         help="play the window N times back to back (the agent is not reset)")
-    replay.add_argument("--mode", choices=MODE_CHOICES,
-                        help="play the whole recording in this mode (sections' and recorded "
-                             "commands' modes are dropped)")
-    replay.add_argument("--styles", type=_styles, metavar="NAME[:WEIGHT],...",
-                        help="blend the model's styles with these weights, e.g. "
-                             "oneill-1850:0.7,bach-chorales:0.3 (a name alone weighs 1)")
+    _add_overrides(replay)
     replay.add_argument("--strict", action="store_true",
                         help="replay the whole log with its own config and seed; stop at the "
                              "first emitted message that differs from the recorded one (exit 1)")
@@ -143,10 +138,21 @@ def _parser() -> argparse.ArgumentParser:
                                                  "recorded one)")
     cmp.add_argument("--checkpoint", type=Path, help="the model for run B")
     cmp.add_argument("--seed", type=int, help="the performance seed for run B")
+    _add_overrides(cmp)
     cmp.add_argument("--out", type=Path, help="the comparison folder (default: a new one under "
                                               "compare/ in the recording folder)")
     cmp.set_defaults(run=_compare)
     return p
+
+
+def _add_overrides(command: argparse.ArgumentParser) -> None:
+    """replay's and compare's --mode and --styles (agent/record/overrides.py)."""
+    command.add_argument("--mode", choices=MODE_CHOICES,
+                         help="play the whole recording in this mode (sections' and recorded "
+                              "commands' modes are dropped)")
+    command.add_argument("--styles", type=_styles, metavar="NAME[:WEIGHT],...",
+                         help="blend the model's styles with these weights, e.g. "
+                              "oneill-1850:0.7,bach-chorales:0.3 (a name alone weighs 1)")
 
 
 def _ports(args: argparse.Namespace) -> int:
@@ -282,7 +288,8 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from agent.report.compare import write_compare  # matplotlib (and the model) only here
 
-    print(write_compare(args.recording, args.out, args.config, args.checkpoint, args.seed))
+    print(write_compare(args.recording, args.out, args.config, args.checkpoint, args.seed,
+                        Overrides(args.mode, args.styles)))
     return EXIT_OK
 
 

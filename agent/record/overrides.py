@@ -1,4 +1,4 @@
-"""`replay --mode` and `--styles`: play a recording in another mode or blend of the model's styles.
+"""`replay` (and `compare`) `--mode` and `--styles`: another mode or blend of the model's styles.
 
 They override the config's (the given, the recorded or a MIDI file's default) for the whole run,
 the way a performer means "play it in accompany mode": the sections' own modes and styles go,
@@ -66,6 +66,9 @@ class Overrides:
         if fields == item.fields:
             return item
         return dataclasses.replace(item, fields=fields) if fields else None
+
+
+NO_OVERRIDES = Overrides()
 
 
 def parse_styles(text: str) -> tuple[tuple[str, float], ...]:

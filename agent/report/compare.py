@@ -31,6 +31,7 @@ from agent import config as config_mod
 from agent.errors import ConfigError, RecordingError
 from agent.record.evaluate import corpus_of, evaluate_log
 from agent.record.log import read_log
+from agent.record.overrides import NO_OVERRIDES, Overrides
 from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import LOG_NAME, new_recording_dir
 from agent.report.build import PAGE_NAME, log_of, png_picture, roll_alt
@@ -128,9 +129,11 @@ def render_compare_page(title: str, meta: Sequence[str], settings: Sequence[tupl
 
 
 def reimprovise(log: Path, out_dir: Path, config: Path | None = None,
-                checkpoint: Path | None = None, seed: int | None = None) -> dict[str, Any]:
+                checkpoint: Path | None = None, seed: int | None = None,
+                overrides: Overrides = NO_OVERRIDES) -> dict[str, Any]:
     """Run B: the log's human parts through the agent with `config` (default: the recorded
-    one), `checkpoint` and `seed` if given, on the manual clock, into out_dir. Returns the
+    one), `checkpoint`, `seed` and replay's --mode/--styles `overrides` if given, on the manual
+    clock, into out_dir. Returns the
     replay's summary. With nothing changed, the recorded model answers are reused (the replay
     reproduces the recording); with any change the model runs here (a re-improvisation)."""
     recording = load_recording(log)
@@ -143,13 +146,15 @@ def reimprovise(log: Path, out_dir: Path, config: Path | None = None,
     if seed is not None:
         cfg = dataclasses.replace(cfg, performance=dataclasses.replace(
             cfg.performance, seed=seed))
+    recording, cfg = overrides.apply(recording, cfg)  # after --checkpoint: its styles count
     if (out_dir / LOG_NAME).exists():
         raise RecordingError(f"{out_dir}: already holds a recording; choose another --out")
     return replay_fast(recording, cfg, out_dir, str(log))
 
 
 def write_compare(recording: Path, out_dir: Path | None = None, config: Path | None = None,
-                  checkpoint: Path | None = None, seed: int | None = None) -> Path:
+                  checkpoint: Path | None = None, seed: int | None = None,
+                  overrides: Overrides = NO_OVERRIDES) -> Path:
     """Re-improvise `recording` (a folder or its log; a MIDI file has no agent part to compare
     with) and write the comparison; returns the page's path."""
     log_a = log_of(recording)
@@ -160,15 +165,16 @@ def write_compare(recording: Path, out_dir: Path | None = None, config: Path | N
         raise RecordingError(f"{log_a}: not a complete stage-agent log (no config)") from None
     out = out_dir or new_recording_dir(log_a.parent / COMPARE_DIR, name)
     try:
-        return _write(out, name, log_a, header_a, records_a, config, checkpoint, seed)
+        return _write(out, name, log_a, header_a, records_a, config, checkpoint, seed,
+                      overrides)
     except OSError as e:  # a read-only recording folder (give --out), a full disk
         raise RecordingError(f"{out}: cannot write the comparison: {e}") from None
 
 
 def _write(out: Path, name: str, log_a: Path, header_a: dict[str, Any],
            records_a: list[dict[str, Any]], config: Path | None, checkpoint: Path | None,
-           seed: int | None) -> Path:
-    reimprovise(log_a, out / REPLAY_DIR, config, checkpoint, seed)
+           seed: int | None, overrides: Overrides) -> Path:
+    reimprovise(log_a, out / REPLAY_DIR, config, checkpoint, seed, overrides)
     log_b = out / REPLAY_DIR / LOG_NAME
     header_b, records_b = read_log(log_b)
     runs = []

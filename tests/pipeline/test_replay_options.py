@@ -180,3 +180,16 @@ def test_parse_styles() -> None:
     for bad in ("", "a:", "a:inf", "a:1001", ":1"):
         with pytest.raises(ValueError):
             parse_styles(bad)
+
+
+def test_compare_takes_mode_and_styles_for_run_b(tune: Path, tmp_path: Path) -> None:
+    run(tmp_path / "a", str(tune))
+    out = tmp_path / "b"
+    assert main(["compare", str(tmp_path / "a"), "--mode", "accompany", "--styles",
+                 "oneill-1850", "--out", str(out)]) == 0
+    header, records = read_log(out / "replay" / LOG_NAME)
+    assert header["config"]["agent"]["mode"] == "accompany"
+    assert header["config"]["model"]["styles"] == ["oneill-1850"]
+    assert set(decisions(records)) == {"comp"}
+    page = (out / "index.html").read_text()
+    assert "agent.mode" in page and "model.styles" in page  # in "What differs"
