@@ -11,14 +11,21 @@ slowly (about ±2% over eight bars), each onset is off by a Gaussian ±10 ms (cl
 notes are held for 80-95% of their written length, and velocity follows the metre (downbeat,
 strong beat, beat, off-beat) with noise and a gentle arch over each four-bar phrase. The pieces
 keep their own phrasing; `gaps_beats` adds a rest after every `gap_every_bars` bars so that
-call-and-response can be measured on pieces that never stop.
+call-and-response can be measured on pieces that never stop, and `silent_phrases` makes a
+call-and-response version on the same time line instead: every second `gap_every_bars`-bar phrase
+is left out (the notes kept are exactly those of the whole version). `every_voice` gives each
+voice of a work in several voices to its own player (a chorale as four singers).
+
+The true beat times are known from how a rehearsal is made: `perform_timed` also returns its
+`Timeline` (beat k of the written time line at `Timeline.seconds(k)`, bar lines at
+`Timeline.bar_line(m)`), which the judge (agent.record.judge) takes as the grid.
 
 Deterministic: the random choices for a work come from (seed, work id) alone, so the same seed
 gives byte-identical files whatever `limit` or the other works are. Everything but
 `make_rehearsals` (reads the corpus, writes files) and `main` is pure.
 
     python -m agent.record.rehearsal CORPUS_DIR OUT_DIR [--split test] [--limit N] [--seed S]
-        [--bpm B] [--gaps-beats N] [--gap-every-bars 4]
+        [--bpm B] [--gaps-beats N] [--gap-every-bars 4] [--silent-phrases] [--every-voice]
 """
 
 from __future__ import annotations
@@ -112,22 +119,71 @@ def wander_time(beat: float, beat_s: float, amount: float, period: float, phase:
     return beat_s * (beat - amount / w * (math.cos(w * beat + phase) - math.cos(phase)))
 
 
-def players_of(work: Work) -> list[tuple[str, int, int]]:
+VOICE_NAMES = ("soprano", "alto", "tenor", "bass")  # every_voice: a four-voice work's singers
+
+
+def players_of(work: Work, every_voice: bool = False) -> list[tuple[str, int, int]]:
     """(player name, MIDI channel 0-15, voice) for each player of a work."""
     voices = np.unique(work.voice)
     if voices.size == 1:
         return [("melody", 0, int(voices[0]))]
+    if every_voice:
+        names = VOICE_NAMES if voices.size == len(VOICE_NAMES) else tuple(
+            f"voice{i + 1}" for i in range(voices.size))
+        return [(names[i], i, int(v)) for i, v in enumerate(voices[:16])]
     return [("melody", 0, int(voices.min())), ("bass", 1, int(voices.max()))]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """When a rehearsal's beats fall: beat k (quarter notes of the written time line, the first
+    bar with a note starting at LEAD_IN_BEATS) at seconds(k)."""
+
+    beat_s: float
+    wander: float
+    period: float  # beats of one push and pull
+    phase: float
+    bar_beats: float
+    gaps_beats: float = 0.0
+    gap_every_bars: int = 4
+
+    def seconds(self, beat: float) -> float:
+        return wander_time(beat, self.beat_s, self.wander, self.period, self.phase)
+
+    def bar_line(self, bar: int) -> float:
+        """The time-line beat where bar `bar` (0 = the first with a note) starts."""
+        return (LEAD_IN_BEATS + bar * self.bar_beats
+                + (bar // self.gap_every_bars) * self.gaps_beats)
+
+    def beat_times(self, until_s: float) -> np.ndarray:
+        """The time of every whole beat from 0 to the first one after `until_s`. float64."""
+        count = math.ceil(until_s / (self.beat_s * (1 - self.wander))) + 2
+        return np.array([self.seconds(k) for k in range(count)], dtype=np.float64)
 
 
 def perform(work: Work, rng: random.Random, *, bpm: float | None = None,
             time_signature: tuple[int, int] = (4, 4), gaps_beats: float = 0.0,
-            gap_every_bars: int = 4, style: Style = Style()) -> dict[str, list[Played]]:
-    """{player: notes as played, in written order}: the whole work, humanised.
+            gap_every_bars: int = 4, style: Style = Style(), silent_phrases: bool = False,
+            every_voice: bool = False) -> dict[str, list[Played]]:
+    """{player: notes as played, in written order}: the whole work, humanised (perform_timed)."""
+    return perform_timed(work, rng, bpm=bpm, time_signature=time_signature,
+                         gaps_beats=gaps_beats, gap_every_bars=gap_every_bars, style=style,
+                         silent_phrases=silent_phrases, every_voice=every_voice)[0]
+
+
+def perform_timed(work: Work, rng: random.Random, *, bpm: float | None = None,
+                  time_signature: tuple[int, int] = (4, 4), gaps_beats: float = 0.0,
+                  gap_every_bars: int = 4, style: Style = Style(), silent_phrases: bool = False,
+                  every_voice: bool = False) -> tuple[dict[str, list[Played]], Timeline]:
+    """({player: notes as played, in written order}, when its beats fall).
 
     Bars before the first note are dropped (a padded pickup keeps its silence within the bar),
     then LEAD_IN_BEATS of silence. With gaps_beats > 0, a rest that long follows every
-    gap_every_bars bars, and a note sounding across the gap's start is cut there.
+    gap_every_bars bars, and a note sounding across the gap's start is cut there. With
+    silent_phrases, every second gap_every_bars-bar phrase (the 2nd, 4th, ...) is left out and
+    a note sounding into one is cut at its start; the random draws are those of the whole
+    version, so the notes kept are those of the whole version (cut where one sounds into a
+    silent phrase).
     """
     if gaps_beats < 0 or gap_every_bars < 1:
         raise ValueError(f"gaps_beats >= 0 and gap_every_bars >= 1, not {gaps_beats}, "
@@ -139,8 +195,10 @@ def perform(work: Work, rng: random.Random, *, bpm: float | None = None,
     phase = rng.uniform(0.0, 2 * math.pi)
     period = style.wander_bars * work.bar_beats
     phrase = style.arch_bars * work.bar_beats
+    timeline = Timeline(beat_s, style.wander, period, phase, work.bar_beats, gaps_beats,
+                        gap_every_bars)
     parts: dict[str, list[Played]] = {}
-    for name, channel, voice in players_of(work):
+    for name, channel, voice in players_of(work, every_voice):
         mask = work.voice == voice
         order = np.lexsort((work.pitch[mask], work.onset[mask]))
         played: list[Played] = []
@@ -148,18 +206,21 @@ def perform(work: Work, rng: random.Random, *, bpm: float | None = None,
                            work.pitch[mask][order].tolist(), strict=True):
             written, end = o - start, o - start + d
             shift = LEAD_IN_BEATS
+            seg = math.floor(written / segment + 1e-6)
             if gaps_beats:
-                seg = math.floor(written / segment + 1e-6)
                 shift += seg * gaps_beats
+                end = min(end, (seg + 1) * segment)
+            elif silent_phrases and seg % 2 == 0:  # sounding into the silent phrase: cut there
                 end = min(end, (seg + 1) * segment)
             onset_s = wander_time(shift + written, beat_s, style.wander, period, phase)
             end_s = wander_time(shift + end, beat_s, style.wander, period, phase)
             arch = 1 + style.arch * (math.sin(math.pi * (written % phrase) / phrase) - 0.5)
             onset, velocity, duration = humanise_note(
                 rng, onset_s, end_s - onset_s, accent(written, work.bar_beats, beat) * arch, style)
-            played.append(Played(max(0.0, onset), channel, int(p), velocity, duration))
+            if not (silent_phrases and seg % 2 == 1):
+                played.append(Played(max(0.0, onset), channel, int(p), velocity, duration))
         parts[name] = _no_overlaps(played)
-    return parts
+    return parts, timeline
 
 
 def _no_overlaps(notes: list[Played]) -> list[Played]:
@@ -221,22 +282,29 @@ def parse_time_signature(text: str | None) -> tuple[int, int]:
     return (num, den) if num > 0 and den > 0 and den & (den - 1) == 0 else (4, 4)
 
 
+def metres_of(corpus_dir: Path) -> dict[str, tuple[int, int]]:
+    """{work id: its time signature} from a built corpus's manifest (4/4 when it gives none)."""
+    return {str(e["id"]): parse_time_signature(e.get("time_signature"))
+            for e in read_manifest(corpus_dir)["works"]}
+
+
 def make_rehearsals(corpus_dir: Path, split: str, out_dir: Path, limit: int | None, seed: int,
                     bpm: float | None = None, *, gaps_beats: float = 0.0,
-                    gap_every_bars: int = 4) -> list[Path]:
+                    gap_every_bars: int = 4, silent_phrases: bool = False,
+                    every_voice: bool = False) -> list[Path]:
     """Write `<out_dir>/<work id>.mid` for the first `limit` works of `split` (by id; all when
     None), at each work's tempo (the manifest's rule: the score's mark, else the corpus default)
     or at `bpm`. Returns the files written, in id order."""
     corpus = load_corpus(corpus_dir)
-    metres = {str(e["id"]): parse_time_signature(e.get("time_signature"))
-              for e in read_manifest(corpus_dir)["works"]}
+    metres = metres_of(corpus_dir)
     works = sorted(corpus.split(split), key=lambda w: w.id)[:limit]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for work in works:
         metre = metres.get(work.id, (4, 4))
         parts = perform(work, work_rng(seed, work.id), bpm=bpm, time_signature=metre,
-                        gaps_beats=gaps_beats, gap_every_bars=gap_every_bars)
+                        gaps_beats=gaps_beats, gap_every_bars=gap_every_bars,
+                        silent_phrases=silent_phrases, every_voice=every_voice)
         path = out_dir / f"{work.id}.mid"
         to_smf(parts, bpm or work.bpm, time_signature=metre).save(path)
         written.append(path)
@@ -253,10 +321,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--bpm", type=float, default=None, help="default: each work's own tempo")
     ap.add_argument("--gaps-beats", type=float, default=0.0)
     ap.add_argument("--gap-every-bars", type=int, default=4)
+    ap.add_argument("--silent-phrases", action="store_true",
+                    help="call and response: every second --gap-every-bars phrase left out")
+    ap.add_argument("--every-voice", action="store_true",
+                    help="each voice its own player (default: top voice and bass)")
     args = ap.parse_args(argv)
     for path in make_rehearsals(args.corpus_dir, args.split, args.out_dir, args.limit,
                                 args.seed, args.bpm, gaps_beats=args.gaps_beats,
-                                gap_every_bars=args.gap_every_bars):
+                                gap_every_bars=args.gap_every_bars,
+                                silent_phrases=args.silent_phrases,
+                                every_voice=args.every_voice):
         print(path)
 
 

@@ -212,3 +212,24 @@ def test_the_same_seed_gives_the_same_bytes(corpora: dict[str, Corpus], tmp_path
     assert one[0].read_bytes() == a[0].read_bytes()  # a work's file does not depend on limit
     assert all(x.read_bytes() != y.read_bytes() for x, y in zip(a, other, strict=True))
     assert mido.MidiFile(faster[0]).length < mido.MidiFile(a[0]).length
+
+
+def test_call_and_response_silences_every_second_phrase_on_the_same_time_line() -> None:
+    from agent.record.rehearsal import perform_timed
+
+    tune = work([scale_run(64)])  # 16 bars of quarter notes
+    whole, timeline = perform_timed(tune, random.Random(4), gap_every_bars=4)
+    calls, same = perform_timed(tune, random.Random(4), gap_every_bars=4, silent_phrases=True)
+    assert same == timeline
+    kept = calls["melody"]
+    assert len(kept) == 32  # bars 1-4 and 9-12
+    assert all(a.onset_s == b.onset_s and a.pitch == b.pitch
+               for a, b in zip(kept, whole["melody"][:16] + whole["melody"][32:48], strict=True))
+    # Each phrase starts on its bar line of the true time line (jitter within 30 ms).
+    assert abs(kept[16].onset_s - timeline.seconds(timeline.bar_line(8))) <= 0.030
+
+
+def test_every_voice_gives_each_voice_its_own_player() -> None:
+    parts = perform(CHORALE, random.Random(1), every_voice=True)
+    assert list(parts) == ["soprano", "alto", "tenor", "bass"]
+    assert [p[0].channel for p in parts.values()] == [0, 1, 2, 3]
