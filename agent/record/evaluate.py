@@ -1,6 +1,14 @@
 """`stage-agent evaluate RECORDING`: how the agent's part fits the players', from the log alone.
 
-Figures (each explained where it is computed):
+First the judge's figures (agent.record.judge_log): the agent's comp and answers against what
+the players played, on a beat grid estimated with hindsight from all their onsets
+(agent.record.judge_grid), the players' own notes as the harmony, each figure beside baselines
+made in the same call (a static tonic triad on every beat, random in-key notes on the 8th grid,
+the call echoed a third up, the players' line as a comp). Under "judge" in the report.
+
+Then the older figures, kept beside them to show the difference: they judge the agent against
+what the agent itself heard (its own key, chord and beat estimators), which is circular
+(each explained where it is computed):
 - response delay: from the end of a call (the last note-off of the phrase answered) to the
   answer's first note, in ms and, with a tempo heard, in beats; the share of
   responses that start within one beat;
@@ -31,6 +39,7 @@ from agent.listen.hearing import CHORD_HALF_LIFE_S, KEY_HALF_LIFE_S
 from agent.listen.players import Listening
 from agent.model.originality import join_lines, longest_shared_run
 from agent.policy.modes import RESPONSES
+from agent.record.judge_log import judge_log, verdict_dict, verdict_table
 from agent.record.log import read_log
 from agent.record.session import log_path
 from agent.record.summary import Note, notes_of
@@ -158,6 +167,8 @@ def evaluate_log(header: dict[str, Any], records: list[dict[str, Any]],
         **harmony_shares(spans, comps, "comp_"),
         "grid_deviation_ms": _percentiles(grid_deviations(players, agent)),
     }
+    verdict = judge_log(header, records)
+    report["judge"] = None if verdict is None else verdict_dict(verdict)
     if corpus_lines is not None:
         report["copied_from_corpus_notes"] = longest_shared_run([n.pitch for n in agent],
                                                                 corpus_lines)
@@ -207,7 +218,9 @@ def format_report(r: dict[str, Any]) -> str:
     d = r["response_delay_ms"]
     within = r["responses_within_a_beat"]
     corr = r["density_correlation"]
-    lines = [
+    lines = [*_judge_lines(r.get("judge")), "",
+             "Older figures, judged against the agent's own hearing of key, chord and beat "
+             "(circular):",
         f"player notes {r['player_notes']}, agent notes {r['agent_notes']}, "
         f"answers {r['answers']}",
         f"response delay (end of call -> first answer note) p50 {d['p50']} ms, "
@@ -230,3 +243,21 @@ def format_report(r: dict[str, Any]) -> str:
 
 def _share(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _judge_lines(judge: dict[str, Any] | None) -> list[str]:
+    if judge is None:
+        return ["The judge: too few player notes to find a beat; no figures."]
+    rows = [("figure", "agent", "static triad", "random in key", "call echo", "players",
+             "target"), *verdict_table(judge)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "The judge (a beat grid found with hindsight from the players' onsets, their notes as "
+        "the harmony, key " + judge["key"] + "; baselines made in the same run):",
+        *("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                           for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+          for row in rows),
+        *([f"  the players' own dissonant onsets against each other "
+           f"{judge['players_dissonance']:.2f}"] if judge["players_dissonance"] is not None
+          else []),
+    ]

@@ -26,6 +26,16 @@ def test_evaluate_figures_of_the_demo(tmp_path: Path,
     assert "copied_from_corpus_notes" not in report
     assert report["in_key"] == 1.0  # the memory plays back what it heard: C major throughout
     assert 0.0 < report["in_chord"] < 1.0
+    # The judge's figures, on the grid it finds with hindsight, beside its baselines.
+    judge = report["judge"]
+    assert judge["key"] == "C major"
+    assert set(judge) >= {"agent", "static-triad", "random-in-key", "call-echo", "players"}
+    assert judge["agent"]["comp.notes"] == 0  # call-response: no comp
+    assert judge["agent"]["answers.notes"] > 0
+    assert judge["players"]["comp.grid.on_grid"] >= 0.95  # the players are on the grid found
+    assert judge["static-triad"]["comp.grid.on_grid"] == 1.0
+    assert judge["call-echo"]["answers.lift"] > 0.5
     assert main(["evaluate", str(tmp_path / "r")]) == 0
-    assert "response delay (end of call -> first answer note) p50 700.0 ms" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "response delay (end of call -> first answer note) p50 700.0 ms" in out
+    assert out.index("The judge") < out.index("own hearing of key, chord and beat (circular)")
