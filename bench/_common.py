@@ -23,7 +23,9 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 
+from agent import config as config_mod
 from agent import midi
+from agent.config import Config
 from agent.io.jack_server import JackServer, dummy_jack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +34,7 @@ from tests.integration.broker import MOSQUITTO, Broker, free_port  # noqa: E402
 
 __all__ = ["MOSQUITTO", "Broker", "free_port"]  # re-exported for the benches
 READY_PREFIX = "stage-agent: performing"
+MODEL = REPO / "models" / "demo.pt"
 UNITS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
@@ -284,3 +287,24 @@ def sounding_notes(messages: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
         elif midi.is_note_off(d):
             on.discard((d[0] & 0x0F, d[1]))
     return sorted(on)
+
+
+def corpus_config(players: list[str], mode: str, style: str) -> Config:
+    """The agent for a corpus rehearsal: the shipped model in the corpus's style, in `mode`."""
+    return config_mod.from_dict({
+        "performance": {"name": "targets", "seed": 7},
+        "players": [{"name": n, "port": f"virtual:{n}"} for n in players],
+        "agent": {"mode": mode, "outputs": ["virtual:out"], "channel": 3},
+        "respond": {"phrase_gap_beats": 0.5, "max_notes": 16},
+        "model": {"checkpoint": str(MODEL), "styles": [style], "style_weights": [1.0]},
+    }, str(REPO / "bench" / "targets.toml"))
+
+
+def piece_config(toml: Path, mode: str | None = None) -> Config:
+    """A piece's performance.toml; with a mode, in that mode throughout (without its sections)."""
+    cfg = config_mod.load(toml)
+    if mode is None:
+        return cfg
+    table = cfg.to_dict()
+    table.update(agent={**table["agent"], "mode": mode}, sections=[])
+    return config_mod.from_dict(table, str(toml))

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import REPO, heading
+from _common import MODEL, REPO, corpus_config, heading, piece_config
 
-from agent import config as config_mod
 from agent.config import Config
 from agent.model.checkpoint import load
 from agent.record.evaluate import evaluate_log
@@ -40,26 +39,13 @@ from agent.record.session import LOG_NAME
 
 MODES = ("call-response", "continue", "mirror", "accompany", "auto")
 CORPORA = {"bach-chorales": "bach-chorales", "oneill-1850": "oneill-1850"}  # corpus -> style
-MODEL = REPO / "models" / "demo.pt"
 DEMO = REPO / "performances" / "demo"
 BPM = 120.0
 
 
-def corpus_config(players: list[str], mode: str, style: str) -> Config:
-    return config_mod.from_dict({
-        "performance": {"name": "targets", "seed": 7},
-        "players": [{"name": n, "port": f"virtual:{n}"} for n in players],
-        "agent": {"mode": mode, "outputs": ["virtual:out"], "channel": 3},
-        "respond": {"phrase_gap_beats": 0.5, "max_notes": 16},
-        "model": {"checkpoint": str(MODEL), "styles": [style], "style_weights": [1.0]},
-    }, str(REPO / "bench" / "targets.toml"))
-
-
 def demo_config(mode: str) -> Config:
     """The demo's config in one mode throughout (without its sections)."""
-    table = config_mod.load(DEMO / "performance.toml").to_dict()
-    table.update(agent={**table["agent"], "mode": mode}, sections=[])
-    return config_mod.from_dict(table, str(DEMO / "performance.toml"))
+    return piece_config(DEMO / "performance.toml", mode)
 
 
 def run(rehearsal: Path, cfg: Config, out: Path, corpus_lines: np.ndarray) -> dict[str, Any]:
