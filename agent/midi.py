@@ -22,7 +22,9 @@ STOP = 0xFC
 SONG_POSITION = 0xF2
 
 CC_SUSTAIN = 64
+CC_SOSTENUTO = 66
 CC_ALL_SOUND_OFF = 120
+CC_RESET_CONTROLLERS = 121
 CC_ALL_NOTES_OFF = 123
 
 # Data bytes that follow each status (channel voice by high nibble, system common by status).

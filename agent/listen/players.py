@@ -1,21 +1,23 @@
-"""What each player is doing: held notes, and the notes of the current phrase.
+"""What each player is doing: the notes sounding, and the notes of the current phrase.
 
 No I/O and no clock: every method takes the event time. A phrase is everything played since the
-last phrase boundary, which the policy declares (silence with no held notes, see policy/).
+last phrase boundary, which the policy declares (silence with nothing sounding, see policy/).
+Notes are paired, and held by the pedals, in keys.py: a note a pedal holds is sounding, and its
+duration in the phrase runs until the pedal lets it go.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agent import midi
 from agent.events import Heard, PhraseNote
+from agent.listen.keys import Keys, Sound
 
 
 @dataclass
 class PlayerState:
-    # (channel, pitch) -> (onset, velocity) of every key held down now
-    held: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    keys: Keys = field(default_factory=Keys)
     phrase: list[PhraseNote] = field(default_factory=list)
 
 
@@ -24,38 +26,32 @@ class Listening:
     players: dict[str, PlayerState]
 
     @classmethod
-    def for_players(cls, names: list[str]) -> Listening:
+    def for_players(cls, names: Iterable[str]) -> Listening:
         return cls({name: PlayerState() for name in names})
 
-    def hear(self, ev: Heard) -> PhraseNote | None:
-        """Update from one message; returns the note it completed, if any."""
+    def sound(self, ev: Heard) -> Sound:
+        """Update from one message: the notes it ended (see keys.Sound)."""
         state = self.players[ev.player]
-        data = ev.data
-        if midi.is_note_on(data):
-            key = (data[0] & 0x0F, data[1])
-            finished = self._release(state, key, ev.time_ns)  # a re-struck key ends the old note
-            state.held[key] = (ev.time_ns, data[2])
-            return finished
-        if midi.is_note_off(data):
-            return self._release(state, (data[0] & 0x0F, data[1]), ev.time_ns)
-        return None
+        sound = state.keys.hear(ev.time_ns, ev.data)
+        state.phrase += [*sound.ended, *sound.grace]
+        return sound
+
+    def hear(self, ev: Heard) -> PhraseNote | None:
+        """The first note one message ended. Only until pipeline.py and evaluate.py call
+        sound() and notes_heard(): a pedal lifting ends several notes at once."""
+        sound = self.sound(ev)
+        return next(iter((*sound.ended, *sound.grace)), None)
 
     def release_player(self, name: str, t_ns: int) -> list[PhraseNote]:
-        """The player's port vanished: whatever they held is over now."""
+        """The player's port vanished: whatever they held, pedals too, is over now."""
         state = self.players[name]
-        return [n for key in list(state.held) if (n := self._release(state, key, t_ns))]
-
-    @staticmethod
-    def _release(state: PlayerState, key: tuple[int, int], t_ns: int) -> PhraseNote | None:
-        if key not in state.held:
-            return None
-        onset, velocity = state.held.pop(key)
-        note = PhraseNote(onset, key[1], velocity, t_ns - onset, key[0])
-        state.phrase.append(note)
-        return note
+        ended = state.keys.release_all(t_ns)
+        state.phrase += ended
+        return list(ended)
 
     def anyone_holding(self) -> bool:
-        return any(s.held for s in self.players.values())
+        """A note sounds: a key is down, or a pedal holds one."""
+        return any(s.keys.sounding() for s in self.players.values())
 
     def caller(self) -> str | None:
         """Who played most of the current phrase (the last to stop, among equals)."""
@@ -70,3 +66,15 @@ class Listening:
         for s in self.players.values():
             s.phrase = []
         return notes
+
+
+def notes_heard(messages: Iterable[Heard], names: Iterable[str], end_ns: int) -> list[PhraseNote]:
+    """Every note of a stream of messages as listening pairs them (pedals and odd MIDI as in
+    keys.py); notes still sounding at `end_ns` end there. By onset."""
+    names = list(names)
+    listening = Listening.for_players(names)
+    for ev in messages:
+        listening.sound(ev)
+    for name in names:
+        listening.release_player(name, end_ns)
+    return listening.take_phrase()

@@ -23,6 +23,8 @@ import mido
 import numpy as np
 
 from agent.errors import CorpusError
+from agent.events import PhraseNote
+from agent.listen.keys import Keys
 
 CORPUS_FORMAT = "stage-agent-corpus"
 CORPUS_VERSION = 1
@@ -211,16 +213,21 @@ def _work(entry: dict[str, Any], data: bytes, file: Path) -> Work:
     tpb = mid.ticks_per_beat
     rows: list[tuple[int, int, int, int, int]] = []  # start, pitch, voice, end, velocity
     # Track 0 is the conductor (tempo, metre, key); each later track is one voice.
+    # Notes are paired as the agent hears them live (listen/keys.py: pedals, grace notes sorted
+    # note-off first, overlapping notes of one key), with times in ticks; a note still sounding
+    # at the end of its track ends there.
     for voice, track in enumerate(mid.tracks[1:]):
-        sounding: dict[int, list[tuple[int, int]]] = {}
+        keys = Keys(same_moment=0)  # a file's "same moment" is the same tick
         tick = 0
+        notes: list[PhraseNote] = []
         for msg in track:
             tick += msg.time
-            if msg.type == "note_on" and msg.velocity > 0:
-                sounding.setdefault(msg.note, []).append((tick, msg.velocity))
-            elif msg.type in ("note_off", "note_on") and sounding.get(msg.note):
-                start, velocity = sounding[msg.note].pop(0)
-                rows.append((start, msg.note, voice, tick, velocity))
+            if not msg.is_meta and msg.type != "sysex":
+                sound = keys.hear(tick, bytes(msg.bytes()))
+                notes += [*sound.ended, *sound.grace]
+        notes += keys.release_all(tick)
+        rows += [(n.onset_ns, n.pitch, voice, n.onset_ns + n.duration_ns, n.velocity)
+                 for n in notes]
     rows.sort()
     table = np.array(rows, dtype=np.int64).reshape(-1, 5)
     return Work(
