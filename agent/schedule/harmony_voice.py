@@ -1,7 +1,16 @@
 """The immediate reaction: harmony notes struck with each heard note and released with it.
 
 The notes go straight to the scheduler with the heard note's own time as deadline (no plan, no
-waiting); each is keyed by who played what, so its release follows the player's key exactly.
+waiting); each is keyed by who played what, so its release follows the player's note exactly.
+
+The pedals: `release` is called when the player's note stops sounding (listen/keys.py), not when
+its key goes up, so while the player's sustain or sostenuto pedal holds a note, its harmony rings
+too, and ends when the pedal lifts or the key is struck again. A keyboard player doubling a part
+expects the second hand to ring as the first does, and no more. We hold the harmony notes rather
+than send CC64 on the agent's channel: a mirrored pedal would also hold the agent's own answers
+and comping on that channel, and it would be one more thing to lift on every path that silences
+the agent (mute sends only the ledger's note-offs). Held notes stay in the note ledger, so panic,
+mute, stop, a lost output and the maximum note length release them like any other note.
 """
 
 from __future__ import annotations
