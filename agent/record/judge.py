@@ -30,6 +30,7 @@ MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor
 # Triad qualities, in the order a tie prefers them.
 TRIADS = (("major", (0, 4, 7)), ("minor", (0, 3, 7)), ("diminished", (0, 3, 6)))
+DRIFT_MIN_BEATS = 100  # the drift's slope needs onsets spread over this many beats
 COMP_REGISTER = (48, 67)  # the random baseline's pitches
 PART_COMP, PART_ANSWER = "comp", "answer"
 
@@ -260,8 +261,9 @@ def grid_figures(notes: Sequence[Note], grid: Grid) -> GridFigures | None:
     last = float(beat.max())
     late_from = 200.0 if last >= 300 else max(last - 100.0, 0.0)
     early_mask, late_mask = beat < 100, (beat >= late_from) & (beat < late_from + 100)
+    # A slope over a short stretch says nothing about drift (a few late chords make it huge).
     slope = (float(np.polyfit(beat, offset * 1000, 1)[0]) * 100
-             if len(onsets) >= 3 and np.ptp(beat) > 0 else None)
+             if len(onsets) >= 3 and np.ptp(beat) >= DRIFT_MIN_BEATS else None)
     return GridFigures(float(on.mean()),
                        float(on[early_mask].mean()) if early_mask.any() else None,
                        float(on[late_mask].mean()) if late_mask.any() else None, slope)

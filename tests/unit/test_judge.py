@@ -74,8 +74,9 @@ def test_dissonant_onsets_against_sounding_player_notes() -> None:
 
 
 def test_a_comp_a_sixteenth_late_is_never_on_the_8th_grid() -> None:
-    late = [Note(t + BEAT / 4, t + BEAT, 48, "comp") for t in GRID.beats[:40]]
-    figures = grid_figures(late, GRID)
+    late = [Note(t + BEAT / 4, t + BEAT, 48, "comp") for t in grid_of(np.arange(120) * BEAT, 4,
+                                                                      0).beats]
+    figures = grid_figures(late, grid_of(np.arange(120) * BEAT, 4, 0))
     assert figures is not None
     assert figures.on_grid == 0.0
     assert figures.drift_ms_per_100_beats is not None
@@ -83,6 +84,7 @@ def test_a_comp_a_sixteenth_late_is_never_on_the_8th_grid() -> None:
     on = [Note(t + 0.020, t + BEAT, 48, "comp") for t in GRID.eighths()[:40]]
     assert grid_figures(on, GRID) == grid_figures(on, GRID)
     assert grid_figures(on, GRID).on_grid == 1.0  # type: ignore[union-attr]
+    assert grid_figures(on, GRID).drift_ms_per_100_beats is None  # type: ignore[union-attr]
 
 
 def test_scale_steps_round_off_scale_pitches_down() -> None:
