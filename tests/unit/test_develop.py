@@ -1,4 +1,5 @@
-"""Developing and mirroring a call: exact notes for scripted random draws, and properties.
+"""Developing and mirroring a call (agent.policy.develop and agent.policy.motif): exact notes for
+scripted random draws, and properties.
 
 A `Scripted` random source returns the draws a test names, so each expectation is worked out by
 hand from the module's rules (the order of draws is part of what is tested: one direction, then
@@ -7,16 +8,19 @@ per note a "vary?" draw, then for a varied long note a "split?" draw, then a nei
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.events import PhraseNote, PlannedNote
+from agent.model.originality import join_lines, longest_shared_run
 from agent.policy.develop import (
     MIN_SPLIT_NS,
     MOTIF_NOTES,
@@ -27,6 +31,23 @@ from agent.policy.develop import (
     relative,
     scale_pitches,
     top_line,
+)
+from agent.policy.motif import (
+    COPY_BOUND,
+    PLAN_WEIGHTS,
+    augmentation_factor,
+    can_diminish,
+    degree_of,
+    develop,
+    find_motif,
+    inversion,
+    kept_original,
+    longest_exact_run,
+    motif_period,
+    quantised,
+    rhythmic_imitation,
+    sequence,
+    stretched,
 )
 
 MS = 1_000_000
@@ -39,11 +60,11 @@ class Scripted(random.Random):
 
     def __init__(self, choices: Sequence[int] = (), randoms: Sequence[float] = ()) -> None:
         super().__init__(0)
-        self.choices = list(choices)
+        self.picks = list(choices)
         self.randoms = list(randoms)
 
-    def choice(self, seq: Sequence[Any]) -> Any:
-        value = self.choices.pop(0)
+    def choice(self, seq: Any) -> Any:
+        value = self.picks.pop(0)
         assert value in seq, f"scripted {value} is not among {seq}"
         return value
 
@@ -51,7 +72,7 @@ class Scripted(random.Random):
         return self.randoms.pop(0)
 
     def used_up(self) -> bool:
-        return not self.choices and not self.randoms
+        return not self.picks and not self.randoms
 
 
 def line(pitches: Sequence[int], t0_ms: int = 3000, step_ms: int = 250, dur_ms: int = 100,
@@ -346,3 +367,230 @@ def test_mirror_without_variation_changes_exactly_every_sixth_line_note(
             == [replace(note, pitch=diatonic_shift(note.pitch, steps, ladder))]
             for note in line_notes]
     assert kept == [i % VARY_EVERY != VARY_EVERY - 1 for i in range(len(line_notes))]
+
+
+# -- motif: transformations -------------------------------------------------------------------
+
+MOTIF = notes((0, 60, 70, 200), (250, 62, 71, 200), (500, 64, 72, 200), (1000, 60, 73, 400))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 127), st.integers(-8, 8), scales)
+def test_degree_of_snaps_as_diatonic_shift_does(pitch: int, steps: int,
+                                                scale: frozenset[int]) -> None:
+    ladder = scale_pitches(scale)
+    moved = ladder[min(max(degree_of(pitch, ladder) + steps, 0), len(ladder) - 1)]
+    assert moved == diatonic_shift(pitch, steps, ladder)
+
+
+def test_sequence_moves_by_scale_steps_so_the_intervals_adapt() -> None:
+    assert sequence(MOTIF, 1, C_LADDER) == [replace(n, pitch=p) for n, p in
+                                           zip(MOTIF, [62, 64, 65, 62], strict=True)]  # D E F D
+    assert [n.pitch for n in sequence(MOTIF, -2, C_LADDER)] == [57, 59, 60, 57]  # A B C A
+    with pytest.raises(ValueError):
+        sequence(MOTIF, 0, C_LADDER)
+
+
+def test_inversion_mirrors_the_scale_steps_around_the_first_note() -> None:
+    assert inversion(MOTIF, C_LADDER) == [replace(n, pitch=p) for n, p in
+                                         zip(MOTIF, [60, 59, 57, 60], strict=True)]  # C B A C
+    assert [n.pitch for n in inversion(MOTIF, C_LADDER, steps=2)] == [64, 62, 60, 64]
+    assert [n.pitch for n in inversion(relative(line([60, 67, 64])), C_LADDER)] == [60, 53, 57]
+    assert inversion([], C_LADDER) == []
+
+
+def test_stretched_scales_onsets_and_durations_and_keeps_the_rest() -> None:
+    assert stretched(MOTIF, 2) == notes((0, 60, 70, 400), (500, 62, 71, 400),
+                                        (1000, 64, 72, 400), (2000, 60, 73, 800))
+    assert stretched(MOTIF, 0.5) == notes((0, 60, 70, 100), (125, 62, 71, 100),
+                                          (250, 64, 72, 100), (500, 60, 73, 200))
+    moved = [replace(n, start_ns=n.start_ns + 3000 * MS) for n in MOTIF]  # from the first note
+    assert stretched(moved, 1.5)[1] == PlannedNote(375 * MS, 62, 71, 300 * MS)
+    assert stretched([], 2) == []
+
+
+def test_augmentation_is_one_and_a_half_in_a_triple_metre() -> None:
+    assert augmentation_factor(None) == 2.0
+    assert augmentation_factor(4) == 2.0
+    assert augmentation_factor(3) == 1.5
+    assert augmentation_factor(6) == 1.5
+
+
+def test_diminution_only_where_the_halved_rhythm_stays_playable() -> None:
+    assert can_diminish(MOTIF, None)  # 125 ms apart once halved
+    assert not can_diminish(MOTIF, 600 * MS)  # a sixteenth is 150 ms at this beat
+    assert can_diminish(MOTIF, 500 * MS)
+    assert not can_diminish(MOTIF[:1], None)
+
+
+def test_rhythmic_imitation_keeps_rhythm_and_dynamics_with_a_new_contour() -> None:
+    # C D E C has intervals +1 +1 -2 (scale steps). From G: the first draw may not be +1.
+    rng = Scripted(choices=[2, -1, 1])
+    out = rhythmic_imitation(MOTIF, C_LADDER, 67, rng)
+    assert out == [replace(n, pitch=p) for n, p in zip(MOTIF, [67, 71, 69, 71], strict=True)]
+    assert rng.used_up()
+
+
+def test_rhythmic_imitation_speaks_the_calls_figures_when_it_can() -> None:
+    # The call's figures: (+2, -1) and (-1, +3). From G, the first step opens a figure of the
+    # call (+2 or -1, not the motif's +1), the next completes one.
+    vocabulary = {(2, -1), (-1, 3)}
+    rng = Scripted(choices=[-1, 3, -1])
+    out = rhythmic_imitation(MOTIF, C_LADDER, 67, rng, vocabulary)
+    assert [n.pitch for n in out] == [67, 65, 71, 69]  # G F B A: -1 +3, then +3 -1 is none
+    assert rng.used_up()
+
+
+@settings(max_examples=150, deadline=None)
+@given(calls(), scales, seeds)
+def test_rhythmic_imitation_properties(call: list[PhraseNote], scale: frozenset[int],
+                                       seed: int) -> None:
+    motif = relative(top_line(call))
+    ladder = scale_pitches(scale)
+    out = rhythmic_imitation(motif, ladder, motif[0].pitch, random.Random(seed))
+    assert [replace(n, pitch=0) for n in out] == [replace(n, pitch=0) for n in motif]
+    degrees = [degree_of(n.pitch, ladder) for n in out]
+    own = [degree_of(n.pitch, ladder) for n in motif]
+    start = degree_of(motif[0].pitch, ladder)
+    assert all(n.pitch in ladder and abs(d - start) <= 4 for n, d in zip(out, degrees,
+                                                                         strict=True))
+    if len(ladder) > 20:  # far from the ends: no clamping, so no interval repeats the motif's
+        assert all(b - a != d - c for a, b, c, d in zip(degrees, degrees[1:], own, own[1:],
+                                                        strict=False))
+
+
+# -- motif: finding it, its period, its grid --------------------------------------------------
+
+def test_find_motif_takes_the_stretch_with_leaps_and_turns_over_a_scale_run() -> None:
+    run_then_leaps = line([60, 62, 64, 65, 67, 69, 64, 72, 67, 74, 65])
+    assert find_motif(relative(run_then_leaps), C_LADDER) == (4, 5)  # G A E C' G: turns
+    assert find_motif(relative(line([60, 62, 64, 65, 67, 69])), C_LADDER) == (0, 5)  # earliest
+    assert find_motif(relative(line([60, 64])), C_LADDER) == (0, 2)
+
+
+def test_find_motif_breaks_a_tie_by_what_the_call_repeats() -> None:
+    # Windows from 0, 1, 2 and 3 each hold three distinct leaping figures; the one from 3
+    # (A F C E D) also holds (+2 -1), which the call plays twice (C E D, C E D).
+    call = line([60, 67, 64, 69, 65, 60, 64, 62, 60, 64, 62])
+    assert find_motif(relative(call), C_LADDER) == (3, 5)
+
+
+def test_motif_period_runs_to_the_next_onset_or_the_last_end() -> None:
+    motif_line = relative(line([60, 62, 64, 65], step_ms=300, dur_ms=100))
+    assert motif_period(motif_line, 0, 3) == 900 * MS
+    assert motif_period(motif_line, 1, 3) == 700 * MS  # 300 to 900, then 100 long
+
+
+def test_quantised_draws_onsets_to_sixteenths_or_triplets() -> None:
+    beat = 400 * MS
+    played = notes((5000, 60, 70, 90), (5110, 62, 71, 90), (5190, 64, 72, 90), (5390, 65, 73, 90))
+    assert [n.start_ns // MS for n in quantised(played, beat)] == [0, 100, 200, 400]
+    triplets = notes((0, 60, 70, 90), (140, 62, 71, 90), (260, 64, 72, 90), (400, 65, 73, 90))
+    assert [round(n.start_ns / MS) for n in quantised(triplets, beat)] == [0, 133, 267, 400]
+    crowded = notes((0, 60, 70, 10), (95, 62, 71, 10), (105, 64, 72, 10))
+    assert [n.start_ns // MS for n in quantised(crowded, beat)] == [0, 100, 200]
+    assert quantised([], beat) == []
+
+
+# -- motif: originality -----------------------------------------------------------------------
+
+def test_kept_original_breaks_a_long_transposed_copy_of_the_call() -> None:
+    call = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72]
+    copy = notes(*((i * 100, p + 7, 80, 90) for i, p in enumerate(call)))  # a fifth up
+    assert longest_shared_run([n.pitch for n in copy], join_lines([np.array(call)])) == 12
+    out = kept_original(copy, call, C_LADDER, bound=8)
+    assert longest_shared_run([n.pitch for n in out], join_lines([np.array(call)])) <= 8
+    assert [n.pitch for n in out][:8] == [p + 7 for p in call[:8]]  # up to the bound, kept
+    assert sum(a.pitch != b.pitch for a, b in zip(out, copy, strict=True)) == 1
+    assert [replace(n, pitch=0) for n in out] == [replace(n, pitch=0) for n in copy]
+
+
+# -- motif: develop ---------------------------------------------------------------------------
+
+TUNE = line([67, 64, 62, 60, 64, 67, 72, 71, 69, 67, 64, 62, 60, 62, 64, 60], step_ms=250)
+
+
+@pytest.mark.parametrize("plan", sorted(PLAN_WEIGHTS))
+def test_develop_plays_each_plan_as_two_or_three_statements(plan: str) -> None:
+    out, name = develop(TUNE, C_MAJOR, random.Random(3), 16, plan=plan)
+    assert name == plan
+    first, length = find_motif(relative(TUNE), C_LADDER)
+    assert length == 5 and 10 <= len(out) <= 15 and len(out) % 5 == 0
+    motif = [degree_of(n.pitch, C_LADDER) for n in relative(TUNE)[first:first + length]]
+    shapes = [[degree_of(n.pitch, C_LADDER) for n in out[i:i + length]]
+              for i in range(0, len(out), length)]
+
+    def steps(degrees: list[int]) -> list[int]:
+        return [b - a for a, b in itertools.pairwise(degrees)]
+
+    opening, then = plan.split("+") if "+" in plan else ("sequence", "sequence")
+    expect = {"sequence": steps(motif), "diminution": steps(motif),
+              "inversion": [-s for s in steps(motif)]}
+    if opening in expect:
+        assert steps(shapes[0]) == expect[opening]
+    else:  # imitation: a new contour
+        assert all(a != b for a, b in zip(steps(shapes[0]), steps(motif), strict=True))
+    last = {"inversion": [-s for s in steps(motif)]}.get(then, steps(motif))
+    if then == "sequence" and opening in ("inversion", "imitation"):
+        last = steps(shapes[0])
+    assert steps(shapes[-1])[:-1] == last[:-1]  # the last note may move to a chord tone
+    assert shapes[0][0] != motif[0] or opening in ("inversion", "imitation")  # no echo
+
+
+def test_develop_sequence_joins_statements_the_way_the_call_moves() -> None:
+    # The call climbs by a third and falls by a step (C E D F E G F A G): figures (+2 -1) and
+    # (-1 +2). The motif is its first five notes. A step of 1 and a step of 4 between the
+    # statements each make one figure of the call across the joint (-1 +2); the smaller wins:
+    # the classic rising sequence.
+    call = line([60, 64, 62, 65, 64, 67, 65, 69, 67])
+    out, name = develop(call, C_MAJOR, random.Random(0), 15, plan="sequence")
+    assert name == "sequence" and len(out) == 10
+    degrees = [degree_of(n.pitch, C_LADDER) for n in out]
+    assert degrees[5] - degrees[0] == 1
+    assert figures_of(degrees[3:7]) == {(-1, -1), (-1, 2)}
+
+
+def figures_of(degrees: Sequence[int]) -> set[tuple[int, int]]:
+    return {(b - a, c - b) for a, b, c in zip(degrees, degrees[1:], degrees[2:], strict=False)}
+
+
+def test_develop_with_a_beat_starts_statements_on_beats_and_ends_on_a_chord_tone() -> None:
+    beat = 500 * MS
+    out, name = develop(TUNE, C_MAJOR, random.Random(5), 16, beat_ns=beat,
+                        chord_tones={7, 11, 2}, plan="sequence")
+    assert name == "sequence"
+    starts = [out[i].start_ns for i in range(0, len(out), 5)]
+    assert all(s % beat == 0 for s in starts)
+    assert all(n.start_ns % (beat // 4) == 0 for n in out)  # the call's 250 ms: eighths
+    assert out[0].pitch % 12 in {7, 11, 2}
+
+
+def test_develop_with_little_room_states_the_motif_once() -> None:
+    out, name = develop(TUNE, C_MAJOR, random.Random(1), 6)
+    assert name == "sequence" and len(out) == 4
+    assert develop([], C_MAJOR, random.Random(1), 6) == ([], "")
+    assert develop(TUNE, C_MAJOR, random.Random(1), 0) == ([], "")
+    out, name = develop(line([60]), C_MAJOR, random.Random(1), 1)
+    assert name == "sequence" and len(out) == 1 and out[0].pitch != 60
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls(), scales, seeds, st.integers(1, 40), st.sampled_from([None, *PLAN_WEIGHTS]),
+       st.sampled_from([None, 300 * MS, 500 * MS]), st.sampled_from([None, 3, 4]),
+       st.one_of(st.none(), st.frozensets(st.integers(0, 11), min_size=1, max_size=4)))
+def test_develop_properties(call: list[PhraseNote], scale: frozenset[int], seed: int,
+                            wanted: int, plan: str | None, beat: int | None, bar: int | None,
+                            chord: frozenset[int] | None) -> None:
+    out, name = develop(call, scale, random.Random(seed), wanted, beat, chord, bar, plan)
+    assert name in PLAN_WEIGHTS
+    assert 1 <= len(out) <= max(wanted * 2 // 3, 1)
+    assert out[0].start_ns == 0
+    starts = [n.start_ns for n in out]
+    assert starts == sorted(starts)
+    ladder = scale_pitches(scale)
+    assert all(n.pitch in ladder and 0 <= n.pitch <= 127 and n.duration_ns > 0 for n in out)
+    assert {n.velocity for n in out} <= {n.velocity for n in call}  # the call's dynamics
+    pitches, heard = [n.pitch for n in out], [n.pitch for n in top_line(call)]
+    assert longest_shared_run(pitches, join_lines([np.array(heard)])) <= COPY_BOUND
+    assert longest_exact_run(pitches, heard) <= COPY_BOUND
+
