@@ -33,6 +33,9 @@ class PerformanceSection:
     name: str = "untitled"
     seed: int = 1
     beats_per_bar: int = 4  # for bar-counted sections and the beat position fed to the model
+    # eighths per beat: 2 in simple metres (2/4, 3/4, 4/4), 3 in compound ones (6/8, 9/8, 12/8,
+    # whose beat is a dotted quarter): where the comp strikes and answers lock between beats
+    beat_division: int = 2
 
 
 @dataclass(frozen=True)
@@ -374,6 +377,7 @@ def _check(c: Config, check_files: bool = True) -> None:
     _range(s, "record.flush_ms", c.record.flush_ms, 1, 100)
     _range(s, "record.capture_s", c.record.capture_s, 10.0, 3600.0)
     _range(s, "performance.beats_per_bar", c.performance.beats_per_bar, 1, 16)
+    _range(s, "performance.beat_division", c.performance.beat_division, 2, 3)
     _range(s, "service.realtime_priority", c.service.realtime_priority, 0, 99)
     _range(s, "service.online_wait_s", c.service.online_wait_s, 0.0, 60.0)
     _check_model(c, check_files)

@@ -24,7 +24,9 @@ from agent.config import Config
 from agent.events import Heard, PhraseNote, PlannedNote
 from agent.listen.activity import Activity, PlayerActivity, roles, soloist_low
 from agent.listen.hearing import Hearing
+from agent.listen.metre import BarPhase
 from agent.listen.players import Listening
+from agent.listen.progression import Expectation, HalfBar, Progression
 from agent.listen.pulse import Pulse
 from agent.model import representation as rep
 from agent.model.continuator import Continuator
@@ -33,7 +35,14 @@ from agent.policy import ensemble as ens
 from agent.policy import modes, sections
 from agent.policy.beat_lock import lock_to_grid
 from agent.policy.commands import Command
-from agent.policy.comping import comp_bar, comp_range
+from agent.policy.comping import (
+    bass_note,
+    clear_of,
+    comp_range,
+    pattern,
+    stroke_velocity,
+    voicing,
+)
 from agent.policy.controls import mood
 from agent.policy.develop import (
     develop_motif,
@@ -53,6 +62,11 @@ MIN_PHRASE_GAP_NS = 150_000_000  # shorter silences are articulation, never a ph
 SOLO_AFTER_MS = 1500.0  # solo and auto modes: rest this long before the agent plays alone
 SOLO_MAX_PHRASES = 4  # then the agent waits for the players
 NS_PER_S = 1_000_000_000
+# A comp stroke is decided this long before it sounds: late enough to have heard what the players
+# played up to it (the beat's melody note, for the off-beat's chord), early enough that the
+# loop's jitter (p99 of a few ms, bench/soak.py) never makes it late.
+COMP_LEAD_NS = 40_000_000
+SURE_TONE = 0.5  # a chord tone less likely than this to be in the players' chord is left out
 ANSWER, COMP = "answer", "comp"  # plan-ahead parts (scheduler tags)
 Publish = Callable[[str, dict[str, Any]], None]
 
@@ -73,7 +87,8 @@ class Agent:
         self.memory = Continuator(max_order=config.respond.max_order)
         self.rng = random.Random(config.performance.seed)
         self._clock_player = next((p.name for p in config.players if p.follow_clock), None)
-        self.pulse = Pulse(config.uses_listening_beat(), self._clock_player is not None)
+        self.pulse = Pulse(config.uses_listening_beat(), self._clock_player is not None,
+                           config.performance.beat_division == 3)
         self._latency_ns = ms_to_ns(config.agent.output_latency_ms)
         self._gap_ns = ms_to_ns(config.respond.phrase_gap_ms)
         self._max_note_ns = ms_to_ns(config.agent.max_note_ms)
@@ -88,6 +103,12 @@ class Agent:
         self._voicing: list[int] = []
         self._tick_armed = False
         self._beat_count = 0  # beats since the section began
+        # The beats as they pass: the number of the latest (since listening began) and its time.
+        self._beat_no = 0
+        self._beat_ns: int | None = None
+        self.metre = BarPhase(config.performance.beats_per_bar)
+        self.progression = Progression()
+        self._comp_soloist_low: int | None = None
         self.base_controls = config.initial_controls()
         self.place = sections.start(config.sections)
         self.controls = (sections.controls_for(self.base_controls, config.sections[0])
@@ -109,7 +130,7 @@ class Agent:
             return
         finished = self.listening.hear(ev)
         if finished is not None:
-            self.hearing.note_ended(finished)
+            self._note_ended(finished)
         ch = ev.data[0] & 0x0F
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
@@ -118,7 +139,10 @@ class Agent:
                 self.harmony.strike(ev)  # first: the immediate reaction leaves before analysis
             self.activity[ev.player].note_on(ev.time_ns, ch, ev.data[1], ev.data[2])
             self.hearing.note_on(ev.player, ch, ev.data[1], ev.data[2], ev.time_ns)
-            self.pulse.on_onset(ev.time_ns)
+            self.pulse.on_onset(ev.time_ns, ev.data[2])
+            beat = self._beat_at(ev.time_ns)
+            if beat is not None:
+                self.metre.onset(beat, ev.data[2], ev.data[1])
             if self.model is not None:
                 self.model.feed(ev.time_ns, rep.PLAYER, ev.data[1], ev.data[2], None,
                                 self._beat_in_bar())
@@ -132,11 +156,19 @@ class Agent:
             self.harmony.release(ev.player, ch, ev.data[1], ev.time_ns)
             self._arm_phrase_end(ev.time_ns)
 
+    def _note_ended(self, note: PhraseNote) -> None:
+        self.hearing.note_ended(note)
+        self.progression.note(note.pitch, note.onset_ns, note.onset_ns + note.duration_ns)
+        beat = self._beat_at(note.onset_ns)
+        grid = self.pulse.grid(note.onset_ns)
+        if beat is not None and grid is not None:
+            self.metre.ended(beat, note.duration_ns / grid[1])
+
     def player_lost(self, name: str, t_ns: int) -> None:
         """A player's port vanished: release what they held, in listening and in harmony."""
         for note in self.listening.release_player(name, t_ns):
             self.harmony.release(name, note.channel, note.pitch, t_ns)
-            self.hearing.note_ended(note)
+            self._note_ended(note)
         self.activity[name].release_all()
         self.hearing.release_player(name)
         self._arm_phrase_end(t_ns)
@@ -409,7 +441,10 @@ class Agent:
             return
         phase, period = beat
         self._tick_armed = True
-        steps = (t_ns - phase) // period + 1
+        # The next beat of the grid heard now, but never within half a beat of the last tick:
+        # a grid that moved back a few ms since then must not make the same beat tick twice.
+        after = t_ns if self._beat_ns is None else max(t_ns, self._beat_ns + period // 2)
+        steps = (after - phase) // period + 1
         self.scheduler.call_at(phase + steps * period, self._tick, tag="beat")
 
     def _tick(self, t_ns: int) -> None:
@@ -417,6 +452,7 @@ class Agent:
         is anything to follow (someone played in the last two bars, or the agent plays)."""
         self._tick_armed = False
         bar_beats = self.config.performance.beats_per_bar
+        self._count_beat(t_ns)
         self._beat_count += 1
         if self._beat_count % bar_beats == 0:
             place, new = sections.after_bar(self.config.sections, self.place)
@@ -434,9 +470,16 @@ class Agent:
         beat = self.pulse.grid(t_ns)
         if beat is None:
             return
-        phase, period = beat
+        period = beat[1]
+        expected = self._expect(t_ns)  # the form is learned whether the agent comps or not
         if self._choose(modes.BEAT, role_of, t_ns) == modes.COMP:
-            self._comp(t_ns, phase, period, soloist_low(role_of, band))
+            self._comp_soloist_low = soloist_low(role_of, band)
+            self._comp(t_ns, expected)
+            # The strokes of the off-beat and of the next beat are decided just before they
+            # sound, with what is heard by then (a timer tagged as the comp: dropped with it).
+            for frac in (0.5, 1.0):
+                self.scheduler.call_at(t_ns + round(frac * period) - COMP_LEAD_NS,
+                                       lambda t: self._comp(t, self._expect(t)), tag=COMP)
         else:
             self.plan.drop(COMP, t_ns)
         last = self.hearing.last_onset_ns
@@ -446,27 +489,91 @@ class Agent:
                 (self.ensemble is not None and self.ensemble.leading_peer(t_ns)):
             self._arm_tick(t_ns + 1)
 
-    def _comp(self, t_ns: int, phase: int, period: int, soloist_low: int | None) -> None:
-        """Comp the next bar under the soloist in the heard chord; commit only the next beat
-        (plan-ahead: the rest is replanned at the next beat, with what is heard by then)."""
-        chord = self.hearing.chord(t_ns)
-        if chord is None:
+    def _count_beat(self, t_ns: int) -> None:
+        """Number the beat just reached; beats that passed while no tick ran (a long rest)
+        are counted too, so that the bar's phase survives it."""
+        grid = self.pulse.grid(t_ns)
+        if self._beat_ns is not None and grid is not None:
+            self._beat_no += max(1, round((t_ns - self._beat_ns) / grid[1]))
+        self._beat_ns = t_ns
+
+    def _beat_at(self, t_ns: int) -> float | None:
+        """The beat number of a moment (fractional), on the grid heard now; None before the
+        first beat was counted or while no beat is heard."""
+        grid = self.pulse.grid(t_ns)
+        if grid is None or self._beat_ns is None:
+            return None
+        phase, period = grid
+        anchor = phase + round((self._beat_ns - phase) / period) * period
+        return self._beat_no + (t_ns - anchor) / period
+
+    def _half_bar(self, t_ns: int) -> HalfBar | None:
+        """The half bar a moment falls in (the whole bar when the bar has an odd number of
+        beats), counted from the downbeat the metre hears (beat 0 until it hears one)."""
+        grid = self.pulse.grid(t_ns)
+        beat = self._beat_at(t_ns)
+        if grid is None or beat is None:
+            return None
+        period = grid[1]
+        bar_beats = self.config.performance.beats_per_bar
+        halves = 2 if bar_beats % 2 == 0 else 1
+        span = bar_beats // halves
+        downbeat = self.metre.downbeat() or 0
+        index = int((beat - downbeat + 1e-6) // span)
+        start_beat = downbeat + index * span
+        start_ns = t_ns - round((beat - start_beat) * period)
+        return HalfBar(index, start_ns, span * period, index % halves == 0, period)
+
+    def _expect(self, t_ns: int) -> Expectation | None:
+        """The chord expected in the half bar that sounds COMP_LEAD_NS from now."""
+        at = self._half_bar(t_ns + COMP_LEAD_NS)
+        if at is None:
+            return None
+        key = self.hearing.key()
+        bar_beats = self.config.performance.beats_per_bar
+        return self.progression.expect(
+            at, t_ns, (key.tonic, key.mode) if key is not None else None,
+            [(pitch, onset) for (_p, _c, pitch), onset in self.hearing.held.items()],
+            2 if bar_beats % 2 == 0 else 1)
+
+    def _comp(self, t_ns: int, expected: Expectation | None) -> None:
+        """Comp the rest of this half bar and the next bar in the expected chord, under the
+        soloist, on the grid heard now; only what sounds within COMP_LEAD_NS is committed
+        (the rest is decided again just before it sounds, with what is heard by then)."""
+        at = self._half_bar(t_ns + COMP_LEAD_NS)
+        if expected is None or at is None:
             return
         m = mood(self.controls)
-        low, high = comp_range(soloist_low, m.register)
+        low, high = comp_range(self._comp_soloist_low, m.register)
         velocity = min(max(round(self.hearing.recent_velocity() - 18 + m.velocity_shift), 1),
                        127)
-        # From this beat (its off-beats are still open) to the same beat of the next bar.
-        this_beat = phase + ((t_ns - phase) // period) * period
-        notes, self._voicing = comp_bar(chord.pitch_classes, low, high, self._voicing, this_beat,
-                                        period, self._beat_count,
-                                        self.config.performance.beats_per_bar, m.density,
-                                        velocity)
-        self.log.write("decision", t_ns, what=modes.COMP, chord=chord.name, source="chord",
+        held = [pitch for (_p, _c, pitch) in self.hearing.held]
+        chord = clear_of(expected.likely_tones(SURE_TONE), held)
+        voiced = voicing(chord, low, high, self._voicing)
+        if not voiced:
+            return
+        self._voicing = voiced
+        surest = expected.tones[0][0] if expected.tones else expected.triad % 12
+        bass = bass_note(surest, voiced) if surest in chord else voiced[0]
+        bar_beats = self.config.performance.beats_per_bar
+        halves = 2 if bar_beats % 2 == 0 else 1
+        strokes = pattern(bar_beats // halves, m.density,
+                          self.config.performance.beat_division)
+        notes: list[PlannedNote] = []
+        for h in range(halves + 1):  # this half bar and a bar more
+            start = at.start_ns + h * at.length_ns
+            for i, stroke in enumerate(strokes):
+                onset = start + round(stroke.at * at.beat_ns)
+                if onset < t_ns:
+                    continue
+                vel = stroke_velocity(stroke, i == 0, velocity)
+                notes += [PlannedNote(onset, p, vel, round(stroke.length * at.beat_ns))
+                          for p in ([bass] if stroke.bass else voiced)]
+        self.log.write("decision", t_ns, what=modes.COMP, chord=expected.name,
+                       source=expected.source,
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in notes
-                             if n.start_ns < this_beat + 2 * period])
-        # Committed half a beat ahead: a chord heard at a beat reaches the next one.
-        self.plan.set(COMP, notes, t_ns, horizon_ns=period // 2, guard_ns=period // 8)
+                             if n.start_ns < t_ns + at.beat_ns])
+        self.plan.set(COMP, notes, t_ns, horizon_ns=COMP_LEAD_NS, guard_ns=at.beat_ns // 8)
 
     def _publish_hearing(self, t_ns: int, role_of: dict[str, str]) -> None:
         for kind, payload in self.hearing.changes(t_ns, role_of, self.pulse.clock_bpm(),

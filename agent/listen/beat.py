@@ -38,6 +38,10 @@ import numpy as np
 MERGE_NS = 30_000_000  # onsets this close to a cluster's first onset are one chord
 MIN_BPM, MAX_BPM = 60.0, 180.0
 PRIOR_BPM, PRIOR_OCTAVES = 110.0, 0.7  # preferred tempo and the prior's width (sigma, in octaves)
+# In a compound metre (6/8, 9/8, 12/8: the config's beat_division 3) the beat is the dotted
+# quarter, felt slower: a jig's running eighths at 120 quarter notes a minute are two beats of 80
+# to a player, where the simple prior would pick the quarter note (120) that no one feels.
+COMPOUND_PRIOR_BPM, COMPOUND_MIN_BPM = 72.0, 40.0
 IOI_MIN_NS, IOI_MAX_NS = 280_000_000, 2_500_000_000  # histogram range (just below 180 BPM..)
 BIN_RATIO = 1.01  # log-spaced bins: 1% of tempo each
 JITTER_NS = 15_000_000  # expected spread of an interval between two humanly played onsets
@@ -49,7 +53,12 @@ SWITCH = 1.3  # a new tempo hypothesis must score this much better than the trac
 BASIN = 0.05  # within this (log ratio) a hypothesis is the tracked tempo itself
 GRID_TOL = 0.125  # beats: farther than this from the half-beat grid is off the grid
 MAX_GAP_BEATS = 6.0  # a longer silence ends a segment (the chain would guess positions over it)
-FIT_TAU_BEATS = 4.0  # e-folding age, in beats, of an onset's weight in the fit
+# e-folding age, in beats, of an onset's weight in the fit. Short: a player's tempo drifts, and
+# the fit extrapolates a beat ahead (the comp and the answers are placed there), so following the
+# last few beats closely beats averaging more jitter away: on humanised corpus pieces (±2% drift
+# over 8 bars, ±10 ms jitter) the predicted beat was within 25 ms of the true one 83% of the time
+# at 4 beats, 94-97% at 2 (valid splits; bench/band_judge.py measures the comp on the test ones).
+FIT_TAU_BEATS = 2.0
 MIN_FIT = 3  # on-grid onsets needed before a fit may set the period
 SETTLE = 8  # merged onsets heard before the tracked tempo is held against others (SWITCH)
 HOLD = 1.5  # preference for the half-beat grid already tracked as the beat
@@ -63,16 +72,23 @@ def bin_of(ioi_ns: float) -> float:
     return math.log(ioi_ns / IOI_MIN_NS) / _LOG_R
 
 
-def _candidates() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lo, hi = math.ceil(bin_of(60e9 / MAX_BPM)), math.floor(bin_of(60e9 / MIN_BPM))
+def _candidates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate bins (COMPOUND_MIN_BPM..MAX_BPM), their multiples' bins, and the prior of each
+    for a simple metre (nothing below MIN_BPM) and for a compound one."""
+    lo, hi = math.ceil(bin_of(60e9 / MAX_BPM)), math.floor(bin_of(60e9 / COMPOUND_MIN_BPM))
     bins = np.arange(lo, hi + 1)
     multiple_bins = bins[:, None] + np.round(np.log(MULTIPLES) / _LOG_R).astype(int)[None, :]
     periods = IOI_MIN_NS * BIN_RATIO ** bins.astype(np.float64)
-    octaves = np.log2(60e9 / periods / PRIOR_BPM)
-    return bins, multiple_bins, np.exp(-0.5 * (octaves / PRIOR_OCTAVES) ** 2)
+    bpm = 60e9 / periods
+
+    def prior(center: float) -> np.ndarray:
+        return np.exp(-0.5 * (np.log2(bpm / center) / PRIOR_OCTAVES) ** 2)
+
+    return bins, multiple_bins, prior(PRIOR_BPM) * (bpm >= MIN_BPM - 1e-9), \
+        prior(COMPOUND_PRIOR_BPM)
 
 
-CAND_BINS, _MULT_BINS, _PRIOR = _candidates()
+CAND_BINS, _MULT_BINS, _PRIOR, _COMPOUND_PRIOR = _candidates()
 CAND_PERIODS_NS = IOI_MIN_NS * BIN_RATIO ** CAND_BINS.astype(np.float64)
 # A beat must be heard itself, not only its multiples: with equal weights, a pulse twice as fast
 # as quarter notes would score as much as the quarters (every multiple of P is one of P/2).
@@ -120,11 +136,12 @@ def _add_pairs(hist: np.ndarray, others_t: np.ndarray, others_w: np.ndarray, t: 
     np.add.at(hist, idx, sign * w * others_w[ok] * fade)
 
 
-def tempo_scores(hist: np.ndarray) -> np.ndarray:
+def tempo_scores(hist: np.ndarray, compound: bool = False) -> np.ndarray:
     """Score of each candidate period CAND_PERIODS_NS: the smoothed histogram at 1-4 periods,
-    times the tempo prior."""
+    times the tempo prior (of a compound metre's dotted beat, if `compound`)."""
     at_multiples = (_SMOOTH @ np.maximum(hist, 0.0)) * _INSIDE
-    scores: np.ndarray = (at_multiples @ _MULT_WEIGHTS) * _PRIOR
+    scores: np.ndarray = (at_multiples @ _MULT_WEIGHTS) * (_COMPOUND_PRIOR if compound
+                                                            else _PRIOR)
     return scores
 
 
@@ -154,8 +171,10 @@ class GridFit:
 
 
 def fit_grid(times_ns: Sequence[int] | np.ndarray, period_ns: float,
-             weights: Sequence[float] | np.ndarray | None = None) -> GridFit:
-    """Fit the onsets after the last long gap to a grid of half beats near `period_ns`."""
+             weights: Sequence[float] | np.ndarray | None = None,
+             division: int = 2) -> GridFit:
+    """Fit the onsets after the last long gap to a grid of half beats near `period_ns` (of
+    thirds of a beat with `division` 3: the eighths of a compound metre)."""
     t_all = np.asarray(times_ns, dtype=np.float64)
     w_all = np.ones_like(t_all) if weights is None else np.asarray(weights, dtype=np.float64)
     if t_all.size == 0:
@@ -163,7 +182,7 @@ def fit_grid(times_ns: Sequence[int] | np.ndarray, period_ns: float,
     gaps = np.flatnonzero(np.diff(t_all) > MAX_GAP_BEATS * period_ns)
     start = int(gaps[-1]) + 1 if gaps.size else 0
     t, w = t_all[start:], w_all[start:]
-    half = period_ns / 2
+    half = period_ns / division  # one step of the grid (named for the simple metre's)
     accent = accents(t, w, period_ns)
     # The grid is anchored on the recent onset whose half-beat grid holds the most accent among
     # the last three beats' onsets: the newest onset alone may be a sixteenth, and three beats
@@ -172,14 +191,14 @@ def fit_grid(times_ns: Sequence[int] | np.ndarray, period_ns: float,
     x = (t[recent][None, :] - t[recent][:, None]) / half
     hits = np.maximum(0.0, 1 - np.abs(x - np.round(x)) / (2 * GRID_TOL)) @ accent[recent]
     anchor_t = float(t[recent[int(np.argmax(hits))]])
-    anchor_q = round((anchor_t - t[-1]) / half) / 2
+    anchor_q = round((anchor_t - t[-1]) / half) / division
     chain = [math.nan] * t.size
     times = t.tolist()
     for i in range(t.size - 1, -1, -1):  # plain floats: this loop is most of the cost
         x = (times[i] - anchor_t) / half
         k = round(x)
         if abs(x - k) <= 2 * GRID_TOL:
-            anchor_t, anchor_q = times[i], anchor_q + k / 2
+            anchor_t, anchor_q = times[i], anchor_q + k / division
             chain[i] = anchor_q
     positions = np.array(chain)
     on = ~np.isnan(positions)
@@ -198,6 +217,16 @@ def fit_grid(times_ns: Sequence[int] | np.ndarray, period_ns: float,
     return GridFit(period, phase, start, positions, residuals, accent, fitted)
 
 
+def _recent_spread(fit: GridFit) -> float:
+    """RMS of the fit's residuals, weighted as the fit weighs its onsets (recent ones more):
+    a slow tempo drift shows in old residuals without making the grid ahead any less sure."""
+    on = ~np.isnan(fit.positions)
+    if not on.any():
+        return 0.0
+    w = np.exp(fit.positions[on] / FIT_TAU_BEATS)
+    return float(np.sqrt(w @ fit.residuals_ns[on] ** 2 / w.sum()))
+
+
 @dataclass(frozen=True)
 class BeatEstimate:
     bpm: float
@@ -210,7 +239,8 @@ class BeatEstimate:
 class BeatTracker:
     """Follows tempo and beat phase from onsets fed one by one (`on_onset`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, compound: bool = False) -> None:
+        self.compound = compound  # the beat is a dotted quarter (6/8, 9/8, 12/8)
         self._t: collections.deque[float] = collections.deque()
         self._w: collections.deque[float] = collections.deque()
         self._hist = np.zeros(N_BINS)
@@ -268,7 +298,7 @@ class BeatTracker:
     def _update(self) -> None:
         if len(self._t) < 3 and self._period is None:
             return
-        scores = tempo_scores(self._hist)
+        scores = tempo_scores(self._hist, self.compound)
         best = int(np.argmax(scores))
         hypothesis = self._period
         if hypothesis is None:
@@ -281,12 +311,13 @@ class BeatTracker:
             here = float(np.interp(bin_of(hypothesis), CAND_BINS, scores))
             # The absolute margin (about two fresh pairs) keeps a near-empty window after a
             # rest from overturning a tempo that was well established before it.
-            margin = 2 * math.exp((self._t[-1] - self._fade_ref) / FADE_NS) * _PRIOR.max()
+            prior = _COMPOUND_PRIOR if self.compound else _PRIOR
+            margin = 2 * math.exp((self._t[-1] - self._fade_ref) / FADE_NS) * prior.max()
             if scores[best] > SWITCH * here + margin:
                 hypothesis = float(CAND_PERIODS_NS[best])
         times = np.fromiter(self._t, np.float64, len(self._t))
         weights = np.fromiter(self._w, np.float64, len(self._w))
-        fit = fit_grid(times, hypothesis, weights)
+        fit = fit_grid(times, hypothesis, weights, 3 if self.compound else 2)
         period = hypothesis
         if fit.fitted and fit.on_grid >= MIN_FIT and abs(math.log(fit.period_ns / period)) < 0.1:
             period = fit.period_ns
@@ -295,20 +326,23 @@ class BeatTracker:
         self._beat = self._choose_beat(fit, period)
         self._period = period
         share = fit.on_grid / max(1, fit.positions.size)
-        spread = float(np.sqrt(np.nanmean(fit.residuals_ns ** 2))) if fit.on_grid else 0.0
+        spread = _recent_spread(fit)
         closeness = max(0.0, 1 - spread / (GRID_TOL * period))
         self._quality = share * min(1.0, fit.on_grid / 8) * closeness
 
     def _choose_beat(self, fit: GridFit, period: float) -> float:
-        """Which half-beat grid is the beat: where notes are longer, and where it was."""
-        score = [0.0, 0.0]
+        """Which of the grid's steps is the beat (of two half beats; of three eighths in a
+        compound metre): where notes are longer and louder, and where it was."""
+        division = 3 if self.compound else 2
+        score = [0.0] * division
         for q, a in zip(fit.positions, fit.accents, strict=True):
             if not math.isnan(q):
-                score[round(2 * q) % 2] += a * math.exp(q / FIT_TAU_BEATS)
+                score[round(division * q) % division] += a * math.exp(q / FIT_TAU_BEATS)
         if self._period is not None:
             lag = (fit.phase_ns - self._beat) / self._period
-            score[round(2 * (lag - math.floor(lag))) % 2] *= HOLD
-        return fit.phase_ns + (period / 2 if score[1] > score[0] else 0.0)
+            score[round(division * (lag - math.floor(lag))) % division] *= HOLD
+        best = max(range(division), key=lambda i: (score[i], -i))
+        return fit.phase_ns + best * period / division
 
     def estimate(self, now_ns: int) -> BeatEstimate | None:
         if self._period is None or self._first is None:

@@ -17,9 +17,9 @@ PPQN = 24
 
 
 class Pulse:
-    def __init__(self, track_onsets: bool, follow_clock: bool) -> None:
+    def __init__(self, track_onsets: bool, follow_clock: bool, compound: bool = False) -> None:
         # The tracker costs ~0.3 ms per onset: off when nothing uses it (a harmony-only piece).
-        self.tracker = BeatTracker() if track_onsets else None
+        self.tracker = BeatTracker(compound) if track_onsets else None
         self.clock = ClockFollower() if follow_clock else None
         self._clock_beat_ns: int | None = None
         self._shared: tuple[int, int] | None = None  # (a beat's time, period) from the leader
@@ -28,9 +28,11 @@ class Pulse:
         """The ensemble's shared beat (None: none now); the caller judges its freshness."""
         self._shared = grid
 
-    def on_onset(self, t_ns: int) -> None:
+    def on_onset(self, t_ns: int, velocity: int = 64) -> None:
+        """A note started. Louder notes weigh more in the beat's phase: players accent the
+        beat, which is what tells a jig's beat from its other eighths."""
         if self.tracker is not None:
-            self.tracker.on_onset(t_ns)
+            self.tracker.on_onset(t_ns, (velocity / 64) ** 2)
 
     def on_clock(self, ev: Heard) -> str | None:
         """A system message from the clock player: "start", "stop", "continue", "beat" (the

@@ -195,7 +195,7 @@ def replay_fast(recording: Recording, cfg: Config, out_dir: Path, source: str,
     def advance(t_ns: int) -> None:
         while not halted and (d := session.scheduler.next_deadline()) is not None and d <= t_ns:
             clock.advance_to(d)
-            session.run_due(d)
+            session.run_due(d, lambda: halted)
         if not halted:
             clock.advance_to(t_ns)
 

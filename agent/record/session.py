@@ -127,8 +127,8 @@ class Session:
             self.scheduler.panic_port(fields["port"], "output-back")
         self.scheduler.run_due(self.clock.now_ns())
 
-    def run_due(self, now_ns: int) -> None:
-        self.scheduler.run_due(now_ns)
+    def run_due(self, now_ns: int, halted: Callable[[], bool] | None = None) -> None:
+        self.scheduler.run_due(now_ns, halted)
 
     def stop(self, t_ns: int) -> None:
         """End of the run: panic (ledger note-offs first), so nothing is left sounding."""

@@ -98,9 +98,11 @@ class Scheduler:
         return self._heap[0][0] if self._heap else None
 
     # -- running ----------------------------------------------------------------------------
-    def run_due(self, now_ns: int) -> None:
-        """Run every job whose deadline is <= now_ns, in order, each at its own deadline."""
-        while self._heap and self._heap[0][0] <= now_ns:
+    def run_due(self, now_ns: int, halted: Callable[[], bool] | None = None) -> None:
+        """Run every job whose deadline is <= now_ns, in order, each at its own deadline;
+        `halted` (a strict replay's watch) is asked before each one: once it says so, nothing
+        more runs, not even the other notes of the same chord."""
+        while self._heap and self._heap[0][0] <= now_ns and not (halted and halted()):
             deadline, _, job = heapq.heappop(self._heap)
             if not job.cancelled:
                 self._run(deadline, job)

@@ -1,4 +1,4 @@
-"""Comping on exact numbers: where in the beat, which range, which voicing, which notes."""
+"""Comping on exact numbers: where in the half bar, which range, which voicing, which notes."""
 
 from __future__ import annotations
 
@@ -6,33 +6,77 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.events import PlannedNote
 from agent.policy.comping import (
-    attacks_in_beat,
-    comp_beat,
+    Stroke,
+    bass_note,
+    clear_of,
     comp_range,
-    plays_on_beat,
+    pattern,
+    stroke_velocity,
     voicing,
 )
 
-MS = 1_000_000
 C, F, G7 = frozenset({0, 4, 7}), frozenset({5, 9, 0}), frozenset({7, 11, 2, 5})
 
 
-@pytest.mark.parametrize(("density", "attacks"), [
-    (0.25, (0.0,)), (1.0, (0.0,)), (1.49, (0.0,)),
-    (1.5, (0.0, 0.5)), (2.99, (0.0, 0.5)),
-    (3.0, (0.0, 0.25, 0.5, 0.75)), (4.0, (0.0, 0.25, 0.5, 0.75)),
-])
-def test_attacks_in_beat(density: float, attacks: tuple[float, ...]) -> None:
-    assert attacks_in_beat(density) == attacks
+def test_sparse_a_short_bass_note_then_the_chord_once_the_half_bar_is_heard() -> None:
+    assert pattern(2, 1.0) == (Stroke(0.0, 0.45, True), Stroke(1.0, 0.9, False))
+    assert pattern(3, 1.0) == (Stroke(0.0, 0.45, True), Stroke(1.0, 1.9, False))
+    # A one-beat half bar (2/4): the chord on the off-beat; in 6/8 on the second eighth.
+    assert pattern(1, 1.0) == (Stroke(0.0, 0.45, True), Stroke(0.5, 0.4, False))
+    six_eight = pattern(1, 1.0, division=3)
+    assert [(s.at, s.bass) for s in six_eight] == [(0.0, True), (pytest.approx(1 / 3), False)]
+    assert six_eight[1].length == pytest.approx(0.9 - 1 / 3, abs=1e-6)
 
 
-def test_a_sparse_comp_plays_every_other_beat() -> None:
-    assert [plays_on_beat(b, 0.5) for b in range(4)] == [True, False, True, False]
-    assert [plays_on_beat(b, 0.74) for b in range(3)] == [True, False, True]
-    assert all(plays_on_beat(b, 0.75) for b in range(4))
-    assert all(plays_on_beat(b, 2.0) for b in range(4))
+def test_medium_boom_chuck_and_the_waltz() -> None:
+    assert pattern(2, 2.0) == (Stroke(0.0, 0.45, True), Stroke(0.5, 0.45, False),
+                               Stroke(1.0, 0.45, True), Stroke(1.5, 0.4, False))
+    assert pattern(3, 2.0) == (Stroke(0.0, 0.9, True), Stroke(1.0, 0.8, False),
+                               Stroke(2.0, 0.8, False))
+    jig = pattern(1, 2.0, division=3)  # bass on the beat, the chord on its last eighth
+    assert [(round(s.at, 3), round(s.length, 3), s.bass) for s in jig] == [
+        (0.0, 0.6, True), (0.667, 0.233, False)]
+
+
+def test_dense_every_eighth() -> None:
+    assert [s.at for s in pattern(2, 3.5)] == [0.0, 0.5, 1.0, 1.5]
+    assert not any(s.bass for s in pattern(2, 3.5))
+    assert len(pattern(1, 3.5, division=3)) == 3
+    assert pattern(0, 2.0) == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4), st.floats(0.0, 4.0), st.sampled_from([2, 3]))
+def test_strokes_stay_inside_the_half_bar_on_eighths(beats: int, density: float,
+                                                     division: int) -> None:
+    strokes = pattern(beats, density, division)
+    assert strokes and [s.at for s in strokes] == sorted(s.at for s in strokes)
+    for s in strokes:
+        assert s.at * division == pytest.approx(round(s.at * division))  # on an eighth
+        assert s.length > 0 and s.at + s.length <= beats - 0.1 + 1e-9
+
+
+def test_the_first_stroke_is_lighter_and_off_beats_softer() -> None:
+    assert stroke_velocity(Stroke(0.0, 0.4, True), True, 80) == 70
+    assert stroke_velocity(Stroke(0.5, 0.4, False), False, 80) == 74
+    assert stroke_velocity(Stroke(1.0, 0.4, False), False, 80) == 80
+    assert stroke_velocity(Stroke(0.0, 0.4, True), True, 5) == 1
+    assert stroke_velocity(Stroke(1.0, 0.4, True), False, 200) == 127
+
+
+def test_tones_that_rub_against_a_held_note_are_left_out() -> None:
+    assert clear_of(C, [65]) == frozenset({0, 7})  # F held: E is a semitone below it
+    assert clear_of(C, [66]) == frozenset({4})  # F#: a tritone from C, a semitone below G
+    assert clear_of(C, []) == C
+    assert clear_of(C, [61, 65, 66]) == C  # every tone rubs: the chord as it is
+
+
+def test_the_bass_is_the_root_an_octave_below_the_voicing() -> None:
+    assert bass_note(0, [52, 55, 60]) == 36  # below 52 - 12 = 40: C2
+    assert bass_note(7, [59, 62, 67]) == 43
+    assert bass_note(0, [40, 43, 48]) == 36  # never below C2
+    assert bass_note(9, []) == 45
 
 
 @pytest.mark.parametrize(("soloist_low", "register", "expected"), [
@@ -116,48 +160,3 @@ def test_a_voicing_is_close_distinct_and_in_range(chord: frozenset[int], low: in
     assert all(low <= p <= low + span and p % 12 in chord for p in out)
     assert len({p % 12 for p in out}) == len(out)
     assert out[-1] - out[0] <= 12
-
-
-# -- comp_beat --------------------------------------------------------------------------------
-
-def test_one_attack_per_beat() -> None:
-    out, used = comp_beat(C, 48, 64, [], 1000 * MS, 500 * MS, density=1.0, velocity=90)
-    assert out == [PlannedNote(1000 * MS, p, 90, 450 * MS) for p in (48, 52, 55)]
-    assert used == [48, 52, 55]
-
-
-def test_beat_and_off_beat() -> None:
-    out, used = comp_beat(F, 48, 64, [52, 55, 60], 1000 * MS, 500 * MS, density=2.0,
-                          velocity=90)
-    assert used == [53, 57, 60]
-    assert out == ([PlannedNote(1000 * MS, p, 90, 225 * MS) for p in used]
-                   + [PlannedNote(1250 * MS, p, 82, 225 * MS) for p in used])
-
-
-def test_sixteenths() -> None:
-    out, _used = comp_beat(C, 48, 64, [], 0, 600 * MS, density=3.5, velocity=60)
-    assert [(n.start_ns // MS, n.velocity, n.duration_ns // MS) for n in out] == [
-        (0, 60, 135)] * 3 + [(150, 52, 135)] * 3 + [(300, 52, 135)] * 3 + [(450, 52, 135)] * 3
-    assert [n.pitch for n in out] == [48, 52, 55] * 4
-
-
-def test_velocities_stay_in_midi_range() -> None:
-    out, _ = comp_beat(C, 48, 64, [], 0, 500 * MS, density=2.0, velocity=5)
-    assert [n.velocity for n in out] == [5, 5, 5, 1, 1, 1]
-    out, _ = comp_beat(C, 48, 64, [], 0, 500 * MS, density=2.0, velocity=200)
-    assert [n.velocity for n in out] == [127, 127, 127, 127, 127, 127]  # 200 and 192, capped
-    out, _ = comp_beat(C, 48, 64, [], 0, 500 * MS, density=1.0, velocity=0)
-    assert [n.velocity for n in out] == [1, 1, 1]
-
-
-def test_odd_periods_round_to_whole_nanoseconds() -> None:
-    out, _ = comp_beat(frozenset({0}), 48, 59, [], 10, 333, density=2.0, velocity=80)
-    # Attacks at 10 + round(0.5 * 333) = 10 + 166 (half to even), lengths round(166.5 * 0.9).
-    assert [(n.start_ns, n.duration_ns) for n in out] == [(10, 150), (176, 150)]
-
-
-def test_no_chord_tones_in_range_plays_nothing_and_keeps_the_previous_voicing() -> None:
-    previous = [52, 55, 60]
-    out, used = comp_beat(C, 61, 63, previous, 0, 500 * MS, 1.0, 80)
-    assert out == []
-    assert used == previous and used is not previous
