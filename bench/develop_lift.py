@@ -16,7 +16,9 @@ answer is made from it as the agent would, then scored as an independent judge d
 
 Answers (the same call, key, chord heard at the call's end, beat and length for each):
   develop_motif  today's head: the call's first 4 notes sequenced 1-2 steps (agent.policy.develop)
-  develop        the skeleton of agent.policy.motif.develop: motif statements, transformed
+  develop        the skeleton of agent.policy.skeleton.develop: motif statements, transformed
+  develop/chords the same, given the tune's own triad on each beat of the answer: what a
+                 perfect prediction of the progression would let it do (an upper bound)
   echo+3rd       the call's line a third up in the key (the judge's baseline)
   random         random in-key notes in the call's range on the 8th grid
 and the two heads again, "+tail": filled to the answer's length with random in-key notes, a
@@ -41,7 +43,8 @@ from agent.listen.harmony import estimate_chord
 from agent.model.corpus import Work, load_corpus
 from agent.model.originality import join_lines, longest_shared_run
 from agent.policy.develop import develop_motif, diatonic_shift, relative, scale_pitches, top_line
-from agent.policy.motif import degree_of, develop, longest_exact_run
+from agent.policy.motif import figures, longest_exact_run
+from agent.policy.skeleton import develop
 
 PHRASE_BARS = 4
 MODES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10),
@@ -91,30 +94,28 @@ def tunes(corpus: str) -> list[Tune]:
     return out
 
 
-def figures(pitches: Sequence[int], ladder: Sequence[int]) -> set[tuple[int, int]]:
-    degrees = [degree_of(p, ladder) for p in pitches]
-    return {(b - a, c - b) for a, b, c in zip(degrees, degrees[1:], degrees[2:], strict=False)}
-
-
 def triad_share(answer: Sequence[PlannedNote], start_beats: float, tune: Tune) -> float | None:
     """Share of the answer's note-time on the triad the tune outlines in each half bar, the
     answer placed at `start_beats` of the tune."""
-    w = tune.everything
-    half = tune.bar_beats / 2
     on = total = 0.0
     for n in answer:
-        t = start_beats + n.start_ns / tune.beat_ns
-        cell = (t - w.onset[0]) // half
-        lo, hi = w.onset[0] + cell * half, w.onset[0] + (cell + 1) * half
-        overlap = np.clip(np.minimum(w.onset + w.duration, hi) - np.maximum(w.onset, lo), 0,
-                          None)
-        profile = np.bincount(w.pitch % 12, weights=overlap, minlength=12)
-        chord = estimate_chord(profile)
+        triad = chord_at(tune, start_beats + n.start_ns / tune.beat_ns)
         length = n.duration_ns / tune.beat_ns
         total += length
-        if chord is not None and n.pitch % 12 in _triad(chord.root, chord.quality):
+        if triad is not None and n.pitch % 12 in triad:
             on += length
     return on / total if total > 0 else None
+
+
+def chord_at(tune: Tune, beats: float) -> set[int] | None:
+    """The triad the tune (all voices) outlines in the half bar around `beats`."""
+    w = tune.everything
+    half = tune.bar_beats / 2
+    cell = (beats - w.onset[0]) // half
+    lo, hi = w.onset[0] + cell * half, w.onset[0] + (cell + 1) * half
+    overlap = np.clip(np.minimum(w.onset + w.duration, hi) - np.maximum(w.onset, lo), 0, None)
+    chord = estimate_chord(np.bincount(w.pitch % 12, weights=overlap, minlength=12))
+    return None if chord is None else _triad(chord.root, chord.quality)
 
 
 def _triad(root: int, quality: str) -> set[int]:
@@ -158,9 +159,8 @@ def answers(plans: list[str]) -> dict[str, Answer]:
 
     def skeleton(call: list[PhraseNote], tune: Tune, wanted: int,
                  rng: random.Random) -> list[PlannedNote]:
-        bar = round(tune.bar_beats) if tune.bar_beats == round(tune.bar_beats) else None
         notes, plan = develop(call, tune.scale, rng, wanted, tune.beat_ns,
-                              chord_heard(call, tune), bar)
+                              chord_heard(call, tune), _whole(tune.bar_beats))
         plans.append(plan)
         return notes
 
@@ -179,8 +179,21 @@ def answers(plans: list[str]) -> dict[str, Answer]:
             make(call, tune, wanted, rng), wanted, call, scale_pitches(tune.scale), tune.beat_ns,
             rng)
 
-    return {"develop_motif": head, "develop": skeleton, "echo+3rd": echo, "random": noise,
-            "develop_motif+tail": tailed(head), "develop+tail": tailed(skeleton)}
+    def skeleton_on_chords(call: list[PhraseNote], tune: Tune, wanted: int,
+                           rng: random.Random) -> list[PlannedNote]:
+        i = next(j for j, p in enumerate(tune.phrases) if p is call)
+        start = tune.phrases[i + 1][0].onset_ns / tune.beat_ns
+        chords = [chord_at(tune, start + beat) for beat in range(64)]
+        return develop(call, tune.scale, rng, wanted, tune.beat_ns, chord_heard(call, tune),
+                       _whole(tune.bar_beats), chords=[c or set() for c in chords])[0]
+
+    return {"develop_motif": head, "develop": skeleton, "develop/chords": skeleton_on_chords,
+            "echo+3rd": echo, "random": noise, "develop_motif+tail": tailed(head),
+            "develop+tail": tailed(skeleton)}
+
+
+def _whole(beats: float) -> int | None:
+    return round(beats) if beats == round(beats) else None
 
 
 def measure(corpus: str, seed: int) -> None:

@@ -1,4 +1,4 @@
-"""Developing and mirroring a call (agent.policy.develop and agent.policy.motif): exact notes for
+"""Developing and mirroring a call (agent.policy.develop, .motif and .skeleton): exact notes for
 scripted random draws, and properties.
 
 A `Scripted` random source returns the draws a test names, so each expectation is worked out by
@@ -34,11 +34,10 @@ from agent.policy.develop import (
 )
 from agent.policy.motif import (
     COPY_BOUND,
-    PLAN_WEIGHTS,
     augmentation_factor,
     can_diminish,
     degree_of,
-    develop,
+    figures,
     find_motif,
     inversion,
     kept_original,
@@ -49,6 +48,7 @@ from agent.policy.motif import (
     sequence,
     stretched,
 )
+from agent.policy.skeleton import PLAN_WEIGHTS, develop
 
 MS = 1_000_000
 C_MAJOR = frozenset({0, 2, 4, 5, 7, 9, 11})
@@ -545,13 +545,8 @@ def test_develop_sequence_joins_statements_the_way_the_call_moves() -> None:
     call = line([60, 64, 62, 65, 64, 67, 65, 69, 67])
     out, name = develop(call, C_MAJOR, random.Random(0), 15, plan="sequence")
     assert name == "sequence" and len(out) == 10
-    degrees = [degree_of(n.pitch, C_LADDER) for n in out]
-    assert degrees[5] - degrees[0] == 1
-    assert figures_of(degrees[3:7]) == {(-1, -1), (-1, 2)}
-
-
-def figures_of(degrees: Sequence[int]) -> set[tuple[int, int]]:
-    return {(b - a, c - b) for a, b, c in zip(degrees, degrees[1:], degrees[2:], strict=False)}
+    assert degree_of(out[5].pitch, C_LADDER) - degree_of(out[0].pitch, C_LADDER) == 1
+    assert figures([n.pitch for n in out[3:7]], C_LADDER) == {(-1, -1), (-1, 2)}
 
 
 def test_develop_with_a_beat_starts_statements_on_beats_and_ends_on_a_chord_tone() -> None:
@@ -594,3 +589,17 @@ def test_develop_properties(call: list[PhraseNote], scale: frozenset[int], seed:
     assert longest_shared_run(pitches, join_lines([np.array(heard)])) <= COPY_BOUND
     assert longest_exact_run(pitches, heard) <= COPY_BOUND
 
+
+
+def test_develop_on_a_known_progression_puts_more_notes_on_its_chord_tones() -> None:
+    beat = 500 * MS
+    progression = [{0, 4, 7}] * 4 + [{7, 11, 2}] * 4 + [{5, 9, 0}] * 8  # C, G, F by the bar
+
+    def on_chords(out: list[PlannedNote]) -> int:
+        return sum(n.pitch % 12 in progression[n.start_ns // beat] for n in out)
+
+    with_chords = sum(on_chords(develop(TUNE, C_MAJOR, random.Random(seed), 16, beat,
+                                        chords=progression)[0]) for seed in range(20))
+    without = sum(on_chords(develop(TUNE, C_MAJOR, random.Random(seed), 16, beat)[0])
+                  for seed in range(20))
+    assert with_chords > without * 1.2
