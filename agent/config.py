@@ -28,6 +28,14 @@ MODE_ALIASES = {"respond": "call-response"}
 BACKENDS = ("auto", "jack", "alsa")
 
 
+def metre_of(numerator: int, denominator: int) -> tuple[int, int]:
+    """(beats_per_bar, beat_division) of a time signature, as a player counts it: a compound
+    metre (6/8, 9/8, 12/8) in dotted beats of three eighths, any other in its own beats."""
+    if denominator == 8 and numerator % 3 == 0 and numerator > 3:
+        return numerator // 3, 3
+    return min(max(numerator, 1), 16), 2
+
+
 @dataclass(frozen=True)
 class PerformanceSection:
     name: str = "untitled"
@@ -73,7 +81,7 @@ class RespondSection:
     max_notes: int = 24  # longest answer
     yield_to_players: bool = True  # a player coming in cancels the rest of the answer
     solo_after_ms: float = 0.0  # players resting this long after the agent stops: it plays on
-    beat_lock: float = 0.8  # how far onsets move onto the heard beat's half-beat grid (0 = off)
+    beat_lock: float = 1.0  # how far onsets move onto the eighths of the heard beat (0 = off)
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,14 @@ from agent.listen.activity import Activity, PlayerActivity, roles, soloist_low
 from agent.listen.hearing import Hearing
 from agent.listen.metre import BarPhase
 from agent.listen.players import Listening
-from agent.listen.progression import Expectation, HalfBar, Progression
+from agent.listen.progression import TRIADS, Expectation, HalfBar, Progression
 from agent.listen.pulse import Pulse
 from agent.model import representation as rep
 from agent.model.continuator import Continuator
 from agent.model.live import ModelClient, ModelNote
 from agent.policy import ensemble as ens
 from agent.policy import modes, sections
-from agent.policy.beat_lock import lock_to_grid
+from agent.policy.beat_lock import entry_point, lock_to_grid
 from agent.policy.commands import Command
 from agent.policy.comping import (
     bass_note,
@@ -45,7 +45,6 @@ from agent.policy.comping import (
 )
 from agent.policy.controls import mood
 from agent.policy.develop import (
-    develop_motif,
     diatonic_shift,
     mirror,
     relative_to,
@@ -53,6 +52,7 @@ from agent.policy.develop import (
     top_line,
 )
 from agent.policy.respond import plan_answer, plan_from_model
+from agent.policy.skeleton import develop
 from agent.record.log import EventLog
 from agent.schedule.harmony_voice import HarmonyVoice
 from agent.schedule.plan_ahead import PlanAhead
@@ -128,9 +128,9 @@ class Agent:
             if ev.player == self._clock_player:
                 self._follow_clock(ev)
             return
-        finished = self.listening.hear(ev)
-        if finished is not None:
-            self._note_ended(finished)
+        sound = self.listening.sound(ev)
+        for note in sound.ended:  # first: a re-struck key's old note ends before the new one
+            self._note_ended(ev.player, note, ev.time_ns)
         ch = ev.data[0] & 0x0F
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
@@ -150,13 +150,18 @@ class Agent:
                 self.log.write("decision", ev.time_ns, what="yield", player=ev.player)
                 self._stop_leading(ev.time_ns)
             self._arm_tick(ev.time_ns)
-        elif midi.is_note_off(ev.data):
-            self.activity[ev.player].note_off(ev.time_ns, ch, ev.data[1])
-            self.hearing.note_off(ev.player, ch, ev.data[1])
-            self.harmony.release(ev.player, ch, ev.data[1], ev.time_ns)
+            for note in sound.grace:  # a zero-length grace note (listen/keys.py)
+                self._note_ended(ev.player, note, ev.time_ns)
+                self._arm_phrase_end(ev.time_ns)
+        elif midi.is_note_off(ev.data) or sound.ended:  # a key let go, a pedal lifted
             self._arm_phrase_end(ev.time_ns)
 
-    def _note_ended(self, note: PhraseNote) -> None:
+    def _note_ended(self, player: str, note: PhraseNote, t_ns: int) -> None:
+        """A note stopped sounding: its key let go with no pedal holding it, a pedal lifted,
+        its key struck again. The harmony note ends with it (harmony_voice.py says why)."""
+        self.activity[player].note_off(t_ns, note.channel, note.pitch)
+        self.hearing.note_off(player, note.channel, note.pitch)
+        self.harmony.release(player, note.channel, note.pitch, t_ns)
         self.hearing.note_ended(note)
         self.progression.note(note.pitch, note.onset_ns, note.onset_ns + note.duration_ns)
         beat = self._beat_at(note.onset_ns)
@@ -167,10 +172,7 @@ class Agent:
     def player_lost(self, name: str, t_ns: int) -> None:
         """A player's port vanished: release what they held, in listening and in harmony."""
         for note in self.listening.release_player(name, t_ns):
-            self.harmony.release(name, note.channel, note.pitch, t_ns)
-            self._note_ended(note)
-        self.activity[name].release_all()
-        self.hearing.release_player(name)
+            self._note_ended(name, note, t_ns)
         self._arm_phrase_end(t_ns)
 
     # -- the ensemble: other agents in the piece (policy/ensemble.py) -----------------------
@@ -315,7 +317,7 @@ class Agent:
         m = mood(self.controls)
         scale = self.hearing.key_scale() if self.config.model.keep_to_key else None
         notes = modes.answer_length(len(call), m, self.config.respond.max_notes)
-        start = t_ns + self._latency_ns
+        start = self._entry(t_ns, cause)
         if self.ensemble is not None:  # the floor is taken now, at the decision's logged time,
             # not when the model answers: live and replay then agree on who yields to whom
             self.ensemble.lead(start + call[-1].onset_ns + call[-1].duration_ns
@@ -327,14 +329,14 @@ class Agent:
             self._play(part, relative_to(mirror(call, scale, self.rng), start), t_ns, cause,
                        "call", "no-model" if self.model is None else "memory-weight")
             return
-        motif = develop_motif(call, scale, self.rng) if part == modes.ANSWER else []
-        motif = motif[:max(notes - 1, 0)]
+        motif, development = (self._developed(call, scale, notes, start)
+                              if part == modes.ANSWER else ([], ""))
         head = relative_to(motif, start)
         if not use_model:
             why = "no-model" if self.model is None else "memory-weight"
             self._play(part, head + self._from_memory(call, notes - len(head), head, start,
                                                      m.register), t_ns, cause, "markov", why,
-                       len(head))
+                       len(head), development=development)
             return
         assert self.model is not None
         for n in head:  # the model develops the motif: it hears it as the agent's, first
@@ -365,11 +367,12 @@ class Agent:
                 after = head[-1].start_ns if head else start
                 tail = plan_from_model(answer, after + (answer[0].dt_ns if head else 0),
                                        self._max_note_ns)
-                self._play(part, head + tail, t_ns, cause, "model", why, len(head), True)
+                self._play(part, head + tail, t_ns, cause, "model", why, len(head), True,
+                           development=development)
             else:
                 self._play(part, head + self._from_memory(call, notes - len(head), head, start,
                                                          m.register), t_ns, cause, "markov", why,
-                           len(head), True)
+                           len(head), True, development)
 
         self.model.request(t_ns, req, t_ns + self._model_deadline_ns, done)
 
@@ -382,9 +385,10 @@ class Agent:
         return [replace(x, pitch=min(max(x.pitch + octave, 0), 127)) for x in out]
 
     def _play(self, part: str, plan: list[PlannedNote], t_ns: int, cause: int | None,
-              source: str, why: str, motif: int = 0, prefed: bool = False) -> None:
+              source: str, why: str, motif: int = 0, prefed: bool = False,
+              development: str = "") -> None:
         """Schedule a phrase; its first `motif` notes develop the call (fed to the model
-        already if `prefed`)."""
+        already if `prefed`) by `development` (a plan of policy/skeleton.py)."""
         shift = mood(self.controls).velocity_shift if source != "model" else 0
         plan = [replace(n, velocity=min(max(n.velocity + shift, 1), 127)) for n in plan]
         plan = self._beat_locked(plan, t_ns, cause)
@@ -393,7 +397,7 @@ class Agent:
         # entry later cancels are in here, and not among the emitted messages.
         self.log.write("decision", self.scheduler.clock.now_ns(), what=part,
                        call_notes=len(self._last_call), caller=self._caller, source=source,
-                       why=why, motif=motif,
+                       why=why, motif=motif, development=development,
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in plan])
         self.plan.set(ANSWER, plan, self.scheduler.clock.now_ns(), cause)
         if plan:
@@ -612,13 +616,46 @@ class Agent:
 
     def _beat_locked(self, plan: list[PlannedNote], t_ns: int,
                      cause: int | None) -> list[PlannedNote]:
-        """With a beat heard, the phrase locks softly to it, starting within a beat of the
-        call's end when the call has one (a finer grid for the first note if need be)."""
+        """With a beat heard, the phrase locks to it (respond.beat_lock: 1 quantises to the
+        eighths of the beat), from its first note, which _entry put on a beat."""
         beat = self.pulse.grid(t_ns)
         if beat is None:
             return plan
-        latest = cause + beat[1] if cause is not None else None
-        return lock_to_grid(plan, beat[0], beat[1], self.config.respond.beat_lock, latest)
+        return lock_to_grid(plan, beat[0], beat[1], self.config.respond.beat_lock, None,
+                            self.config.performance.beat_division)
+
+    def _entry(self, t_ns: int, call_end_ns: int | None) -> int:
+        """When an answer decided now starts: with a beat heard, on the strong beat after the
+        call (entry_point), else (or with respond.beat_lock 0) as soon as it can: the decision
+        time plus the output latency."""
+        earliest = t_ns + self._latency_ns
+        grid = self.pulse.grid(t_ns)
+        at = self._half_bar(t_ns)
+        if grid is None or at is None or self.config.respond.beat_lock <= 0:
+            return earliest
+        return entry_point(earliest, t_ns if call_end_ns is None else call_end_ns, at.start_ns,
+                           at.length_ns, grid[0], grid[1])
+
+    def _developed(self, call: list[PhraseNote], scale: frozenset[int] | None, notes: int,
+                   start_ns: int) -> tuple[list[PlannedNote], str]:
+        """The answer's head: the call's motif developed (policy/skeleton.py), its statements
+        placed on the chords expected over the answer (the form's, else the likeliest
+        progression from the chord heard last)."""
+        grid = self.pulse.grid(start_ns)
+        at = self._half_bar(start_ns)
+        key = self.hearing.key()
+        chords: list[frozenset[int]] | None = None
+        if grid is not None and at is not None and key is not None:
+            span_beats = max(round(at.length_ns / grid[1]), 1)
+            beats = 4 * self.config.performance.beats_per_bar  # up to four bars ahead
+            triads = self.progression.foresee(at, -(-beats // span_beats),
+                                              (key.tonic, key.mode))
+            chords = [TRIADS[triads[b // span_beats]] for b in range(beats)]
+        motif, plan = develop(call, scale, self.rng, notes,
+                              beat_ns=None if grid is None else grid[1],
+                              chord_tones=chords[0] if chords else None,
+                              bar_beats=self.config.performance.beats_per_bar, chords=chords)
+        return motif[:max(notes - 1, 0)], plan
 
     def _beat_in_bar(self) -> float | None:
         return self.pulse.beat_in_bar(self.config.performance.beats_per_bar)

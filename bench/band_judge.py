@@ -139,7 +139,9 @@ def config_for(material: Material, mode: str) -> Config:
     if material.style is None:
         return piece_config(material.path.parent / "performance.toml",
                             None if mode == "own" else mode)
-    return corpus_config(load_recording(material.path).player_names, mode, material.style)
+    recording = load_recording(material.path)
+    return corpus_config(recording.player_names, mode, material.style,
+                         recording.time_signature or (4, 4))
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,6 @@ class Listening:
         state.phrase += [*sound.ended, *sound.grace]
         return sound
 
-    def hear(self, ev: Heard) -> PhraseNote | None:
-        """The first note one message ended. Only until pipeline.py and evaluate.py call
-        sound() and notes_heard(): a pedal lifting ends several notes at once."""
-        sound = self.sound(ev)
-        return next(iter((*sound.ended, *sound.grace)), None)
-
     def release_player(self, name: str, t_ns: int) -> list[PhraseNote]:
         """The player's port vanished: whatever they held, pedals too, is over now."""
         state = self.players[name]

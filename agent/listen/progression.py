@@ -220,6 +220,10 @@ class Progression:
     def form_expects(self, index: int) -> int | None:
         """The triad of the matching half bar of the last pass, when the recent half bars
         match the pass before at one of FORM_LAGS_BARS (the best-matching lag)."""
+        lag = self._form_lag(index)
+        return None if lag is None else self._heard.get(index - lag)
+
+    def _form_lag(self, index: int) -> int | None:
         best: tuple[float, int] | None = None
         for bars in FORM_LAGS_BARS:
             lag = bars * self._half_bars_per_bar
@@ -231,7 +235,28 @@ class Progression:
             match = sum(a == b for a, b in pairs) / len(pairs)
             if match >= FORM_MATCH and (best is None or match > best[0]):
                 best = (match, lag)
-        return None if best is None else self._heard.get(index - best[1])
+        return None if best is None else best[1]
+
+    def foresee(self, start: HalfBar, count: int, key: tuple[int, str]) -> list[int]:
+        """The triads expected in `count` half bars from `start` on, before any is heard (an
+        answer's harmony, planned at the call's end): the matching half bars of the last pass
+        where the form is known, else, one after the other, the likeliest to follow (the
+        learned prior) in this key and place in the bar."""
+        tonic, mode = key
+        lag = self._form_lag(start.index)
+        prev = self._heard.get(start.index - 1)
+        out: list[int] = []
+        for i in range(count):
+            index = start.index + i
+            known = self._heard.get(index - lag) if lag is not None else None
+            if known is None:
+                place = 0 if (start.starts_bar == (i % self._half_bars_per_bar == 0)) else 1
+                row = START if prev is None else relative_triad(prev, tonic)
+                known = absolute_triad(int(np.argmax(self.transitions.logp[mode][place][row])),
+                                       tonic)
+            out.append(known)
+            prev = known
+        return out
 
     def heard(self, index: int) -> int | None:
         """The triad heard in a finished half bar."""

@@ -26,11 +26,15 @@ def nearest_grid_point(t_ns: int, phase_ns: int, step_ns: float) -> int:
 
 
 def lock_to_grid(plan: list[PlannedNote], phase_ns: int, period_ns: int,
-                 strength: float, latest_ns: int | None = None) -> list[PlannedNote]:
-    """`latest_ns`: the first note must start by then (a response within a beat of its call)."""
+                 strength: float, latest_ns: int | None = None,
+                 division: int = SUBDIVISION) -> list[PlannedNote]:
+    """`latest_ns`: the first note must start by then (a response within a beat of its call).
+    `division`: grid points per beat (3 in a compound metre: its eighths). At full strength
+    no two notes share a grid point: a note that would land on its predecessor's point takes
+    the next one (a run of sixteenths becomes eighths rather than a chord)."""
     if not plan or strength <= 0:
         return plan
-    step = period_ns / SUBDIVISION
+    step = period_ns / division
     on_grid = grid_point_at_or_after(plan[0].start_ns, phase_ns, step)
     shift = on_grid - plan[0].start_ns  # the phrase moves onto the grid as a whole...
     start = on_grid
@@ -44,5 +48,24 @@ def lock_to_grid(plan: list[PlannedNote], phase_ns: int, period_ns: int,
         t = note.start_ns + shift
         grid = nearest_grid_point(t, phase_ns, step)
         locked = round(grid + (t - grid) * (1.0 - strength))
+        if strength >= 1.0 and locked <= out[-1].start_ns:
+            locked = round(out[-1].start_ns + step)
         out.append(replace(note, start_ns=max(locked, out[-1].start_ns)))
     return out
+
+
+def entry_point(earliest_ns: int, after_ns: int, strong_ns: int, strong_every_ns: int,
+                phase_ns: int, period_ns: int) -> int:
+    """Where an answer comes in, as a player would: on the first strong beat (a half bar's
+    start: beats 1 and 3 of a 4/4 bar, the downbeat of a 3/4 one) after the call's end
+    (`after_ns`), if it can still be reached (not before `earliest_ns`, when the agent can
+    first sound); else on the first beat it can reach, as long as that is within a beat of
+    that strong beat; else on the next strong beat. `strong_ns` is any strong beat of the grid
+    and `strong_every_ns` their spacing."""
+    first_strong = grid_point_at_or_after(after_ns, strong_ns, strong_every_ns)
+    if first_strong >= earliest_ns:
+        return first_strong
+    beat = grid_point_at_or_after(earliest_ns, phase_ns, period_ns)
+    if beat - first_strong <= period_ns:
+        return beat
+    return grid_point_at_or_after(earliest_ns, strong_ns, strong_every_ns)

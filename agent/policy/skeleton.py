@@ -156,6 +156,10 @@ class _Placing:
         may not land where the motif was."""
         ladder = self.ladder
         at = 0 if after is None else self.next_start(after[0].start_ns, after_pace)
+        if after and at <= after[-1].start_ns:  # a stretched statement outlasts the period
+            at = after[-1].start_ns + 1
+            if self.beat_ns:
+                at = math.ceil(at / self.beat_ns) * self.beat_ns
         timed = [replace(n, start_ns=n.start_ns - shape[0].start_ns + at) for n in shape]
         start = degree_of(shape[0].pitch, ladder)
 
@@ -171,7 +175,8 @@ class _Placing:
             heard = JOINT_WEIGHT * self.joint_hits(after, moved) + self.harmony.fit(moved)
             return heard, abs(s) <= 2, self.rng.random()
 
-        return sequence(timed, max([s for s in steps if allowed(s)] or [1], key=score), ladder)
+        return sequence(timed, max([s for s in steps if s and allowed(s)] or [1], key=score),
+                        ladder)
 
     def next_start(self, last_start_ns: int, pace: float) -> int:
         span = max(round(self.period_ns * pace), 1)

@@ -36,7 +36,7 @@ from agent.events import Heard
 from agent.listen.beat import BeatEstimate, BeatTracker
 from agent.listen.harmony import estimate_chord, estimate_key, key_evidence, profile_of
 from agent.listen.hearing import CHORD_HALF_LIFE_S, KEY_HALF_LIFE_S
-from agent.listen.players import Listening
+from agent.listen.players import notes_heard
 from agent.model.originality import join_lines, longest_shared_run
 from agent.policy.modes import RESPONSES
 from agent.record.judge_log import judge_log, verdict_dict, verdict_table
@@ -52,12 +52,10 @@ NS_PER_S = 1_000_000_000
 def player_spans(header: dict[str, Any], records: list[dict[str, Any]]) -> np.ndarray:
     """Every player note as [onset s, pitch, duration s], as the agent's listener pairs them;
     notes still held at the end last until then. float64 [n, 3]."""
-    names = [p["name"] for p in header["config"]["players"]]
-    listening = Listening.for_players(names)
-    notes = [n for r in records if r["k"] == "in"
-             if (n := listening.hear(Heard(r["t"], r["player"], bytes.fromhex(r["data"]))))]
-    end = records[-1]["t"] if records else 0
-    notes += [n for name in names for n in listening.release_player(name, end)]
+    notes = notes_heard([Heard(r["t"], r["player"], bytes.fromhex(r["data"]))
+                         for r in records if r["k"] == "in"],
+                        [p["name"] for p in header["config"]["players"]],
+                        records[-1]["t"] if records else 0)
     spans = sorted((n.onset_ns / NS_PER_S, n.pitch, n.duration_ns / NS_PER_S) for n in notes)
     return np.array(spans, dtype=np.float64).reshape(-1, 3)
 

@@ -54,6 +54,7 @@ class Recording:
     end_ns: int | None  # when the recorded run stopped, if it says
     model_answers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     slice: dict[str, Any] | None = None  # a take's or capture's window (takes.py), if it is one
+    time_signature: tuple[int, int] | None = None  # a plain MIDI file's first, if it has one
 
 
 def load_recording(path: Path) -> Recording:
@@ -65,7 +66,7 @@ def load_recording(path: Path) -> Recording:
         if not heard:
             raise RecordingError(f"{path}: no track plays any note")
         names = list(dict.fromkeys(h.player for h in heard))
-        return Recording(None, list(heard), names, None)
+        return Recording(None, list(heard), names, None, time_signature=smf.time_signature(path))
     header, records = read_log(path)
     try:
         cfg = config_mod.from_dict(header["config"], f"{path} (recorded config)",
@@ -103,17 +104,21 @@ def fit_config(recording: Recording, config: Config | None) -> Config:
     """
     chosen = config or recording.config
     if chosen is None:
-        return midi_file_config(recording.player_names)
+        return midi_file_config(recording.player_names, recording.time_signature)
     return chosen
 
 
-def midi_file_config(player_names: list[str]) -> Config:
+def midi_file_config(player_names: list[str],
+                     time_signature: tuple[int, int] | None = None) -> Config:
     """A band member for a plain MIDI file dropped in without a config: auto mode (it comps under
     a tune that never rests, answers when the players stop, solos when they rest), with the
     shipped model in all its styles blended evenly: an unknown file's style is unknown, so no
     corpus is favoured for sorting first (`--styles` picks one). Without the shipped model (an
-    installed wheel does not carry it) the live Markov memory answers; default_note says so."""
+    installed wheel does not carry it) the live Markov memory answers; default_note says so.
+    The bar is counted as the file's time signature says (4/4 without one)."""
+    beats_per_bar, division = config_mod.metre_of(*(time_signature or (4, 4)))
     table: dict[str, Any] = {
+        "performance": {"beats_per_bar": beats_per_bar, "beat_division": division},
         "players": [{"name": n, "port": f"virtual:{n}"} for n in player_names],
         "agent": {"mode": "auto"},
     }

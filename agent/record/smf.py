@@ -160,6 +160,17 @@ def read_players(path: Path) -> list[Heard]:
     return [h for _, _, h in sorted(events, key=lambda e: (e[0], e[1])) if h.player in named]
 
 
+def time_signature(path: Path) -> tuple[int, int] | None:
+    """The file's first time signature (numerator, denominator), None when it has none."""
+    try:
+        mid = mido.MidiFile(path)
+    except (OSError, EOFError, ValueError, KeyError) as e:
+        raise RecordingError(f"{path}: not a readable MIDI file: {e}") from None
+    first = min(((tick, msg) for tick, msg in _absolute(mid) if msg.type == "time_signature"),
+                key=lambda x: x[0], default=None)
+    return None if first is None else (first[1].numerator, first[1].denominator)
+
+
 def _is_note(data: bytes) -> bool:
     return len(data) == 3 and data[0] & 0xF0 == 0x90 and data[2] > 0
 

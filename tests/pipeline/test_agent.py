@@ -88,12 +88,17 @@ def test_respond_answers_one_gap_plus_latency_after_the_phrase(tmp_path: Path) -
     played = run.notes_on()
     assert played[0][0] == end + 500 + 100
     assert len(played) == 5  # as long as the call
-    # It develops the call's motif (its first four notes, a step or two up or down in the key
-    # heard, C major), then goes on from the live memory (pitches it has heard).
+    # It develops the call's motif (a run of its notes, moved up or down the key heard, C
+    # major: policy/skeleton.py), then goes on from the live memory (pitches it has heard).
+    (decision,) = run.decisions("answer")
+    head = [p for _, p in played[:decision["motif"]]]
+    assert 1 <= len(head) < 5 and decision["development"]
     c_major = scale_pitches({0, 2, 4, 5, 7, 9, 11})
-    motifs = [[diatonic_shift(p, s, c_major) for p in (60, 62, 64, 65)] for s in (-2, -1, 1, 2)]
-    assert [p for _, p in played[:4]] in motifs
-    assert played[4][1] in {60, 62, 64, 65, 67}
+    call = [60, 62, 64, 65, 67]
+    developments = [[diatonic_shift(p, s, c_major) for p in call[i:i + len(head)]]
+                    for s in range(-7, 8) if s for i in range(len(call) - len(head) + 1)]
+    assert head in developments
+    assert all(p in {60, 62, 64, 65, 67} for _, p in played[len(head):])
 
 
 def test_with_beat_lock_the_answer_lands_on_the_players_half_beat_grid(tmp_path: Path) -> None:
@@ -107,14 +112,31 @@ def test_with_beat_lock_the_answer_lands_on_the_players_half_beat_grid(tmp_path:
     assert all((t - 1000) % 250 == 0 for t, _ in played), played  # on half beats exactly
 
 
-def test_with_a_steady_beat_the_phrase_gap_follows_the_tempo(tmp_path: Path) -> None:
+def test_with_a_steady_beat_the_answer_comes_in_on_the_beat(tmp_path: Path) -> None:
     run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="call-response")
-    end = phrase(run, "a", [60, 62, 64, 65, 67, 65, 64, 62], 1000, ioi_ms=500)  # 120 BPM
-    assert end == 4900
+    for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62]):  # 120 BPM, 4/4 from t = 1 s,
+        run.at(1000 + 500 * i, "a", 0x90, p, 100 if i % 4 == 0 else 70)  # downbeats louder
+        run.at(1400 + 500 * i, "a", 0x80, p, 0)
+    end = 4900
     run.until(end + 5_000)
-    # Half a beat of silence (250 ms) ends the phrase instead of 500 ms; with the latency
-    # (100 ms) the answer may start at 5,250 ms, which is on the half-beat grid.
-    assert run.notes_on()[0][0] == 5250
+    # Half a beat of silence (250 ms) ends the phrase instead of 500 ms, at 5,150 ms; with the
+    # latency the answer could start at 5,250 ms. The strong beat after the call (5,000 ms, the
+    # bar's third beat) has gone by: it comes in on the next beat, 5,500 ms, and stays on the
+    # eighths of the beat.
+    played = run.notes_on()
+    assert played[0][0] == 5500
+    assert all((t - 1000) % 250 == 0 for t, _ in played)
+
+
+def test_after_a_short_call_the_answer_waits_for_the_strong_beat(tmp_path: Path) -> None:
+    run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="call-response")
+    for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62, 60]):
+        run.at(1000 + 500 * i, "a", 0x90, p, 100 if i % 4 == 0 else 70)
+        run.at(1200 + 500 * i, "a", 0x80, p, 0)  # short notes: the call ends at 5,200 ms
+    run.until(12_000)
+    # Silence from 5,200 ms ends the phrase at 5,450; the strong beat after the call, the
+    # bar's third beat at 6,000 ms, can still be reached: the answer comes in there.
+    assert run.notes_on()[0][0] == 6000
 
 
 def test_while_the_players_rest_the_agent_plays_on_until_one_comes_in(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,10 +15,8 @@ from tests.pipeline.test_agent import MS, Run, phrase
 ON, OFF, CC = 0x90, 0x80, 0xB0
 # Until agent/pipeline.py routes the notes listening says have ended (Listening.sound, issue 13):
 # delete this mark and its uses then (strict: they fail the run once they pass).
-needs_routing = pytest.mark.xfail(strict=True, reason="pipeline.py: route Listening.sound()")
 
 
-@needs_routing
 def test_a_pedal_held_note_blocks_the_phrase_end_until_the_pedal_lifts(tmp_path: Path) -> None:
     run = Run(tmp_path, mode="call-response")
     run.at(0, "a", CC, 64, 127)
@@ -33,7 +30,6 @@ def test_a_pedal_held_note_blocks_the_phrase_end_until_the_pedal_lifts(tmp_path:
     assert call["call_notes"] == 5
 
 
-@needs_routing
 def test_pedal_held_notes_count_in_the_chord_and_the_roles(tmp_path: Path) -> None:
     run = Run(tmp_path, mode="call-response")
     agent = run.session.agent
@@ -54,7 +50,6 @@ def test_pedal_held_notes_count_in_the_chord_and_the_roles(tmp_path: Path) -> No
     assert not agent.listening.anyone_holding()
 
 
-@needs_routing
 def test_harmony_notes_ring_while_the_sustain_pedal_holds_the_players(tmp_path: Path) -> None:
     run = Run(tmp_path, mode="harmony")
     run.at(0, "a", CC, 64, 127)
@@ -67,7 +62,6 @@ def test_harmony_notes_ring_while_the_sustain_pedal_holds_the_players(tmp_path: 
                        (200 * MS, bytes([0x90, 55, 90])), (900 * MS, bytes([0x80, 55, 0]))]
 
 
-@needs_routing
 def test_harmony_notes_follow_the_sostenuto_pedal(tmp_path: Path) -> None:
     run = Run(tmp_path, mode="harmony")
     run.at(0, "a", ON, 60, 80)
@@ -91,7 +85,6 @@ def pedalled_harmony(tmp_path: Path) -> Run:
     return run
 
 
-@needs_routing
 def test_panic_releases_harmony_notes_the_pedal_holds(tmp_path: Path) -> None:
     run = pedalled_harmony(tmp_path)
     run.session.control("panic", 500 * MS)
@@ -103,7 +96,6 @@ def test_panic_releases_harmony_notes_the_pedal_holds(tmp_path: Path) -> None:
     assert run.session.scheduler.ledger.sounding() == []
 
 
-@needs_routing
 def test_stop_mute_and_a_lost_player_release_harmony_notes_the_pedal_holds(
         tmp_path: Path) -> None:
     stop = pedalled_harmony(tmp_path / "stop")

@@ -30,11 +30,33 @@ def test_full_strength_quantises_and_zero_leaves_the_plan() -> None:
     assert lock_to_grid(original, 0, 500 * MS, 0.0) == original
 
 
-def test_order_is_kept_when_two_notes_fall_to_one_grid_point() -> None:
-    # 1,130 is nearest to 1,250 and 1,120 to 1,000: the third note may not come first.
+def test_order_is_kept_and_no_two_notes_share_a_grid_point() -> None:
+    # 1,130 is nearest to 1,250 and 1,120 to 1,000: the third note may not come first, nor
+    # sound with the second (a chord the line never had): it takes the next eighth.
     locked = lock_to_grid(plan(1000, 1130, 1120), 0, 500 * MS, 1.0)
-    assert starts(locked) == [1000.0, 1250.0, 1250.0]
-    assert locked == sorted(locked, key=lambda n: n.start_ns)
+    assert starts(locked) == [1000.0, 1250.0, 1500.0]
+    # Partly locked, two notes may still meet (their micro-timing is kept).
+    assert starts(lock_to_grid(plan(1000, 1130, 1120), 0, 500 * MS, 0.5)) == [
+        1000.0, 1190.0, 1190.0]
+
+
+def test_a_compound_beat_locks_to_its_thirds() -> None:
+    # A dotted-quarter beat of 750 ms: its eighths every 250 ms; a half beat (375) is no point.
+    locked = lock_to_grid(plan(1000, 1300, 1490), 0, 750 * MS, 1.0, division=3)
+    assert starts(locked) == [1000.0, 1250.0, 1500.0]
+
+
+def test_entry_on_the_strong_beat_after_the_call() -> None:
+    from agent.policy.beat_lock import entry_point
+    beat, bar_half = 500 * MS, 1000 * MS  # strong beats every 2 beats from 0
+    # The call ended at 2.1 s; the agent can sound from 2.3 s: the strong beat at 3 s.
+    assert entry_point(2300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3000 * MS
+    # It can sound only from 3.2 s: the beat at 3.5 s, within a beat of that strong beat.
+    assert entry_point(3200 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3500 * MS
+    # From 3.6 s: 4 s, exactly a beat after the strong beat, still within a beat of it.
+    assert entry_point(3600 * MS, 2100 * MS, 0, bar_half, 0, beat) == 4000 * MS
+    # From 4.1 s the beats it can reach are more than a beat late: the next strong beat.
+    assert entry_point(4100 * MS, 2100 * MS, 0, bar_half, 0, beat) == 5000 * MS
 
 
 def test_phase_is_respected() -> None:
