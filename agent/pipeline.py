@@ -33,7 +33,7 @@ from agent.model.continuator import Continuator
 from agent.model.live import ModelClient, ModelNote
 from agent.policy import ensemble as ens
 from agent.policy import modes, sections
-from agent.policy.beat_lock import entry_point, lock_to_grid
+from agent.policy.beat_lock import entry_point, lock_to_grid, phrase_boundary_check
 from agent.policy.commands import Command
 from agent.policy.comping import (
     bass_note,
@@ -270,11 +270,31 @@ class Agent:
 
     # -- phrases: answer, continue, mirror, solo ---------------------------------------------
     def _arm_phrase_end(self, t_ns: int) -> None:
+        """Silence from t_ns: the phrase has ended if nobody plays for the phrase gap, or,
+        with a bar heard, soon after the bar line when it closes a 2-, 4- or 8-bar phrase."""
         if self.listening.anyone_holding():
             return
         serial = self._silence_serial
-        self.scheduler.call_at(t_ns + self._phrase_gap_ns(t_ns),
-                               lambda t: self._phrase_end(t, serial, t_ns), tag="phrase-end")
+        at = t_ns + self._phrase_gap_ns(t_ns)
+        bar = self._next_downbeat(t_ns)
+        if bar is not None:
+            expected = phrase_boundary_check(t_ns, bar[0], bar[1], bar[2],
+                                             self.listening.phrase_start(), MIN_PHRASE_GAP_NS)
+            at = min(at, expected) if expected is not None else at
+        self.scheduler.call_at(at, lambda t: self._phrase_end(t, serial, t_ns),
+                               tag="phrase-end")
+
+    def _next_downbeat(self, t_ns: int) -> tuple[int, int, int] | None:
+        """(the first bar line after t_ns, the bar's length, the beat's) on the grid heard now,
+        once the metre has heard where bars start; None before."""
+        at = self._half_bar(t_ns)
+        if at is None or self.metre.downbeat() is None:
+            return None
+        halves = 2 if self.config.performance.beats_per_bar % 2 == 0 else 1
+        start = at.start_ns + at.length_ns
+        if halves == 2 and at.starts_bar:
+            start += at.length_ns  # the half bar after this one is mid-bar
+        return start, halves * at.length_ns, at.beat_ns
 
     def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int) -> None:
         if serial != self._silence_serial or self.listening.anyone_holding():
@@ -634,7 +654,8 @@ class Agent:
         if grid is None or at is None or self.config.respond.beat_lock <= 0:
             return earliest
         return entry_point(earliest, t_ns if call_end_ns is None else call_end_ns, at.start_ns,
-                           at.length_ns, grid[0], grid[1])
+                           at.length_ns, grid[0], grid[1],
+                           self.config.performance.beat_division)
 
     def _developed(self, call: list[PhraseNote], scale: frozenset[int] | None, notes: int,
                    start_ns: int) -> tuple[list[PlannedNote], str]:

@@ -47,6 +47,10 @@ class Listening:
         """A note sounds: a key is down, or a pedal holds one."""
         return any(s.keys.sounding() for s in self.players.values())
 
+    def phrase_start(self) -> int | None:
+        """When the current phrase's first note started (None: nothing since the boundary)."""
+        return min((n.onset_ns for s in self.players.values() for n in s.phrase), default=None)
+
     def caller(self) -> str | None:
         """Who played most of the current phrase (the last to stop, among equals)."""
         playing = [(len(s.phrase), max(n.onset_ns + n.duration_ns for n in s.phrase), name)

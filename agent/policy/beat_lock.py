@@ -14,6 +14,8 @@ from dataclasses import replace
 from agent.events import PlannedNote
 
 SUBDIVISION = 2  # half beats: quavers at a quarter-note beat
+ENTRY_SLACK = 0.8  # beats: how late after the strong beat an answer may still come in
+BOUNDARY_WAIT = 0.15  # beats after a phrase boundary before its silence counts as a phrase end
 
 
 def grid_point_at_or_after(t_ns: int, phase_ns: int, step_ns: float) -> int:
@@ -51,21 +53,68 @@ def lock_to_grid(plan: list[PlannedNote], phase_ns: int, period_ns: int,
         if strength >= 1.0 and locked <= out[-1].start_ns:
             locked = round(out[-1].start_ns + step)
         out.append(replace(note, start_ns=max(locked, out[-1].start_ns)))
+    if strength >= 1.0 and len(out) > 1:
+        out = _onto_the_beats(out, phase_ns, period_ns, division)
     return out
 
 
+def _onto_the_beats(line: list[PlannedNote], phase_ns: int, period_ns: int,
+                    division: int) -> list[PlannedNote]:
+    """A quantised line whose first note came in off the beat (a pickup) keeps it there and
+    moves the rest later by the eighths (0 to division - 1) that put most of its notes on
+    beats: a phrase planned from its first note would otherwise be off the beat throughout."""
+    step = period_ns / division
+
+    def on_beats(shift: int) -> int:
+        return sum(abs((n.start_ns + shift * step - phase_ns) / period_ns
+                       - round((n.start_ns + shift * step - phase_ns) / period_ns)) < 1e-6
+                   for n in line[1:])
+
+    best = max(range(division), key=lambda k: (on_beats(k), -k))
+    if best == 0:
+        return line
+    return [line[0], *(replace(n, start_ns=round(n.start_ns + best * step)) for n in line[1:])]
+
+
 def entry_point(earliest_ns: int, after_ns: int, strong_ns: int, strong_every_ns: int,
-                phase_ns: int, period_ns: int) -> int:
+                phase_ns: int, period_ns: int, division: int = SUBDIVISION) -> int:
     """Where an answer comes in, as a player would: on the first strong beat (a half bar's
     start: beats 1 and 3 of a 4/4 bar, the downbeat of a 3/4 one) after the call's end
     (`after_ns`), if it can still be reached (not before `earliest_ns`, when the agent can
-    first sound); else on the first beat it can reach, as long as that is within a beat of
-    that strong beat; else on the next strong beat. `strong_ns` is any strong beat of the grid
-    and `strong_every_ns` their spacing."""
+    first sound); else as close after it as it can, within a beat of it: on the first beat it
+    can reach, or on the first eighth (a pickup into the next beat), ENTRY_SLACK of a beat
+    after it at most (clear of the players' jitter), or at worst on the beat after it; else,
+    too late for that, on the next strong beat. `strong_ns` is any strong beat of the grid and
+    `strong_every_ns` their spacing."""
     first_strong = grid_point_at_or_after(after_ns, strong_ns, strong_every_ns)
     if first_strong >= earliest_ns:
         return first_strong
-    beat = grid_point_at_or_after(earliest_ns, phase_ns, period_ns)
-    if beat - first_strong <= period_ns:
-        return beat
+    for slack, step in ((ENTRY_SLACK, period_ns), (ENTRY_SLACK, period_ns / division),
+                        (1.0, period_ns)):
+        point = grid_point_at_or_after(earliest_ns, phase_ns, step)
+        if point <= first_strong + slack * period_ns:
+            return point
     return grid_point_at_or_after(earliest_ns, strong_ns, strong_every_ns)
+
+
+def phrase_boundary_check(silent_from_ns: int, downbeat_ns: int, bar_ns: int, beat_ns: int,
+                          phrase_start_ns: int | None, min_gap_ns: int) -> int | None:
+    """When to decide that a phrase has ended if it ends at a phrase boundary, as a player
+    expects it to: the silence began (`silent_from_ns`) within half a beat before a downbeat
+    (`downbeat_ns`, the next one) that closes a whole number of pairs of bars since the phrase
+    began (2, 4, 6, 8 bars; a phrase that began with a pickup may count the pickup's bar or
+    not). Then the phrase is taken as over BOUNDARY_WAIT of a beat after
+    that downbeat, if nobody has played by then: late enough for a player's late downbeat,
+    early enough to come in on the next eighth. None when the silence is no such ending."""
+    if phrase_start_ns is None or not 0 <= downbeat_ns - silent_from_ns <= beat_ns // 2:
+        return None
+    bars = (downbeat_ns - phrase_start_ns) / bar_ns
+    if abs(bars - round(bars)) * bar_ns <= beat_ns / 2:  # the phrase began on a bar line
+        if round(bars) < 2 or round(bars) % 2:
+            return None
+    elif bars < 1:
+        # It began with a pickup: whether the pickup's bar counts is the tune's business
+        # (a written pickup does not; a bar padded before it does): one of the two counts is
+        # even, so any bar line from the first on may close it.
+        return None
+    return max(silent_from_ns + min_gap_ns, downbeat_ns + round(BOUNDARY_WAIT * beat_ns))

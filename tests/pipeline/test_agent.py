@@ -121,10 +121,10 @@ def test_with_a_steady_beat_the_answer_comes_in_on_the_beat(tmp_path: Path) -> N
     run.until(end + 5_000)
     # Half a beat of silence (250 ms) ends the phrase instead of 500 ms, at 5,150 ms; with the
     # latency the answer could start at 5,250 ms. The strong beat after the call (5,000 ms, the
-    # bar's third beat) has gone by: it comes in on the next beat, 5,500 ms, and stays on the
-    # eighths of the beat.
+    # bar's third beat) has gone by, and the next beat (5,500) would be a whole beat after it:
+    # it comes in on the eighth at 5,250 ms, and stays on the eighths of the beat.
     played = run.notes_on()
-    assert played[0][0] == 5500
+    assert played[0][0] == 5250
     assert all((t - 1000) % 250 == 0 for t, _ in played)
 
 

@@ -51,63 +51,32 @@ def test_entry_on_the_strong_beat_after_the_call() -> None:
     beat, bar_half = 500 * MS, 1000 * MS  # strong beats every 2 beats from 0
     # The call ended at 2.1 s; the agent can sound from 2.3 s: the strong beat at 3 s.
     assert entry_point(2300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3000 * MS
-    # It can sound only from 3.2 s: the beat at 3.5 s, within a beat of that strong beat.
-    assert entry_point(3200 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3500 * MS
-    # From 3.6 s: 4 s, exactly a beat after the strong beat, still within a beat of it.
+    # It can sound only from 3.2 s: the beat at 3.5 s would be a whole beat late (more than
+    # ENTRY_SLACK): the eighth at 3.25 s, a pickup.
+    assert entry_point(3200 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3250 * MS
+    assert entry_point(3300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3250 * MS + 250 * MS
+    # From 3.45 s neither fits within ENTRY_SLACK: the beat at 3.5 s, a beat after it.
+    assert entry_point(3450 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3500 * MS
+    # In 6/8 (thirds of a 750 ms beat, every beat strong) the eighths are 250 ms apart.
+    assert entry_point(2300 * MS, 2100 * MS, 0, 750 * MS, 0, 750 * MS, 3) == 2500 * MS
+    # From 3.6 s nothing within a beat of 3 s is left: the next strong beat.
     assert entry_point(3600 * MS, 2100 * MS, 0, bar_half, 0, beat) == 4000 * MS
-    # From 4.1 s the beats it can reach are more than a beat late: the next strong beat.
     assert entry_point(4100 * MS, 2100 * MS, 0, bar_half, 0, beat) == 5000 * MS
 
 
-def test_phase_is_respected() -> None:
-    assert starts(lock_to_grid(plan(1000), 30 * MS, 500 * MS, 0.8)) == [1030.0]
-
-
-# -- latest_ns: a pickup when the grid point is too late ----------------------------------------
-# Beat every 500 ms from 0: half beats every 250 ms, sixteenths every 125 ms. The plan may start
-# at 1,010: its half-beat grid point is 1,250 (a shift of +240 for the whole phrase).
-
-
-def test_first_note_is_a_pickup_on_the_sixteenth_when_the_half_beat_is_too_late() -> None:
-    locked = lock_to_grid(plan(1010, 1270, 1490, 1800), 0, 500 * MS, 0.8, latest_ns=1200 * MS)
-    # The first note on the sixteenth at or after 1,010: 1,125; the rest as without latest_ns.
-    assert starts(locked) == [1125.0, 1502.0, 1746.0, 2008.0]
-    assert [n.pitch for n in locked] == [60, 61, 62, 63]
-    quantised = lock_to_grid(plan(1010, 1270, 1490), 0, 500 * MS, 1.0, latest_ns=1200 * MS)
-    assert starts(quantised) == [1125.0, 1500.0, 1750.0]
-
-
-def test_the_pickup_may_land_exactly_on_latest() -> None:
-    locked = lock_to_grid(plan(1010, 1270), 0, 500 * MS, 1.0, latest_ns=1125 * MS)
-    assert starts(locked) == [1125.0, 1500.0]
-
-
-def test_first_note_stays_put_when_even_the_sixteenth_is_too_late() -> None:
-    locked = lock_to_grid(plan(1010, 1270, 1490, 1800), 0, 500 * MS, 0.8, latest_ns=1100 * MS)
-    assert starts(locked) == [1010.0, 1502.0, 1746.0, 2008.0]  # the rest keeps the +240 shift
-    # Just before a half beat, the next sixteenth is that half beat: too late as well.
-    locked = lock_to_grid(plan(1200, 1400), 0, 500 * MS, 1.0, latest_ns=1220 * MS)
-    assert starts(locked) == [1200.0, 1500.0]  # 1,400 + 50 -> 1,500
-
-
-def test_a_half_beat_at_latest_is_not_too_late() -> None:
-    locked = lock_to_grid(plan(1010, 1270), 0, 500 * MS, 0.8, latest_ns=1250 * MS)
-    assert starts(locked) == [1250.0, 1502.0]
-    locked = lock_to_grid(plan(1010, 1270), 0, 500 * MS, 0.8, latest_ns=5000 * MS)
-    assert starts(locked) == [1250.0, 1502.0]
-
-
-def test_a_plan_already_on_the_grid_is_not_moved_by_latest() -> None:
-    locked = lock_to_grid(plan(1000, 1250), 0, 500 * MS, 1.0, latest_ns=900 * MS)
-    assert starts(locked) == [1000.0, 1250.0]
-
-
-def test_the_pickup_grid_follows_the_phase() -> None:
-    # Phase 30: half beats at ..., 1,030, 1,280; sixteenths at 1,155. The plan starts at 1,100.
-    locked = lock_to_grid(plan(1100, 1300), 30 * MS, 500 * MS, 1.0, latest_ns=1200 * MS)
-    assert starts(locked) == [1155.0, 1530.0]  # 1,300 + 180 = 1,480 -> 1,530
-
-
-def test_latest_changes_nothing_at_zero_strength() -> None:
-    original = plan(1010, 1270)
-    assert lock_to_grid(original, 0, 500 * MS, 0.0, latest_ns=1100 * MS) == original
+def test_a_phrase_ending_at_a_phrase_boundary_is_expected() -> None:
+    from agent.policy.beat_lock import phrase_boundary_check
+    beat, bar, gap = 500 * MS, 2000 * MS, 150 * MS
+    # A phrase from 1 s (a bar line) whose last note ends at 8.9 s, just before the bar line at
+    # 9 s that closes its fourth bar: over 0.15 beat after that bar line, if nobody plays.
+    assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, 1000 * MS, gap) == 9075 * MS
+    # ...at least the shortest gap after the last note.
+    assert phrase_boundary_check(8990 * MS, 9000 * MS, bar, beat, 1000 * MS, gap) == 9140 * MS
+    # A phrase that began with a pickup (half a bar before a bar line): 4 bars and a half.
+    assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, 500 * MS, gap) == 9075 * MS
+    # Begun on a bar line, 3 bars (or 1) is no phrase boundary.
+    assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, 3000 * MS, gap) is None
+    # Three bars is no phrase boundary; nor is a silence more than half a beat before it.
+    assert phrase_boundary_check(6900 * MS, 7000 * MS, bar, beat, 1000 * MS, gap) is None
+    assert phrase_boundary_check(8700 * MS, 9000 * MS, bar, beat, 1000 * MS, gap) is None
+    assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, None, gap) is None
