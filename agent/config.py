@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.chart import ChartError, parse_chart
 from agent.errors import ConfigError
 from agent.policy.controls import MODES, Controls, ControlValueError, check_changes
 from agent.spatial.choreography import STYLES as GESTURE_STYLES
@@ -107,6 +108,7 @@ class Section:
     # as [controls], plus temperature and styles
     controls: dict[str, Any] = field(default_factory=dict)
     spatial: str = ""  # the voices' gesture style in this section; "" = [spatial] style
+    chords: str = ""  # a chord chart, as a lead sheet writes it (agent/chart.py); "" = listen
 
 
 @dataclass(frozen=True)
@@ -450,6 +452,10 @@ def _check_controls(c: Config) -> None:
         if sec.mode and sec.mode not in MODES:
             raise ConfigError(s, f"{key}.mode", f"must be one of {', '.join(MODES)}")
         _range(s, f"{key}.bars", sec.bars, 0, 10_000)
+        try:
+            parse_chart(sec.chords)
+        except ChartError as e:
+            raise ConfigError(s, f"{key}.chords", str(e)) from None
         for name, value in sec.controls.items():
             if name == "mode":
                 raise ConfigError(s, f"{key}.controls.mode", f"set the mode as {key}.mode")

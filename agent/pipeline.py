@@ -19,12 +19,13 @@ from dataclasses import replace
 from typing import Any
 
 from agent import midi
+from agent.chart import chord_at, parse_chart
 from agent.clock import ms_to_ns
 from agent.config import Config
 from agent.events import Heard, PhraseNote, PlannedNote
 from agent.listen.activity import Activity, PlayerActivity, roles, soloist_low
+from agent.listen.bars import Bars
 from agent.listen.hearing import Hearing
-from agent.listen.metre import BarPhase
 from agent.listen.players import Listening
 from agent.listen.progression import TRIADS, Expectation, HalfBar, Progression
 from agent.listen.pulse import Pulse
@@ -103,10 +104,10 @@ class Agent:
         self._voicing: list[int] = []
         self._tick_armed = False
         self._beat_count = 0  # beats since the section began
-        # The beats as they pass: the number of the latest (since listening began) and its time.
-        self._beat_no = 0
-        self._beat_ns: int | None = None
-        self.metre = BarPhase(config.performance.beats_per_bar)
+        self.bars = Bars(self.pulse, config.performance.beats_per_bar)
+        self._charts = tuple(parse_chart(s.chords) for s in config.sections)
+        self._section_began_ns: int | None = None  # None: the piece's first section
+        self._first_onset_ns: int | None = None
         self.progression = Progression()
         self._comp_soloist_low: int | None = None
         self.base_controls = config.initial_controls()
@@ -140,9 +141,9 @@ class Agent:
             self.activity[ev.player].note_on(ev.time_ns, ch, ev.data[1], ev.data[2])
             self.hearing.note_on(ev.player, ch, ev.data[1], ev.data[2], ev.time_ns)
             self.pulse.on_onset(ev.time_ns, ev.data[2])
-            beat = self._beat_at(ev.time_ns)
-            if beat is not None:
-                self.metre.onset(beat, ev.data[2], ev.data[1])
+            self.bars.onset(ev.time_ns, ev.data[2], ev.data[1])
+            if self._first_onset_ns is None:
+                self._first_onset_ns = ev.time_ns
             if self.model is not None:
                 self.model.feed(ev.time_ns, rep.PLAYER, ev.data[1], ev.data[2], None,
                                 self._beat_in_bar())
@@ -164,10 +165,7 @@ class Agent:
         self.harmony.release(player, note.channel, note.pitch, t_ns)
         self.hearing.note_ended(note)
         self.progression.note(note.pitch, note.onset_ns, note.onset_ns + note.duration_ns)
-        beat = self._beat_at(note.onset_ns)
-        grid = self.pulse.grid(note.onset_ns)
-        if beat is not None and grid is not None:
-            self.metre.ended(beat, note.duration_ns / grid[1])
+        self.bars.ended(note.onset_ns, note.duration_ns)
 
     def player_lost(self, name: str, t_ns: int) -> None:
         """A player's port vanished: release what they held, in listening and in harmony."""
@@ -232,6 +230,7 @@ class Agent:
         before = self.controls
         self.place = sections.Place(index, 0)
         self._beat_count = 0
+        self._section_began_ns = t_ns
         self.controls = sections.controls_for(self.base_controls, self.config.sections[index])
         self.log.write("decision", t_ns, what="section", why=why,
                        **self.place.to_dict(self.config.sections))
@@ -276,25 +275,13 @@ class Agent:
             return
         serial = self._silence_serial
         at = t_ns + self._phrase_gap_ns(t_ns)
-        bar = self._next_downbeat(t_ns)
+        bar = self.bars.next_downbeat(t_ns)
         if bar is not None:
             expected = phrase_boundary_check(t_ns, bar[0], bar[1], bar[2],
                                              self.listening.phrase_start(), MIN_PHRASE_GAP_NS)
             at = min(at, expected) if expected is not None else at
         self.scheduler.call_at(at, lambda t: self._phrase_end(t, serial, t_ns),
                                tag="phrase-end")
-
-    def _next_downbeat(self, t_ns: int) -> tuple[int, int, int] | None:
-        """(the first bar line after t_ns, the bar's length, the beat's) on the grid heard now,
-        once the metre has heard where bars start; None before."""
-        at = self._half_bar(t_ns)
-        if at is None or self.metre.downbeat() is None:
-            return None
-        halves = 2 if self.config.performance.beats_per_bar % 2 == 0 else 1
-        start = at.start_ns + at.length_ns
-        if halves == 2 and at.starts_bar:
-            start += at.length_ns  # the half bar after this one is mid-bar
-        return start, halves * at.length_ns, at.beat_ns
 
     def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int) -> None:
         if serial != self._silence_serial or self.listening.anyone_holding():
@@ -467,7 +454,8 @@ class Agent:
         self._tick_armed = True
         # The next beat of the grid heard now, but never within half a beat of the last tick:
         # a grid that moved back a few ms since then must not make the same beat tick twice.
-        after = t_ns if self._beat_ns is None else max(t_ns, self._beat_ns + period // 2)
+        last = self.bars.last_tick_ns()
+        after = t_ns if last is None else max(t_ns, last + period // 2)
         steps = (after - phase) // period + 1
         self.scheduler.call_at(phase + steps * period, self._tick, tag="beat")
 
@@ -476,7 +464,7 @@ class Agent:
         is anything to follow (someone played in the last two bars, or the agent plays)."""
         self._tick_armed = False
         bar_beats = self.config.performance.beats_per_bar
-        self._count_beat(t_ns)
+        self.bars.tick(t_ns)
         self._beat_count += 1
         if self._beat_count % bar_beats == 0:
             place, new = sections.after_bar(self.config.sections, self.place)
@@ -513,58 +501,40 @@ class Agent:
                 (self.ensemble is not None and self.ensemble.leading_peer(t_ns)):
             self._arm_tick(t_ns + 1)
 
-    def _count_beat(self, t_ns: int) -> None:
-        """Number the beat just reached; beats that passed while no tick ran (a long rest)
-        are counted too, so that the bar's phase survives it."""
-        grid = self.pulse.grid(t_ns)
-        if self._beat_ns is not None and grid is not None:
-            self._beat_no += max(1, round((t_ns - self._beat_ns) / grid[1]))
-        self._beat_ns = t_ns
-
-    def _beat_at(self, t_ns: int) -> float | None:
-        """The beat number of a moment (fractional), on the grid heard now; None before the
-        first beat was counted or while no beat is heard."""
-        grid = self.pulse.grid(t_ns)
-        if grid is None or self._beat_ns is None:
-            return None
-        phase, period = grid
-        anchor = phase + round((self._beat_ns - phase) / period) * period
-        return self._beat_no + (t_ns - anchor) / period
-
-    def _half_bar(self, t_ns: int) -> HalfBar | None:
-        """The half bar a moment falls in (the whole bar when the bar has an odd number of
-        beats), counted from the downbeat the metre hears (beat 0 until it hears one)."""
-        grid = self.pulse.grid(t_ns)
-        beat = self._beat_at(t_ns)
-        if grid is None or beat is None:
-            return None
-        period = grid[1]
-        bar_beats = self.config.performance.beats_per_bar
-        halves = 2 if bar_beats % 2 == 0 else 1
-        span = bar_beats // halves
-        downbeat = self.metre.downbeat() or 0
-        index = int((beat - downbeat + 1e-6) // span)
-        start_beat = downbeat + index * span
-        start_ns = t_ns - round((beat - start_beat) * period)
-        return HalfBar(index, start_ns, span * period, index % halves == 0, period)
-
     def _expect(self, t_ns: int) -> Expectation | None:
         """The chord expected in the half bar that sounds COMP_LEAD_NS from now."""
-        at = self._half_bar(t_ns + COMP_LEAD_NS)
+        at = self.bars.half_bar(t_ns + COMP_LEAD_NS)
         if at is None:
             return None
         key = self.hearing.key()
-        bar_beats = self.config.performance.beats_per_bar
         return self.progression.expect(
             at, t_ns, (key.tonic, key.mode) if key is not None else None,
             [(pitch, onset) for (_p, _c, pitch), onset in self.hearing.held.items()],
-            2 if bar_beats % 2 == 0 else 1)
+            self.bars.halves, self._chart_triad(at))
+
+    def _chart_triad(self, at: HalfBar) -> int | None:
+        """The triad the section's chord chart has for a half bar (None: no chart, or N.C.).
+        Its bars are counted, as a player reading it counts them, from the bar the section
+        began in (a cue's, or the players' first: a pickup belongs to the bar it leads into),
+        on the bar lines heard."""
+        chart = self._charts[self.place.index] if self.place.index >= 0 else ()
+        if not chart:
+            return None
+        began = self._section_began_ns if self._section_began_ns is not None \
+            else self._first_onset_ns
+        origin = None if began is None else self.bars.bar_of(began)  # as the bars heard now
+        if origin is None:
+            return None
+        halves = self.bars.halves
+        chord = chord_at(chart, at.index // halves - origin,
+                         (at.index % halves + 0.5) / halves)
+        return None if chord is None else chord.triad
 
     def _comp(self, t_ns: int, expected: Expectation | None) -> None:
         """Comp the rest of this half bar and the next bar in the expected chord, under the
         soloist, on the grid heard now; only what sounds within COMP_LEAD_NS is committed
         (the rest is decided again just before it sounds, with what is heard by then)."""
-        at = self._half_bar(t_ns + COMP_LEAD_NS)
+        at = self.bars.half_bar(t_ns + COMP_LEAD_NS)
         if expected is None or at is None:
             return
         m = mood(self.controls)
@@ -579,9 +549,8 @@ class Agent:
         self._voicing = voiced
         surest = expected.tones[0][0] if expected.tones else expected.triad % 12
         bass = bass_note(surest, voiced) if surest in chord else voiced[0]
-        bar_beats = self.config.performance.beats_per_bar
-        halves = 2 if bar_beats % 2 == 0 else 1
-        strokes = pattern(bar_beats // halves, m.density,
+        halves = self.bars.halves
+        strokes = pattern(self.bars.beats_per_bar // halves, m.density,
                           self.config.performance.beat_division)
         notes: list[PlannedNote] = []
         for h in range(halves + 1):  # this half bar and a bar more
@@ -650,7 +619,7 @@ class Agent:
         time plus the output latency."""
         earliest = t_ns + self._latency_ns
         grid = self.pulse.grid(t_ns)
-        at = self._half_bar(t_ns)
+        at = self.bars.half_bar(t_ns)
         if grid is None or at is None or self.config.respond.beat_lock <= 0:
             return earliest
         return entry_point(earliest, t_ns if call_end_ns is None else call_end_ns, at.start_ns,
@@ -663,7 +632,7 @@ class Agent:
         placed on the chords expected over the answer (the form's, else the likeliest
         progression from the chord heard last)."""
         grid = self.pulse.grid(start_ns)
-        at = self._half_bar(start_ns)
+        at = self.bars.half_bar(start_ns)
         key = self.hearing.key()
         chords: list[frozenset[int]] | None = None
         if grid is not None and at is not None and key is not None:
@@ -671,6 +640,10 @@ class Agent:
             beats = 4 * self.config.performance.beats_per_bar  # up to four bars ahead
             triads = self.progression.foresee(at, -(-beats // span_beats),
                                               (key.tonic, key.mode))
+            for i in range(len(triads)):  # a chart, where the section has one, says better
+                charted = self._chart_triad(HalfBar(at.index + i, at.start_ns + i * at.length_ns,
+                                                    at.length_ns, at.starts_bar, at.beat_ns))
+                triads[i] = triads[i] if charted is None else charted
             chords = [TRIADS[triads[b // span_beats]] for b in range(beats)]
         motif, plan = develop(call, scale, self.rng, notes,
                               beat_ns=None if grid is None else grid[1],

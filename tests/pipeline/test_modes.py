@@ -199,3 +199,39 @@ def test_commands_are_recorded_and_a_replay_of_the_log_repeats_them(tmp_path: Pa
     replay_fast(rec, rec.config, tmp_path / "again", "test")
     assert emitted(tmp_path / "again") == emitted(tmp_path / "rec")
     assert len(emitted(tmp_path / "rec")) > 20
+
+
+def chart_run(tmp_path: Path, chords: str) -> Run:
+    return Run(tmp_path, mode="accompany",
+               extra={"sections": [{"name": "A", "chords": chords}]})
+
+
+def test_a_chord_chart_is_followed_from_the_first_stroke_of_each_half_bar(
+        tmp_path: Path) -> None:
+    """C | Am | F | G, one bar each, twice: with the chart the comp knows each change before
+    it is heard, so even the stroke on a half bar's first beat (a guess without it) is in the
+    chord the players play."""
+    run = chart_run(tmp_path, "C | Am | F | G")
+    chords = [(72, 76, 79), (69, 72, 76), (65, 69, 72), (67, 71, 74)] * 2
+    end = arpeggios(run, "a", chords, 1000, bars_each=1, accent=True)
+    run.until(end + 1000)
+    triads = [{0, 4, 7}, {9, 0, 4}, {5, 9, 0}, {7, 11, 2}]
+    sources = {d["source"] for d in run.decisions("comp")}
+    assert "chart" in sources
+    on = [(t, p) for t, p in run.notes_on() if t >= 1000 + 8 * BEAT]  # once the bars are heard
+    assert on
+    for t, p in on:
+        bar = int((t - 1000) // (4 * BEAT)) % 4
+        assert p % 12 in triads[bar], (t, p)
+
+
+def test_the_comp_listens_when_the_players_leave_the_chart(tmp_path: Path) -> None:
+    """The chart says F throughout; the players play G major: after two half bars off the
+    chart the comp follows what it hears."""
+    run = chart_run(tmp_path, "F")
+    end = arpeggios(run, "a", [(67, 71, 74)], 1000, bars_each=6, accent=True)
+    run.until(end + 1000)
+    late = [p % 12 for t, p in run.notes_on() if t >= 1000 + 12 * BEAT]
+    assert late and all(pc in {7, 11, 2} for pc in late)
+    assert {d["source"] for d in run.decisions("comp") if d["t"] >= (1000 + 12 * BEAT) * MS} \
+        .isdisjoint({"chart"})

@@ -112,6 +112,7 @@ def test_the_settings_that_differ() -> None:
         ("performance.seed", "7", "8"),
         ("sections", "[]", "1 table"),  # a list of tables is compared table by table
         ("sections[0].bars", "(absent)", "4"),
+        ("sections[0].chords", "(absent)", '""'),
         ("sections[0].mode", "(absent)", '""'),
         ("sections[0].name", "(absent)", "intro"),
         ("sections[0].spatial", "(absent)", '""'),
