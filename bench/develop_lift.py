@@ -34,6 +34,7 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from _common import REPO, heading
@@ -76,9 +77,9 @@ class Tune:
     everything: Work  # all voices, for the harmony
 
 
-def tunes(corpus: str) -> list[Tune]:
+def tunes(corpus: str, root: Path = REPO / "corpora", split: str = "valid") -> list[Tune]:
     out = []
-    for work in load_corpus(REPO / "corpora" / corpus).split("valid"):
+    for work in load_corpus(root / corpus).split(split):
         beat_ns = round(60e9 / work.bpm)
         line = work.voice == 0
         onset, pitch = work.onset[line], work.pitch[line]
@@ -196,7 +197,8 @@ def _whole(beats: float) -> int | None:
     return round(beats) if beats == round(beats) else None
 
 
-def measure(corpus: str, seed: int) -> None:
+def measure(corpus: str, seed: int, root: Path = REPO / "corpora",
+            split: str = "valid") -> None:
     rows: dict[str, dict[str, list[float]]] = {}
     plans: list[str] = []
     by_plan: dict[str, list[float]] = {}
@@ -204,7 +206,7 @@ def measure(corpus: str, seed: int) -> None:
         rng = random.Random(seed)
         got: dict[str, list[float]] = {k: [] for k in ("call", "other", "lift", "triad",
                                                        "run", "exact", "notes")}
-        for tune in tunes(corpus):
+        for tune in tunes(corpus, root, split):
             ladder = scale_pitches(tune.scale)
             for i in range(0, len(tune.phrases) - 1, 2):
                 call = tune.phrases[i]
@@ -247,13 +249,16 @@ def measure(corpus: str, seed: int) -> None:
         f"{k or '-'} {statistics.fmean(v):.2f} ({len(v)})" for k, v in sorted(by_plan.items())))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--corpora", nargs="+", default=["oneill-1850", "bach-chorales"])
-    args = parser.parse_args()
+    parser.add_argument("--root", type=Path, default=REPO / "corpora", help="built corpora")
+    parser.add_argument("--split", default="valid", choices=("train", "valid"),
+                        help="never the test split: it is kept for bench/band_judge.py")
+    args = parser.parse_args(argv)
     for corpus in args.corpora:
-        measure(corpus, args.seed)
+        measure(corpus, args.seed, args.root, args.split)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 from _common import REPO, heading
@@ -67,15 +68,15 @@ def half_bar_triads(work: Work, halves: int, scale: frozenset[int]) -> list[int 
     return out
 
 
-def learn() -> dict[str, object]:
+def learn(root: Path = REPO / "corpora") -> dict[str, object]:
     counts: dict[str, dict[str, defaultdict[int, Counter[int]]]] = {
         mode: {place: defaultdict(Counter) for place in ("downbeat", "mid-bar")}
         for mode in ("major", "minor")}
     works_used = 0
     for name in CORPORA:
-        corpus = load_corpus(REPO / "corpora" / name)
+        corpus = load_corpus(root / name)
         metres = {str(e["id"]): parse_time_signature(e.get("time_signature"))
-                  for e in read_manifest(REPO / "corpora" / name)["works"]}
+                  for e in read_manifest(root / name)["works"]}
         for work in sorted(corpus.split("train"), key=lambda w: w.id):
             key = estimate_key(key_evidence(work.pitch, work.onset, work.duration))
             if key is None:
@@ -99,17 +100,19 @@ def learn() -> dict[str, object]:
                        for mode, places in counts.items()}}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true")
-    args = ap.parse_args()
-    text = json.dumps(learn(), sort_keys=True, separators=(",", ":")) + "\n"
+    ap.add_argument("--root", type=Path, default=REPO / "corpora", help="built corpora")
+    ap.add_argument("--out", type=Path, default=TABLE_FILE)
+    args = ap.parse_args(argv)
+    text = json.dumps(learn(args.root), sort_keys=True, separators=(",", ":")) + "\n"
     if args.check:
-        same = TABLE_FILE.is_file() and TABLE_FILE.read_text() == text
-        print("progressions.json is up to date" if same else "progressions.json differs")
+        same = args.out.is_file() and args.out.read_text() == text
+        print(f"{args.out.name} is up to date" if same else f"{args.out.name} differs")
         return 0 if same else 1
-    TABLE_FILE.write_text(text)
-    heading(f"wrote {TABLE_FILE.relative_to(REPO)} ({len(text)} bytes)")
+    args.out.write_text(text)
+    heading(f"wrote {args.out} ({len(text)} bytes)")
     return 0
 
 
