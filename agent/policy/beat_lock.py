@@ -19,7 +19,9 @@ BOUNDARY_WAIT = 0.15  # beats after a phrase boundary before its silence counts 
 
 
 def grid_point_at_or_after(t_ns: int, phase_ns: int, step_ns: float) -> int:
-    steps = -(-(t_ns - phase_ns) // step_ns)  # ceiling division
+    # Ceiling division, with a nanosecond of slack: a point computed here (rounded to whole
+    # ns from a fractional step) must count as on the grid when it comes back.
+    steps = -(-(t_ns - phase_ns - 1) // step_ns)
     return round(phase_ns + steps * step_ns)
 
 
