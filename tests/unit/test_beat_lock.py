@@ -80,3 +80,14 @@ def test_a_phrase_ending_at_a_phrase_boundary_is_expected() -> None:
     assert phrase_boundary_check(6900 * MS, 7000 * MS, bar, beat, 1000 * MS, gap) is None
     assert phrase_boundary_check(8700 * MS, 9000 * MS, bar, beat, 1000 * MS, gap) is None
     assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, None, gap) is None
+
+
+def test_a_point_of_a_fractional_grid_stays_where_it_is() -> None:
+    from agent.policy.beat_lock import grid_point_at_or_after
+    # A beat of 499,313,825 ns: its eighths are fractional; a point computed once (and rounded
+    # to whole ns) is on the grid when the lock sees it again, not an eighth later.
+    phase, period = 6_434_083_409, 499_313_825
+    point = grid_point_at_or_after(6_600_000_000, phase, period / 2)
+    assert grid_point_at_or_after(point, phase, period / 2) == point
+    line = [PlannedNote(point, 60, 80, 100 * MS), PlannedNote(point + period, 62, 80, 100 * MS)]
+    assert lock_to_grid(line, phase, period, 1.0)[0].start_ns == point
