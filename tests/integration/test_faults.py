@@ -52,7 +52,9 @@ PANIC_TAIL = [[0xB1, 64, 0], [0xB1, 123, 0], [0xB1, 120, 0]]  # sustain off, all
 BASS = 36
 CHORDS = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (64, 67, 71), (62, 65, 69)]
 CHORD_EVERY_S = 0.15  # three notes a chord: 20 notes a second
-LOST_PER_XRUN = 12  # a JACK cycle (10.7 ms here) holds at most a chord's messages and harmony
+# A JACK cycle (10.7 ms here) holds at most a chord's messages and harmony, or the release of
+# every harmony note a pedal held (10 keys x 3 intervals, when a port is pulled out).
+LOST_PER_XRUN = 32
 
 # With harmony intervals -5, +4, +9 no two notes of a chord (intervals 3, 4, 7) nor the bass two
 # octaves below share a harmony pitch: a message repeated within a JACK period is only ever
