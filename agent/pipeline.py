@@ -60,7 +60,6 @@ from agent.schedule.plan_ahead import PlanAhead
 from agent.schedule.scheduler import Scheduler
 
 MIN_PHRASE_GAP_NS = 150_000_000  # shorter silences are articulation, never a phrase end
-MIN_CALL_NOTES = 2  # a phrase of fewer notes is not answered
 SOLO_AFTER_MS = 1500.0  # solo and auto modes: rest this long before the agent plays alone
 SOLO_MAX_PHRASES = 4  # then the agent waits for the players
 NS_PER_S = 1_000_000_000
@@ -287,8 +286,6 @@ class Agent:
     def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int) -> None:
         if serial != self._silence_serial or self.listening.anyone_holding():
             return  # someone played since: the phrase goes on
-        if self.listening.phrase_size() < MIN_CALL_NOTES:
-            return  # a lone note (a pickup, a note tried) is no call: it starts the next one
         self._caller = self.listening.caller()
         call = self.listening.take_phrase()
         if not call:

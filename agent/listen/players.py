@@ -47,10 +47,6 @@ class Listening:
         """A note sounds: a key is down, or a pedal holds one."""
         return any(s.keys.sounding() for s in self.players.values())
 
-    def phrase_size(self) -> int:
-        """How many notes the current phrase has (every player's)."""
-        return sum(len(s.phrase) for s in self.players.values())
-
     def phrase_start(self) -> int | None:
         """When the current phrase's first note started (None: nothing since the boundary)."""
         return min((n.onset_ns for s in self.players.values() for n in s.phrase), default=None)

@@ -221,14 +221,3 @@ def test_a_returning_output_is_reset_on_the_channels_the_agent_used(tmp_path: Pa
         (500 * MS, bytes([0xB0, 120, 0])),
     ]
 
-
-def test_a_lone_note_is_no_call(tmp_path: Path) -> None:
-    run = Run(tmp_path, mode="call-response")
-    run.at(0, "a", 0x90, 60, 80)
-    run.at(300, "a", 0x80, 60, 0)
-    run.until(3000)
-    assert run.notes_on() == [] and run.decisions("answer") == []
-    phrase(run, "a", [62, 64], 3000)  # two more notes: the lone one starts this call
-    run.until(8000)
-    (decision,) = run.decisions("answer")
-    assert decision["call_notes"] == 3
