@@ -270,15 +270,15 @@ class Agent:
     # -- phrases: answer, continue, mirror, solo ---------------------------------------------
     def _arm_phrase_end(self, t_ns: int) -> None:
         """Silence from t_ns: the phrase has ended if nobody plays for the phrase gap, or,
-        with a bar heard, soon after the bar line when it closes a 2-, 4- or 8-bar phrase."""
+        with a bar heard, soon after the strong beat that closes it (policy/beat_lock.py)."""
         if self.listening.anyone_holding():
             return
         serial = self._silence_serial
         at = t_ns + self._phrase_gap_ns(t_ns)
-        bar = self.bars.next_downbeat(t_ns)
-        if bar is not None:
-            expected = phrase_boundary_check(t_ns, bar[0], bar[1], bar[2],
-                                             self.listening.phrase_start(), MIN_PHRASE_GAP_NS)
+        strong = self.bars.next_strong(t_ns)
+        if strong is not None:
+            expected = phrase_boundary_check(t_ns, *strong, self.listening.phrase_start(),
+                                             MIN_PHRASE_GAP_NS)
             at = min(at, expected) if expected is not None else at
         self.scheduler.call_at(at, lambda t: self._phrase_end(t, serial, t_ns),
                                tag="phrase-end")

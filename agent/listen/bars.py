@@ -82,13 +82,13 @@ class Bars:
         downbeat = self.metre.downbeat() or 0
         return math.floor((beat - downbeat) / self.beats_per_bar + 0.5)
 
-    def next_downbeat(self, t_ns: int) -> tuple[int, int, int] | None:
-        """(the first bar line after t_ns, the bar's length, the beat's) on the grid heard now,
-        once the metre has heard where bars start; None before."""
+    def next_strong(self, t_ns: int) -> tuple[int, bool, int, int] | None:
+        """(the first strong beat after t_ns: a half bar's start, whether it is a bar line,
+        the bar's length, the beat's) on the grid heard now, once the metre has heard where
+        bars start; None before."""
         at = self.half_bar(t_ns)
         if at is None or self.metre.downbeat() is None:
             return None
         start = at.start_ns + at.length_ns
-        if self.halves == 2 and at.starts_bar:
-            start += at.length_ns  # the half bar after this one is mid-bar
-        return start, self.halves * at.length_ns, at.beat_ns
+        bar_line = self.halves == 1 or not at.starts_bar  # the next half bar starts a bar
+        return start, bar_line, self.halves * at.length_ns, at.beat_ns

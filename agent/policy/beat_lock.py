@@ -80,38 +80,45 @@ def _onto_the_beats(line: list[PlannedNote], phase_ns: int, period_ns: int,
 
 def entry_point(earliest_ns: int, after_ns: int, strong_ns: int, strong_every_ns: int,
                 phase_ns: int, period_ns: int, division: int = SUBDIVISION) -> int:
-    """Where an answer comes in, as a player would: on the first strong beat (a half bar's
-    start: beats 1 and 3 of a 4/4 bar, the downbeat of a 3/4 one) after the call's end
-    (`after_ns`), if it can still be reached (not before `earliest_ns`, when the agent can
-    first sound); else as close after it as it can, within a beat of it: on the first beat it
-    can reach, or on the first eighth (a pickup into the next beat), ENTRY_SLACK of a beat
-    after it at most (clear of the players' jitter), or at worst on the beat after it; else,
-    too late for that, on the next strong beat. `strong_ns` is any strong beat of the grid and
-    `strong_every_ns` their spacing."""
+    """Where an answer comes in, as a player would, never before `earliest_ns` (when the agent
+    can first sound): on the first strong beat (a half bar's start: beats 1 and 3 of a 4/4 bar,
+    the downbeat of a 3/4 one) after the call's end (`after_ns`) when it is at most a beat away;
+    if it is further, on the eighth before it (a pickup into it: no player waits two beats in
+    silence); if it has gone by, as close after it as can be, on the first beat or else eighth
+    within ENTRY_SLACK of a beat after it, else on the first beat it can reach. `strong_ns` is
+    any strong beat of the grid and `strong_every_ns` their spacing."""
     first_strong = grid_point_at_or_after(after_ns, strong_ns, strong_every_ns)
+    beat = grid_point_at_or_after(earliest_ns, phase_ns, period_ns)
     if first_strong >= earliest_ns:
-        return first_strong
-    for slack, step in ((ENTRY_SLACK, period_ns), (ENTRY_SLACK, period_ns / division),
-                        (1.0, period_ns)):
+        if first_strong - earliest_ns <= period_ns:
+            return first_strong
+        return round(first_strong - period_ns / division)
+    for step in (period_ns, period_ns / division):
         point = grid_point_at_or_after(earliest_ns, phase_ns, step)
-        if point <= first_strong + slack * period_ns:
+        if point <= first_strong + ENTRY_SLACK * period_ns:
             return point
-    return grid_point_at_or_after(earliest_ns, strong_ns, strong_every_ns)
+    return beat
 
 
-def phrase_boundary_check(silent_from_ns: int, downbeat_ns: int, bar_ns: int, beat_ns: int,
-                          phrase_start_ns: int | None, min_gap_ns: int) -> int | None:
+def phrase_boundary_check(silent_from_ns: int, strong_ns: int, bar_line: bool, bar_ns: int,
+                          beat_ns: int, phrase_start_ns: int | None,
+                          min_gap_ns: int) -> int | None:
     """When to decide that a phrase has ended if it ends at a phrase boundary, as a player
-    expects it to: the silence began (`silent_from_ns`) within half a beat before a downbeat
-    (`downbeat_ns`, the next one) that closes a whole number of pairs of bars since the phrase
-    began (2, 4, 6, 8 bars; a phrase that began with a pickup may count the pickup's bar or
-    not). Then the phrase is taken as over BOUNDARY_WAIT of a beat after
-    that downbeat, if nobody has played by then: late enough for a player's late downbeat,
-    early enough to come in on the next eighth. None when the silence is no such ending."""
-    if phrase_start_ns is None or not 0 <= downbeat_ns - silent_from_ns <= beat_ns // 2:
+    expects it to: the silence began (`silent_from_ns`) within half a beat before the next
+    strong beat (`strong_ns`), and that beat closes the phrase: a bar line closing a whole
+    number of pairs of bars since the phrase began (2, 4, 6, 8 bars; a phrase that began with
+    a pickup may count the pickup's bar or not), or a mid-bar strong beat (a hymn's line ends
+    on beat 3) two bars or more after it began. Then the phrase is taken as over
+    BOUNDARY_WAIT of a beat after that beat, if nobody has played by then: late enough for a
+    player's late beat, early enough to come in on the next eighth. None when the silence is
+    no such ending."""
+    if phrase_start_ns is None or not 0 <= strong_ns - silent_from_ns <= beat_ns // 2:
         return None
-    bars = (downbeat_ns - phrase_start_ns) / bar_ns
-    if abs(bars - round(bars)) * bar_ns <= beat_ns / 2:  # the phrase began on a bar line
+    bars = (strong_ns - phrase_start_ns) / bar_ns
+    if not bar_line:
+        if bars < 2 - beat_ns / (2 * bar_ns):
+            return None
+    elif abs(bars - round(bars)) * bar_ns <= beat_ns / 2:  # the phrase began on a bar line
         if round(bars) < 2 or round(bars) % 2:
             return None
     elif bars < 1:
@@ -119,4 +126,4 @@ def phrase_boundary_check(silent_from_ns: int, downbeat_ns: int, bar_ns: int, be
         # (a written pickup does not; a bar padded before it does): one of the two counts is
         # even, so any bar line from the first on may close it.
         return None
-    return max(silent_from_ns + min_gap_ns, downbeat_ns + round(BOUNDARY_WAIT * beat_ns))
+    return max(silent_from_ns + min_gap_ns, strong_ns + round(BOUNDARY_WAIT * beat_ns))

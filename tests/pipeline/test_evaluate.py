@@ -19,8 +19,10 @@ def test_evaluate_figures_of_the_demo(tmp_path: Path,
     assert report["player_notes"] == summary["notes_heard"] == 128
     assert report["agent_notes"] == summary["notes_played"]
     assert report["answers"] == summary["answers"]
-    # Every answer starts phrase_gap_ms (600) + output_latency_ms (100) after its call ends.
-    assert report["response_delay_ms"] == {"n": summary["answers"], "p50": 700.0, "p90": 700.0}
+    # An answer starts phrase_gap_ms (600) + output_latency_ms (100) after its call ends, or
+    # sooner when the call ends at a phrase's closing strong beat (policy/beat_lock.py).
+    delay = report["response_delay_ms"]
+    assert delay["n"] == summary["answers"] and delay["p50"] < delay["p90"] <= 700.0
     assert -1.0 <= report["density_correlation"] <= 1.0
     assert 1 <= report["copied_from_call_notes"] <= 16  # the memory answers from what it heard
     assert "copied_from_corpus_notes" not in report
@@ -37,5 +39,5 @@ def test_evaluate_figures_of_the_demo(tmp_path: Path,
     assert judge["call-echo"]["answers.lift"] > 0.5
     assert main(["evaluate", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "response delay (end of call -> first answer note) p50 700.0 ms" in out
+    assert f"response delay (end of call -> first answer note) p50 {delay['p50']} ms" in out
     assert out.index("The judge") < out.index("own hearing of key, chord and beat (circular)")

@@ -49,37 +49,46 @@ def test_a_compound_beat_locks_to_its_thirds() -> None:
 def test_entry_on_the_strong_beat_after_the_call() -> None:
     from agent.policy.beat_lock import entry_point
     beat, bar_half = 500 * MS, 1000 * MS  # strong beats every 2 beats from 0
-    # The call ended at 2.1 s; the agent can sound from 2.3 s: the strong beat at 3 s.
-    assert entry_point(2300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3000 * MS
+    # The call ended at 2.1 s; the agent can sound from 2.6 s: the strong beat at 3 s.
+    assert entry_point(2600 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3000 * MS
+    # From 2.3 s, 3 s is more than a beat away: the eighth before it, a pickup.
+    assert entry_point(2300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 2750 * MS
     # It can sound only from 3.2 s: the beat at 3.5 s would be a whole beat late (more than
     # ENTRY_SLACK): the eighth at 3.25 s, a pickup.
     assert entry_point(3200 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3250 * MS
-    assert entry_point(3300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3250 * MS + 250 * MS
-    # From 3.45 s neither fits within ENTRY_SLACK: the beat at 3.5 s, a beat after it.
+    # From 3.3 s or 3.45 s neither fits within ENTRY_SLACK: the first beat it can reach.
+    assert entry_point(3300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3500 * MS
     assert entry_point(3450 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3500 * MS
     # In 6/8 (thirds of a 750 ms beat, every beat strong) the eighths are 250 ms apart.
     assert entry_point(2300 * MS, 2100 * MS, 0, 750 * MS, 0, 750 * MS, 3) == 2500 * MS
-    # From 3.6 s nothing within a beat of 3 s is left: the next strong beat.
+    # Later still: the first beat it can reach, never the next strong beat a bar on.
     assert entry_point(3600 * MS, 2100 * MS, 0, bar_half, 0, beat) == 4000 * MS
-    assert entry_point(4100 * MS, 2100 * MS, 0, bar_half, 0, beat) == 5000 * MS
+    assert entry_point(4100 * MS, 2100 * MS, 0, bar_half, 0, beat) == 4500 * MS
 
 
 def test_a_phrase_ending_at_a_phrase_boundary_is_expected() -> None:
     from agent.policy.beat_lock import phrase_boundary_check
     beat, bar, gap = 500 * MS, 2000 * MS, 150 * MS
+
+    def check(silent: int, strong: int, start: int | None, bar_line: bool = True) -> int | None:
+        return phrase_boundary_check(silent * MS, strong * MS, bar_line, bar, beat,
+                                     None if start is None else start * MS, gap)
+
     # A phrase from 1 s (a bar line) whose last note ends at 8.9 s, just before the bar line at
     # 9 s that closes its fourth bar: over 0.15 beat after that bar line, if nobody plays.
-    assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, 1000 * MS, gap) == 9075 * MS
-    # ...at least the shortest gap after the last note.
-    assert phrase_boundary_check(8990 * MS, 9000 * MS, bar, beat, 1000 * MS, gap) == 9140 * MS
+    assert check(8900, 9000, 1000) == 9075 * MS
+    assert check(8990, 9000, 1000) == 9140 * MS  # ...at least the shortest gap after it
     # A phrase that began with a pickup (half a bar before a bar line): 4 bars and a half.
-    assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, 500 * MS, gap) == 9075 * MS
-    # Begun on a bar line, 3 bars (or 1) is no phrase boundary.
-    assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, 3000 * MS, gap) is None
-    # Three bars is no phrase boundary; nor is a silence more than half a beat before it.
-    assert phrase_boundary_check(6900 * MS, 7000 * MS, bar, beat, 1000 * MS, gap) is None
-    assert phrase_boundary_check(8700 * MS, 9000 * MS, bar, beat, 1000 * MS, gap) is None
-    assert phrase_boundary_check(8900 * MS, 9000 * MS, bar, beat, None, gap) is None
+    assert check(8900, 9000, 500) == 9075 * MS
+    # Begun on a bar line, 3 bars (or 1) is no phrase boundary; nor is a silence more than
+    # half a beat before the bar line, or a phrase not known.
+    assert check(8900, 9000, 3000) is None
+    assert check(6900, 7000, 1000) is None
+    assert check(8700, 9000, 1000) is None
+    assert check(8900, 9000, None) is None
+    # A mid-bar strong beat (beat 3) closes a phrase of two bars or more, however long.
+    assert check(5900, 6000, 1000, bar_line=False) == 6075 * MS
+    assert check(3900, 4000, 1000, bar_line=False) is None  # a bar and a half
 
 
 def test_a_point_of_a_fractional_grid_stays_where_it_is() -> None:
