@@ -33,7 +33,7 @@ def metre_of(numerator: int, denominator: int) -> tuple[int, int]:
     """(beats_per_bar, beat_division) of a time signature, as a player counts it: a compound
     metre (6/8, 9/8, 12/8) in dotted beats of three eighths, any other in its own beats."""
     if denominator == 8 and numerator % 3 == 0 and numerator > 3:
-        return numerator // 3, 3
+        return min(numerator // 3, 16), 3
     return min(max(numerator, 1), 16), 2
 
 

@@ -107,6 +107,7 @@ class Agent:
         self.bars = Bars(self.pulse, config.performance.beats_per_bar)
         self._charts = tuple(parse_chart(s.chords) for s in config.sections)
         self._section_began_ns: int | None = None  # None: the piece's first section
+        self._section_beat: float | None = None  # its beat number, once a grid placed it
         self._first_onset_ns: int | None = None
         self.progression = Progression()
         self._comp_soloist_low: int | None = None
@@ -231,6 +232,7 @@ class Agent:
         self.place = sections.Place(index, 0)
         self._beat_count = 0
         self._section_began_ns = t_ns
+        self._section_beat = None
         self.controls = sections.controls_for(self.base_controls, self.config.sections[index])
         self.log.write("decision", t_ns, what="section", why=why,
                        **self.place.to_dict(self.config.sections))
@@ -520,11 +522,15 @@ class Agent:
         chart = self._charts[self.place.index] if self.place.index >= 0 else ()
         if not chart:
             return None
-        began = self._section_began_ns if self._section_began_ns is not None \
-            else self._first_onset_ns
-        origin = None if began is None else self.bars.bar_of(began)  # as the bars heard now
-        if origin is None:
+        if self._section_beat is None:
+            # The beat the section began on, placed once, as soon as a grid is heard: placed
+            # again later, the tempo's drift since would move it by bars.
+            began = self._section_began_ns if self._section_began_ns is not None \
+                else self._first_onset_ns
+            self._section_beat = None if began is None else self.bars.beat_at(began)
+        if self._section_beat is None:
             return None
+        origin = self.bars.bar_of(self._section_beat)  # on the bar lines heard now
         halves = self.bars.halves
         chord = chord_at(chart, at.index // halves - origin,
                          (at.index % halves + 0.5) / halves)
@@ -637,14 +643,16 @@ class Agent:
         chords: list[frozenset[int]] | None = None
         if grid is not None and at is not None and key is not None:
             span_beats = max(round(at.length_ns / grid[1]), 1)
+            into = max(round((start_ns - at.start_ns) / grid[1]), 0)  # beats into the half bar
             beats = 4 * self.config.performance.beats_per_bar  # up to four bars ahead
-            triads = self.progression.foresee(at, -(-beats // span_beats),
+            triads = self.progression.foresee(at, -(-(beats + into) // span_beats),
                                               (key.tonic, key.mode))
             for i in range(len(triads)):  # a chart, where the section has one, says better
                 charted = self._chart_triad(HalfBar(at.index + i, at.start_ns + i * at.length_ns,
                                                     at.length_ns, at.starts_bar, at.beat_ns))
                 triads[i] = triads[i] if charted is None else charted
-            chords = [TRIADS[triads[b // span_beats]] for b in range(beats)]
+            # One per beat from the answer's first (develop counts from there).
+            chords = [TRIADS[triads[(into + b) // span_beats]] for b in range(beats)]
         motif, plan = develop(call, scale, self.rng, notes,
                               beat_ns=None if grid is None else grid[1],
                               chord_tones=chords[0] if chords else None,

@@ -29,7 +29,9 @@ class Bars:
         """A beat is reached. Beats that passed while none ticked (a long rest) are counted
         too, so that the bar's phase survives it."""
         grid = self.pulse.grid(t_ns)
-        if self._tick_ns is not None and grid is not None:
+        if grid is None:
+            return  # no beat heard: the next tick with one counts the beats since the last
+        if self._tick_ns is not None:
             self.number += max(1, round((t_ns - self._tick_ns) / grid[1]))
         self._tick_ns = t_ns
 
@@ -73,12 +75,10 @@ class Bars:
         start_ns = t_ns - round((beat - start_beat) * period)
         return HalfBar(index, start_ns, span * period, index % self.halves == 0, period)
 
-    def bar_of(self, t_ns: int) -> int | None:
-        """The number of the bar a moment belongs to, counted as half bars are (a moment up to
-        half a bar before a bar line, a pickup, belongs to the bar it leads into)."""
-        beat = self.beat_at(t_ns)
-        if beat is None:
-            return None
+    def bar_of(self, beat: float) -> int:
+        """The number of the bar a beat (a beat number, see beat_at) belongs to, counted as half
+        bars are (a beat up to half a bar before a bar line, a pickup, belongs to the bar it
+        leads into), on the bar lines heard now."""
         downbeat = self.metre.downbeat() or 0
         return math.floor((beat - downbeat) / self.beats_per_bar + 0.5)
 

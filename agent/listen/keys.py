@@ -23,7 +23,8 @@ Odd but common MIDI, one rule each:
   have. Paired naively, the key would sound until its next note-off, often bars later.
 - A key struck again while it is down (two overlapping notes of one key, or a DAW that writes
   the next note-on before the note-off at the same tick): one key sounds once, so the old note
-  ends at the re-strike, and the note-off owed to the old note, the next one, is ignored; the
+  ends at the re-strike, and the note-off owed to the old note, the next one, is ignored (live,
+  if it comes within OWED_WINDOW_NS: a later one was the new note's, the old one's lost); the
   note-off after that ends the new note. Paired first-in-first-out, the new note would end at
   the old note's note-off instead, often at once.
 - Any other note-off of a key that is not down releases nothing.
@@ -37,6 +38,7 @@ from agent import midi
 from agent.events import PhraseNote
 
 SAME_MOMENT_NS = 1_000_000  # live: a note-off and a note-on sent together arrive within this
+OWED_WINDOW_NS = 500_000_000  # see Keys.owed_within
 PEDAL_DOWN = 64  # a pedal value from this up is down (the MIDI 1.0 switch threshold)
 
 Key = tuple[int, int]  # (channel, pitch)
@@ -63,7 +65,12 @@ class Keys:
     same_moment: int = SAME_MOMENT_NS
     down: dict[Key, tuple[int, int]] = field(default_factory=dict)  # -> (onset, velocity)
     pedalled: dict[Key, tuple[int, int]] = field(default_factory=dict)  # let go, a pedal holds it
-    _owed: dict[Key, int] = field(default_factory=dict)  # note-offs of re-struck keys, ignored
+    # Live, a note-off owed to a re-struck key is one that arrives within this of the re-strike
+    # (an overlap, a DAW's legato); a later one ends the new note. A keyboard cannot strike a
+    # key that is down, so live a re-strike is most often a lost note-off: owed without a limit,
+    # every later note-off of the key would be skipped and the key held all night.
+    owed_within: int = OWED_WINDOW_NS
+    _owed: dict[Key, int] = field(default_factory=dict)  # re-struck key -> when
     _orphan_at: dict[Key, int] = field(default_factory=dict)  # a note-off that released nothing
     _sustain: set[int] = field(default_factory=set)  # channels whose CC64 is down
     _caught: dict[int, frozenset[int]] = field(default_factory=dict)  # channel -> CC66's pitches
@@ -78,7 +85,7 @@ class Keys:
         key = (channel, data[1])
         if midi.is_note_on(data):
             if key in self.down:  # struck again: its next note-off was the old note's
-                self._owed[key] = self._owed.get(key, 0) + 1
+                self._owed[key] = t
             ended = self._end(key, t)
             self.down[key] = (t, data[2])
             orphan = self._orphan_at.pop(key, None)
@@ -89,8 +96,8 @@ class Keys:
             if key not in self.down:
                 self._orphan_at[key] = t
                 return SILENT
-            if self._owed.get(key):
-                self._owed[key] -= 1
+            struck = self._owed.pop(key, None)
+            if struck is not None and t - struck <= self.owed_within:
                 return SILENT
             return Sound(self._let_go(key, t))
         if status == midi.CONTROL_CHANGE:

@@ -18,6 +18,7 @@ import numpy as np
 from agent import midi
 
 PPQN = 24
+CLOCK_BPM = (20.0, 400.0)  # a clock outside this is no tempo (see bpm())
 CLOCKS_PER_16TH = 6
 LOSS_NS = 500_000_000  # no clock for this long while running: free-run at the last tempo
 LONG, SHORT = 192, 48  # clocks in the steady fit and in the change detector
@@ -71,7 +72,12 @@ class ClockFollower:
         if len(self._times) < 3:
             return None
         slope_ns_per_tick = _slope(self._times)
-        return 60e9 / (slope_ns_per_tick * PPQN) if slope_ns_per_tick > 0 else None
+        if slope_ns_per_tick <= 0:
+            return None
+        bpm = 60e9 / (slope_ns_per_tick * PPQN)
+        # A burst of clocks (a stalled USB queue delivering them together) is no tempo: the
+        # agent would tick (and divide by a beat) of a few microseconds.
+        return bpm if CLOCK_BPM[0] <= bpm <= CLOCK_BPM[1] else None
 
     def check_loss(self, now_ns: int) -> bool:
         """True once when the clock stops arriving while running (then free-run)."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from agent.events import Heard, PhraseNote
 from agent.listen.keys import Keys, Sound
 
+MAX_PHRASE_NOTES = 512  # per player: what an answer can develop, and a bound on the work
+
 
 @dataclass
 class PlayerState:
@@ -34,6 +36,8 @@ class Listening:
         state = self.players[ev.player]
         sound = state.keys.hear(ev.time_ns, ev.data)
         state.phrase += [*sound.ended, *sound.grace]
+        if len(state.phrase) > MAX_PHRASE_NOTES:  # a phrase that never ends (a pedal held
+            del state.phrase[:-MAX_PHRASE_NOTES]  # down all night) keeps its latest notes
         return sound
 
     def release_player(self, name: str, t_ns: int) -> list[PhraseNote]:

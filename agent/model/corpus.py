@@ -217,7 +217,9 @@ def _work(entry: dict[str, Any], data: bytes, file: Path) -> Work:
     # note-off first, overlapping notes of one key), with times in ticks; a note still sounding
     # at the end of its track ends there.
     for voice, track in enumerate(mid.tracks[1:]):
-        keys = Keys(same_moment=0)  # a file's "same moment" is the same tick
+        # A file's "same moment" is the same tick, and its overlapping notes of one key are
+        # written so: every owed note-off is the old note's, however late.
+        keys = Keys(same_moment=0, owed_within=1 << 62)
         tick = 0
         notes: list[PhraseNote] = []
         for msg in track:

@@ -66,16 +66,22 @@ def _onto_the_beats(line: list[PlannedNote], phase_ns: int, period_ns: int,
     moves the rest later by the eighths (0 to division - 1) that put most of its notes on
     beats: a phrase planned from its first note would otherwise be off the beat throughout."""
     step = period_ns / division
+    if _on_a_beat(line[0].start_ns, phase_ns, period_ns):
+        return line  # it came in on the beat: its rhythm (syncopations too) stays as it is
 
     def on_beats(shift: int) -> int:
-        return sum(abs((n.start_ns + shift * step - phase_ns) / period_ns
-                       - round((n.start_ns + shift * step - phase_ns) / period_ns)) < 1e-6
+        return sum(_on_a_beat(round(n.start_ns + shift * step), phase_ns, period_ns)
                    for n in line[1:])
 
     best = max(range(division), key=lambda k: (on_beats(k), -k))
     if best == 0:
         return line
     return [line[0], *(replace(n, start_ns=round(n.start_ns + best * step)) for n in line[1:])]
+
+
+def _on_a_beat(t_ns: int, phase_ns: int, period_ns: int) -> bool:
+    beats = (t_ns - phase_ns) / period_ns
+    return abs(beats - round(beats)) * period_ns <= 2  # ns: rounding of a fractional grid
 
 
 def entry_point(earliest_ns: int, after_ns: int, strong_ns: int, strong_every_ns: int,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from itertools import pairwise
@@ -138,7 +139,7 @@ def find_motif(line: Sequence[PlannedNote], ladder: Sequence[int]) -> tuple[int,
     degrees = [degree_of(n.pitch, ladder) for n in line]
     figures = [(b - a, c - b) for a, b, c in zip(degrees, degrees[1:], degrees[2:],
                                                    strict=False)]
-    repeated = {f for f in figures if figures.count(f) >= 2} - GENERIC_FIGURES
+    repeated = {f for f, n in Counter(figures).items() if n >= 2} - GENERIC_FIGURES
 
     def character(first: int) -> tuple[int, int, int]:
         own = set(figures[first:first + notes - 2])

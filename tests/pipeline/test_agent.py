@@ -221,3 +221,21 @@ def test_a_returning_output_is_reset_on_the_channels_the_agent_used(tmp_path: Pa
         (500 * MS, bytes([0xB0, 120, 0])),
     ]
 
+
+
+def test_a_burst_of_midi_clock_neither_crashes_nor_floods_the_beat(tmp_path: Path) -> None:
+    """24 clocks at one instant and one a nanosecond later (a stalled queue): no beat of a few
+    nanoseconds to divide by or to tick on."""
+    run = Run(tmp_path, mode="accompany", extra={"players": [
+        {"name": "a", "port": "virtual:a", "follow_clock": True},
+        {"name": "b", "port": "virtual:b"}]})
+    run.at(0, "a", 0xFA)  # Start
+    for _ in range(23):
+        run.session.hear(Heard(1_000_000_000, "a", bytes([0xF8])))
+    run.session.hear(Heard(1_000_000_001, "a", bytes([0xF8])))
+    run.at(1000, "a", 0x90, 60, 80)  # a key held: the beat would go on ticking
+    deadline = run.session.scheduler.next_deadline()
+    assert deadline is None or deadline > 1_000_000_000 + 1_000_000  # nothing within 1 ms
+    run.until(3000)
+    run.at(3000, "a", 0x80, 60, 0)
+    run.until(6000)

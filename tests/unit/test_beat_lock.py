@@ -100,3 +100,8 @@ def test_a_point_of_a_fractional_grid_stays_where_it_is() -> None:
     assert grid_point_at_or_after(point, phase, period / 2) == point
     line = [PlannedNote(point, 60, 80, 100 * MS), PlannedNote(point + period, 62, 80, 100 * MS)]
     assert lock_to_grid(line, phase, period, 1.0)[0].start_ns == point
+
+
+def test_a_line_that_comes_in_on_the_beat_keeps_its_syncopations() -> None:
+    line = [PlannedNote(t * MS, 60, 80, 100 * MS) for t in (0, 1500, 2500, 3500)]
+    assert starts(lock_to_grid(line, 0, 1000 * MS, 1.0)) == [0.0, 1500.0, 2500.0, 3500.0]

@@ -192,3 +192,26 @@ def test_a_file_live_input_and_the_corpus_give_the_same_notes(tmp_path: Path) ->
     work = corpus_mod._work(entry, path.read_bytes(), path)  # what training reads
     assert [(float(o) * 500, int(p), float(d) * 500) for o, p, d in
             zip(work.onset, work.pitch, work.duration, strict=True)] == EXPECTED
+
+
+def test_a_lost_note_off_does_not_hold_the_key_all_night() -> None:
+    """Live, a key struck again while down means its note-off was lost (a keyboard cannot strike
+    a key that is down): the next note-off, coming long after the re-strike, is the new note's."""
+    assert notes([(0, ON, 64, 80), (1000, ON, 64, 80), (1600, OFF, 64, 0),
+                  (2000, ON, 64, 80), (2300, OFF, 64, 0)]) == [
+        (0, 64, 1000), (1000, 64, 600), (2000, 64, 300)]
+    listening = Listening.for_players(["p"])
+    for heard in play([(0, ON, 64, 80), (1000, ON, 64, 80), (1600, OFF, 64, 0)]):
+        listening.sound(heard)
+    assert not listening.anyone_holding()  # a phrase can end
+
+
+def test_a_phrase_that_never_ends_keeps_its_latest_notes() -> None:
+    from agent.listen.players import MAX_PHRASE_NOTES
+    listening = Listening.for_players(["p"])
+    listening.sound(Heard(0, "p", bytes((CC, 64, 127))))  # a pedal down all night
+    for i in range(MAX_PHRASE_NOTES + 100):
+        listening.sound(Heard((2 * i + 1) * MS, "p", bytes((ON, 60 + i % 12, 80))))
+        listening.sound(Heard((2 * i + 2) * MS, "p", bytes((OFF, 60 + i % 12, 0))))
+    assert listening.anyone_holding()
+    assert len(listening.players["p"].phrase) == MAX_PHRASE_NOTES

@@ -66,3 +66,17 @@ def test_clock_loss_is_reported_once_after_500_ms() -> None:
     assert f.check_loss(last + 600_000_000)
     assert not f.check_loss(last + 900_000_000)  # once
     assert f.bpm() is not None  # free-run at the last tempo
+
+
+def test_a_burst_of_clocks_is_no_tempo() -> None:
+    """Clocks delivered together (a stalled USB queue) would make a beat of microseconds: the
+    agent would divide by it (a zero period) or tick every few microseconds."""
+    f = ClockFollower()
+    f.on_message(0, bytes([midi.START]))
+    for i in range(24):
+        f.on_message(1_000 * i, CLOCK)  # 24 clocks in 24 us: 2.5 million BPM
+    assert f.bpm() is None
+    for i in range(24, 224):  # then a real clock, at 120 BPM, for eight beats
+        f.on_message(1_000_000_000 + (i - 24) * 20_833_333, CLOCK)
+    bpm = f.bpm()
+    assert bpm is not None and abs(bpm - 120) < 1
