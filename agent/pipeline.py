@@ -67,6 +67,7 @@ NS_PER_S = 1_000_000_000
 # played up to it (the beat's melody note, for the off-beat's chord), early enough that the
 # loop's jitter (p99 of a few ms, bench/soak.py) never makes it late.
 COMP_LEAD_NS = 40_000_000
+ENTRY_MARGIN_NS = 20_000_000  # after the model's deadline, before an answer's first note
 SURE_TONE = 0.5  # a chord tone less likely than this to be in the players' chord is left out
 ANSWER, COMP = "answer", "comp"  # plan-ahead parts (scheduler tags)
 Publish = Callable[[str, dict[str, Any]], None]
@@ -623,11 +624,14 @@ class Agent:
         """When an answer decided now starts: with a beat heard, on the strong beat after the
         call (entry_point), else (or with respond.beat_lock 0) as soon as it can: the decision
         time plus the output latency."""
-        earliest = t_ns + self._latency_ns
         grid = self.pulse.grid(t_ns)
         at = self.bars.half_bar(t_ns)
         if grid is None or at is None or self.config.respond.beat_lock <= 0:
-            return earliest
+            return t_ns + self._latency_ns
+        # On the grid, the output latency is a budget, not a floor: what must be in by the
+        # first note is the model's answer (or its fallback), at the model's deadline.
+        earliest = t_ns + max(self._model_deadline_ns + ENTRY_MARGIN_NS,
+                              self._latency_ns * 3 // 4)
         return entry_point(earliest, t_ns if call_end_ns is None else call_end_ns, at.start_ns,
                            at.length_ns, grid[0], grid[1],
                            self.config.performance.beat_division)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from agent.events import PlannedNote
 
 SUBDIVISION = 2  # half beats: quavers at a quarter-note beat
-ENTRY_SLACK = 0.8  # beats: how late after the strong beat an answer may still come in
+ENTRY_WAIT = 0.5  # beats: how long an answer may wait for the strong beat after the call
 BOUNDARY_WAIT = 0.15  # beats after a phrase boundary before its silence counts as a phrase end
 
 
@@ -88,22 +88,15 @@ def entry_point(earliest_ns: int, after_ns: int, strong_ns: int, strong_every_ns
                 phase_ns: int, period_ns: int, division: int = SUBDIVISION) -> int:
     """Where an answer comes in, as a player would, never before `earliest_ns` (when the agent
     can first sound): on the first strong beat (a half bar's start: beats 1 and 3 of a 4/4 bar,
-    the downbeat of a 3/4 one) after the call's end (`after_ns`) when it is at most a beat away;
-    if it is further, on the eighth before it (a pickup into it: no player waits two beats in
-    silence); if it has gone by, as close after it as can be, on the first beat or else eighth
-    within ENTRY_SLACK of a beat after it, else on the first beat it can reach. `strong_ns` is
-    any strong beat of the grid and `strong_every_ns` their spacing."""
+    the downbeat of a 3/4 one) after the call's end (`after_ns`) when it comes within
+    ENTRY_WAIT of a beat; else at once, on the first eighth (a pickup: the rest of the answer
+    then keeps to the beats, see lock_to_grid). No player leaves a rest of beats after a call
+    to wait for a strong beat. `strong_ns` is any strong beat of the grid and
+    `strong_every_ns` their spacing."""
     first_strong = grid_point_at_or_after(after_ns, strong_ns, strong_every_ns)
-    beat = grid_point_at_or_after(earliest_ns, phase_ns, period_ns)
-    if first_strong >= earliest_ns:
-        if first_strong - earliest_ns <= period_ns:
-            return first_strong
-        return round(first_strong - period_ns / division)
-    for step in (period_ns, period_ns / division):
-        point = grid_point_at_or_after(earliest_ns, phase_ns, step)
-        if point <= first_strong + ENTRY_SLACK * period_ns:
-            return point
-    return beat
+    if earliest_ns <= first_strong <= earliest_ns + ENTRY_WAIT * period_ns:
+        return first_strong
+    return grid_point_at_or_after(earliest_ns, phase_ns, period_ns / division)
 
 
 def phrase_boundary_check(silent_from_ns: int, strong_ns: int, bar_line: bool, bar_ns: int,

@@ -128,15 +128,24 @@ def test_with_a_steady_beat_the_answer_comes_in_on_the_beat(tmp_path: Path) -> N
     assert all((t - 1000) % 250 == 0 for t, _ in played)
 
 
-def test_after_a_short_call_the_answer_waits_for_the_strong_beat(tmp_path: Path) -> None:
+def test_the_answer_waits_for_a_strong_beat_half_a_beat_away_and_no_more(
+        tmp_path: Path) -> None:
     run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="call-response")
     for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62, 60]):
         run.at(1000 + 500 * i, "a", 0x90, p, 100 if i % 4 == 0 else 70)
         run.at(1200 + 500 * i, "a", 0x80, p, 0)  # short notes: the call ends at 5,200 ms
     run.until(12_000)
-    # Silence from 5,200 ms ends the phrase at 5,450; the strong beat after the call, the
-    # bar's third beat at 6,000 ms, can still be reached: the answer comes in there.
-    assert run.notes_on()[0][0] == 6000
+    # Silence from 5,200 ms ends the phrase at 5,450: the answer could sound from 5,525 (the
+    # model's deadline and a margin). The strong beat after the call, the bar's third beat at
+    # 6,000 ms, is more than half a beat away: it comes in at once, on the eighth at 5,750.
+    assert run.notes_on()[0][0] == 5750
+    run2 = Run(tmp_path / "2", beat_lock=1.0, gap_beats=0.5, mode="call-response")
+    for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62, 60]):
+        run2.at(1000 + 500 * i, "a", 0x90, p, 100 if i % 4 == 0 else 70)
+        run2.at(1450 + 500 * i, "a", 0x80, p, 0)  # the call ends at 5,450 ms
+    run2.until(12_000)
+    # Its phrase ends at 5,700; from 5,775 the strong beat at 6,000 is within half a beat.
+    assert run2.notes_on()[0][0] == 6000
 
 
 def test_while_the_players_rest_the_agent_plays_on_until_one_comes_in(tmp_path: Path) -> None:

@@ -49,21 +49,17 @@ def test_a_compound_beat_locks_to_its_thirds() -> None:
 def test_entry_on_the_strong_beat_after_the_call() -> None:
     from agent.policy.beat_lock import entry_point
     beat, bar_half = 500 * MS, 1000 * MS  # strong beats every 2 beats from 0
-    # The call ended at 2.1 s; the agent can sound from 2.6 s: the strong beat at 3 s.
-    assert entry_point(2600 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3000 * MS
-    # From 2.3 s, 3 s is more than a beat away: the eighth before it, a pickup.
-    assert entry_point(2300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 2750 * MS
-    # It can sound only from 3.2 s: the beat at 3.5 s would be a whole beat late (more than
-    # ENTRY_SLACK): the eighth at 3.25 s, a pickup.
+    # The call ended at 2.1 s; the agent can sound from 2.8 s: the strong beat at 3 s is
+    # within half a beat: it waits for it.
+    assert entry_point(2800 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3000 * MS
+    assert entry_point(3000 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3000 * MS
+    # From 2.6 s the strong beat is further: it comes in at once, on the next eighth.
+    assert entry_point(2600 * MS, 2100 * MS, 0, bar_half, 0, beat) == 2750 * MS
+    # The strong beat has gone by: the next eighth, never a wait for the next strong beat.
     assert entry_point(3200 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3250 * MS
-    # From 3.3 s or 3.45 s neither fits within ENTRY_SLACK: the first beat it can reach.
-    assert entry_point(3300 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3500 * MS
-    assert entry_point(3450 * MS, 2100 * MS, 0, bar_half, 0, beat) == 3500 * MS
+    assert entry_point(4100 * MS, 2100 * MS, 0, bar_half, 0, beat) == 4250 * MS
     # In 6/8 (thirds of a 750 ms beat, every beat strong) the eighths are 250 ms apart.
     assert entry_point(2300 * MS, 2100 * MS, 0, 750 * MS, 0, 750 * MS, 3) == 2500 * MS
-    # Later still: the first beat it can reach, never the next strong beat a bar on.
-    assert entry_point(3600 * MS, 2100 * MS, 0, bar_half, 0, beat) == 4000 * MS
-    assert entry_point(4100 * MS, 2100 * MS, 0, bar_half, 0, beat) == 4500 * MS
 
 
 def test_a_phrase_ending_at_a_phrase_boundary_is_expected() -> None:
