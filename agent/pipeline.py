@@ -67,6 +67,8 @@ NS_PER_S = 1_000_000_000
 # played up to it (the beat's melody note, for the off-beat's chord), early enough that the
 # loop's jitter (p99 of a few ms, bench/soak.py) never makes it late.
 COMP_LEAD_NS = 40_000_000
+PEDAL_PHRASE_BARS = 2  # keys up this long, only a pedal ringing: the phrase has ended
+PEDAL_PHRASE_NS = 3_000_000_000  # the same without a tempo heard
 ENTRY_MARGIN_NS = 20_000_000  # after the model's deadline, before an answer's first note
 SURE_TONE = 0.5  # a chord tone less likely than this to be in the players' chord is left out
 ANSWER, COMP = "answer", "comp"  # plan-ahead parts (scheduler tags)
@@ -274,9 +276,13 @@ class Agent:
     def _arm_phrase_end(self, t_ns: int) -> None:
         """Silence from t_ns: the phrase has ended if nobody plays for the phrase gap, or,
         with a bar heard, soon after the strong beat that closes it (policy/beat_lock.py)."""
-        if self.listening.anyone_holding():
-            return
         serial = self._silence_serial
+        if self.listening.anyone_holding():
+            if not self.listening.keys_down():  # only a pedal rings: the phrase may be over
+                self.scheduler.call_at(t_ns + self._pedal_phrase_ns(t_ns),
+                                       lambda t: self._phrase_end(t, serial, t_ns, True),
+                                       tag="phrase-end")
+            return
         at = t_ns + self._phrase_gap_ns(t_ns)
         strong = self.bars.next_strong(t_ns)
         if strong is not None:
@@ -286,11 +292,16 @@ class Agent:
         self.scheduler.call_at(at, lambda t: self._phrase_end(t, serial, t_ns),
                                tag="phrase-end")
 
-    def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int) -> None:
-        if serial != self._silence_serial or self.listening.anyone_holding():
+    def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int,
+                    ringing: bool = False) -> None:
+        """`ringing`: the phrase ends although a pedal still holds notes (the keys have been
+        up for PEDAL_PHRASE_BARS: a pianist lets a phrase's end ring in the pedal, and a
+        pedal that never lifts, wired the wrong way round, must not silence the agent)."""
+        sounding = self.listening.keys_down() if ringing else self.listening.anyone_holding()
+        if serial != self._silence_serial or sounding:
             return  # someone played since: the phrase goes on
         self._caller = self.listening.caller()
-        call = self.listening.take_phrase()
+        call = self.listening.take_phrase(t_ns if ringing else None)
         if not call:
             return
         self.memory.learn(call)
@@ -609,6 +620,14 @@ class Agent:
         if beats > 0 and period is not None:
             return max(min(round(beats * period), self._gap_ns), MIN_PHRASE_GAP_NS)
         return self._gap_ns
+
+    def _pedal_phrase_ns(self, t_ns: int) -> int:
+        """How long the keys stay up, only a pedal ringing, before the phrase counts as
+        ended: PEDAL_PHRASE_BARS at the tempo heard, else PEDAL_PHRASE_NS."""
+        period = self.pulse.period_guess(t_ns)
+        if period is None:
+            return PEDAL_PHRASE_NS
+        return PEDAL_PHRASE_BARS * self.config.performance.beats_per_bar * period
 
     def _beat_locked(self, plan: list[PlannedNote], t_ns: int,
                      cause: int | None) -> list[PlannedNote]:

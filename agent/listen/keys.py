@@ -78,6 +78,15 @@ class Keys:
     def sounding(self) -> bool:
         return bool(self.down or self.pedalled)
 
+    def any_down(self) -> bool:
+        """A key is down (not only a pedal holding a note)."""
+        return bool(self.down)
+
+    def ringing(self, t: int) -> list[PhraseNote]:
+        """The notes a pedal holds, as they are at t (they go on sounding)."""
+        return [PhraseNote(onset, key[1], velocity, t - onset, key[0])
+                for key, (onset, velocity) in self.pedalled.items()]
+
     def hear(self, t: int, data: bytes) -> Sound:
         if len(data) != 3:
             return SILENT

@@ -21,6 +21,8 @@ MAX_PHRASE_NOTES = 512  # per player: what an answer can develop, and a bound on
 class PlayerState:
     keys: Keys = field(default_factory=Keys)
     phrase: list[PhraseNote] = field(default_factory=list)
+    # (channel, pitch, onset) of notes still ringing in the pedal that a phrase already took
+    taken: set[tuple[int, int, int]] = field(default_factory=set)
 
 
 @dataclass
@@ -35,7 +37,12 @@ class Listening:
         """Update from one message: the notes it ended (see keys.Sound)."""
         state = self.players[ev.player]
         sound = state.keys.hear(ev.time_ns, ev.data)
-        state.phrase += [*sound.ended, *sound.grace]
+        for note in (*sound.ended, *sound.grace):
+            key = (note.channel, note.pitch, note.onset_ns)
+            if key in state.taken:
+                state.taken.discard(key)  # its phrase took it while the pedal held it
+            else:
+                state.phrase.append(note)
         if len(state.phrase) > MAX_PHRASE_NOTES:  # a phrase that never ends (a pedal held
             del state.phrase[:-MAX_PHRASE_NOTES]  # down all night) keeps its latest notes
         return sound
@@ -61,13 +68,24 @@ class Listening:
                    for name, s in self.players.items() if s.phrase]
         return max(playing)[2] if playing else None
 
-    def take_phrase(self) -> list[PhraseNote]:
-        """Every player's notes since the last boundary, by onset; starts a new phrase."""
-        notes = sorted((n for s in self.players.values() for n in s.phrase),
-                       key=lambda n: (n.onset_ns, n.pitch))
+    def keys_down(self) -> bool:
+        """A key is down somewhere (a pedal holding notes does not count)."""
+        return any(s.keys.any_down() for s in self.players.values())
+
+    def take_phrase(self, ringing_at: int | None = None) -> list[PhraseNote]:
+        """Every player's notes since the last boundary, by onset; starts a new phrase. With
+        `ringing_at`, the notes a pedal still holds belong to it too, as they are then (when
+        they end, they are not counted again in the next phrase)."""
+        notes = [n for s in self.players.values() for n in s.phrase]
+        if ringing_at is not None:
+            for s in self.players.values():
+                ringing = [n for n in s.keys.ringing(ringing_at)
+                           if (n.channel, n.pitch, n.onset_ns) not in s.taken]
+                s.taken.update((n.channel, n.pitch, n.onset_ns) for n in ringing)
+                notes += ringing
         for s in self.players.values():
             s.phrase = []
-        return notes
+        return sorted(notes, key=lambda n: (n.onset_ns, n.pitch))
 
 
 def notes_heard(messages: Iterable[Heard], names: Iterable[str], end_ns: int) -> list[PhraseNote]:

@@ -21,13 +21,39 @@ def test_a_pedal_held_note_blocks_the_phrase_end_until_the_pedal_lifts(tmp_path:
     run = Run(tmp_path, mode="call-response")
     run.at(0, "a", CC, 64, 127)
     end = phrase(run, "a", [60, 62, 64, 65, 67], 10)
-    run.until(end + 3_000)
+    run.until(end + 1_500)
     assert run.notes_on() == []  # the keys are up, but the pedal holds the last notes
-    run.at(end + 3_000, "a", CC, 64, 0)
+    run.at(end + 1_500, "a", CC, 64, 0)
     run.until(end + 8_000)
-    assert run.notes_on()[0][0] == end + 3_000 + 500 + 100  # the gap and latency after the lift
+    assert run.notes_on()[0][0] == end + 1_500 + 500 + 100  # the gap and latency after the lift
     call = run.decisions("answer")[0]
     assert call["call_notes"] == 5
+
+
+def test_a_pedal_never_lifted_lets_the_phrase_end_after_two_bars_of_keys_up(
+        tmp_path: Path) -> None:
+    """A pianist lets a phrase's end ring in the pedal; a pedal wired the wrong way round is
+    down all night. After two bars (3 s without a tempo) with every key up, the phrase is over
+    and the call holds the notes still ringing."""
+    run = Run(tmp_path, mode="call-response")
+    run.at(0, "a", CC, 64, 127)
+    for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62]):  # 120 BPM, then keys up
+        run.at(1000 + 500 * i, "a", 0x90, p, 100 if i % 4 == 0 else 70)
+        run.at(1400 + 500 * i, "a", 0x80, p, 0)
+    end = 1400 + 500 * 7
+    run.until(end + 3_900)
+    assert run.notes_on() == []  # two bars (4 s at 120 BPM) not yet gone
+    run.until(end + 8_000)
+    (call,) = run.decisions("answer")
+    assert call["call_notes"] == 8  # the ringing notes are the call
+    first = run.notes_on()[0][0]
+    assert end + 4_000 <= first <= end + 4_000 + 600
+    # Played again after that, under the same pedal: a new phrase, not the old notes again.
+    for i, p in enumerate([72, 74, 76]):
+        run.at(end + 9_000 + 500 * i, "a", 0x90, p, 80)
+        run.at(end + 9_400 + 500 * i, "a", 0x80, p, 0)
+    run.until(end + 16_000)
+    assert [d["call_notes"] for d in run.decisions("answer")] == [8, 3]
 
 
 def test_pedal_held_notes_count_in_the_chord_and_the_roles(tmp_path: Path) -> None:
