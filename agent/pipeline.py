@@ -114,6 +114,7 @@ class Agent:
         self._first_onset_ns: int | None = None
         self.progression = Progression()
         self._comp_soloist_low: int | None = None
+        self._comp_held = False  # after a panic, until a player plays again
         self.base_controls = config.initial_controls()
         self.place = sections.start(config.sections)
         self.controls = (sections.controls_for(self.base_controls, config.sections[0])
@@ -139,6 +140,7 @@ class Agent:
         ch = ev.data[0] & 0x0F
         if midi.is_note_on(ev.data):
             self._silence_serial += 1
+            self._comp_held = False
             self._solo_phrases = 0
             if self.controls.mode == "harmony" and not self.controls.mute:
                 self.harmony.strike(ev)  # first: the immediate reaction leaves before analysis
@@ -216,6 +218,7 @@ class Agent:
             self.plan.drop_all(t_ns)
             self.scheduler.panic("panic")
             self._stop_leading(t_ns)
+            self._comp_held = True  # silence means silence: the comp waits for a player
             return
         if cmd.verb == "cue":
             index = sections.find(self.config.sections, self.place, cmd.fields["section"])
@@ -498,7 +501,7 @@ class Agent:
             return
         period = beat[1]
         expected = self._expect(t_ns)  # the form is learned whether the agent comps or not
-        if self._choose(modes.BEAT, role_of, t_ns) == modes.COMP:
+        if not self._comp_held and self._choose(modes.BEAT, role_of, t_ns) == modes.COMP:
             self._comp_soloist_low = soloist_low(role_of, band)
             self._comp(t_ns, expected)
             # The strokes of the off-beat and of the next beat are decided just before they

@@ -235,3 +235,25 @@ def test_the_comp_listens_when_the_players_leave_the_chart(tmp_path: Path) -> No
     assert late and all(pc in {7, 11, 2} for pc in late)
     assert {d["source"] for d in run.decisions("comp") if d["t"] >= (1000 + 12 * BEAT) * MS} \
         .isdisjoint({"chart"})
+
+
+def test_after_a_panic_the_comp_waits_for_a_player(tmp_path: Path) -> None:
+    """A panic silences the comp until someone plays again, not only until the next beat."""
+    run = Run(tmp_path, mode="accompany")
+    for i in range(12):  # three bars at 120 BPM, then the player holds a long note
+        run.at(1000 + 500 * i, "a", 0x90, 72 + (i % 3) * 2, 100 if i % 4 == 0 else 70)
+        run.at(1400 + 500 * i, "a", 0x80, 72 + (i % 3) * 2, 0)
+    run.at(7000, "a", 0x90, 76, 80)  # held through the panic: the beat would go on
+    run.until(7200)
+    assert run.notes_on(), "no comp before the panic"
+    run.session.command(parse_command("panic", {}), 7_200 * MS)
+    before = len(run.notes_on())
+    run.until(9000)
+    assert len(run.notes_on()) == before  # two seconds of beats: nothing
+    assert run.session.scheduler.ledger.sounding() == []
+    run.at(9000, "a", 0x80, 76, 0)
+    for i in range(4):  # the player plays again: so does the comp
+        run.at(9500 + 500 * i, "a", 0x90, 72, 80)
+        run.at(9900 + 500 * i, "a", 0x80, 72, 0)
+    run.until(12_000)
+    assert len(run.notes_on()) > before
