@@ -19,7 +19,6 @@ from dataclasses import replace
 from typing import Any
 
 from agent import midi
-from agent.chart import chord_at, parse_chart
 from agent.clock import ms_to_ns
 from agent.config import Config
 from agent.events import Heard, PhraseNote, PlannedNote
@@ -34,16 +33,9 @@ from agent.model.continuator import Continuator
 from agent.model.live import ModelClient, ModelNote
 from agent.policy import ensemble as ens
 from agent.policy import modes, sections
+from agent.policy.accompanist import COMP_LEAD_NS, Accompanist
 from agent.policy.beat_lock import entry_point, lock_to_grid, phrase_boundary_check
 from agent.policy.commands import Command
-from agent.policy.comping import (
-    bass_note,
-    clear_of,
-    comp_range,
-    pattern,
-    stroke_velocity,
-    voicing,
-)
 from agent.policy.controls import mood
 from agent.policy.develop import (
     diatonic_shift,
@@ -63,14 +55,9 @@ MIN_PHRASE_GAP_NS = 150_000_000  # shorter silences are articulation, never a ph
 SOLO_AFTER_MS = 1500.0  # solo and auto modes: rest this long before the agent plays alone
 SOLO_MAX_PHRASES = 4  # then the agent waits for the players
 NS_PER_S = 1_000_000_000
-# A comp stroke is decided this long before it sounds: late enough to have heard what the players
-# played up to it (the beat's melody note, for the off-beat's chord), early enough that the
-# loop's jitter (p99 of a few ms, bench/soak.py) never makes it late.
-COMP_LEAD_NS = 40_000_000
 PEDAL_PHRASE_BARS = 2  # keys up this long, only a pedal ringing: the phrase has ended
 PEDAL_PHRASE_NS = 3_000_000_000  # the same without a tempo heard
 ENTRY_MARGIN_NS = 20_000_000  # after the model's deadline, before an answer's first note
-SURE_TONE = 0.5  # a chord tone less likely than this to be in the players' chord is left out
 ANSWER, COMP = "answer", "comp"  # plan-ahead parts (scheduler tags)
 Publish = Callable[[str, dict[str, Any]], None]
 
@@ -104,15 +91,11 @@ class Agent:
         self._caller: str | None = None  # who played most of the last call
         self._solo_phrases = 0
         self._prefed = 0  # answer notes already fed to the model (a developed motif)
-        self._voicing: list[int] = []
         self._tick_armed = False
         self._beat_count = 0  # beats since the section began
         self.bars = Bars(self.pulse, config.performance.beats_per_bar)
-        self._charts = tuple(parse_chart(s.chords) for s in config.sections)
-        self._section_began_ns: int | None = None  # None: the piece's first section
-        self._section_beat: float | None = None  # its beat number, once a grid placed it
-        self._first_onset_ns: int | None = None
         self.progression = Progression()
+        self.comp = Accompanist(config, self.bars, self.progression, self.hearing)
         self._comp_soloist_low: int | None = None
         self._comp_held = False  # after a panic, until a player plays again
         self.base_controls = config.initial_controls()
@@ -148,8 +131,7 @@ class Agent:
             self.hearing.note_on(ev.player, ch, ev.data[1], ev.data[2], ev.time_ns)
             self.pulse.on_onset(ev.time_ns, ev.data[2])
             self.bars.onset(ev.time_ns, ev.data[2], ev.data[1])
-            if self._first_onset_ns is None:
-                self._first_onset_ns = ev.time_ns
+            self.comp.heard_onset(ev.time_ns)
             if self.model is not None:
                 self.model.feed(ev.time_ns, rep.PLAYER, ev.data[1], ev.data[2], None,
                                 self._beat_in_bar())
@@ -237,8 +219,7 @@ class Agent:
         before = self.controls
         self.place = sections.Place(index, 0)
         self._beat_count = 0
-        self._section_began_ns = t_ns
-        self._section_beat = None
+        self.comp.section_began(t_ns)
         self.controls = sections.controls_for(self.base_controls, self.config.sections[index])
         self.log.write("decision", t_ns, what="section", why=why,
                        **self.place.to_dict(self.config.sections))
@@ -518,76 +499,22 @@ class Agent:
                 (self.ensemble is not None and self.ensemble.leading_peer(t_ns)):
             self._arm_tick(t_ns + 1)
 
-    def _expect(self, t_ns: int) -> Expectation | None:
-        """The chord expected in the half bar that sounds COMP_LEAD_NS from now."""
-        at = self.bars.half_bar(t_ns + COMP_LEAD_NS)
-        if at is None:
-            return None
-        key = self.hearing.key()
-        return self.progression.expect(
-            at, t_ns, (key.tonic, key.mode) if key is not None else None,
-            [(pitch, onset) for (_p, _c, pitch), onset in self.hearing.held.items()],
-            self.bars.halves, self._chart_triad(at))
-
-    def _chart_triad(self, at: HalfBar) -> int | None:
-        """The triad the section's chord chart has for a half bar (None: no chart, or N.C.).
-        Its bars are counted, as a player reading it counts them, from the bar the section
-        began in (a cue's, or the players' first: a pickup belongs to the bar it leads into),
-        on the bar lines heard."""
-        chart = self._charts[self.place.index] if self.place.index >= 0 else ()
-        if not chart:
-            return None
-        if self._section_beat is None:
-            # The beat the section began on, placed once, as soon as a grid is heard: placed
-            # again later, the tempo's drift since would move it by bars.
-            began = self._section_began_ns if self._section_began_ns is not None \
-                else self._first_onset_ns
-            self._section_beat = None if began is None else self.bars.beat_at(began)
-        if self._section_beat is None:
-            return None
-        origin = self.bars.bar_of(self._section_beat)  # on the bar lines heard now
-        halves = self.bars.halves
-        chord = chord_at(chart, at.index // halves - origin,
-                         (at.index % halves + 0.5) / halves)
-        return None if chord is None else chord.triad
-
     def _comp(self, t_ns: int, expected: Expectation | None) -> None:
-        """Comp the rest of this half bar and the next bar in the expected chord, under the
-        soloist, on the grid heard now; only what sounds within COMP_LEAD_NS is committed
-        (the rest is decided again just before it sounds, with what is heard by then)."""
-        at = self.bars.half_bar(t_ns + COMP_LEAD_NS)
-        if expected is None or at is None:
+        """Comp the rest of this half bar and the next bar (policy/accompanist.py); only
+        what sounds within COMP_LEAD_NS is committed (the rest is decided again just before
+        it sounds, with what is heard by then)."""
+        planned = self.comp.strokes(t_ns, expected, mood(self.controls), self._comp_soloist_low)
+        if expected is None or planned is None:
             return
-        m = mood(self.controls)
-        low, high = comp_range(self._comp_soloist_low, m.register)
-        velocity = min(max(round(self.hearing.recent_velocity() - 18 + m.velocity_shift), 1),
-                       127)
-        held = [pitch for (_p, _c, pitch) in self.hearing.held]
-        chord = clear_of(expected.likely_tones(SURE_TONE), held)
-        voiced = voicing(chord, low, high, self._voicing)
-        if not voiced:
-            return
-        self._voicing = voiced
-        surest = expected.tones[0][0] if expected.tones else expected.triad % 12
-        bass = bass_note(surest, voiced) if surest in chord else voiced[0]
-        halves = self.bars.halves
-        strokes = pattern(self.bars.beats_per_bar // halves, m.density,
-                          self.config.performance.beat_division)
-        notes: list[PlannedNote] = []
-        for h in range(halves + 1):  # this half bar and a bar more
-            start = at.start_ns + h * at.length_ns
-            for i, stroke in enumerate(strokes):
-                onset = start + round(stroke.at * at.beat_ns)
-                if onset < t_ns:
-                    continue
-                vel = stroke_velocity(stroke, i == 0, velocity)
-                notes += [PlannedNote(onset, p, vel, round(stroke.length * at.beat_ns))
-                          for p in ([bass] if stroke.bass else voiced)]
+        notes, beat_ns = planned
         self.log.write("decision", t_ns, what=modes.COMP, chord=expected.name,
                        source=expected.source,
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in notes
-                             if n.start_ns < t_ns + at.beat_ns])
-        self.plan.set(COMP, notes, t_ns, horizon_ns=COMP_LEAD_NS, guard_ns=at.beat_ns // 8)
+                             if n.start_ns < t_ns + beat_ns])
+        self.plan.set(COMP, notes, t_ns, horizon_ns=COMP_LEAD_NS, guard_ns=beat_ns // 8)
+
+    def _expect(self, t_ns: int) -> Expectation | None:
+        return self.comp.expect(t_ns, self.place.index)
 
     def _publish_hearing(self, t_ns: int, role_of: dict[str, str]) -> None:
         for kind, payload in self.hearing.changes(t_ns, role_of, self.pulse.clock_bpm(),
@@ -674,8 +601,9 @@ class Agent:
             triads = self.progression.foresee(at, -(-(beats + into) // span_beats),
                                               (key.tonic, key.mode))
             for i in range(len(triads)):  # a chart, where the section has one, says better
-                charted = self._chart_triad(HalfBar(at.index + i, at.start_ns + i * at.length_ns,
-                                                    at.length_ns, at.starts_bar, at.beat_ns))
+                later = HalfBar(at.index + i, at.start_ns + i * at.length_ns, at.length_ns,
+                                at.starts_bar, at.beat_ns)
+                charted = self.comp.chart_triad(later, self.place.index)
                 triads[i] = triads[i] if charted is None else charted
             # One per beat from the answer's first (develop counts from there).
             chords = [TRIADS[triads[(into + b) // span_beats]] for b in range(beats)]

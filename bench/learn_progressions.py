@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 from _common import REPO, heading
 
+from agent.config import metre_of
 from agent.listen.harmony import estimate_key, key_evidence
 from agent.listen.progression import (
     START,
     TABLE_FILE,
+    half_bars_per_bar,
     relative_triad,
     triad_of,
     weights_in,
@@ -39,13 +41,6 @@ from agent.record.rehearsal import parse_time_signature
 CORPORA = ("bach-chorales", "oneill-1850")
 SMOOTHING = 0.5
 SCALE = 1_000_000  # beats -> integer units for weights_in
-
-
-def half_bars_per_bar(numerator: int, denominator: int) -> int:
-    """2 when the bar has an even number of main beats (compound metres count dotted beats)."""
-    main = numerator // 3 if denominator == 8 and numerator % 3 == 0 and numerator > 3 \
-        else numerator
-    return 2 if main % 2 == 0 else 1
 
 
 def half_bar_triads(work: Work, halves: int, scale: frozenset[int]) -> list[int | None]:
@@ -82,7 +77,7 @@ def learn(root: Path = REPO / "corpora") -> dict[str, object]:
             if key is None:
                 continue
             works_used += 1
-            halves = half_bars_per_bar(*metres.get(work.id, (4, 4)))
+            halves = half_bars_per_bar(metre_of(*metres.get(work.id, (4, 4)))[0])
             prev = START
             for i, triad in enumerate(half_bar_triads(work, halves, key.scale)):
                 if triad is None:

@@ -59,9 +59,6 @@ class PlayerActivity:
     def note_off(self, t_ns: int, channel: int, pitch: int) -> None:
         self._held.discard((channel, pitch))
 
-    def release_all(self) -> None:
-        self._held.clear()
-
     def _forget(self, now_ns: int) -> None:
         horizon = now_ns - int(self.window_s * NS)
         while self._onsets and self._onsets[0][0] < horizon:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from agent.listen.metre import BarPhase
-from agent.listen.progression import HalfBar
+from agent.listen.progression import HalfBar, half_bars_per_bar
 from agent.listen.pulse import Pulse
 
 
@@ -20,7 +20,7 @@ class Bars:
     def __init__(self, pulse: Pulse, beats_per_bar: int) -> None:
         self.pulse = pulse
         self.beats_per_bar = beats_per_bar
-        self.halves = 2 if beats_per_bar % 2 == 0 else 1  # half bars per bar
+        self.halves = half_bars_per_bar(beats_per_bar)
         self.metre = BarPhase(beats_per_bar)
         self.number = 0  # of the latest beat ticked, since listening began
         self._tick_ns: int | None = None  # its time
@@ -41,7 +41,9 @@ class Bars:
     def beat_at(self, t_ns: int) -> float | None:
         """The beat number of a moment (fractional), on the grid heard now; None before the
         first tick or while no beat is heard."""
-        grid = self.pulse.grid(t_ns)
+        return self._beat_on(t_ns, self.pulse.grid(t_ns))
+
+    def _beat_on(self, t_ns: int, grid: tuple[int, int] | None) -> float | None:
         if grid is None or self._tick_ns is None:
             return None
         phase, period = grid
@@ -55,8 +57,8 @@ class Bars:
             self.metre.onset(beat, velocity, pitch)
 
     def ended(self, onset_ns: int, duration_ns: int) -> None:
-        beat = self.beat_at(onset_ns)
         grid = self.pulse.grid(onset_ns)
+        beat = self._beat_on(onset_ns, grid)
         if beat is not None and grid is not None:
             self.metre.ended(beat, duration_ns / grid[1])
 
@@ -64,7 +66,7 @@ class Bars:
         """The half bar a moment falls in (the whole bar when the bar has an odd number of
         beats), counted from the downbeat the metre hears (beat 0 until it hears one)."""
         grid = self.pulse.grid(t_ns)
-        beat = self.beat_at(t_ns)
+        beat = self._beat_on(t_ns, grid)
         if grid is None or beat is None:
             return None
         period = grid[1]

@@ -29,12 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.listen.harmony import SCALES
+from agent.listen.harmony import ROOT_NAMES, SCALES
 
 TABLE_FILE = Path(__file__).with_name("progressions.json")
 QUALITY_INTERVALS = ((0, 4, 7), (0, 3, 7), (0, 3, 6))  # major, minor, diminished
 QUALITY_SUFFIX = ("", "m", "dim")
-ROOT_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Triad index = quality * 12 + root; the same order as the learned table's rows and columns.
 TRIADS: tuple[frozenset[int], ...] = tuple(
     frozenset((root + i) % 12 for i in intervals)
@@ -55,6 +54,12 @@ BASS_WEIGHT = 1.5  # and the lowest
 ROOT_WEIGHT = 0.3  # log-odds for a triad whose root is the half bar's lowest note so far
 CHART_FIT = 0.5  # share of the heard note-time a chart chord must hold for the chart to be kept
 MEMORY_HALF_BARS = 512  # half-bar triads kept for the form (a long set at 4/4: ~17 min at 120)
+
+
+def half_bars_per_bar(beats_per_bar: int) -> int:
+    """Two half bars in a bar of an even number of beats (4/4, 2/4, 6/8 as two dotted beats),
+    else one: a 3/4 bar is one harmonic span."""
+    return 2 if beats_per_bar % 2 == 0 else 1
 
 
 def triad_name(index: int) -> str:

@@ -80,8 +80,7 @@ def _onto_the_beats(line: list[PlannedNote], phase_ns: int, period_ns: int,
 
 
 def _on_a_beat(t_ns: int, phase_ns: int, period_ns: int) -> bool:
-    beats = (t_ns - phase_ns) / period_ns
-    return abs(beats - round(beats)) * period_ns <= 2  # ns: rounding of a fractional grid
+    return abs(t_ns - nearest_grid_point(t_ns, phase_ns, period_ns)) <= 2  # ns of rounding
 
 
 def entry_point(earliest_ns: int, after_ns: int, strong_ns: int, strong_every_ns: int,
