@@ -257,3 +257,28 @@ def test_after_a_panic_the_comp_waits_for_a_player(tmp_path: Path) -> None:
         run.at(9900 + 500 * i, "a", 0x80, 72, 0)
     run.until(12_000)
     assert len(run.notes_on()) > before
+
+
+def test_a_chord_chart_stays_with_the_bars_while_the_tempo_drifts(tmp_path: Path) -> None:
+    """Three minutes of C | Am | F | G, the tempo sliding from 120 to 127 BPM: the chart's bars
+    are counted from where the section began, placed once; placed again from the drifting beat
+    they slid by bars."""
+    run = chart_run(tmp_path, "C | Am | F | G")
+    chords = [(72, 76, 79), (69, 72, 76), (65, 69, 72), (67, 71, 74)]
+    names = ["C", "Am", "F", "G"]
+    t, bar_starts = 1000.0, []
+    for bar in range(96):
+        bar_starts.append(t)
+        beat = 500 * (1 - 0.055 * bar / 96)  # ms
+        for i, p in enumerate((*chords[bar % 4], chords[bar % 4][0] + 12)):
+            run.at(t, "a", 0x90, p, 100 if i == 0 else 70)
+            run.at(t + 0.8 * beat, "a", 0x80, p, 0)
+            t += beat
+    run.until(t + 500)
+    late = [d for d in run.decisions("comp")
+            if d["source"] == "chart" and bar_starts[72] * MS <= d["t"] < bar_starts[95] * MS]
+    assert late
+    for d in late:
+        at = d["t"] / MS + 40  # the half bar that sounds 40 ms after the decision
+        bar = max(i for i, s in enumerate(bar_starts) if s <= at)
+        assert d["chord"] == names[bar % 4], (d["t"] / MS, bar)

@@ -167,3 +167,24 @@ def test_off_beat_notes_do_not_vote_and_long_notes_do() -> None:
 
 def test_a_one_beat_bar_is_always_on_the_downbeat() -> None:
     assert BarPhase(1).downbeat() == 0
+
+
+def test_the_bars_count_the_beats_that_pass_while_no_grid_is_heard() -> None:
+    """Ticks in a rest come while the tracker's grid has faded: the beats they stand for are
+    counted at the next tick with a grid, so the bar's phase (and a chord chart) survive."""
+    from agent.listen.bars import Bars
+    from agent.listen.pulse import Pulse
+    pulse = Pulse(True, False)
+    bars = Bars(pulse, 4)
+    for i in range(16):  # four bars of quarter notes at 120 BPM
+        pulse.on_onset(i * BEAT, 80)
+    for i in range(4, 16):
+        bars.tick(i * BEAT)
+    assert bars.number == 15 - 4
+    for i in range(16, 40):  # a long rest, ticks still coming (a key held)
+        bars.tick(i * BEAT)
+    assert pulse.grid(39 * BEAT) is None  # the grid has faded
+    for i in range(40, 48):
+        pulse.on_onset(i * BEAT, 80)
+    bars.tick(47 * BEAT)
+    assert bars.number == 47 - 4
