@@ -15,11 +15,13 @@ Each run replays the rehearsal through the agent (models/demo.pt, the corpus's s
 manual clock; the judge reads the log: the agent's comp and answer notes against the players'
 notes, on the rehearsal's true beat grid (from how it was made). Baselines made by the judge in
 the same run from the same grid, key and players: a static tonic triad on every beat, random
-in-key notes on the 8th grid, the call echoed a diatonic third up, and the players' own line
-scored as a comp. Per material and mode the figures are pooled over pieces (shares: the mean of
-the pieces'; counts: the sum; copies: the maximum) and printed beside each baseline and the
-target (issue 13). Also: the longest run of an answer found in the model's corpus, and the
-hindsight beat tracker against the true beats (share of true beats within 25 ms).
+in-key notes on the 8th grid, the call echoed a diatonic third up, random in-key eighths in the
+rests on the beat kept from before each rest (the ceiling for answers on the beat without
+hindsight), and the players' own line scored as a comp. Per material and mode the figures are
+pooled over pieces (shares: the mean of the pieces'; counts: the sum; copies: the maximum) and
+printed beside each baseline and the target (issue 13). Also: the longest run of an answer
+found in the model's corpus, and the hindsight beat tracker against the true beats (share of
+true beats within 25 ms).
 
     .venv/bin/python bench/band_judge.py [--pieces 6] [--chorales 4] [--split test]
         [--seed 2026] [--quick] [--corpora DIR] [--out DIR]
@@ -74,7 +76,7 @@ VERSIONS = {"as given": ("accompany", "auto"),
             "call and response": ("call-response", "mirror", "auto"),
             "four voices": ("accompany", "auto")}
 PIECES = {"demo": REPO / "performances" / "demo", "chorale": REPO / "performances" / "chorale"}
-COLUMNS = ("agent", "static-triad", "random-in-key", "call-echo", "players")
+COLUMNS = ("agent", "static-triad", "random-in-key", "call-echo", "kept-time", "players")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ First the judge's figures (agent.record.judge_log): the agent's comp and answers
 the players played, on a beat grid estimated with hindsight from all their onsets
 (agent.record.judge_grid), the players' own notes as the harmony, each figure beside baselines
 made in the same call (a static tonic triad on every beat, random in-key notes on the 8th grid,
-the call echoed a third up, the players' line as a comp). Under "judge" in the report.
+the call echoed a third up, random in-key notes in the rests on the beat kept from before them,
+the players' line as a comp). Under "judge" in the report.
 
 Then the older figures, kept beside them to show the difference: they judge the agent against
 what the agent itself heard (its own key, chord and beat estimators), which is circular
@@ -246,8 +247,8 @@ def _share(x: float | None) -> str:
 def _judge_lines(judge: dict[str, Any] | None) -> list[str]:
     if judge is None:
         return ["The judge: too few player notes to find a beat; no figures."]
-    rows = [("figure", "agent", "static triad", "random in key", "call echo", "players",
-             "target"), *verdict_table(judge)]
+    rows = [("figure", "agent", "static triad", "random in key", "call echo", "kept time",
+             "players", "target"), *verdict_table(judge)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
         "The judge (a beat grid found with hindsight from the players' onsets, their notes as "

@@ -298,11 +298,16 @@ def static_triad(grid: Grid, key: Key, span: tuple[float, float]) -> list[Note]:
             for a, b in itertools.pairwise(beats) for p in chord]
 
 
+def register_scale(key: Key) -> list[int]:
+    """The key's scale notes in the comp register: what the random baselines choose from."""
+    return [p for p in range(COMP_REGISTER[0], COMP_REGISTER[1] + 1)
+            if (p - key.tonic) % 12 in key.scale]
+
+
 def random_in_key(grid: Grid, key: Key, span: tuple[float, float], seed: int) -> list[Note]:
     """Baseline (b): one random pitch of the key's scale in the comp register on every 8th-grid
     point of the span, an 8th long (seeded: the same seed, the same notes)."""
-    pitches = [p for p in range(COMP_REGISTER[0], COMP_REGISTER[1] + 1)
-               if (p - key.tonic) % 12 in key.scale]
+    pitches = register_scale(key)
     rng = np.random.default_rng(seed)
     points = grid.eighths()
     points = points[(points >= span[0] - ON_GRID_S) & (points < span[1])]

@@ -10,6 +10,12 @@ scale steps of the key (agent.record.judge.scale_step), so "the motif a third up
 Baseline (c), the call echoed a diatonic third up, is made here: in each rest, the top line of
 the phrase before it, two scale steps up, its rhythm kept, from the first strong beat after the
 call's end, stopping when the players come back.
+
+Baseline (d), random in-key notes in time kept, is made here too: baseline (b)'s random scale
+notes on the 8th grid, but in the rests only, and on the grid a listener keeps when the players
+stop: the last beat before the rest continued at its tempo. The true grid of a rest is where the
+resting players' own beat wandered, which only hindsight knows; (d) is the best any answer can do
+on the beat without it, so it shows how much of the target the material allows.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from agent.record.judge import (
     Key,
     Note,
     Window,
+    register_scale,
     scale_step,
     step_pitch,
     triad_share,
@@ -198,6 +205,28 @@ def call_echo(players: Sequence[Note], grid: Grid, key: Key) -> list[Note]:
                 break
             out.append(Note(onset, min(onset + n.end - n.onset, after.start),
                             step_pitch(scale_step(n.pitch, key) + ECHO_STEPS, key), "call-echo"))
+    return out
+
+
+def kept_time_in_rests(players: Sequence[Note], grid: Grid, key: Key,
+                       seed: int) -> list[Note]:
+    """Baseline (d): in each rest, one random scale note of the comp register on every 8th of
+    the last beat before the rest continued at a steady tempo (that beat's length), an 8th long
+    (seeded)."""
+    pitches = register_scale(key)
+    rng = np.random.default_rng(seed)
+    out: list[Note] = []
+    for start, end in rests_of(players, grid):
+        last = int(np.searchsorted(grid.beats, start + ON_GRID_S, side="right")) - 1
+        if last < 1:
+            continue
+        eighth = (grid.beats[last] - grid.beats[last - 1]) / 2
+        first = int(np.ceil((start - ON_GRID_S - grid.beats[last]) / eighth))
+        points = grid.beats[last] + eighth * np.arange(first, first + int((end - start) / eighth)
+                                                        + 2)
+        points = points[(points >= start - ON_GRID_S) & (points < end)]
+        out.extend(Note(float(t), float(t + eighth), int(p), "kept-time")
+                   for t, p in zip(points, rng.choice(pitches, size=len(points)), strict=True))
     return out
 
 

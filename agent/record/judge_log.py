@@ -30,14 +30,20 @@ from agent.record.judge import (
     random_in_key,
     static_triad,
 )
-from agent.record.judge_answers import AnswerFigures, answer_figures, call_echo, in_rests
+from agent.record.judge_answers import (
+    AnswerFigures,
+    answer_figures,
+    call_echo,
+    in_rests,
+    kept_time_in_rests,
+)
 from agent.record.judge_grid import estimate_grid
 
 NS_PER_S = 1e9
 # The decision kinds of parts that answer a call (agent.policy.modes.RESPONSES; a test checks
 # they agree, so the judge need not import the policy).
 RESPONSE_KINDS = ("answer", "continue", "mirror")
-BASELINES = ("static-triad", "random-in-key", "call-echo")
+BASELINES = ("static-triad", "random-in-key", "call-echo", "kept-time")
 
 
 def player_notes(records: list[dict[str, Any]]) -> list[Note]:
@@ -104,7 +110,7 @@ class Verdict:
     players: int  # how many
     players_dissonance: float | None  # the players' onsets against each other (reference level)
     agent: Figures
-    baselines: tuple[Figures, ...]  # static triad, random in key, call echo, players as a comp
+    baselines: tuple[Figures, ...]  # static triad, random in key, call echo, kept time, players
 
 
 def judge(players: Sequence[Note], agent: Sequence[Note], grid: Grid,
@@ -133,6 +139,7 @@ def judge(players: Sequence[Note], agent: Sequence[Note], grid: Grid,
         baselines=(figures(BASELINES[0], triad, in_rests(triad, players, grid)),
                    figures(BASELINES[1], rand, in_rests(rand, players, grid)),
                    figures(BASELINES[2], None, call_echo(players, grid, key)),
+                   figures(BASELINES[3], None, kept_time_in_rests(players, grid, key, seed)),
                    figures("players", players, None)))
 
 

@@ -21,7 +21,13 @@ from agent.record.judge import (
     static_triad,
     triad_share,
 )
-from agent.record.judge_answers import answer_figures, call_echo, rests_of, top_line
+from agent.record.judge_answers import (
+    answer_figures,
+    call_echo,
+    kept_time_in_rests,
+    rests_of,
+    top_line,
+)
 from agent.record.judge_grid import beats_found, estimate_beats, estimate_grid
 from agent.record.judge_log import RESPONSE_KINDS
 from agent.record.rehearsal import LEAD_IN_BEATS, perform_timed
@@ -123,6 +129,23 @@ def test_the_call_echo_baseline() -> None:
     # From the first strong beat after the call ends (2.0 s: bar 2's downbeat), a third up.
     assert [(n.onset, n.pitch) for n in echo] == [(2.0, 64), (2.5, 65), (3.0, 67), (3.5, 64)]
     assert top_line([*players, Note(0.01, 0.5, 72, "x")])[0].pitch == 72
+
+
+def test_the_kept_time_baseline_keeps_the_last_beat_through_the_rest() -> None:
+    # Beats of 0.5 s to 2.0 s, then the (resting) players' beat speeds up to 0.4 s.
+    beats = np.concatenate([np.arange(5) * 0.5, 2.0 + np.arange(1, 20) * 0.4])
+    grid = grid_of(beats, 4, 0)
+    players = [*line([60, 62, 64, 60], 0.0), Note(4.4, 4.8, 67, "melody")]
+    assert rests_of(players, grid) == [(2.0, 4.4)]
+    kept = kept_time_in_rests(players, grid, Key(0, False), seed=3)
+    # Eighths of the last beat before the rest (0.5 s): 2.0, 2.25, ... up to the players' return.
+    assert [n.onset for n in kept] == [2.0 + 0.25 * i for i in range(10)]
+    assert all(n.end - n.onset == 0.25 and n.pitch % 12 in Key(0, False).scale for n in kept)
+    assert kept == kept_time_in_rests(players, grid, Key(0, False), seed=3)
+    # Judged on the true (faster) grid: on a beat at 2.0 s, then off (2.5 s is 0.1 s after
+    # the true 2.4, 3.0 s 0.2 s after 2.8 ...), and by chance at 4.0 s again.
+    f = answer_figures(kept, players, players_triads(players, grid), grid, Key(0, False))
+    assert f.on_beat == 2 / 10
 
 
 def test_the_baselines_are_deterministic() -> None:
