@@ -154,14 +154,18 @@ def answer_figures(notes: Sequence[Note], players: Sequence[Note], windows: Sequ
     copies: list[int] = []
     phrase_lines = [top_line(p.notes) for p in phrases]
     phrase_patterns = [patterns(line, key) for line in phrase_lines]
+    answered_calls: set[int] = set()
     for answer in answers:
         starts = [i for i, p in enumerate(phrases) if p.start < answer[0].onset]
         if not starts:
             continue
         call = starts[-1]
         strong = first_strong_after(grid, phrases[call].end)
-        if strong is not None:
+        # The entry is the first answer note after the call: an answer that goes on after a
+        # rest of its own (a new group here) does not come in again.
+        if strong is not None and call not in answered_calls:
             offsets.append((answer[0].onset - strong) / grid.beat_length_at(strong))
+        answered_calls.add(call)
         line = top_line(answer)
         if len(phrase_lines[call]) > 1:
             copies.append(longest_shared_run([n.pitch for n in line],

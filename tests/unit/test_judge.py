@@ -123,6 +123,16 @@ def test_the_lift_of_an_answer_that_is_its_call_a_third_up() -> None:
     assert f.rests == 2 and f.rests_answered == 0.0  # it answered after the last phrase
 
 
+def test_an_answer_that_rests_inside_comes_in_once() -> None:
+    # The call (C D E C from 0 s) ends at 2.0 s; the answer comes in on the downbeat (2.0 s),
+    # rests two beats, goes on at 4.0 s: two groups, one entry, on time.
+    players = [*line([60, 62, 64, 60], 0.0), *line([67, 65, 64, 62], 8.0)]
+    answer = [*line([64, 65], 2.0, who="answer"), *line([67, 64], 4.0, who="answer")]
+    f = answer_figures(answer, players, players_triads(players, GRID), GRID, Key(0, False))
+    assert f.answers == 2
+    assert f.entry_within_beat == 1.0 and f.entry_offset_beats_p50 == 0.0
+
+
 def test_the_call_echo_baseline() -> None:
     players = line([60, 62, 64, 60], 0.0) + line([67, 65], 6.0)
     echo = call_echo(players, GRID, Key(0, False))
