@@ -17,6 +17,7 @@ from agent.io.jack_server import JackServer
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME, MIDI_NAME
 from tests.disks import failing_ext4, fill, make_read_only, slow_write_library, small_tmpfs
+from tests.pipeline.test_bench_smoke import bench
 
 from .broker import Broker, needs_mosquitto
 from .director import Director
@@ -165,3 +166,15 @@ def test_a_recording_disk_turned_read_only_before_the_stop(
            f"{read_only}" in agent.out
     assert "notes heard  1" in agent.out  # the summary, from what the log holds
     assert "the recording in" in agent.err and read_only in agent.err
+
+
+def test_bench_disk_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/disk.py, short, so that it cannot rot (its timing figures are its own to print)."""
+    figures = bench("disk").main(["--seconds", "1"])
+    if len(figures) < 2:
+        pytest.skip("bench/disk.py could not make its disks here (it says why)")
+    full = figures["a full disk at SIGTERM, 120 notes sounding"]
+    assert (full["sounding"], full["released"], full["tail"], full["exit"]) == (120, 120, True, 0)
+    slow = figures["a slow disk (300 ms a write) against a normal one"]
+    assert [run["notes"] for run in slow.values()] == [25, 25]
+    assert "reaction" in capsys.readouterr().out
