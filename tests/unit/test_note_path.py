@@ -17,7 +17,7 @@ import pytest
 
 from agent import config as config_mod
 from agent import midi
-from agent.clock import ManualClock
+from agent.clock import ManualClock, MonotonicClock
 from agent.errors import RecordingError
 from agent.events import Emitted, Heard
 from agent.io.remote import Remote
@@ -32,9 +32,10 @@ from agent.record.log import (
 )
 from agent.record.session import LOG_NAME, MIDI_NAME, Session
 from agent.record.summary import format_summary
+from agent.schedule.realtime import drive
 from agent.schedule.scheduler import Scheduler
 from tests.disks import fill, slow_write_library, small_tmpfs
-from tests.unit.test_monitor import Stream, free_port
+from tests.unit.test_monitor import Stream, free_port, until
 
 PITCHES = range(4, 124)  # 120 notes on one channel
 TAIL = [midi.control_change(1, cc, 0) for cc in (64, 123, 120)]
@@ -107,6 +108,50 @@ def test_jobs_due_together_all_run_though_the_recorder_raises_at_the_first() -> 
     clock.advance_to(110 * MS)
     sched.run_due(110 * MS)
     assert sent[3:] == [midi.note_off(1, p) for p in (60, 64, 67)]
+
+
+async def test_the_real_time_driver_goes_on_after_a_job_that_raised() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[str] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(str(context["exception"])))
+    clock = MonotonicClock()
+    sent: list[bytes] = []
+
+    def full_once(e: Emitted, why: str) -> None:  # the disk is full for the first note only
+        if len(sent) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    sched = Scheduler(clock, lambda port, data: sent.append(data) is None, S, full_once)
+    driver = drive(loop, sched)
+    try:
+        now = clock.now_ns()
+        sched.note_on(now + 5 * MS, "synth", 1, 60, 80)
+        sched.note_on(now + 30 * MS, "synth", 1, 62, 80)  # planned already: no new timer
+        await until(lambda: len(sent) == 2)
+    finally:
+        driver.stop()
+    assert sent == [midi.note_on(1, 60, 80), midi.note_on(1, 62, 80)]
+    assert errors == ["[Errno 28] No space left on device"]  # the loop said so
+
+
+def test_a_stop_panics_whatever_writing_its_record_does(tmp_path: Path) -> None:
+    """A tap that raises on the `stop` record (a bug stands in for any failure there)."""
+    sent: list[bytes] = []
+    cfg = config_mod.from_dict({
+        "players": [{"name": "keys", "port": "virtual:keys"}],
+        "agent": {"outputs": ["synth"], "channel": 2, "mode": "harmony"},
+        "harmony": {"intervals": [7]}})
+    clock = ManualClock()
+    session = Session(cfg, clock, lambda port, data: sent.append(data) is None, tmp_path / "r",
+                      {"clock": "manual"})
+    session.hear(Heard(0, "keys", bytes([0x90, 60, 80])))
+
+    def broken(record: dict[str, Any]) -> None:
+        if record.get("what") == "stop":
+            raise RuntimeError("a tap's bug")
+    session.log.taps.append(broken)
+    with pytest.raises(RuntimeError, match="a tap's bug"):
+        session.stop(MS)
+    assert sent == [midi.note_on(1, 67, 80), midi.note_off(1, 67), *TAIL]
 
 
 # -- the log on a real full disk ------------------------------------------------------------
