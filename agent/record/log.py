@@ -55,6 +55,9 @@ VERSION = 1
 # ~300-450 bytes a record: ~100,000 records, 15 minutes of a busy band with a MIDI clock.
 MAX_QUEUED_BYTES = 32 * 1024 * 1024
 INLINE_BYTES = 64 * 1024  # what an inline log buffers before a write (as a buffered file does)
+# At most this much is joined and encoded at once by the writer: it holds the GIL meanwhile
+# (~1 ms a MiB here), which the loop must not wait on for long after a backlog.
+CHUNK_BYTES = 1024 * 1024
 CLOSE_TIMEOUT_S = 5.0  # at close, the writer gets this long to write what is queued (a hung
 # disk must not hold the exit past systemd's TimeoutStopSec=10; the notes are off by then)
 REPORT_EVERY_NS = NS_PER_S  # on_status: a state change at once, a growing loss once a second
@@ -159,6 +162,7 @@ class EventLog:
         self._wake = threading.Condition(self._lock)
         self._pending: deque[Item] = deque()
         self._pending_bytes = 0
+        self._in_flight = 0  # lines taken from the queue, not yet written or counted lost
         self._lost = 0
         self._error: str | None = None
         self._gap: _Gap | None = None  # lost since the last line that reached the file
@@ -270,10 +274,13 @@ class EventLog:
         self._thread.join(timeout_s)
         if self._thread.is_alive():  # stuck in a write: left to the OS (a daemon thread)
             with self._lock:
-                self._lost += sum(1 for item in self._pending if isinstance(item, tuple))
-                self._pending.clear()
+                left, self._pending = self._pending, deque()
+                self._lost += self._in_flight + sum(isinstance(item, tuple) for item in left)
                 self._error = f"the disk took nothing for {timeout_s:g} s at the end"
                 self._file = None
+            for item in left:
+                if isinstance(item, Future):
+                    item.set_result(Mark(None, self._lost))
 
     # -- the writing itself (the writer thread, or the caller when inline) --------------------
     def _writer(self) -> None:
@@ -282,7 +289,7 @@ class EventLog:
                 if not (self._closing or self._hurry):
                     self._wake.wait(self._flush_ns / NS_PER_S)
                 self._hurry = False
-                items, self._pending, self._pending_bytes = self._pending, deque(), 0
+                items = self._take()
                 closing = self._closing
             self._write_items(items)
             if closing:
@@ -291,39 +298,51 @@ class EventLog:
 
     def _write_pending(self) -> None:
         with self._lock:
-            items, self._pending, self._pending_bytes = self._pending, deque(), 0
+            items = self._take()
         self._write_items(items)
+
+    def _take(self) -> deque[Item]:
+        """Everything queued (the lock held)."""
+        items, self._pending, self._pending_bytes = self._pending, deque(), 0
+        self._in_flight = sum(isinstance(item, tuple) for item in items)
+        return items
 
     def _write_items(self, items: Iterable[Item]) -> None:
         chunk: list[tuple[int, str]] = []
+        size = 0
         for item in items:
             if isinstance(item, tuple):
                 chunk.append(item)
-                continue
+                size += len(item[1])
+                if size < CHUNK_BYTES:
+                    continue
             self._write_chunk(chunk)
-            chunk = []
+            chunk, size = [], 0
             if isinstance(item, _Gap):
                 self._lost_here(item.count, item.t_ns, item.error)
-            else:
-                size = self._file.size if self._file is not None else None
-                item.set_result(Mark(size, self._lost))
+            elif isinstance(item, Future):
+                file = self._file
+                item.set_result(Mark(file.size if file is not None else None, self._lost))
         self._write_chunk(chunk)
 
     def _write_chunk(self, chunk: list[tuple[int, str]]) -> None:
-        if not chunk or self._file is None:
+        file = self._file  # once: close() gives up on a hung disk by setting it to None
+        if not chunk or file is None:
             return
         gap = self._gap
         text = (gap.line() if gap is not None else "") + "".join(line for _, line in chunk)
         try:
-            self._file.write(text.encode())
+            file.write(text.encode())
         except OSError as e:
             self._lost_here(len(chunk), chunk[-1][0], describe(e), counted=False)
             with self._lock:
                 self._failing = True
+                self._in_flight -= len(chunk)
             return
         with self._lock:
             self._gap = None
             self._failing = False
+            self._in_flight -= len(chunk)
 
     def _lost_here(self, count: int, t_ns: int, error: str, counted: bool = True) -> None:
         """`count` records lost at `t_ns` (already counted when dropped from the queue)."""

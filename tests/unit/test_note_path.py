@@ -370,3 +370,39 @@ async def test_the_monitor_and_the_recording_state_say_when_the_disk_fills(
             await remote.close()
             session.stop(clock.now_ns())
             session.finish()
+
+
+HUNG_AT_THE_END = """
+import json, sys
+from pathlib import Path
+from agent.record.log import EventLog
+path, gate = Path(sys.argv[1]), Path(sys.argv[2])
+log = EventLog(path, {"config": {}}, flush_ms=10, background=True)
+for n in range(10):
+    log.write("x", n, n=n)
+log.mark().result(10)
+gate.touch()  # the disk hangs from now on, and never comes back
+for n in range(10, 30):
+    log.write("x", n, n=n)
+log.close(timeout_s=0.5)
+print(json.dumps(log.status().__dict__), flush=True)
+"""
+
+
+def test_a_disk_that_hangs_at_the_end_is_given_up_and_the_process_exits(
+        tmp_path: Path) -> None:
+    library = slow_write_library(tmp_path)
+    folder, gate = tmp_path / "disk", tmp_path / "gate"
+    folder.mkdir()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", HUNG_AT_THE_END, str(folder / LOG_NAME), str(gate)],
+            env={**os.environ, "LD_PRELOAD": str(library), "SLOW_WRITE_DIR": str(folder),
+                 "SLOW_WRITE_GATE": str(gate)},
+            capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        gate.unlink(missing_ok=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"state": OFF, "lost": 20,
+                                       "error": "the disk took nothing for 0.5 s at the end"}
+    assert written(folder / LOG_NAME)[0] == list(range(10))
