@@ -17,7 +17,7 @@ jobs from running.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from agent import midi
@@ -28,6 +28,7 @@ from agent.stats import Samples
 
 Sink = Callable[[str, bytes], bool]  # (port, message) -> delivered; must not raise
 EmitHook = Callable[[Emitted, str], None]  # (emitted, why) for the recorder
+Message = tuple[str, bytes, str, int | None]  # (port, data, why, cause_ns)
 
 
 @dataclass(eq=False)
@@ -162,16 +163,15 @@ class Scheduler:
         """Every sounding note's off (on one port, or all; oldest first), then with `reset`
         the CC tail. Each note leaves the ledger only as its note-off is sent: an exception
         cannot make the ledger forget a note whose off did not go (see the module's doc)."""
-        now = self.clock.now_ns()
-        failure: Exception | None = None
-        for note in self.ledger.in_order(port):
-            data = self.ledger.note_off(note)
-            if data is not None:
-                failure = self._emit_held(now, note.port, data, why) or failure
-        for p, data in self.ledger.reset_messages(port) if reset else []:
-            failure = self._emit_held(now, p, data, why) or failure
-        if failure is not None:
-            raise failure
+        def messages() -> Iterator[Message]:
+            for note in self.ledger.in_order(port):
+                data = self.ledger.note_off(note)  # taken from the ledger as its off is sent
+                if data is not None:
+                    yield note.port, data, why, None
+            if reset:
+                for p, data in self.ledger.reset_messages(port):
+                    yield p, data, why, None
+        self._emit_each(self.clock.now_ns(), messages())
 
     def _push(self, t_ns: int, job: _Job) -> None:
         if self._closed:
@@ -195,14 +195,10 @@ class Scheduler:
             # The maximum note length: an off that is a no-op if the planned one came first
             # (planned before anything is sent, so that it stands whatever the hook does).
             self._push(deadline + self._max_note_ns, _Job("off", "max-length", note=note))
-            failure = None
-            for data in retrigger:
-                failure = self._emit_held(deadline, note.port, data, "retrigger") or failure
-            failure = self._emit_held(deadline, note.port,
-                                      midi.note_on(note.channel, note.pitch, job.velocity),
-                                      "planned", job.cause_ns) or failure
-            if failure is not None:
-                raise failure
+            self._emit_each(deadline, [
+                *((note.port, data, "retrigger", None) for data in retrigger),
+                (note.port, midi.note_on(note.channel, note.pitch, job.velocity), "planned",
+                 job.cause_ns)])
         else:
             assert job.note is not None
             data_off = self.ledger.note_off(job.note)
@@ -211,15 +207,17 @@ class Scheduler:
                     self.stats.forced_offs += 1
                 self._emit(deadline, job.note.port, data_off, job.tag or "planned")
 
-    def _emit_held(self, deadline: int, port: str, data: bytes, why: str,
-                   cause_ns: int | None = None) -> Exception | None:
-        """_emit, its exception returned rather than raised (the message went out before the
-        hook ran): the caller sends the rest, then raises it."""
-        try:
-            self._emit(deadline, port, data, why, cause_ns)
-        except Exception as e:
-            return e
-        return None
+    def _emit_each(self, deadline: int, messages: Iterable[Message]) -> None:
+        """Every message, as `messages` gives them; an exception (the hook's: the message went
+        out before it ran) is held until the last has gone, then raised."""
+        failure: Exception | None = None
+        for port, data, why, cause_ns in messages:
+            try:
+                self._emit(deadline, port, data, why, cause_ns)
+            except Exception as e:  # per message: the rest must go out
+                failure = failure or e
+        if failure is not None:
+            raise failure
 
     def _emit(self, deadline: int, port: str, data: bytes, why: str,
               cause_ns: int | None = None) -> None:
