@@ -109,7 +109,8 @@ async def perform(config: Config) -> dict[str, Any]:
                                 config.performance.name)
     session = Session(config, clock, outputs.send, out_dir,
                       {"clock": "monotonic", "backend": backend.name},
-                      _worker_factory(config, loop) if config.uses_model() else None)
+                      _worker_factory(config, loop) if config.uses_model() else None,
+                      log_in_background=True)
     driver = session.drive_realtime(loop)
     remote = Remote(config, session)
     # record start/stop/mark and capture-save (live only); their outcome goes to state/take|capture
@@ -147,16 +148,18 @@ async def perform(config: Config) -> dict[str, Any]:
         _arm_watchdog(notifier, session)
         log.info("performing %s: %s backend, recording to %s", config.performance.name,
                  backend.name, out_dir)
+        recording = (f"recording to {out_dir}" if session.log.on_disk else
+                     f"NOT RECORDING: {session.log.status().error}")
         print(f"stage-agent: performing {config.performance.name!r} "
-              f"({backend.name}); recording to {out_dir}", flush=True)
+              f"({backend.name}); {recording}", flush=True)
         await _housekeeping(config, session, inputs, outputs, remote, stop, reported)
     finally:
         notifier.stopping()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         driver.stop()
-        model_reload.close()
         session.stop(clock.now_ns())  # ledger note-offs first, then CC64/123/120
+        model_reload.close()  # after the panic: stopping a worker may take a moment
         _report_input_trouble(session, inputs, clock.now_ns(), reported)  # since the last poll
         await takes.close(clock.now_ns())  # a running take ends here (with the panic); saves end
         await remote.close()  # MQTT status offline (after the panic: nothing sounds by then)

@@ -6,9 +6,10 @@ latest telemetry and meters), so a page opened mid-show is complete at once; the
 as `event: <kind>` and `data: <JSON payload>`. Kinds: those of MQTT `state/<kind>` (mode,
 section, controls, tempo, key, roles, plan, ensemble, model, take, capture), with the same
 payloads, except that a plan sent on connect has its note times counted from then; `telemetry`
-(MQTT's `telemetry/agent`) and `status` (performance, recording, mqtt, state, uptime_s, clients)
-once a second; `meters` (per player and for the agent: notes so far, notes/s, a velocity level
-that falls between notes; MIDI messages in and out) four times a second when they change.
+(MQTT's `telemetry/agent`) and `status` (performance, recording, recording_ok, mqtt, state,
+uptime_s, clients) once a second; `meters` (per player and for the agent: notes so far, notes/s,
+a velocity level that falls between notes; MIDI messages in and out) four times a second when
+they change.
 
 It runs on the agent's event loop (asyncio streams, no thread, no dependency), which plays the
 music, so nothing here waits on a client:
@@ -422,7 +423,8 @@ def monitor_for(config: Config, session: Session,
     host, port = monitor_address(config)
 
     def status() -> dict[str, Any]:
-        return {"performance": config.performance.name, "recording": str(session.out_dir),
+        return {"performance": config.performance.name,
+                **recording_status(session.recording_state()),
                 "mqtt": "off" if mqtt is None else
                 "connected" if mqtt.online.is_set() else "not connected"}
 
@@ -430,3 +432,16 @@ def monitor_for(config: Config, session: Session,
                       config.monitor.max_clients, not config.monitor.allow_remote)
     session.log.taps.append(monitor.meters.tap)
     return monitor
+
+
+def recording_status(state: dict[str, Any]) -> dict[str, Any]:
+    """The status's recording (Session.recording_state): its folder, or what went wrong with it
+    (`recording_ok` false: the page shows it in red)."""
+    if state["state"] == "off":
+        text = f"NOT RECORDING: {state['error']}"
+    elif state["lost"] or state["state"] != "recording":
+        text = (f"{state['folder']}: {state['state']}, {state['lost']} records lost "
+                f"({state['error']})")
+    else:
+        text = state["folder"]
+    return {"recording": text, "recording_ok": text == state["folder"]}

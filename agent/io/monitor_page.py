@@ -164,6 +164,7 @@ const handlers = {
     $("state").className = s.state === "performing" ? "ok" : "warn";
     show("uptime", clockText(s.uptime_s));
     show("recording", s.recording);
+    $("recording").className = s.recording_ok === false ? "bad" : "";
     show("mqtt", s.mqtt);
     $("mqtt").className = s.mqtt === "connected" ? "ok" : s.mqtt === "off" ? "" : "bad";
     show("clients", s.clients);

@@ -226,7 +226,7 @@ async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, sour
     loop = asyncio.get_running_loop()
     session = Session(cfg, clock, sink, out_dir,
                       {"clock": "monotonic", "replay_of": source, **(header or {})},
-                      replay_model(recording, cfg))
+                      replay_model(recording, cfg), log_in_background=True)
     driver = session.drive_realtime(loop)
     first = inputs[0].time_ns if inputs else 0
     offset = clock.now_ns() + LEAD_IN_NS - first

@@ -2,6 +2,10 @@
 
 Live and replay both go through `Session.hear` / `Session.control` / `Session.run_due`, so the same
 event times give the same decisions. What differs is only who moves the clock.
+
+The recording is best effort (record/log.py): a run whose disk is full, read-only or gone plays
+on, says so (stderr, and the retained MQTT state `recording` and the monitor through the agent's
+publish), and its summary says what the recording lost.
 """
 
 from __future__ import annotations
@@ -9,26 +13,29 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent.clock import Clock, ms_to_ns
 from agent.config import Config
-from agent.errors import ModelError, StageAgentError
+from agent.errors import ModelError, RecordingError, StageAgentError
 from agent.events import Emitted, Heard
 from agent.model.live import ModelFactory
 from agent.model.originality import longest_shared_run
 from agent.pipeline import Agent
 from agent.policy.commands import ACTION_VERBS, PLAY_VERBS, Command, CommandError
 from agent.record import smf
-from agent.record.log import EventLog, read_log
+from agent.record.log import FAILING, OFF, RECORDING, EventLog, LogStatus, describe, read_log
 from agent.record.summary import notes_of, summarise
 from agent.schedule.realtime import RealtimeDriver, drive
 from agent.schedule.scheduler import Scheduler, Sink
 
 LOG_NAME = "log.jsonl"
 MIDI_NAME = "performance.mid"
+
+log = logging.getLogger(__name__)
 
 
 def log_path(recording: Path) -> Path:
@@ -51,8 +58,13 @@ def model_identity(path: Path) -> dict[str, Any]:
 
 
 class Session:
+    """`log_in_background`: a live run's log (record/log.py): written by a thread, and a disk
+    that cannot take it leaves the run without a recording rather than stop it. Otherwise (a
+    replay on the manual clock) written inline, and a log that cannot be created is an error."""
+
     def __init__(self, config: Config, clock: Clock, sink: Sink, out_dir: Path,
-                 header: dict[str, Any], model: ModelFactory | None = None) -> None:
+                 header: dict[str, Any], model: ModelFactory | None = None,
+                 log_in_background: bool = False) -> None:
         self.config = config
         self.clock = clock
         self.out_dir = out_dir
@@ -62,12 +74,17 @@ class Session:
             header = {**header, "layout": str(config.layout_path().resolve())}
         self.log = EventLog(out_dir / LOG_NAME, {
             "config": config.to_dict(), "seed": config.performance.seed, **header,
-        }, flush_ms=config.record.flush_ms)
+        }, flush_ms=config.record.flush_ms, background=log_in_background,
+            on_status=self._recording_changed)
+        if not self.log.on_disk:
+            log.error("NOT RECORDING: %s; the performance plays on without a recording",
+                      self.log.status().error)
         self.scheduler = Scheduler(clock, sink, ms_to_ns(config.agent.max_note_ms),
                                    self._on_emit)
         self.model = model(self.scheduler, self.log) if model is not None else None
         self.agent = Agent(config, self.scheduler, self.log, self.model)
         self.errors = 0
+        self._recording_said = RECORDING  # the log's state last said on stderr
         # Live actions (policy/commands.ACTION_VERBS) by verb: called with the command's fields
         # and time; raising CommandError refuses the command. A run registers what it offers
         # (a replay offers none, so they are refused there and never replayed).
@@ -79,6 +96,25 @@ class Session:
         if e.cause_ns is not None:
             fields["cause"] = e.cause_ns
         self.log.write("emit", e.sent_ns, **fields)
+
+    def recording_state(self) -> dict[str, Any]:
+        """The retained MQTT state `recording`: "recording", "failing" (records are being lost
+        now) or "off" (no recording); `lost` records so far, the last `error`."""
+        status = self.log.status()
+        return {"state": status.state, "folder": str(self.out_dir), "lost": status.lost,
+                "error": status.error}
+
+    def _recording_changed(self, status: LogStatus) -> None:
+        """From the log's flush_if_due, on the loop: first at the start, then at every change
+        (a growing loss at most once a second)."""
+        self.agent.publish("recording", self.recording_state())
+        if status.state == FAILING and self._recording_said != FAILING:
+            log.error("RECORDING FAILING: %s; %d records lost so far (the performance plays on)",
+                      status.error, status.lost)
+        elif status.state == RECORDING and self._recording_said == FAILING:
+            log.warning("recording again, after %d records lost (%s)", status.lost,
+                        status.error)
+        self._recording_said = status.state
 
     def drive_realtime(self, loop: asyncio.AbstractEventLoop) -> RealtimeDriver:
         """Run the scheduler's jobs at their deadlines on this loop (live and --realtime)."""
@@ -131,20 +167,48 @@ class Session:
         self.scheduler.run_due(now_ns, halted)
 
     def stop(self, t_ns: int) -> None:
-        """End of the run: panic (ledger note-offs first), so nothing is left sounding."""
-        self.log.write("ctl", t_ns, what="stop")
-        self.scheduler.close("stop")  # a panic, and nothing sounds after it
-        if self.model is not None:
-            self.model.close()
-        self.log.flush()
+        """End of the run: panic (ledger note-offs first), so nothing is left sounding. The
+        `stop` record comes first in the log, but the panic happens whatever writing it does."""
+        try:
+            self.log.write("ctl", t_ns, what="stop")
+        finally:
+            try:
+                self.scheduler.close("stop")  # a panic, and nothing sounds after it
+            finally:
+                if self.model is not None:
+                    self.model.close()
+                self.log.flush()
 
     def finish(self) -> dict[str, Any]:
-        """Close the log; write the Standard MIDI File and the summary; return the summary."""
+        """Close the log; write the Standard MIDI File and the summary; return the summary.
+        Made from what the log file holds; what the disk did not take is said (`recorded`,
+        `recording_lost`, `recording_error`, `midi_error`), on stderr too, never raised."""
         self.log.close()
-        header, records = read_log(self.log.path)
-        smf.export(header, records, self.out_dir / MIDI_NAME)
+        status = self.log.status()
+        header = self.log.header
+        records: list[dict[str, Any]] = []
+        error = status.error
+        if self.log.on_disk:
+            try:
+                header, records = read_log(self.log.path)
+            except RecordingError as e:  # the folder went away, say
+                error = str(e)
         summary = summarise(header, records)
-        summary["recording"] = str(self.out_dir)
+        summary.update(recording=str(self.out_dir), recorded=self.log.created,
+                       recording_lost=status.lost, recording_error=error)
+        if status.state == OFF and not records:
+            summary["midi_error"] = "no log to make it from"
+        else:
+            try:
+                smf.export(header, records, self.out_dir / MIDI_NAME)
+            except OSError as e:
+                summary["midi_error"] = f"cannot write {self.out_dir / MIDI_NAME}: {describe(e)}"
+        if not self.log.created:
+            log.error("nothing of this run was recorded: %s", error)
+        elif status.lost or summary.get("midi_error"):
+            log.error("the recording in %s is incomplete: %d records lost (%s)%s", self.out_dir,
+                      status.lost, error, f"; {MIDI_NAME} not written: {summary['midi_error']}"
+                      if summary.get("midi_error") else "")
         if self.config.spatial.layout:
             from agent.spatial.runtime import picture  # matplotlib only for spatial pieces
 
@@ -152,6 +216,8 @@ class Session:
                 summary["trajectories"] = str(picture(self.config, records, self.out_dir))
             except StageAgentError as e:  # e.g. a replay whose layout file has moved since
                 summary["trajectories_error"] = str(e)
+            except OSError as e:  # the disk full or read-only
+                summary["trajectories_error"] = describe(e)
         if self.config.uses_model():
             try:
                 summary["originality_notes"] = self._originality(records)

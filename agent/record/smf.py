@@ -7,6 +7,7 @@ conductor track carries the tempo and the markers (`record mark`, take starts an
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,12 @@ def export(header: dict[str, Any], records: list[dict[str, Any]], path: Path,
     mid.tracks.append(conductor)
     for name, events in timed.items():
         mid.tracks.append(_track(name, events, t0, end))
-    mid.save(path)
+    try:
+        mid.save(path)
+    except OSError:  # a disk full half-way: no file is better than a cut one
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
 
 
 def marker_text(record: dict[str, Any]) -> str | None:

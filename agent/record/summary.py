@@ -120,8 +120,21 @@ def format_summary(s: dict[str, Any]) -> str:
           if s.get("spatial_tick_ms") else []),
         *([f"  the voices' trajectories: {s['trajectories']}"] if s.get("trajectories") else []),
         *_slice_lines(s),
-        f"  written to {s['recording']}",
+        *_recording_lines(s),
     ])
+
+
+def _recording_lines(s: dict[str, Any]) -> list[str]:
+    """Where the recording is, and what of it the disk did not take (session.finish)."""
+    if s.get("recorded") is False:
+        return [f"  NOT RECORDED: {s['recording_error']} (the figures above are empty)"]
+    lines = []
+    if s.get("recording_lost"):
+        lines.append(f"  RECORDING INCOMPLETE: {s['recording_lost']} records lost "
+                     f"({s['recording_error']}); the figures above are from what was written")
+    if s.get("midi_error"):
+        lines.append(f"  performance.mid NOT written: {s['midi_error']}")
+    return [*lines, f"  written to {s['recording']}"]
 
 
 def _model_lines(s: dict[str, Any]) -> list[str]:

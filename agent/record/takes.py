@@ -21,12 +21,14 @@ Where the records come from:
 - captures: the ring buffer, a tap on the log holding the last `record.capture_s` seconds (by
   record time), and at most MAX_RING_RECORDS records: a flood (aftertouch, a stuck controller)
   drops the oldest first, so the buffer then covers less time; a capture says what it held.
-- takes: the full log itself. A take notes where the log file ended (flushed) at its start and at
-  its stop and reads that byte range back: a take may be longer than the ring buffer, and costs
-  no memory while it runs.
+- takes: the full log itself. A take marks the log at its start and at its stop (log.py's mark:
+  its writer says where the file ended once the records before had reached it) and reads that
+  byte range back: a take may be longer than the ring buffer, and costs no memory while it runs.
+  A run without a recording (its disk could not take one) refuses takes.
 
 Timing and concurrency: commands arrive on the event loop, which also runs the music, so only
-cheap work happens there: the snapshot (a list copy of the ring's references, or a file offset),
+cheap work happens there, and no I/O: the snapshot (a list copy of the ring's references, or a
+mark on the log, whose offset the writer thread waits for),
 taken SETTLE_S after the command, so that the session's `ctl` record for the command, and input
 stamped before the command but still queued, are in the slice.
 Filtering, encoding and writing run on one writer thread, one slice at a time; it gives the GIL
@@ -43,7 +45,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -51,7 +52,7 @@ import time
 import unicodedata
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ from agent.clock import NS_PER_S
 from agent.config import Config
 from agent.policy.commands import MAX_NAME, CommandError
 from agent.record import smf
-from agent.record.log import FORMAT, log_line, read_log
+from agent.record.log import Mark, log_line, read_log
 from agent.record.session import LOG_NAME, MIDI_NAME, Session
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ MAX_RING_RECORDS = 150_000
 BATCH = 500  # records encoded (or parsed) between two GIL releases on the writer thread
 SETTLE_S = 0.1  # a slice is taken this long after its command (see Takes._defer)
 MAX_WAITING = 4  # capture-saves not written yet: more are refused (each holds a snapshot)
+MARK_TIMEOUT_S = 3.0  # a take waits this long for the log's disk to take its records
 TAKES, CAPTURES = "takes", "captures"
 Record = dict[str, Any]
 Publish = Callable[[str, dict[str, Any]], None]
@@ -220,13 +222,11 @@ class Takes:
         self._settle_s = settle_s
         self._publish = publish or (lambda kind, payload: None)
         self._log_path = session.log.path
-        with self._log_path.open(encoding="utf-8") as f:  # written and flushed at its creation
-            self._header: Record = json.loads(f.readline())
-        assert self._header.get("format") == FORMAT
+        self._header: Record = session.log.header
         self.ring = CaptureRing(config.record.capture_s)
         session.log.taps.append(self.ring.tap)
         self._take: Slice | None = None
-        self._take_offset = 0  # where the log file ended when the take began
+        self._take_start: Future[Mark] | None = None  # the log's mark when the take began
         self._made = {"take": 0, "capture": 0}
         self._deferred: list[tuple[asyncio.TimerHandle, Callable[[], None]]] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="takes")
@@ -255,11 +255,10 @@ class Takes:
             if self._take is not None:
                 raise CommandError(f"record start: take {self._take.folder} is running "
                                    "(record stop first)")
-            try:
-                self._session.log.flush()  # the take's records are after what is on disk now
-                self._take_offset = os.stat(self._log_path).st_size
-            except OSError as e:
-                raise CommandError(f"record start: the log cannot be read back: {e}") from None
+            if not self._session.log.on_disk:
+                raise CommandError("record start: the performance is not being recorded "
+                                   f"({self._session.log.status().error})")
+            self._take_start = self._session.log.mark()  # the take's records come after it
             self._take = Slice("take", self._reserve("take", fields.get("name")),
                                fields.get("name"), t_ns)
             self._publish("take", {"state": "recording", "folder": self._take.folder,
@@ -267,9 +266,10 @@ class Takes:
         elif action == "stop":
             if self._take is None:
                 raise CommandError("record stop: no take is running (record start first)")
-            take, offset = dataclasses.replace(self._take, to_ns=t_ns), self._take_offset
+            take, start = dataclasses.replace(self._take, to_ns=t_ns), self._take_start
             self._take = None
-            self._defer(lambda: self._save_take(take, offset))
+            assert start is not None
+            self._defer(lambda: self._save_take(take, start))
         # "mark": the session logs it; nothing else to keep
 
     def _capture(self, fields: dict[str, Any], t_ns: int) -> None:
@@ -315,16 +315,21 @@ class Takes:
             handle.cancel()
             action()
 
-    def _save_take(self, take: Slice, start_offset: int) -> None:
-        try:
-            self._session.log.flush()
-            end_offset = os.stat(self._log_path).st_size
-        except OSError as e:
-            self._report(take, "failed", error=f"{type(e).__name__}: {e}")
-            return
+    def _save_take(self, take: Slice, start: Future[Mark]) -> None:
+        end = self._session.log.mark()  # the records up to now: the stop's own are in
+
+        def records() -> list[Record]:  # on the writer thread
+            try:
+                first, last = start.result(MARK_TIMEOUT_S), end.result(MARK_TIMEOUT_S)
+            except TimeoutError:
+                raise RuntimeError(f"the log's disk took nothing for {MARK_TIMEOUT_S:g} s "
+                                   "(the full log may still get it)") from None
+            if first.offset is None or last.offset is None:
+                raise RuntimeError("the log is not on disk")
+            return in_window(read_span(self._log_path, first.offset, last.offset),
+                             take.from_ns, take.to_ns)
         self._publish("take", {"state": "saving", "folder": take.folder, "name": take.name})
-        self._submit(take, lambda: in_window(read_span(self._log_path, start_offset, end_offset),
-                                             take.from_ns, take.to_ns))
+        self._submit(take, records)
 
     # -- writing (a thread) and reporting (the loop) -------------------------------------------
     def _submit(self, sl: Slice, records: Callable[[], list[Record]]) -> None:
@@ -374,7 +379,8 @@ class Takes:
         if self._take is not None:
             take = dataclasses.replace(self._take, to_ns=t_ns, at_end=True)
             self._take = None
-            self._save_take(take, self._take_offset)
+            assert self._take_start is not None
+            self._save_take(take, self._take_start)
         while self._saving:
             await asyncio.gather(*self._saving)
         self._writer.shutdown(wait=True)

@@ -44,19 +44,18 @@ class NoteLedger:
     def sounding(self, port: str | None = None) -> list[NoteId]:
         return [n for n in self._sounding.values() if port is None or n.port == port]
 
-    def release_all(self, port: str | None = None) -> list[tuple[str, bytes]]:
-        """Note-offs for everything sounding (on one port, or all), in the order they started."""
-        released = sorted(self.sounding(port), key=lambda n: n.serial)
-        for note in released:
-            del self._sounding[(note.port, note.channel, note.pitch)]
-        return [(n.port, midi.note_off(n.channel, n.pitch)) for n in released]
+    def in_order(self, port: str | None = None) -> list[NoteId]:
+        """The notes sounding (on one port, or all), in the order they started. A snapshot:
+        a release takes them one by one (note_off), each leaving only as its off is sent."""
+        return sorted(self.sounding(port), key=lambda n: n.serial)
 
-    def panic_messages(self, port: str | None = None) -> list[tuple[str, bytes]]:
-        """Ledger note-offs first, then CC64=0, CC123, CC120 on every channel used.
+    def reset_messages(self, port: str | None = None) -> list[tuple[str, bytes]]:
+        """After the ledger's note-offs, a panic's tail: CC64=0, CC123, CC120 on every channel
+        used (on one port, or all).
 
         CC123 is ignored while sustain is held and not every device honours it, hence the order.
         """
-        out = self.release_all(port)
+        out = []
         for used_port, channels in sorted(self._channels_used.items()):
             if port is not None and used_port != port:
                 continue

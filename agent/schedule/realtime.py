@@ -76,11 +76,13 @@ class RealtimeDriver:
         deadline = self._next_deadline()
         # The timer may be stale (armed for a job since run or cancelled): never spin longer
         # than early_ns, re-arm instead.
-        if deadline is not None and deadline - self._clock.now_ns() <= self._early_ns:
-            while self._clock.now_ns() < deadline:
-                pass
-            self._run_due(self._clock.now_ns())
-        self.rearm()
+        try:
+            if deadline is not None and deadline - self._clock.now_ns() <= self._early_ns:
+                while self._clock.now_ns() < deadline:
+                    pass
+                self._run_due(self._clock.now_ns())
+        finally:  # a job that raised (the loop reports it) must not stop the ones after it
+            self.rearm()
 
 
 def drive(loop: asyncio.AbstractEventLoop, scheduler: Scheduler) -> RealtimeDriver:

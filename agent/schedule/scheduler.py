@@ -5,12 +5,19 @@ the policy's own timers (e.g. "is the phrase over?"). Jobs run in (deadline, ord
 and a job acts as if it ran exactly at its deadline: decisions never depend on how late the
 machine woke, which is what makes a replay on a manual clock reproduce a live run byte-for-byte.
 Lateness (actual - deadline) is measured per emitted message.
+
+Nothing here can fail half-way. The sink must not raise (if it does, the message counts as
+undelivered); the recorder's hook may (a bug, a tap), but then the exception is held until every
+message of the job or release at hand has gone out, and raised after: a release takes the notes
+from the ledger one by one, each leaving it only as its note-off is sent, so no exception can lose
+the rest, and a panic's CC tail always follows. A job that raises does not keep the other due
+jobs from running.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from agent import midi
@@ -21,6 +28,7 @@ from agent.stats import Samples
 
 Sink = Callable[[str, bytes], bool]  # (port, message) -> delivered; must not raise
 EmitHook = Callable[[Emitted, str], None]  # (emitted, why) for the recorder
+Message = tuple[str, bytes, str, int | None]  # (port, data, why, cause_ns)
 
 
 @dataclass(eq=False)
@@ -101,18 +109,23 @@ class Scheduler:
     def run_due(self, now_ns: int, halted: Callable[[], bool] | None = None) -> None:
         """Run every job whose deadline is <= now_ns, in order, each at its own deadline;
         `halted` (a strict replay's watch) is asked before each one: once it says so, nothing
-        more runs, not even the other notes of the same chord."""
+        more runs, not even the other notes of the same chord. A job that raises: the others
+        due run all the same, then the first exception is raised."""
+        failure: Exception | None = None
         while self._heap and self._heap[0][0] <= now_ns and not (halted and halted()):
             deadline, _, job = heapq.heappop(self._heap)
             if not job.cancelled:
-                self._run(deadline, job)
+                try:
+                    self._run(deadline, job)
+                except Exception as e:  # per job: the rest must run
+                    failure = failure or e
+        if failure is not None:
+            raise failure
 
     def silence(self, why: str) -> None:
         """Cancel every pending note-on and release every sounding note (ledger offs only)."""
         self._cancel_sounds()
-        now = self.clock.now_ns()
-        for port, data in self.ledger.release_all():
-            self._emit(now, port, data, why)
+        self._release(None, why, reset=False)
 
     def panic(self, why: str = "panic") -> None:
         """Cancel every pending note-on and sound nothing more: ledger offs, then CC64/123/120.
@@ -120,17 +133,17 @@ class Scheduler:
         Idempotent; needs nothing from the policy or the model, so it works while they hang.
         """
         self._cancel_sounds()
-        now = self.clock.now_ns()
-        for port, data in self.ledger.panic_messages():
-            self._emit(now, port, data, why)
+        self._release(None, why, reset=True)
 
     def close(self, why: str = "stop") -> None:
         """The end of the run: panic, then run and plan nothing more. The input ports stay
         open a moment after the stop while the last messages leave; a note heard then is still
         recorded, but a note-on planned for it would never get its note-off."""
-        self.panic(why)
-        self._closed = True
-        self._heap.clear()  # the policy's timers too (the panic released every note)
+        try:
+            self.panic(why)
+        finally:
+            self._closed = True
+            self._heap.clear()  # the policy's timers too (the panic released every note)
 
     def _cancel_sounds(self) -> None:
         for _, _, job in self._heap:
@@ -140,15 +153,25 @@ class Scheduler:
 
     def panic_port(self, port: str, why: str) -> None:
         """Panic on one port only (its pending notes still play on the others)."""
-        now = self.clock.now_ns()
-        for p, data in self.ledger.panic_messages(port):
-            self._emit(now, p, data, why)
+        self._release(port, why, reset=True)
 
     def release_port(self, port: str, why: str) -> None:
         """A port went away: forget its sounding notes (their offs are sent if it still works)."""
-        now = self.clock.now_ns()
-        for p, data in self.ledger.release_all(port):
-            self._emit(now, p, data, why)
+        self._release(port, why, reset=False)
+
+    def _release(self, port: str | None, why: str, reset: bool) -> None:
+        """Every sounding note's off (on one port, or all; oldest first), then with `reset`
+        the CC tail. Each note leaves the ledger only as its note-off is sent: an exception
+        cannot make the ledger forget a note whose off did not go (see the module's doc)."""
+        def messages() -> Iterator[Message]:
+            for note in self.ledger.in_order(port):
+                data = self.ledger.note_off(note)  # taken from the ledger as its off is sent
+                if data is not None:
+                    yield note.port, data, why, None
+            if reset:
+                for p, data in self.ledger.reset_messages(port):
+                    yield p, data, why, None
+        self._emit_each(self.clock.now_ns(), messages())
 
     def _push(self, t_ns: int, job: _Job) -> None:
         if self._closed:
@@ -168,12 +191,14 @@ class Scheduler:
         elif job.kind == "on":
             note = job.note
             assert note is not None
-            for data in self.ledger.note_on(note):  # a re-trigger releases the older note first
-                self._emit(deadline, note.port, data, "retrigger")
-            self._emit(deadline, note.port, midi.note_on(note.channel, note.pitch, job.velocity),
-                       "planned", job.cause_ns)
-            # The maximum note length: an off that is a no-op if the planned one came first.
+            retrigger = self.ledger.note_on(note)  # a re-trigger releases the older note first
+            # The maximum note length: an off that is a no-op if the planned one came first
+            # (planned before anything is sent, so that it stands whatever the hook does).
             self._push(deadline + self._max_note_ns, _Job("off", "max-length", note=note))
+            self._emit_each(deadline, [
+                *((note.port, data, "retrigger", None) for data in retrigger),
+                (note.port, midi.note_on(note.channel, note.pitch, job.velocity), "planned",
+                 job.cause_ns)])
         else:
             assert job.note is not None
             data_off = self.ledger.note_off(job.note)
@@ -181,6 +206,18 @@ class Scheduler:
                 if job.tag == "max-length":
                     self.stats.forced_offs += 1
                 self._emit(deadline, job.note.port, data_off, job.tag or "planned")
+
+    def _emit_each(self, deadline: int, messages: Iterable[Message]) -> None:
+        """Every message, as `messages` gives them; an exception (the hook's: the message went
+        out before it ran) is held until the last has gone, then raised."""
+        failure: Exception | None = None
+        for port, data, why, cause_ns in messages:
+            try:
+                self._emit(deadline, port, data, why, cause_ns)
+            except Exception as e:  # per message: the rest must go out
+                failure = failure or e
+        if failure is not None:
+            raise failure
 
     def _emit(self, deadline: int, port: str, data: bytes, why: str,
               cause_ns: int | None = None) -> None:

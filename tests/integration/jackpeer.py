@@ -180,7 +180,10 @@ class RunningAgent:
         if not line.startswith("stage-agent: performing"):
             self.proc.kill()
             raise AssertionError(f"agent did not start: {line}{self.proc.communicate()}")
-        self.recording = line.rsplit("recording to ", 1)[1].strip()
+        self.ready_line = line
+        # The recording folder ("" when its disk could not take one: "NOT RECORDING: ...").
+        self.recording = line.rsplit("recording to ", 1)[1].strip() if "recording to " in line \
+            else ""
         self.out = self.err = ""
         self._signalled = False
 
