@@ -117,10 +117,10 @@ class Intruder:
 def test_the_monitor_cannot_take_the_agents_session_over(
         jack_server: JackServer, jack: dict[str, str], broker: Broker, tmp_path: Path) -> None:
     """The monitor connects with every client id it could know for the agent: the one it
-    used to have (`stage-agent-<performance>-<agent>`, which took the agent off the broker
-    once a second: 12 of 20 commands acked), its name, and each with the run id the agent
-    publishes. Meanwhile the director's 20 commands are all acked and the agent never
-    reconnects. (The id it uses now is random and published nowhere.)"""
+    used to have (`stage-agent-<performance>-<agent>`, with which it took the agent off the
+    broker once a second: 10 of the 20 commands acked on that code), its name, and each with
+    the run id the agent publishes. Meanwhile the director's 20 commands are all acked and the
+    agent never reconnects. (The id it uses now is random and published nowhere.)"""
     peer = Peer("takeover", "takeover-keys", "takeover-synth", jack_server.xruns)
     director = Director(broker.port, f"stage/takeover/{AGENT}/", keep_run=True, **DESK)
     intruders: list[Intruder] = []
