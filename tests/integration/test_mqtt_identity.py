@@ -160,30 +160,32 @@ def test_two_agents_with_one_name_the_second_refuses_commands_until_the_first_go
     second_config = piece(tmp_path / "b", "dup", "dupb", broker)
     director = Director(broker.port, f"stage/dup/{AGENT}/", keep_run=True, **DESK)
     try:
-        with running_agent(first_config, jack) as first, \
-                running_agent(second_config, jack) as second:
+        with running_agent(first_config, jack) as first:
             first_online = director.wait_until("status", lambda p: p["state"] == "online")
-            answer = status(director, lambda p: "duplicate" in p)  # the first answers the second
-            assert answer is not None, "two agents with one name, and neither noticed"
-            a, b = answer["run"], answer["duplicate"]
-            assert first_online == {"state": "online", "run": a} and answer["state"] == "online"
-            # The second heard that answer before the command: the broker keeps the order.
-            director.command("mode", id="m1", mode="call-response")
-            assert replies(director, "m1", 2) == [
-                {"reply": "evt/ack", "id": "m1", "verb": "mode", "run": a},
-                {"reply": "evt/error", "id": "m1", "verb": "mode", "run": b, "error": (
-                    f"another agent named '{AGENT}' (run {a}) was online first: this one (run "
-                    f"{b}) takes no commands but panic and mute while it is there")}]
-            director.command("panic", id="p1")
-            assert replies(director, "p1", 2) == [
-                {"reply": "evt/ack", "id": "p1", "verb": "panic", "run": run}
-                for run in sorted((a, b))]
-            assert first.wait() == 0, first.err  # the first stops: the second takes over
-            assert status(director, lambda p: p["run"] == b) == {"state": "online", "run": b}
-            director.command("mode", id="m2", mode="call-response")
-            assert replies(director, "m2", 1) == [
-                {"reply": "evt/ack", "id": "m2", "verb": "mode", "run": b}]
-            assert second.wait() == 0, second.err
+            with running_agent(second_config, jack) as second:
+                answer = status(director, lambda p: "duplicate" in p)  # the first answers
+                assert answer is not None, "two agents with one name, and neither noticed"
+                a, b = answer["run"], answer["duplicate"]
+                assert first_online == {"state": "online", "run": a}
+                assert answer["state"] == "online"
+                # The second heard that answer before the command: the broker keeps the order.
+                director.command("mode", id="m1", mode="call-response")
+                assert replies(director, "m1", 2) == [
+                    {"reply": "evt/ack", "id": "m1", "verb": "mode", "run": a},
+                    {"reply": "evt/error", "id": "m1", "verb": "mode", "run": b, "error": (
+                        f"another agent named '{AGENT}' (run {a}) was online first: this one "
+                        f"(run {b}) takes no commands but panic and mute while it is there")}]
+                director.command("panic", id="p1")
+                assert replies(director, "p1", 2) == [
+                    {"reply": "evt/ack", "id": "p1", "verb": "panic", "run": run}
+                    for run in sorted((a, b))]
+                assert first.wait() == 0, first.err  # the first stops: the second takes over
+                assert status(director, lambda p: p["run"] == b) == {"state": "online",
+                                                                      "run": b}
+                director.command("mode", id="m2", mode="call-response")
+                assert replies(director, "m2", 1) == [
+                    {"reply": "evt/ack", "id": "m2", "verb": "mode", "run": b}]
+                assert second.wait() == 0, second.err
         assert status(director, lambda p: p["run"] == b) == {"state": "offline", "run": b}
     finally:
         director.close()
