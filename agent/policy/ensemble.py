@@ -34,9 +34,11 @@ LEAD, COMP, REST = "lead", "comp", "rest"
 ROLES = (LEAD, COMP, REST)
 PRESENCE = ("online", "offline", "lost")
 GRID_FRESH_NS = 8_000_000_000  # a leader's beat older than this is not followed any more
-# Offset samples kept per member: the tempo leader announces once a bar, so 16 span about half
-# a minute, over which two unsynchronised crystal clocks drift apart by well under a ms.
+# Offset samples kept per member: the last 16 (the tempo leader announces once a bar: about
+# half a minute), none older than a minute, over which two crystal clocks that no NTP
+# disciplines (50 ppm apart at worst) drift apart by at most 3 ms.
 OFFSET_SAMPLES = 16
+OFFSET_MAX_AGE_NS = 60_000_000_000
 
 
 @dataclass(frozen=True)
@@ -60,19 +62,23 @@ class ClockOffsets:
     agents' clocks are monotonic, so nothing steps them; the window follows their slow drift.
     """
 
-    def __init__(self, samples: int = OFFSET_SAMPLES) -> None:
-        self._samples = samples
-        self._heard: dict[str, deque[int]] = {}
+    def __init__(self, samples: int = OFFSET_SAMPLES,
+                 max_age_ns: int = OFFSET_MAX_AGE_NS) -> None:
+        self._samples, self._max_age_ns = samples, max_age_ns
+        self._heard: dict[str, deque[tuple[int, int]]] = {}  # (heard, heard - sent)
 
     def hear(self, name: str, sent_ns: int, heard_ns: int) -> None:
         """A message sent just now (never one the broker kept from earlier: its transit is
         unknown)."""
-        self._heard.setdefault(name, deque(maxlen=self._samples)).append(heard_ns - sent_ns)
+        heard = self._heard.setdefault(name, deque(maxlen=self._samples))
+        heard.append((heard_ns, heard_ns - sent_ns))
+        while heard_ns - heard[0][0] > self._max_age_ns:
+            heard.popleft()  # the newest always stays
 
     def offset(self, name: str) -> int | None:
         """Add it to a time on `name`'s clock for ours; None before a fresh message."""
         heard = self._heard.get(name)
-        return min(heard) if heard else None
+        return min(sample for _t, sample in heard) if heard else None
 
     def forget(self, name: str) -> None:
         """The member has gone: when it is back its clock may be another (a restart, another

@@ -239,5 +239,7 @@ def test_a_members_clock_offset_is_the_least_delayed_of_its_recent_messages() ->
     for k in range(OFFSET_SAMPLES):  # the 1 ms sample leaves the window
         offsets.hear("bass", k * S, k * S + 1000 * S + 2 * ms)
     assert offsets.offset("bass") == 1000 * S + 2 * ms
+    offsets.hear("bass", 100 * S, 100 * S + 1000 * S + 5 * ms)  # over a minute later
+    assert offsets.offset("bass") == 1000 * S + 5 * ms  # the others are too old to trust
     offsets.forget("bass")  # gone: its next clock may be another machine's
     assert offsets.offset("bass") is None
