@@ -121,7 +121,9 @@ class MqttSection:
     tls: bool = False
     ca_file: str = ""  # with tls: the CA bundle (relative to this file); "" = the system's
     keepalive_s: int = 10
-    max_command_age_s: float = 10.0  # a command "sent" longer ago is refused as stale
+    # a command "sent" further than this from the agent's clock, either way, is refused
+    # (never panic and mute: policy/commands.check_sent)
+    max_command_age_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ the model worker with `--model`) on real JACK ports, with its own mosquitto. Two
 answers, solos and comps). Faults on a schedule: the broker is killed (SIGKILL) and restarted
 every --broker-every s (down 5 s); one player's port (alternately) vanishes with a note held and
 returns every --port-every s (gone 3 s); a director client sends a valid command every
---command-every s over MQTT, counts the acks and records the agent's telemetry.
+--command-every s over MQTT, counts the acks and records the agent's telemetry; every
+--takeover-every s, for 10 s, an intruder on the broker connects with each client id it could
+know for the agent, again a second after each drop (the takeover phase: Takeover).
 
 Measured: scheduler lateness (sent - deadline of every message in the agent's log), loop lag (the
 agent's telemetry over MQTT: the log does not hold it), the agent's RSS, stuck notes at the synth
@@ -17,7 +19,8 @@ figures never fail the run; exit 1 only if the run broke (the agent died or did 
 cleanly, or a note was left sounding).
 
     .venv/bin/python bench/soak.py [--minutes 10] [--broker-every 120] [--port-every 90]
-        [--command-every 3] [--model CHECKPOINT] [--period 128] [--json PATH] [--keep DIR]
+        [--command-every 3] [--takeover-every 0] [--model CHECKPOINT] [--period 128]
+        [--json PATH] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from _common import (
     write_toml,
 )
 from _soak_report import FLUSH_S, HOLD_S, PLAYERS, Run, S, analyse, no_nan
+from _soak_takeover import TAKEOVER_S, Takeover
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import midi
@@ -273,6 +277,8 @@ def main() -> int:
     p.add_argument("--broker-every", type=float, default=120.0, help="s between broker kills")
     p.add_argument("--port-every", type=float, default=90.0, help="s between port drops")
     p.add_argument("--command-every", type=float, default=3.0, help="s between commands")
+    p.add_argument("--takeover-every", type=float, default=0.0,
+                   help="s between takeover attempts (0: none)")
     p.add_argument("--model", type=Path, help="a checkpoint: the agent runs its model worker")
     p.add_argument("--period", type=int, default=128, help="JACK frames per period")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -282,6 +288,7 @@ def main() -> int:
     run = Run(args.minutes * 60)
     outage_at = fault_times(run.seconds, args.broker_every, BROKER_DOWN_S)
     drop_at = fault_times(run.seconds, args.port_every, PORT_GONE_S + RESUME_S)
+    takeover_at = fault_times(run.seconds, args.takeover_every, TAKEOVER_S)
     inputs = looped_rehearsal(run.seconds)
     channels = {h.player: h.data[0] & 0x0F for h in reversed(inputs)}
     heading(f"soak: {run.seconds / 60:g} min of the demo rehearsal through the agent (auto, "
@@ -303,6 +310,7 @@ def main() -> int:
         band = Band(channels)
         director = Director(broker.port)
         director.start()
+        takeover = Takeover(broker.port)
         agent = AgentProcess(config, server.env, Path(tmp) / "agent.err")
         stop = threading.Event()
         threads: list[threading.Thread] = []
@@ -331,7 +339,8 @@ def main() -> int:
 
             threads = [every(run.t0, 0, outage_at, stop, outage),
                        every(run.t0, RSS_EVERY_S, None, stop, sample),
-                       every(run.t0 + S // 2, args.command_every, None, stop, director.command)]
+                       every(run.t0 + S // 2, args.command_every, None, stop, director.command),
+                       every(run.t0, 0, takeover_at, stop, takeover.attempt)]
             band.play(band_steps(inputs, drop_at), run.t0, agent)
             band.close()
             time.sleep(2.0)  # the last answers play out
@@ -339,7 +348,7 @@ def main() -> int:
         finally:
             stop.set()
             for thread in threads:
-                thread.join(BROKER_DOWN_S + 10)
+                thread.join(max(BROKER_DOWN_S, TAKEOVER_S) + 10)
             run.died = agent.proc.poll() is not None
             agent.stop()
             run.exit_code = agent.proc.returncode
@@ -362,6 +371,8 @@ def main() -> int:
                 for log in (Path(tmp) / "agent.err", broker.log):
                     shutil.copy(log, args.keep)
     figures, broken = analyse(run, band, director, server)
+    if takeover_at:
+        figures["takeover"] = takeover.report(director.sent, director.acked)
     server.report()
     if args.json:
         args.json.write_text(json.dumps(no_nan(figures), indent=1, allow_nan=False) + "\n")

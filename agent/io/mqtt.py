@@ -2,17 +2,20 @@
 
 Every payload is a JSON object. Topics, under `stage/<performance.name>/<mqtt.agent>/`:
 
-    status         retained, QoS1  {"state": "online"} once connected and subscribed,
-                                   {"state": "offline"} on close(), {"state": "lost"} (the Will)
-                                   when the connection dies without a goodbye
+    status         retained, QoS1  {"state": "online", "run": "9c1e..."} once connected and
+                                   subscribed, "offline" on close(), "lost" (the Will) when the
+                                   connection dies without a goodbye; "run" is random per process
+                                   (io/presence.py: two agents with one name)
     cmd/<verb>     in, QoS1        {"id": "c1", "sent": 1700000000.5, ...the verb's fields}
-                                   (verbs and fields: policy/commands.py; "sent" is optional)
-    evt/ack        QoS1            {"id": "c1", "verb": "mode"}  applied (or a repeat of an id)
-    evt/error      QoS1            {"id": "c1" | null, "verb": "mode", "error": "..."}  nothing
+                                   (verbs, fields and "sent" (optional): policy/commands.py)
+    evt/ack        QoS1            {"id": "c1", "verb": "mode", "run": ...}  applied (or a
+                                   repeat of an id)
+    evt/error      QoS1            {"id": "c1" | null, "verb", "error": "...", "run"}  nothing
                                    changed: bad JSON, no id, unknown verb, bad field, retained,
-                                   stale (older than mqtt.max_command_age_s by the agent's
-                                   clock) or refused
-    state/<kind>   retained, QoS1  the latest publish_state(kind, payload)
+                                   "sent" out of bounds, another agent with this name came
+                                   first, or refused by the agent
+    state/<kind>   retained, QoS1  the latest publish_state(kind, payload); `ensemble` also
+                                   gets "clock" (the agent's clock, ns, when sent) and "run"
 
 With `[ensemble] members`, it also watches each other member's `status` and `state/ensemble`
 (under `stage/<performance.name>/<member>/`) and hands them to `on_peer` (policy/ensemble.py).
@@ -27,7 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
+import secrets
 import socket
 import time
 from collections import deque
@@ -39,7 +42,8 @@ from aiomqtt.exceptions import MqttConnectError  # not re-exported by aiomqtt 2.
 
 from agent.config import Config, tls_context
 from agent.errors import StageAgentError
-from agent.policy.commands import Command, CommandError, parse_command
+from agent.io.presence import MemberRuns, Presence, new_run_id
+from agent.policy.commands import Command, CommandError, check_sent, parse_command
 from agent.stats import LogThrottle
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,7 @@ QOS = 1
 MAX_ERROR_CHARS = 300  # an evt/error reply quotes at most this much of what was wrong
 MAX_VERB_CHARS = 64
 PEER_TOPICS = ("status", "state/ensemble")  # what an agent watches of the other members
+STAMPED = ("ensemble",)  # states sent with the agent's clock and run (policy/ensemble.py)
 # (member, "status" | "state/ensemble", the JSON object, retained by the broker from earlier):
 # called on the loop, must not raise
 PeerHandler = Callable[[str, str, dict[str, Any], bool], None]
@@ -62,20 +67,19 @@ def _json(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
-ONLINE, OFFLINE, LOST = (_json({"state": s}) for s in ("online", "offline", "lost"))
-
-
 class ControlPlane:
     """One agent's connection to the broker; run() is its task, close() ends it with a goodbye.
 
     `on_command` is called on the event loop, in this task, with each valid new command; raising
     a StageAgentError refuses the command (an evt/error reply). `now_ns` is the wall clock in
-    unix nanoseconds, read only to age a command's "sent" time (director and agent must agree
-    on the time within mqtt.max_command_age_s: run NTP).
+    unix nanoseconds, read only to check a command's "sent" time (director and agent must agree
+    on the time within mqtt.max_command_age_s: run NTP). `clock_ns` is the agent's own clock,
+    stamped on the STAMPED states as they leave (peers measure its offset from theirs).
     """
 
     def __init__(self, config: Config, on_command: Callable[[Command], None],
                  now_ns: Callable[[], int] = time.time_ns, *,
+                 clock_ns: Callable[[], int] = time.monotonic_ns,
                  backoff_s: tuple[float, float] = BACKOFF_S,
                  on_peer: PeerHandler | None = None,
                  on_peer_error: Callable[[str, str, str], None] | None = None) -> None:
@@ -87,9 +91,16 @@ class ControlPlane:
                              for kind in PEER_TOPICS}
         self._on_peer = on_peer
         self._on_peer_error = on_peer_error
-        self._client_id = f"stage-agent-{config.performance.name}-{m.agent}"
+        self._member_runs = MemberRuns()
+        # Random and published nowhere: a fixed id let any user of the broker (the read-only
+        # monitor) take the session over by connecting with it, once a second (mosquitto drops
+        # the older connection; no ACL can prevent it). The same for the whole run (_client).
+        self._client_id = f"stage-agent-{m.agent}-{secrets.token_hex(8)}"
+        self.presence = Presence(m.agent, new_run_id())
+        self._announce: dict[str, Any] | None = None  # a status to say again (retained)
+        self._safe_date_log = LogThrottle()
         self._sections = [s.name for s in config.sections]
-        self._on_command, self._now_ns = on_command, now_ns
+        self._on_command, self._now_ns, self._clock_ns = on_command, now_ns, clock_ns
         self._max_age_s, self._backoff_s = m.max_command_age_s, backoff_s
         self._tls = tls_context(config) if m.tls else None  # checked with the config too
         self._states: dict[str, bytes] = {}  # kind -> latest payload
@@ -178,15 +189,16 @@ class ControlPlane:
 
     def _client(self) -> aiomqtt.Client:
         m = self._mqtt
-        # A fixed client id: when the agent reconnects while the broker still holds its old,
-        # half-open connection, the broker drops the old one at once (session takeover)
+        # One client id for the run: when the agent reconnects while the broker still holds its
+        # old, half-open connection, the broker drops the old one at once (session takeover)
         # rather than timing it out later and publishing its Will "lost" over our "online".
         # Clean session: commands sent while we were away are not queued for us (they would
         # be stale anyway); the director sees no ack and may resend.
         return aiomqtt.Client(
             m.host, m.port, username=m.username or None, password=m.password or None,
             identifier=self._client_id,
-            will=aiomqtt.Will(self.prefix + "status", LOST, qos=QOS, retain=True),
+            will=aiomqtt.Will(self.prefix + "status", _json(self.presence.status("lost")),
+                              qos=QOS, retain=True),
             clean_session=True, keepalive=m.keepalive_s, tls_context=self._tls,
             # Nagle's algorithm held each small reply until the broker acknowledged the last
             # one: acks took ~42 ms; with TCP_NODELAY ~1.4 ms (bench/soak.py found it).
@@ -196,13 +208,18 @@ class ControlPlane:
         """One connection: returns after close() (having said goodbye), raises MqttError when
         the connection is lost."""
         # Subscribe before announcing "online": a director that sends on seeing "online" must
-        # not lose its first command to a subscription not made yet.
+        # not lose its first command to a subscription not made yet. Our own status first: its
+        # retained message, then our "online", come back in the broker's order (presence.py).
+        self.presence.connected()
+        self._announce = None
+        await client.subscribe(self.prefix + "status", qos=QOS)
         await client.subscribe(self.prefix + "cmd/#", qos=QOS)
         for topic in self._peer_topics:  # retained: each member's latest, at once
             await client.subscribe(topic, qos=QOS)
         self._dirty.update(dict.fromkeys(self._states))  # a restarted broker may have lost them
         await self._flush(client)
-        await client.publish(self.prefix + "status", ONLINE, qos=QOS, retain=True)
+        await client.publish(self.prefix + "status", _json(self.presence.status("online")),
+                             qos=QOS, retain=True)
         self.online.set()
         stopper = asyncio.create_task(self._stop.wait())
         tasks = {asyncio.create_task(self._read(client)), asyncio.create_task(self._write(client)),
@@ -218,19 +235,40 @@ class ControlPlane:
         for t in done - {stopper}:
             t.result()  # reader and writer end only by raising (a lost connection: MqttError)
         # The goodbye first: on a loaded machine at shutdown the close timeout may cut what
-        # follows, and "offline" is what a stage manager's dashboard must not miss.
-        await client.publish(self.prefix + "status", OFFLINE, qos=QOS, retain=True)
+        # follows, and "offline" is what a stage manager's dashboard must not miss. A duplicate
+        # does not take the retained status from the agent with its name that stays.
+        await client.publish(self.prefix + "status", _json(self.presence.status("offline")),
+                             qos=QOS, retain=self.presence.duplicate_of is None)
         await self._flush(client)  # then the latest state, retained for whoever looks next
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            if message.topic.value.startswith(self.prefix):
+            topic = message.topic.value
+            if topic == self.prefix + "status":
+                self._own_status(message)
+            elif topic.startswith(self.prefix):
                 self._handle(message)
             else:
                 self._peer_message(message)
 
+    def _own_status(self, message: aiomqtt.Message) -> None:
+        """What is said under our own name: ours coming back, or another agent with it."""
+        try:
+            payload = _object(message.payload) if message.payload else {}
+        except CommandError:
+            return  # not the protocol's: nobody with our name said it (the ACL)
+        outcome = self.presence.hear(payload, bool(message.retain))
+        if outcome.said:
+            (log.error if outcome.loud else log.warning)("MQTT: %s", outcome.said)
+        if outcome.announce is not None:
+            self._announce = outcome.announce
+            # Our retained state too: a duplicate published its own when it connected.
+            self._dirty.update(dict.fromkeys(self._states))
+            self._wake.set()
+
     def _peer_message(self, message: aiomqtt.Message) -> None:
-        """Another member's presence or ensemble state. A bad one is logged and ignored."""
+        """Another member's presence or ensemble state. A bad one is logged and ignored, and
+        so is what its duplicate says (presence.MemberRuns)."""
         peer = self._peer_topics.get(message.topic.value)
         if peer is None:
             return  # not a topic this agent subscribed to
@@ -244,7 +282,7 @@ class ControlPlane:
                 if self._on_peer_error is not None:
                     self._on_peer_error(name, kind, str(e))
                 return
-        if self._on_peer is not None and payload:
+        if self._on_peer is not None and self._member_runs.take(name, kind, payload) and payload:
             self._on_peer(name, kind, payload, bool(message.retain))
 
     async def _write(self, client: aiomqtt.Client) -> None:
@@ -256,10 +294,12 @@ class ControlPlane:
     async def _flush(self, client: aiomqtt.Client) -> None:
         # One publish in flight at a time, each awaiting its PUBACK: a burst of publish_state
         # for a kind collapses into its latest payload instead of queueing behind a slow broker.
-        while self._telemetry:  # QoS 0: handed to the socket, no acknowledgement awaited
-            kind, body = self._telemetry.popitem()
+        # A duplicate (presence.py) keeps its state and figures until it takes over.
+        while self._telemetry and self.presence.duplicate_of is None:
+            kind, body = self._telemetry.popitem()  # QoS 0: no acknowledgement awaited
             await client.publish(self.prefix + "telemetry/" + kind, body, qos=0)
-        while self._replies or self._dirty:
+        while self._replies or self._announce or (
+                self._dirty and self.presence.duplicate_of is None):
             if self._replies:
                 topic, body = reply = self._replies.popleft()
                 try:
@@ -267,12 +307,24 @@ class ControlPlane:
                 except BaseException:
                     self._replies.appendleft(reply)  # sent after the reconnect
                     raise
-            else:
+            elif self._dirty and self.presence.duplicate_of is None:
                 kind = next(iter(self._dirty))
                 body = self._states[kind]
-                await client.publish(self.prefix + "state/" + kind, body, qos=QOS, retain=True)
+                await client.publish(self.prefix + "state/" + kind,
+                                     self._stamped(body) if kind in STAMPED else body,
+                                     qos=QOS, retain=True)
                 if self._states[kind] is body:  # else changed meanwhile: send the newer one
                     del self._dirty[kind]
+            elif self._announce is not None:  # after our state, as when connecting
+                status, self._announce = self._announce, None
+                await client.publish(self.prefix + "status", _json(status), qos=QOS,
+                                     retain=True)
+
+    def _stamped(self, body: bytes) -> bytes:
+        """A state with the agent's clock as it leaves (not when it was made: a slow broker
+        or a reconnect would make it look older) and the run that says it."""
+        return _json({**json.loads(body), "clock": self._clock_ns(),
+                      "run": self.presence.run})
 
     def _handle(self, message: aiomqtt.Message) -> None:
         """Check, apply and answer one command. Never raises: bad input is answered."""
@@ -289,8 +341,15 @@ class ControlPlane:
             if cmd_id in self._applied:  # QoS1 redelivery or a director's retry: apply once
                 self._reply("ack", {"id": cmd_id, "verb": verb})
                 return
-            self._check_age(fields.pop("sent", None))
-            self._on_command(parse_command(verb, fields, self._sections))
+            sent = fields.pop("sent", None)
+            cmd = parse_command(verb, fields, self._sections)
+            late = check_sent(verb, sent, self._now_ns() / 1e9, self._max_age_s)
+            if late is not None and self._safe_date_log.due() is not None:
+                log.warning("MQTT command %r (id %s): %s", verb, cmd_id, late)
+            refusal = self.presence.refusal(verb)
+            if refusal is not None:
+                raise CommandError(refusal)
+            self._on_command(cmd)
         except StageAgentError as e:  # CommandError, or the agent refusing the command
             self._refuse(shorten(verb, MAX_VERB_CHARS), cmd_id, shorten(str(e)))
             return
@@ -313,18 +372,10 @@ class ControlPlane:
             log.warning("MQTT command %r (id %s) not applied: %s%s", verb, cmd_id, error,
                         f" (and {held} more refused since the last report)" if held else "")
 
-    def _check_age(self, sent: Any) -> None:
-        if sent is None:
-            return
-        if isinstance(sent, bool) or not isinstance(sent, int | float) or not math.isfinite(sent):
-            raise CommandError(f'"sent" must be a unix time in seconds, got {sent!r}')
-        age = self._now_ns() / 1e9 - sent
-        if age > self._max_age_s:
-            raise CommandError(f"stale command ignored: sent {age:.1f} s ago "
-                               f"(max age {self._max_age_s:g} s)")
-
     def _reply(self, kind: str, payload: dict[str, Any]) -> None:
-        self._replies.append((self.prefix + "evt/" + kind, _json(payload)))
+        """Every reply names the run: two agents with one name never answer alike."""
+        self._replies.append((self.prefix + "evt/" + kind,
+                              _json({**payload, "run": self.presence.run})))
         self._wake.set()
 
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from agent.config import Config, host_port
@@ -19,7 +20,7 @@ from agent.io.monitor import Monitor, monitor_for
 from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane, shorten
 from agent.io.osc import OscControlIn, OscOut
 from agent.policy.commands import Command
-from agent.policy.ensemble import PeerMessageError, check_peer_fields
+from agent.policy.ensemble import ClockOffsets, PeerMessageError, check_peer_fields
 from agent.record.session import Session
 from agent.stats import LogThrottle
 from agent.visuals.state import KINDS as OSC_KINDS
@@ -28,12 +29,17 @@ log = logging.getLogger(__name__)
 
 
 class Remote:
-    def __init__(self, config: Config, session: Session) -> None:
+    """`wall_ns`: the wall clock (unix ns), read only to check the "sent" time of MQTT commands;
+    the ensemble's times never use it (ClockOffsets)."""
+
+    def __init__(self, config: Config, session: Session,
+                 wall_ns: Callable[[], int] = time.time_ns) -> None:
         self.session = session
         s = config.source
         self.mqtt: ControlPlane | None = make_control_plane(
-            config, self._command, time.time_ns, on_peer=self._peer,
+            config, self._command, wall_ns, clock_ns=session.clock.now_ns, on_peer=self._peer,
             on_peer_error=self._peer_refused)
+        self._offsets = ClockOffsets()  # each member's clock onto ours
         self._peer_refusal_log = LogThrottle()  # per member
         if self.mqtt is None:
             print(f"stage-agent: {NO_BROKER_MESSAGE}", file=sys.stderr, flush=True)
@@ -55,15 +61,15 @@ class Remote:
 
     def _peer(self, name: str, kind: str, payload: dict[str, Any], retained: bool) -> None:
         """Another member's presence or ensemble state: checked, then recorded and applied
-        (a `peer` control). Its times are unix ns: they move onto this agent's clock here."""
+        (a `peer` control). Its times are on its own clock: they move onto ours here."""
         now = self.session.clock.now_ns()
-        if kind == "status":
-            fields: dict[str, Any] = {"status": payload.get("state")}
-        else:
-            fields = _shift_times(payload, now - time.time_ns())
-            if retained:
-                fields["retained"] = True
         try:
+            if kind == "status":
+                fields: dict[str, Any] = {"status": payload.get("state")}
+                if fields["status"] != "online":
+                    self._offsets.forget(name)
+            else:
+                fields = self._onto_our_clock(name, payload, now, retained)
             if kind != "status" and "status" in fields:  # presence is its status topic's alone
                 raise PeerMessageError("unknown field 'status'")
             fields = check_peer_fields(fields)
@@ -83,11 +89,39 @@ class Remote:
             log.warning("ensemble: %s's %s ignored: %s%s", name, kind, shorten(error),
                         f" (and {held} more since the last report)" if held else "")
 
+    def _onto_our_clock(self, name: str, payload: dict[str, Any], now: int, retained: bool
+                        ) -> dict[str, Any]:
+        """A member's ensemble state with its times ("until", the grid's beat) on our clock.
+        Raises PeerMessageError without the sender's "clock" stamp."""
+        fields = dict(payload)
+        sent = fields.pop("clock", None)
+        if isinstance(sent, bool) or not isinstance(sent, int):
+            raise PeerMessageError('missing "clock" (the member\'s clock in ns when sent: '
+                                   "every member must run this version)")
+        if retained:
+            fields["retained"] = True
+        else:
+            self._offsets.hear(name, sent, now)
+        offset = self._offsets.offset(name)
+        grid = fields.get("grid")
+        if offset is None:
+            # Kept by the broker from an unknown time ago, and no fresh message yet: taking it
+            # as sent now places its end no earlier than it is; a beat that may be seconds off
+            # is not followed (the leader announces the next within a bar).
+            offset, grid = now - sent, None
+        until = fields.get("until")
+        if isinstance(until, int) and not isinstance(until, bool):
+            fields["until"] = until + offset
+        if isinstance(grid, list) and len(grid) == 2 and isinstance(grid[0], int) \
+                and not isinstance(grid[0], bool):
+            grid = [grid[0] + offset, grid[1]]
+        if "grid" in fields:
+            fields["grid"] = grid
+        return fields
+
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
-        if self.mqtt is not None:
-            self.mqtt.publish_state(kind, _shift_times(payload, time.time_ns()
-                                                       - self.session.clock.now_ns())
-                                    if kind == "ensemble" else payload)
+        if self.mqtt is not None:  # an ensemble state's times go out on our clock, stamped
+            self.mqtt.publish_state(kind, payload)
         if self.osc_out is not None and kind in OSC_KINDS:  # the others: MQTT only
             try:
                 self.osc_out.send_state(kind, payload)
@@ -137,16 +171,3 @@ class Remote:
         if self.osc_out is not None:
             self.osc_out.close()
 
-
-def _shift_times(payload: dict[str, Any], offset_ns: int) -> dict[str, Any]:
-    """An ensemble state with its times ("until", the grid's beat) moved by `offset_ns`: from
-    this agent's clock to unix ns when published, from a peer's unix ns to ours when heard.
-    Members' machines must agree on the wall clock (NTP) to a few ms for a shared beat."""
-    out = dict(payload)
-    until, grid = out.get("until"), out.get("grid")
-    if isinstance(until, int) and not isinstance(until, bool):
-        out["until"] = until + offset_ns
-    if isinstance(grid, list) and len(grid) == 2 and isinstance(grid[0], int) \
-            and not isinstance(grid[0], bool):
-        out["grid"] = [grid[0] + offset_ns, grid[1]]
-    return out

@@ -17,10 +17,15 @@ Live actions (logged, never replayed: they change what is kept or loaded, not wh
                   | {"action": "mark", "label": "great ending"}   takes and markers
     capture-save  {"seconds": 120, "name": "that-bit"}   save the last minutes (both optional)
     model-reload  {} | {"checkpoint": "models/new.pt"}   swap in a model without stopping
+
+A command may say when it was sent ("sent", unix seconds by the sender's clock): `check_sent`
+refuses one dated further than the allowed age from the agent's clock, either way, except the
+SAFE_VERBS, which only stop sound and are never refused for their date.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +36,9 @@ from agent.policy.controls import ControlValueError, check_changes
 PLAY_VERBS = ("mode", "controls", "cue", "mute", "unmute", "panic")  # replayed
 ACTION_VERBS = ("record", "capture-save", "model-reload")  # live only
 VERBS = PLAY_VERBS + ACTION_VERBS
+# Only ever stop sound: never refused for their date, nor by an agent that takes no other
+# commands (io/presence.py). A director whose clock is 11 s behind must still be able to panic.
+SAFE_VERBS = ("panic", "mute")
 RECORD_ACTIONS = ("start", "stop", "mark")
 MAX_NAME = 64  # characters in a take, capture or marker name
 NEXT = "next"
@@ -109,6 +117,31 @@ def parse_command(verb: str, payload: Any, sections: Sequence[str] = ()) -> Comm
         return Command(verb, {})
     _only(verb, fields, set())
     return Command(verb, {})
+
+
+def check_sent(verb: str, sent: Any, now_s: float, max_age_s: float) -> str | None:
+    """A command's "sent" time (unix s, optional) against the agent's wall clock `now_s`.
+
+    Refused (CommandError) when it is not a number, or lies more than `max_age_s` before or
+    after `now_s`: a stale command (held up in a network, or replayed) and one dated ahead
+    (which no age check would ever stop) are both out. A SAFE_VERBS command out of those
+    bounds is not refused: the reason comes back, for the caller to log, and it applies."""
+    if sent is None:
+        return None
+    if isinstance(sent, bool) or not isinstance(sent, int | float) or not math.isfinite(sent):
+        raise CommandError(f'"sent" must be a unix time in seconds, got {sent!r}')
+    age = now_s - sent
+    if age > max_age_s:
+        when, what = f"sent {age:.1f} s ago (max age {max_age_s:g} s)", "stale command"
+    elif -age > max_age_s:
+        when = (f"dated {-age:.1f} s ahead of this agent's clock (at most {max_age_s:g} s; "
+                f"check the sender's clock)")
+        what = "command from the future"
+    else:
+        return None
+    if verb in SAFE_VERBS:
+        return f"{verb} applied although {when}"
+    raise CommandError(f"{what} ignored: {when}")
 
 
 def _name(verb: str, key: str, value: Any) -> str:

@@ -1,10 +1,11 @@
 """Several agents in one piece: who is there, whose beat, whose turn. Pure; times are the
-agent's own clock (the service converts the peers' wall-clock times at the edge).
+agent's own clock (the service moves the peers' times onto it at the edge, with ClockOffsets).
 
 Each agent announces its ensemble state (retained `state/ensemble` over MQTT):
 
     {"role": "lead" | "comp" | "rest", "until": end of the lead phrase, "can_lead": bool,
-     "grid": [beat time, beat period] | null}          (the tempo leader's beat; others: null)
+     "grid": [beat time, beat period] | null,          (the tempo leader's beat; others: null)
+     "clock": the sender's clock when it was sent}     (times: ns on the sender's own clock)
 
 and watches the other members' `status` (presence) and `state/ensemble`. Every peer message is
 recorded as a `peer` control, so a replay makes the same decisions.
@@ -25,6 +26,7 @@ while it is fresh, unless a MIDI clock runs (the clock still wins).
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,11 @@ LEAD, COMP, REST = "lead", "comp", "rest"
 ROLES = (LEAD, COMP, REST)
 PRESENCE = ("online", "offline", "lost")
 GRID_FRESH_NS = 8_000_000_000  # a leader's beat older than this is not followed any more
+# Offset samples kept per member: the last 16 (the tempo leader announces once a bar: about
+# half a minute), none older than a minute, over which two crystal clocks that no NTP
+# disciplines (50 ppm apart at worst) drift apart by at most 3 ms.
+OFFSET_SAMPLES = 16
+OFFSET_MAX_AGE_NS = 60_000_000_000
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,41 @@ class PeerState:
     can_lead: bool = True
     grid: tuple[int, int] | None = None  # (a beat's time, the period), from the tempo leader
     grid_ns: int = 0  # when that beat was heard
+
+
+class ClockOffsets:
+    """Each member's clock mapped onto this agent's, measured from its messages, so a shared
+    beat owes nothing to the wall clock (an NTP step moved it) or to NTP at all.
+
+    A message stamped `sent` on the member's clock and heard at `heard` on ours gives
+    heard - sent = offset + transit; transit is never negative and is smallest for the messages
+    that queued least, so the smallest of the last OFFSET_SAMPLES samples estimates the offset
+    (too late by the shortest transit: through a broker on a stage network, about a ms). The
+    agents' clocks are monotonic, so nothing steps them; the window follows their slow drift.
+    """
+
+    def __init__(self, samples: int = OFFSET_SAMPLES,
+                 max_age_ns: int = OFFSET_MAX_AGE_NS) -> None:
+        self._samples, self._max_age_ns = samples, max_age_ns
+        self._heard: dict[str, deque[tuple[int, int]]] = {}  # (heard, heard - sent)
+
+    def hear(self, name: str, sent_ns: int, heard_ns: int) -> None:
+        """A message sent just now (never one the broker kept from earlier: its transit is
+        unknown)."""
+        heard = self._heard.setdefault(name, deque(maxlen=self._samples))
+        heard.append((heard_ns, heard_ns - sent_ns))
+        while heard_ns - heard[0][0] > self._max_age_ns:
+            heard.popleft()  # the newest always stays
+
+    def offset(self, name: str) -> int | None:
+        """Add it to a time on `name`'s clock for ours; None before a fresh message."""
+        heard = self._heard.get(name)
+        return min(sample for _t, sample in heard) if heard else None
+
+    def forget(self, name: str) -> None:
+        """The member has gone: when it is back its clock may be another (a restart, another
+        machine under its name)."""
+        self._heard.pop(name, None)
 
 
 class PeerMessageError(ValueError):

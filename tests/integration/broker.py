@@ -20,6 +20,14 @@ MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 needs_mosquitto = pytest.mark.skipif(MOSQUITTO is None,
                                      reason="needs mosquitto (scripts/setup.sh installs it)")
 START_TIMEOUT_S = 10.0
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_CONF = ROOT / "systemd" / "mosquitto-stage.conf"  # the example a stage installs
+SHIPPED_ACL = ROOT / "systemd" / "mosquitto-stage.acl"
+# What the shipped config says about this machine rather than about the broker's behaviour:
+# replaced by the test's own listener, password file, ACL and (no) persistence.
+_MACHINE_KEYS = ("listener", "bind_interface", "password_file", "acl_file", "persistence",
+                 "persistence_location", "autosave_interval", "cafile", "certfile", "keyfile",
+                 "tls_version")
 
 
 def free_port() -> int:
@@ -30,10 +38,13 @@ def free_port() -> int:
 
 class Broker:
     """mosquitto on 127.0.0.1:port. `users` ({name: password}) turns anonymous access off;
-    `tls` (certfile, keyfile) makes the listener TLS-only; `acl` is an ACL file."""
+    `tls` (certfile, keyfile) makes the listener TLS-only; `acl` is an ACL file. `shipped`:
+    every setting of the shipped example config (SHIPPED_CONF) but its machine's listener
+    addresses, files and persistence (give `users` and `acl`, e.g. SHIPPED_ACL)."""
 
     def __init__(self, folder: Path, users: dict[str, str] | None = None,
-                 tls: tuple[Path, Path] | None = None, acl: Path | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, acl: Path | None = None,
+                 shipped: bool = False) -> None:
         assert MOSQUITTO is not None, "mosquitto not installed"
         self.folder, self.port = folder, free_port()
         self.log = folder / "mosquitto.log"
@@ -44,6 +55,10 @@ class Broker:
                  # As root, mosquitto would drop to the user "mosquitto", who cannot read the
                  # test's private folder; as anyone else this line is ignored.
                  f"user {getpass.getuser()}"]
+        if shipped:
+            lines[:0] = [line for line in SHIPPED_CONF.read_text().splitlines()
+                         if line.strip() and not line.startswith("#")
+                         and line.split()[0] not in _MACHINE_KEYS]
         if users:
             assert MOSQUITTO_PASSWD is not None, "mosquitto_passwd not installed"
             passwd = folder / "passwd"

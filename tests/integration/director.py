@@ -14,9 +14,13 @@ TIMEOUT_S = 10.0
 
 
 class Director:
-    """A person at the desk with an MQTT client. Topics are given without `prefix`."""
+    """A person at the desk with an MQTT client. Topics are given without `prefix`.
 
-    def __init__(self, port: int, prefix: str) -> None:
+    Every status and reply of an agent names its run (a random id per process, io/presence.py);
+    unless `keep_run`, it is taken out of the payloads handed out here, so a test of one agent
+    compares what it is about."""
+
+    def __init__(self, port: int, prefix: str, keep_run: bool = False, **login: str) -> None:
         self.prefix = prefix
         self.got: queue.Queue[tuple[str, Any, bool]] = queue.Queue()
         self.seen: list[tuple[str, Any]] = []  # every message so far (payloads cut short)
@@ -26,8 +30,14 @@ class Director:
             topic = m.topic.removeprefix(prefix)
             self.seen.append((topic, m.payload[:60]))
             # an empty payload clears a retained message: None
-            self.got.put((topic, json.loads(m.payload) if m.payload else None, m.retain))
+            payload = json.loads(m.payload) if m.payload else None
+            if not keep_run and isinstance(payload, dict) and \
+                    topic.rsplit("/", 1)[-1] in ("status", "ack", "error"):
+                payload.pop("run", None)
+            self.got.put((topic, payload, m.retain))
         self.client.on_message = on_message
+        if login:  # username, password
+            self.client.username_pw_set(login["username"], login["password"])
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(prefix + "#", qos=1)
         self.client.loop_start()

@@ -610,7 +610,7 @@ def hostile_commands(now_s: float) -> list[tuple[str, bytes | dict[str, Any], st
         ("mode/x", {"id": "v2", "mode": "solo"}, "unknown command 'mode/x' (known: "),
         ("", {"id": "v3"}, "unknown command '' (known: "),
         ("mute", {"id": "f1", "now": True}, "mute: unknown field 'now' (allowed: none)"),
-        ("mute", {"id": "s1", "sent": now_s - 3600}, "stale command ignored: sent 36"),
+        ("unmute", {"id": "s1", "sent": now_s - 3600}, "stale command ignored: sent 36"),
         ("mute", {"id": "s2", "sent": "now"}, '"sent" must be a unix time in seconds, got '
                                               "'now'"),
         ("mute", b'{"id": "s3", "sent": Infinity}', '"sent" must be a unix time in seconds, '

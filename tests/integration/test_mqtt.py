@@ -62,6 +62,11 @@ class Director:
         self.client = client
         self.queues: defaultdict[str, asyncio.Queue[aiomqtt.Message]] = \
             defaultdict(asyncio.Queue)
+        self.run = ""  # the agent's run, once known: its replies name it
+
+    def reply(self, **fields: Any) -> tuple[dict[str, Any], bool]:
+        """A reply of the agent's, as expect() returns it (never retained)."""
+        return {**fields, "run": self.run}, False
 
     async def expect(self, suffix: str, timeout_s: float = 5.0) -> tuple[Any, bool]:
         """The next message on PREFIX + suffix: (its JSON, its retain flag)."""
@@ -115,7 +120,9 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
-ONLINE, OFFLINE, LOST = ({"state": s} for s in ("online", "offline", "lost"))
+def said(cp: ControlPlane, state: str) -> dict[str, str]:
+    """A status of `cp`'s: every status names the run that says it."""
+    return {"state": state, "run": cp.presence.run}
 
 
 # 1. Presence ---------------------------------------------------------------------------------
@@ -124,13 +131,13 @@ async def test_online_retained_then_offline_after_close(broker: Broker, tmp_path
     async with director(broker.port) as d:
         cp = ControlPlane(config(tmp_path, broker.port), lambda c: None)
         task = asyncio.create_task(cp.run())
-        assert await d.expect("status") == (ONLINE, False)
+        assert await d.expect("status") == (said(cp, "online"), False)
         assert cp.connected
-        assert await retained(broker.port, "status") == ONLINE
+        assert await retained(broker.port, "status") == said(cp, "online")
         await cp.close()
-        assert await d.expect("status") == (OFFLINE, False)
+        assert await d.expect("status") == (said(cp, "offline"), False)
         await asyncio.wait_for(task, 5)
-        assert await retained(broker.port, "status") == OFFLINE
+        assert await retained(broker.port, "status") == said(cp, "offline")
         assert d.queues["status"].empty()  # a clean goodbye: the Will "lost" was not sent
 
 
@@ -144,13 +151,15 @@ async def test_will_lost_when_the_agent_process_dies(broker: Broker, tmp_path: P
         proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(table(broker.port))],
                                 cwd=ROOT)
         try:
-            assert await d.expect("status", timeout_s=15) == (ONLINE, False)
+            online, _ = await d.expect("status", timeout_s=15)
+            assert online == {"state": "online", "run": online["run"]}
             proc.send_signal(signal.SIGKILL)  # no goodbye: the broker sees the socket close
         finally:
             proc.kill()
             proc.wait()
-        assert await d.expect("status") == (LOST, False)
-    assert await retained(broker.port, "status") == LOST
+        lost = {"state": "lost", "run": online["run"]}  # the Will names the run too
+        assert await d.expect("status") == (lost, False)
+    assert await retained(broker.port, "status") == lost
 
 
 # 2. Commands ---------------------------------------------------------------------------------
@@ -160,7 +169,8 @@ async def rig(broker: Broker, tmp_path: Path, on_command: Callable[[Command], No
               ) -> AsyncIterator[Director]:
     cp = ControlPlane(config(tmp_path, broker.port), on_command, lambda: NOW_S * 10**9)
     async with director(broker.port) as d, serving(cp):
-        assert await d.expect("status") == (ONLINE, False)
+        assert await d.expect("status") == (said(cp, "online"), False)
+        d.run = cp.presence.run
         yield d
 
 
@@ -169,18 +179,18 @@ async def test_valid_commands_are_applied_once_and_acked(broker: Broker, tmp_pat
     applied: list[Command] = []
     async with rig(broker, tmp_path, applied.append) as d:
         await d.send("mode", {"id": "c1", "mode": "solo"})
-        assert await d.expect("evt/ack") == ({"id": "c1", "verb": "mode"}, False)
+        assert await d.expect("evt/ack") == d.reply(id="c1", verb="mode")
         await d.send("controls", {"id": "c2", "sent": NOW_S - 9.5, "density": 1.5,
                                   "styles": {"bach": 1}})
-        assert await d.expect("evt/ack") == ({"id": "c2", "verb": "controls"}, False)
+        assert await d.expect("evt/ack") == d.reply(id="c2", verb="controls")
         await d.send("cue", {"id": "c3"})
-        assert await d.expect("evt/ack") == ({"id": "c3", "verb": "cue"}, False)
+        assert await d.expect("evt/ack") == d.reply(id="c3", verb="cue")
         await d.send("cue", {"id": "c4", "section": "solo"})
-        assert await d.expect("evt/ack") == ({"id": "c4", "verb": "cue"}, False)
+        assert await d.expect("evt/ack") == d.reply(id="c4", verb="cue")
         await d.send("panic", {"id": "c5", "sent": NOW_S + 1})  # a clock a bit ahead is fine
-        assert await d.expect("evt/ack") == ({"id": "c5", "verb": "panic"}, False)
+        assert await d.expect("evt/ack") == d.reply(id="c5", verb="panic")
         await d.send("mode", {"id": "c1", "mode": "solo"})  # a retry: acked, not applied again
-        assert await d.expect("evt/ack") == ({"id": "c1", "verb": "mode"}, False)
+        assert await d.expect("evt/ack") == d.reply(id="c1", verb="mode")
         assert d.queues["evt/error"].empty()
     assert applied == [Command("mode", {"mode": "solo"}),
                        Command("controls", {"density": 1.5, "styles": {"bach": 1.0}}),
@@ -209,8 +219,11 @@ async def test_valid_commands_are_applied_once_and_acked(broker: Broker, tmp_pat
                                               "(sections: intro, solo)"}),
     ("mute", {"id": "b5", "now": True}, {"id": "b5", "error": "mute: unknown field 'now' "
                                          "(allowed: none)"}),
-    ("panic", {"id": "b6", "sent": NOW_S - 60}, {"id": "b6", "error": "stale command ignored: "
-                                                 "sent 60.0 s ago (max age 10 s)"}),
+    ("mode", {"id": "b6", "mode": "solo", "sent": NOW_S - 60}, {
+        "id": "b6", "error": "stale command ignored: sent 60.0 s ago (max age 10 s)"}),
+    ("cue", {"id": "b8", "sent": 4_102_444_800}, {  # 2100-01-01
+        "id": "b8", "error": "command from the future ignored: dated 2402444800.0 s ahead of "
+        "this agent's clock (at most 10 s; check the sender's clock)"}),
     ("panic", {"id": "b7", "sent": "now"}, {"id": "b7", "error": '"sent" must be a unix time '
                                             "in seconds, got 'now'"}),
 ])
@@ -220,12 +233,67 @@ async def test_bad_commands_get_an_error_and_change_nothing(
     applied: list[Command] = []
     async with rig(broker, tmp_path, applied.append) as d:
         await d.send(verb, payload)
-        assert await d.expect("evt/error") == ({**reply, "verb": verb}, False)
+        assert await d.expect("evt/error") == d.reply(**reply, verb=verb)
         # the id of a refused command is not spent: sent again, good, it is applied
         await d.send("unmute", {"id": reply["id"] or "fixed"})
-        assert await d.expect("evt/ack") == ({"id": reply["id"] or "fixed", "verb": "unmute"},
-                                             False)
+        assert await d.expect("evt/ack") == d.reply(id=reply["id"] or "fixed", verb="unmute")
     assert applied == [Command("unmute", {})]
+
+
+async def test_panic_and_mute_are_never_refused_for_their_date(
+        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A director whose clock is 11 s behind (or set to 2100) can still stop the sound; the
+    agent says what was odd about it."""
+    applied: list[Command] = []
+    async with rig(broker, tmp_path, applied.append) as d:
+        await d.send("panic", {"id": "p1", "sent": NOW_S - 11})
+        assert await d.expect("evt/ack") == d.reply(id="p1", verb="panic")
+        await d.send("mute", {"id": "m1", "sent": 4_102_444_800})
+        assert await d.expect("evt/ack") == d.reply(id="m1", verb="mute")
+        await d.send("controls", {"id": "c1", "density": 2, "sent": NOW_S + 11})
+        assert await d.expect("evt/error") == d.reply(
+            id="c1", verb="controls", error="command from the future ignored: dated 11.0 s "
+            "ahead of this agent's clock (at most 10 s; check the sender's clock)")
+    assert applied == [Command("panic", {}), Command("mute", {})]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "MQTT command 'panic' (id p1): panic applied although sent 11.0 s ago (max age " \
+        "10 s)" in warnings
+
+
+async def test_a_members_duplicate_is_not_taken_for_the_member(broker: Broker, tmp_path: Path
+                                                                ) -> None:
+    """bass is started twice: keys follows the first, and the second's goodbye does not make
+    keys think bass has gone."""
+    heard: list[tuple[str, str, dict[str, Any]]] = []
+
+    def ensemble_config(me: str) -> Config:
+        return from_dict({**table(broker.port), "mqtt": {"host": "127.0.0.1",
+                                                         "port": broker.port, "agent": me},
+                          "ensemble": {"members": ["keys", "bass"]}},
+                         str(tmp_path / "performance.toml"))
+
+    keys = ControlPlane(ensemble_config("keys"), lambda c: None,
+                        on_peer=lambda name, kind, p, r: heard.append((name, kind, p)))
+    bass, again = (ControlPlane(ensemble_config("bass"), lambda c: None) for _ in range(2))
+    bass.publish_state("ensemble", {"role": "rest", "until": None, "can_lead": True,
+                                    "grid": None})
+    again.publish_state("ensemble", {"role": "lead", "until": None, "can_lead": True,
+                                     "grid": None})
+    def statuses() -> list[str]:
+        return [p["state"] for _name, kind, p in heard if kind == "status"]
+
+    async with serving(keys), serving(bass):
+        await until(lambda: {k for _n, k, _p in heard} == {"status", "state/ensemble"})
+        assert statuses() == ["online"]
+        async with serving(again):
+            await until(lambda: again.presence.duplicate_of == bass.presence.run)
+        # the second's "online", the first's answer, and once the second has said goodbye,
+        # the first's "online" again (the goodbye was not retained, but it says so anyway)
+        await until(lambda: len(statuses()) == 4)
+        assert statuses() == ["online"] * 4  # the second's goodbye was not bass's
+        # bass's ensemble state, never the second's (which leads)
+        assert {p["role"] for _n, kind, p in heard if kind == "state/ensemble"} == {"rest"}
+        assert {name for name, _k, _p in heard} == {"bass"}
 
 
 async def test_a_retained_command_is_not_applied(broker: Broker, tmp_path: Path) -> None:
@@ -233,9 +301,8 @@ async def test_a_retained_command_is_not_applied(broker: Broker, tmp_path: Path)
     async with director(broker.port) as d:  # left on the broker before the agent connects
         await d.send("panic", {"id": "r1"}, retain=True)
     async with rig(broker, tmp_path, applied.append) as d:
-        assert await d.expect("evt/error") == ({"id": "r1", "verb": "panic", "error":
-                                                "retained command ignored (commands are "
-                                                "never retained)"}, False)
+        assert await d.expect("evt/error") == d.reply(
+            id="r1", verb="panic", error="retained command ignored (commands are never retained)")
     assert applied == []
 
 
@@ -252,11 +319,11 @@ async def test_a_command_the_agent_refuses_gets_an_error(broker: Broker, tmp_pat
 
     async with rig(broker, tmp_path, on_command) as d:
         await d.send("cue", {"id": "x1"})
-        assert await d.expect("evt/error") == ({"id": "x1", "verb": "cue",
-                                                "error": "cue: the piece has ended"}, False)
+        assert await d.expect("evt/error") == d.reply(id="x1", verb="cue",
+                                                      error="cue: the piece has ended")
         await d.send("mute", {"id": "x2"})  # the control plane outlives a bug in the agent
-        assert await d.expect("evt/error") == ({"id": "x2", "verb": "mute", "error":
-                                                "internal error: RuntimeError('a bug')"}, False)
+        assert await d.expect("evt/error") == d.reply(
+            id="x2", verb="mute", error="internal error: RuntimeError('a bug')")
         await d.send("cue", {"id": "x1"})  # refused, so not remembered: tried again
         assert (await d.expect("evt/error"))[0]["id"] == "x1"
     assert [c.verb for c in seen] == ["cue", "mute", "cue"]
@@ -293,7 +360,7 @@ async def test_state_is_retained_and_republished_after_a_broker_restart(
             got: dict[str, Any] = {}
             for suffix in ("status", "state/controls", "state/section"):
                 got[suffix] = (await d.expect(suffix))[0]
-        assert got == {"status": ONLINE, "state/controls": {"density": 3.0},
+        assert got == {"status": said(cp, "online"), "state/controls": {"density": 3.0},
                        "state/section": {"name": "solo", "bar": 9}}
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unreachable" in m for m in messages) == 1, messages  # once per outage
@@ -321,7 +388,7 @@ async def test_right_password_connects(tmp_path: Path) -> None:
         cp = ControlPlane(config(tmp_path, broker.port, username="keys-bot", password="right"),
                           lambda c: None)
         async with director(broker.port, **DIRECTOR) as d, serving(cp):
-            assert await d.expect("status") == (ONLINE, False)
+            assert await d.expect("status") == (said(cp, "online"), False)
     finally:
         broker.stop()
 
@@ -364,7 +431,7 @@ async def test_tls_with_the_configured_ca(tmp_path: Path) -> None:
                           lambda c: None)
         tls = aiomqtt.TLSParameters(ca_certs=str(cert))
         async with director(broker.port, tls_params=tls) as d, serving(cp):
-            assert await d.expect("status") == (ONLINE, False)
+            assert await d.expect("status") == (said(cp, "online"), False)
     finally:
         broker.stop()
 

@@ -73,6 +73,7 @@ def delivered(writer: User, reader: User, sentinel: User, topic: str) -> bool:
 
 @pytest.mark.parametrize(("writer", "reader", "topic", "allowed"), [
     ("keys", "monitor", "stage/duo/keys/status", True),  # its own presence
+    ("keys", "keys", "stage/duo/keys/status", True),  # read back: two agents with one name
     ("keys", "monitor", "stage/duo/keys/state/ensemble", True),
     ("keys", "monitor", "stage/duo/bass/status", False),  # never another agent's
     ("keys", "monitor", "stage/duo/bass/state/mode", False),

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.errors import StageAgentError
-from agent.policy.commands import Command, CommandError, parse_command
+from agent.policy.commands import Command, CommandError, check_sent, parse_command
 
 SECTIONS = ("intro", "solo", "outro")
 VERBS = "mode, controls, cue, mute, unmute, panic, record, capture-save, model-reload"
@@ -191,3 +191,36 @@ def test_model_reload() -> None:
     for bad in ("", 3, None, "a\0b"):
         assert error("model-reload", {"checkpoint": bad}) == (
             f"model-reload: checkpoint must be a file path, got {bad!r}")
+
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize("verb", ["mode", "controls", "cue", "unmute", "record"])
+def test_a_command_dated_out_of_bounds_either_way_is_refused(verb: str) -> None:
+    assert check_sent(verb, None, NOW, 10.0) is None  # "sent" is optional
+    assert check_sent(verb, NOW - 10, NOW, 10.0) is None  # the bounds are included
+    assert check_sent(verb, NOW + 10, NOW, 10.0) is None
+    with pytest.raises(CommandError) as stale:
+        check_sent(verb, NOW - 11, NOW, 10.0)
+    assert str(stale.value) == "stale command ignored: sent 11.0 s ago (max age 10 s)"
+    with pytest.raises(CommandError) as future:
+        check_sent(verb, 4_102_444_800, NOW, 10.0)  # 2100-01-01
+    assert str(future.value) == ("command from the future ignored: dated 2402444800.0 s ahead "
+                                 "of this agent's clock (at most 10 s; check the sender's clock)")
+
+
+@pytest.mark.parametrize("verb", ["panic", "mute"])
+def test_panic_and_mute_are_never_refused_for_their_date(verb: str) -> None:
+    assert check_sent(verb, NOW - 11, NOW, 10.0) == \
+        f"{verb} applied although sent 11.0 s ago (max age 10 s)"
+    assert check_sent(verb, NOW + 3600, NOW, 10.0) == (
+        f"{verb} applied although dated 3600.0 s ahead of this agent's clock (at most 10 s; "
+        "check the sender's clock)")
+    assert check_sent(verb, NOW, NOW, 10.0) is None
+
+
+@pytest.mark.parametrize("sent", ["now", True, float("nan"), float("inf"), [1]])
+def test_sent_must_be_a_finite_number(sent: Any) -> None:
+    with pytest.raises(CommandError, match='"sent" must be a unix time in seconds'):
+        check_sent("panic", sent, NOW, 10.0)

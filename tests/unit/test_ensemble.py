@@ -13,6 +13,8 @@ from agent.clock import ManualClock
 from agent.io.remote import Remote
 from agent.policy.ensemble import (
     GRID_FRESH_NS,
+    OFFSET_SAMPLES,
+    ClockOffsets,
     Ensemble,
     PeerMessageError,
     check_peer_fields,
@@ -215,7 +217,7 @@ def test_bad_peer_messages_reach_the_log_cut_short_and_once_a_second(
     remote = Remote(cfg, session)
     with caplog.at_level(logging.WARNING, logger="agent.io.remote"):
         for _ in range(50):
-            remote._peer("bass", "state/ensemble", {"x" * 1_000_000: 1}, False)
+            remote._peer("bass", "state/ensemble", {"clock": S, "x" * 1_000_000: 1}, False)
     (said,) = [r.getMessage() for r in caplog.records]
     assert said.startswith("ensemble: bass's state/ensemble ignored: unknown field 'xxx")
     assert said.endswith("... (1000016 characters)") and len(said) < 400
@@ -223,3 +225,21 @@ def test_bad_peer_messages_reach_the_log_cut_short_and_once_a_second(
     session.finish()
     assert [r for r in read_log(session.log.path)[1] if r["k"] == "ctl"
             and r["what"] == "peer"] == []  # nothing of it was taken
+
+
+def test_a_members_clock_offset_is_the_least_delayed_of_its_recent_messages() -> None:
+    """Its clock runs 1000 s behind ours; messages take 1 to 40 ms to arrive."""
+    offsets = ClockOffsets()
+    assert offsets.offset("bass") is None  # nothing heard yet
+    ms = 1_000_000
+    for k, transit in enumerate((40, 3, 25, 1, 9)):
+        sent = k * S
+        offsets.hear("bass", sent, sent + 1000 * S + transit * ms)
+    assert offsets.offset("bass") == 1000 * S + 1 * ms
+    for k in range(OFFSET_SAMPLES):  # the 1 ms sample leaves the window
+        offsets.hear("bass", k * S, k * S + 1000 * S + 2 * ms)
+    assert offsets.offset("bass") == 1000 * S + 2 * ms
+    offsets.hear("bass", 100 * S, 100 * S + 1000 * S + 5 * ms)  # over a minute later
+    assert offsets.offset("bass") == 1000 * S + 5 * ms  # the others are too old to trust
+    offsets.forget("bass")  # gone: its next clock may be another machine's
+    assert offsets.offset("bass") is None
