@@ -1,9 +1,10 @@
 """`stage-agent perform`: the live loop on real ports, until SIGTERM/SIGINT.
 
 Order of events: open every port (a missing one refuses the run with exit 2, before anything is
-recorded), then the session (log). On a signal: panic through the ledger (every sounding note gets
-its note-off at once), wait two JACK periods for the bytes to leave, close ports, write the
-recording, exit 0.
+recorded), then the session (log), then the reset of the agent's channel on every output (what a
+crashed run left sounding), before anything heard is answered. On a signal: panic through the
+ledger (every sounding note gets its note-off at once), wait two JACK periods for the bytes to
+leave, close ports, write the recording, exit 0.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ async def perform(config: Config) -> dict[str, Any]:
     # messages wait in the input queue until the loop runs again, by which time the session
     # exists: nothing heard goes unrecorded.
     outputs.open()
+    # The reset below goes out on the new output connections, which carry data only from a
+    # later JACK cycle. No input is open yet, so nothing heard is waiting to be answered first.
+    await asyncio.sleep(PORT_SETTLE_S)
     try:
         inputs.open(loop)
     except Exception:
@@ -110,6 +114,8 @@ async def perform(config: Config) -> dict[str, Any]:
     session = Session(config, clock, outputs.send, out_dir,
                       {"clock": "monotonic", "backend": backend.name},
                       _worker_factory(config, loop) if config.uses_model() else None)
+    for ref in config.agent.outputs:  # before the loop runs again: before any answer
+        session.control("reset", clock.now_ns(), port=ref)  # recorded and replayed
     driver = session.drive_realtime(loop)
     remote = Remote(config, session)
     # record start/stop/mark and capture-save (live only); their outcome goes to state/take|capture

@@ -52,18 +52,12 @@ class NoteLedger:
         return [(n.port, midi.note_off(n.channel, n.pitch)) for n in released]
 
     def panic_messages(self, port: str | None = None) -> list[tuple[str, bytes]]:
-        """Ledger note-offs first, then CC64=0, CC123, CC120 on every channel used.
-
-        CC123 is ignored while sustain is held and not every device honours it, hence the order.
-        """
+        """Ledger note-offs first, then CC64=0, CC123, CC120 on every channel used
+        (midi.channel_reset)."""
         out = self.release_all(port)
         for used_port, channels in sorted(self._channels_used.items()):
             if port is not None and used_port != port:
                 continue
             for ch in sorted(channels):
-                out += [
-                    (used_port, midi.control_change(ch, midi.CC_SUSTAIN, 0)),
-                    (used_port, midi.control_change(ch, midi.CC_ALL_NOTES_OFF, 0)),
-                    (used_port, midi.control_change(ch, midi.CC_ALL_SOUND_OFF, 0)),
-                ]
+                out += [(used_port, data) for data in midi.channel_reset(ch)]
         return out

@@ -144,6 +144,13 @@ class Scheduler:
         for p, data in self.ledger.panic_messages(port):
             self._emit(now, p, data, why)
 
+    def reset_channel(self, t_ns: int, port: str, channel: int, why: str) -> None:
+        """Sustain off, all notes off, all sound off on one channel of a port, now (for the
+        deadline `t_ns`, so a replay reproduces it exactly), whatever the ledger holds: what
+        another run (a crashed one) left sounding there is unknown."""
+        for data in midi.channel_reset(channel):
+            self._emit(t_ns, port, data, why)
+
     def release_port(self, port: str, why: str) -> None:
         """A port went away: forget its sounding notes (their offs are sent if it still works)."""
         now = self.clock.now_ns()
