@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import config as config_mod
+from agent.console import say
 from agent.errors import EXIT_FAILURE, EXIT_OK, StageAgentError
 from agent.io.ports import choose_backend, list_ports
 from agent.model import commands as model_commands
@@ -171,7 +172,7 @@ def _perform(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config)
     summary = asyncio.run(perform(cfg))
-    print(format_summary(summary))
+    say(format_summary(summary))  # stdout may be gone (a closed terminal): still exit 0
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
 from agent.config import Config, host_port, monitor_address
+from agent.console import say
 from agent.errors import ConfigError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
@@ -153,8 +154,8 @@ async def perform(config: Config) -> dict[str, Any]:
         _arm_watchdog(notifier, session)
         log.info("performing %s: %s backend, recording to %s", config.performance.name,
                  backend.name, out_dir)
-        print(f"stage-agent: performing {config.performance.name!r} "
-              f"({backend.name}); recording to {out_dir}", flush=True)
+        say(f"stage-agent: performing {config.performance.name!r} "
+            f"({backend.name}); recording to {out_dir}")  # stdout may be gone: plays on
         await _housekeeping(config, session, inputs, outputs, remote, stop, reported)
     finally:
         notifier.stopping()

@@ -1,9 +1,12 @@
 """The ways a live run ends, or nearly does, on real parts: `stage-agent perform` as a process on
-real JACK ports, killed outright and started again."""
+real JACK ports, killed outright and started again, its stdout taken away."""
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ import pytest
 from agent import midi
 from agent.io.jack_server import JackServer
 from agent.record.log import read_log
-from agent.record.session import LOG_NAME
+from agent.record.session import LOG_NAME, MIDI_NAME
 
 from .jackpeer import (
     FIFTH_UP,
@@ -73,3 +76,48 @@ def test_a_restart_after_a_crash_first_silences_what_the_dead_run_left_sounding(
     resets = [r for r in records if r["k"] == "emit" and r["why"] == "reset"]
     assert [bytes.fromhex(r["data"]) for r in resets] == [bytes(m) for m in CC_TAIL]
     assert records.index(resets[-1]) < min(i for i, r in enumerate(records) if r["k"] == "in")
+
+
+# -- stdout -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gone", ["stdout", "stdout and stderr"])
+def test_a_closed_stdout_never_stops_the_run(stage: tuple[Peer, Path], jack: dict[str, str],
+                                            tmp_path: Path, gone: str) -> None:
+    """`stage-agent perform piece.toml | true` (or `|& true`, or a restarted journald: stderr
+    gone too): the reader is gone before the agent prints a line. It plays on (READY, from
+    systemd's notify protocol, says when it has started), answers, stops on SIGTERM with exit 0
+    and writes its recording; what it would have printed is on stderr while there is one."""
+    peer, config = stage
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(30.0)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| true`: the reader has gone
+    stderr = write_end if gone == "stdout and stderr" else subprocess.PIPE
+    proc = subprocess.Popen([*PERFORM, str(config)], stdout=write_end, stderr=stderr,
+                            env={**os.environ, **jack, "NOTIFY_SOCKET": str(tmp_path /
+                                                                            "notify.sock")},
+                            text=True)
+    os.close(write_end)
+    try:
+        assert notify.recv(512).startswith(b"READY=1")
+        assert peer.take_reset() == 1
+        for pitch in (60, 62, 64):
+            peer.ask([0x90, pitch, 70], [0x91, pitch + 7, 70])
+        assert proc.poll() is None, "the agent stopped"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        notify.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    if gone == "stdout":
+        assert "stdout is gone" in err and "stage-agent: performing" in err, err
+        assert "notes played 3" in err, err
+        assert "Traceback" not in err, err
+    (recording,) = [p for p in (config.parent / "recordings").iterdir() if p.is_dir()]
+    records = read_log(recording / LOG_NAME)[1]
+    assert [r["what"] for r in records if r["k"] == "ctl"] == ["reset", "stop"]
+    assert (recording / MIDI_NAME).is_file()
