@@ -78,7 +78,8 @@ def test_missing_port_is_a_config_error_naming_the_key(
                             text=True, timeout=30)
     assert result.returncode == 2
     assert f"{config}: players[0].port: no MIDI input matches 'no-such-keyboard'" in result.stderr
-    assert not (tmp_path / "recordings").exists()
+    # Nothing recorded: the folder for the recordings holds only the piece's lock (taken first).
+    assert [p.name for p in (tmp_path / "recordings").iterdir()] == ["missing.lock"]
 
 
 def test_a_vanished_player_port_releases_their_notes_and_is_reopened(

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -263,7 +264,8 @@ def test_a_restart_after_a_crash_first_silences_what_the_dead_run_left_sounding(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     """SIGKILL (as the OOM killer or systemd's watchdog abort) while eight notes sound: nothing
     releases them. The next run's first messages, before it answers anything, are sustain off,
-    all notes off and all sound off on its channel."""
+    all notes off and all sound off on its channel. (The piece's lock went with the dead
+    process: the restart is not refused.)"""
     peer, config = stage
     with running_agent(config, jack, peer) as dead:
         hold_keys(peer)
@@ -326,3 +328,30 @@ def test_a_closed_stdout_never_stops_the_run(stage: tuple[Peer, Path], jack: dic
     records = read_log(recording / LOG_NAME)[1]
     assert [r["what"] for r in records if r["k"] == "ctl"] == ["reset", "stop"]
     assert (recording / MIDI_NAME).is_file()
+
+
+# -- one instance per piece ---------------------------------------------------------------------
+
+def test_a_second_perform_of_the_same_piece_is_refused_naming_the_first(
+        stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    """Two `perform` of one piece would both answer every note: the second exits 2, naming the
+    process that performs it, having sent nothing (the first plays on alone, undoubled)."""
+    peer, config = stage
+    with running_agent(config, jack, peer) as first:
+        second = subprocess.run([*PERFORM, str(config)], env={**os.environ, **jack},
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stderr
+        name = tomllib.loads(config.read_text())["performance"]["name"]
+        lock = config.parent / "recordings" / f"{name}.lock"
+        assert second.stderr == (
+            f"stage-agent: error: {config}: {name!r} is already being performed "
+            f"by process {first.proc.pid} (it holds {lock}); stop that one first, or give this "
+            f"one another [performance] name or [record] dir\n")
+        assert second.stdout == ""
+        peer.send(0x90, 60, 90)
+        peer.send(0x80, 60, 0)
+        assert [m for _, m in peer.expect(2)] == [[0x91, 67, 90], [0x81, 67, 0]]
+        assert first.wait() == 0, first.err
+    assert [m for _, m in peer.expect(3)] == CC_TAIL  # the first one's stop
+    assert peer.drain(settle=0.3) == []  # nothing doubled, no second reset
+    assert len([p for p in (config.parent / "recordings").iterdir() if p.is_dir()]) == 1
