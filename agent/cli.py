@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from agent import config as config_mod
+from agent.console import say
 from agent.errors import EXIT_FAILURE, EXIT_OK, StageAgentError
+from agent.io.instance_lock import one_instance
 from agent.io.ports import choose_backend, list_ports
 from agent.model import commands as model_commands
 from agent.model.corpus import RECIPES, SPLITS, build_corpus, read_manifest
@@ -170,8 +172,9 @@ def _perform(args: argparse.Namespace) -> int:
     from agent.service import perform  # imports rtmidi port code only when performing
 
     cfg = config_mod.load(args.config)
-    summary = asyncio.run(perform(cfg))
-    print(format_summary(summary))
+    with one_instance(cfg):  # held until the recording is written; a second one: exit 2
+        summary = asyncio.run(perform(cfg))
+    say(format_summary(summary))  # stdout may be gone (a closed terminal): still exit 0
     return EXIT_OK
 
 

@@ -53,3 +53,10 @@ class ModelError(StageAgentError):
     Restarting cannot fix it, so it exits like a config error (no systemd restart loop)."""
 
     exit_code = EXIT_CONFIG
+
+
+class AlreadyPerforming(StageAgentError):
+    """Another process is performing the same piece (agent/io/instance_lock.py). Restarting
+    would meet the same lock: exit 2, no restart loop; the message names the other's pid."""
+
+    exit_code = EXIT_CONFIG

@@ -45,6 +45,13 @@ def control_change(channel: int, control: int, value: int) -> bytes:
     return bytes((CONTROL_CHANGE | channel, control, value))
 
 
+def channel_reset(channel: int) -> list[bytes]:
+    """Sustain off, all notes off, all sound off on one channel, in that order: CC123 is ignored
+    while sustain is held, and not every device honours it (CC120 cuts the sound itself)."""
+    return [control_change(channel, CC_SUSTAIN, 0), control_change(channel, CC_ALL_NOTES_OFF, 0),
+            control_change(channel, CC_ALL_SOUND_OFF, 0)]
+
+
 def is_note_on(data: bytes) -> bool:
     """A note-on with velocity > 0 (velocity 0 means note-off by the MIDI spec)."""
     return len(data) == 3 and data[0] & 0xF0 == NOTE_ON and data[2] > 0

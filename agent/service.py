@@ -1,9 +1,10 @@
-"""`stage-agent perform`: the live loop on real ports, until SIGTERM/SIGINT.
+"""`stage-agent perform`: the live loop on real ports, until SIGTERM, SIGINT, SIGHUP or SIGQUIT.
 
 Order of events: open every port (a missing one refuses the run with exit 2, before anything is
-recorded), then the session (log). On a signal: panic through the ledger (every sounding note gets
-its note-off at once), wait two JACK periods for the bytes to leave, close ports, write the
-recording, exit 0.
+recorded), then the session (log), then the reset of the agent's channel on every output (what a
+crashed run left sounding), before anything heard is answered. On a signal (io/stop_signals.py):
+panic through the ledger (every sounding note gets its note-off at once), let the bytes leave,
+close ports, write the recording, exit 0.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
 import socket
 from pathlib import Path
 from typing import Any
 
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
 from agent.config import Config, host_port, monitor_address
+from agent.console import say
 from agent.errors import ConfigError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
 from agent.io.ports import choose_backend
 from agent.io.remote import Remote
+from agent.io.stop_signals import StopSignals
 from agent.io.systemd import Notifier, request_realtime
 from agent.model.live import ModelFactory
 from agent.model.reload import ModelReload
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 # the port before that drops them. On a loaded machine a cycle can come tens of ms late, so the
 # port stays open this long after the panic (this delays only the exit, never the note-offs).
 DRAIN_S = 0.25
+# After a second stop signal: the drain is cut to this, still several JACK periods, so that the
+# note-offs the panic sent leave all the same.
+HURRIED_DRAIN_S = 0.05
 # A new JACK connection carries data only from a later process cycle (measured here: up to ~3 ms
 # after open_port returns, at 128 frames); messages sent before that are lost. The agent says it
 # is ready only after this settle time, several periods long.
@@ -70,6 +75,8 @@ async def perform(config: Config) -> dict[str, Any]:
     clock = MonotonicClock()
     session: Session | None = None
     notifier = Notifier()
+    signals = StopSignals(loop)  # from here on a stop signal ends the run through the panic
+    signals.install()
 
     def on_output_event(event: str, ref: str) -> None:
         if session is not None:
@@ -100,6 +107,9 @@ async def perform(config: Config) -> dict[str, Any]:
     # messages wait in the input queue until the loop runs again, by which time the session
     # exists: nothing heard goes unrecorded.
     outputs.open()
+    # The reset below goes out on the new output connections, which carry data only from a
+    # later JACK cycle. No input is open yet, so nothing heard is waiting to be answered first.
+    await signals.unless_stopped(asyncio.sleep(PORT_SETTLE_S))
     try:
         inputs.open(loop)
     except Exception:
@@ -111,6 +121,8 @@ async def perform(config: Config) -> dict[str, Any]:
                       {"clock": "monotonic", "backend": backend.name},
                       _worker_factory(config, loop) if config.uses_model() else None,
                       log_in_background=True)
+    for ref in config.agent.outputs:  # before the loop runs again: before any answer
+        session.control("reset", clock.now_ns(), port=ref)  # recorded and replayed
     driver = session.drive_realtime(loop)
     remote = Remote(config, session)
     # record start/stop/mark and capture-save (live only); their outcome goes to state/take|capture
@@ -118,7 +130,7 @@ async def perform(config: Config) -> dict[str, Any]:
     session.actions.update(takes.actions())
     model_reload = ModelReload(session, loop)  # swaps session.model: look it up, never keep it
     session.actions["model-reload"] = model_reload.command
-    stop = asyncio.Event()
+    stop = signals.stop
     spatial_task: asyncio.Task[None] | None = None
     if spatial is not None:
         spatial.follow(session.log.taps)
@@ -130,15 +142,14 @@ async def perform(config: Config) -> dict[str, Any]:
         session.agent.publish = publish
         spatial_task = asyncio.create_task(spatial.run(stop), name="spatial")
     reported = {"overflow": 0, "malformed": 0}  # input drops already reported
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
+        # The waits of the start-up end at a stop signal (a model may take a minute to load).
         if isinstance(session.model, WorkerModel):
             # Loads in its own process; heard input meanwhile is recorded and fed to it after.
-            await session.model.wait_ready(config.model.start_timeout_s)
+            await signals.unless_stopped(session.model.wait_ready(config.model.start_timeout_s))
         await remote.start()
-        await asyncio.sleep(PORT_SETTLE_S)
-        await _until_online(remote, config.service.online_wait_s)
+        await signals.unless_stopped(asyncio.sleep(PORT_SETTLE_S))
+        await signals.unless_stopped(_until_online(remote, config.service.online_wait_s))
         priority = (request_realtime(config.service.realtime_priority)
                     if config.service.realtime_priority else "normal")
         freeze_heap()  # after start-up, before the first note (stage-requirements 19)
@@ -150,13 +161,11 @@ async def perform(config: Config) -> dict[str, Any]:
                  backend.name, out_dir)
         recording = (f"recording to {out_dir}" if session.log.on_disk else
                      f"NOT RECORDING: {session.log.status().error}")
-        print(f"stage-agent: performing {config.performance.name!r} "
-              f"({backend.name}); {recording}", flush=True)
+        say(f"stage-agent: performing {config.performance.name!r} "
+            f"({backend.name}); {recording}")  # stdout may be gone: plays on
         await _housekeeping(config, session, inputs, outputs, remote, stop, reported)
     finally:
-        notifier.stopping()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        notifier.stopping()  # the signal handlers stay: a second signal only hurries the drain
         driver.stop()
         session.stop(clock.now_ns())  # ledger note-offs first, then CC64/123/120
         model_reload.close()  # after the panic: stopping a worker may take a moment
@@ -167,11 +176,12 @@ async def perform(config: Config) -> dict[str, Any]:
             stop.set()  # the panic above muted every object (a tap on the log's "stop")
             await spatial_task
             spatial.close()
-        await asyncio.sleep(DRAIN_S)
+        await _drain(signals)
         inputs.close()
         outputs.close()
         notifier.close()
     summary = session.finish()
+    signals.remove()  # the recording is written: nothing is left that a signal could lose
     summary["input_overflow"] = inputs.stats.overflow
     summary["input_malformed"] = inputs.stats.malformed
     summary["callback_us"] = {k: v if k == "n" else v * 1000
@@ -180,6 +190,15 @@ async def perform(config: Config) -> dict[str, Any]:
         summary["spatial_tick_ms"] = spatial.tick_ns.summary_ms()
         summary["spatial_sent"] = spatial.sender.stats
     return summary
+
+
+async def _drain(signals: StopSignals) -> None:
+    """Keep the ports open while the panic's bytes leave: DRAIN_S, or at least HURRIED_DRAIN_S
+    once a second stop signal came (before the drain or during it)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await signals.unless_hurried(asyncio.sleep(DRAIN_S))
+    await asyncio.sleep(max(0.0, HURRIED_DRAIN_S - (loop.time() - started)))
 
 
 def _check_listen_addresses(config: Config) -> None:

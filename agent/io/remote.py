@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from agent.config import Config, host_port
+from agent.console import say_err
 from agent.io.monitor import Monitor, monitor_for
 from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane, shorten
 from agent.io.osc import OscControlIn, OscOut
@@ -42,7 +42,7 @@ class Remote:
         self._offsets = ClockOffsets()  # each member's clock onto ours
         self._peer_refusal_log = LogThrottle()  # per member
         if self.mqtt is None:
-            print(f"stage-agent: {NO_BROKER_MESSAGE}", file=sys.stderr, flush=True)
+            say_err(f"stage-agent: {NO_BROKER_MESSAGE}")  # stderr may be gone: plays on
         self.osc_out = OscOut([host_port(s, f"osc.visuals[{i}]", d)
                                for i, d in enumerate(config.osc.visuals)]) \
             if config.osc.visuals else None

@@ -31,6 +31,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -52,6 +53,11 @@ Report = Callable[[str, dict[str, Any]], None]
 def serve(path: str, seed: int, bound: int, style: dict[str, float],
           conn: multiprocessing.connection.Connection) -> None:
     """The worker process's main: load, warm up, then answer until the pipe closes."""
+    # Ctrl-C, Ctrl-\ and a closed terminal signal the whole process group, this worker too. The
+    # agent stops the run (the panic first) and then this worker: dying first would only have it
+    # restarted, or its traceback printed, in the middle of the stop.
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(BrokenPipeError):  # the parent let this worker go first (a reload
         _serve(path, seed, bound, style, conn)  # given up, the end of the run): nobody to tell
 

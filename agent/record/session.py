@@ -161,6 +161,11 @@ class Session:
             # A note-off lost while the port was gone could leave the synth holding a note:
             # reset the channels the agent used there (sustain off, all notes/sound off).
             self.scheduler.panic_port(fields["port"], "output-back")
+        elif what == "reset":
+            # At the start of a live run, before it plays: a run that died (SIGKILL, OOM, the
+            # watchdog) left its notes and sustain on the synth; this run's ledger knows none.
+            self.scheduler.reset_channel(t_ns, fields["port"], self.config.agent.channel - 1,
+                                         "reset")
         self.scheduler.run_due(self.clock.now_ns())
 
     def run_due(self, now_ns: int, halted: Callable[[], bool] | None = None) -> None:

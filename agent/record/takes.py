@@ -59,6 +59,7 @@ from typing import Any
 
 from agent.clock import NS_PER_S
 from agent.config import Config
+from agent.console import say
 from agent.policy.commands import MAX_NAME, CommandError
 from agent.record import smf
 from agent.record.log import Mark, log_line, read_log
@@ -356,8 +357,8 @@ class Takes:
             self._report(sl, "failed", error=error)
             return
         end = " (still running at the end: closed at the stop)" if sl.at_end else ""
-        print(f"stage-agent: {sl.kind} saved to {sl.folder}: {seconds:.1f} s, {count} records"
-              f"{end}", flush=True)
+        say(f"stage-agent: {sl.kind} saved to {sl.folder}: {seconds:.1f} s, {count} records"
+            f"{end}")  # never raises: a lost stdout must not leave state/take at "saving"
         self._report(sl, "saved", seconds=seconds, records=count,
                      **({"at_end": True} if sl.at_end else {}))
 

@@ -51,18 +51,11 @@ class NoteLedger:
 
     def reset_messages(self, port: str | None = None) -> list[tuple[str, bytes]]:
         """After the ledger's note-offs, a panic's tail: CC64=0, CC123, CC120 on every channel
-        used (on one port, or all).
-
-        CC123 is ignored while sustain is held and not every device honours it, hence the order.
-        """
+        used (on one port, or all), in midi.channel_reset's order."""
         out = []
         for used_port, channels in sorted(self._channels_used.items()):
             if port is not None and used_port != port:
                 continue
             for ch in sorted(channels):
-                out += [
-                    (used_port, midi.control_change(ch, midi.CC_SUSTAIN, 0)),
-                    (used_port, midi.control_change(ch, midi.CC_ALL_NOTES_OFF, 0)),
-                    (used_port, midi.control_change(ch, midi.CC_ALL_SOUND_OFF, 0)),
-                ]
+                out += [(used_port, data) for data in midi.channel_reset(ch)]
         return out

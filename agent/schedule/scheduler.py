@@ -155,6 +155,12 @@ class Scheduler:
         """Panic on one port only (its pending notes still play on the others)."""
         self._release(port, why, reset=True)
 
+    def reset_channel(self, t_ns: int, port: str, channel: int, why: str) -> None:
+        """Sustain off, all notes off, all sound off on one channel of a port, now (for the
+        deadline `t_ns`, so a replay reproduces it exactly), whatever the ledger holds: what
+        another run (a crashed one) left sounding there is unknown."""
+        self._emit_each(t_ns, ((port, data, why, None) for data in midi.channel_reset(channel)))
+
     def release_port(self, port: str, why: str) -> None:
         """A port went away: forget its sounding notes (their offs are sent if it still works)."""
         self._release(port, why, reset=False)

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,9 @@ name = "keys"
 port = "{player}"
 """
 STALE_WINDOW_NS = 50_000_000  # a re-delivered buffer is at most a few JACK periods old
+# What an agent sends each output at start, on its channel (service.py): sustain off, all notes
+# off, all sound off, silencing what a crashed run left sounding.
+RESET_CONTROLS = [[64, 0], [123, 0], [120, 0]]
 
 
 def agent_piece(mode: str) -> str:
@@ -146,6 +149,14 @@ class Peer:
                 continue
         raise AssertionError(f"no {answer} for {note} within {timeout} s")
 
+    def take_reset(self) -> int:
+        """The reset an agent playing to this synth port sends first (RESET_CONTROLS), taken
+        off the port; the agent's channel (0-15)."""
+        got = [m for _, m in self.expect(3)]
+        assert [m[1:] for m in got] == RESET_CONTROLS, f"not a reset: {got}"
+        assert len({m[0] for m in got}) == 1 and got[0][0] & 0xF0 == 0xB0, f"not a reset: {got}"
+        return got[0][0] & 0x0F
+
     def drain(self, settle: float = 0.3) -> list[tuple[int, list[int]]]:
         """Everything that arrives until the port has been quiet for `settle` seconds."""
         got = []
@@ -169,9 +180,10 @@ class Peer:
 
 
 class RunningAgent:
-    """`stage-agent perform config` in its own process, started once its ports are open."""
+    """`stage-agent perform config` in its own process, started once its ports are open and the
+    reset it sends at start has reached each of `synths` (the peers it plays to)."""
 
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
+    def __init__(self, config: Path, env: dict[str, str], synths: Sequence[Peer] = ()) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
                                      env={**os.environ, **env}, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
@@ -184,6 +196,8 @@ class RunningAgent:
         # The recording folder ("" when its disk could not take one: "NOT RECORDING: ...").
         self.recording = line.rsplit("recording to ", 1)[1].strip() if "recording to " in line \
             else ""
+        for synth in synths:
+            synth.take_reset()
         self.out = self.err = ""
         self._signalled = False
 
@@ -200,9 +214,10 @@ class RunningAgent:
 
 
 @contextmanager
-def running_agent(config: Path, env: dict[str, str]) -> Iterator[RunningAgent]:
-    """The agent for the length of a `with` block; always stopped (and reaped) at its end."""
-    agent = RunningAgent(config, env)
+def running_agent(config: Path, env: dict[str, str], *synths: Peer) -> Iterator[RunningAgent]:
+    """The agent for the length of a `with` block; always stopped (and reaped) at its end.
+    `synths`: the peers it plays to (their reset is taken, RunningAgent)."""
+    agent = RunningAgent(config, env, synths)
     try:
         yield agent
     finally:

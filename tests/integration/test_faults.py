@@ -123,9 +123,9 @@ def peer(jack_server: JackServer, request: pytest.FixtureRequest) -> Iterator[Re
 
 
 @contextlib.contextmanager
-def performing(config: Path, env: dict[str, str]) -> Iterator[RunningAgent]:
-    """running_agent, and with a failure, what the agent said on stderr."""
-    with running_agent(config, env) as agent:
+def performing(config: Path, env: dict[str, str], synth: Peer) -> Iterator[RunningAgent]:
+    """running_agent (playing to `synth`), and with a failure, what the agent said on stderr."""
+    with running_agent(config, env, synth) as agent:
         try:
             yield agent
         except BaseException:
@@ -297,7 +297,7 @@ def test_a_stop_signal_during_dense_playing_leaves_nothing_sounding(
         peer: RecordingPeer, tmp_path: Path, jack: dict[str, str], sig: signal.Signals,
         mode: str) -> None:
     config = piece(peer, tmp_path, HARMONY if mode == "harmony" else AUTO)
-    with performing(config, jack) as agent:
+    with performing(config, jack, peer) as agent:
         if mode == "harmony":
             # The pedal down, and never up: the harmony of every chord rings on with the
             # player's (listen/keys.py), and all of it must end at the stop.
@@ -325,7 +325,7 @@ def test_a_stop_signal_during_dense_playing_leaves_nothing_sounding(
     assert after and all(r["why"] == "stop" for r in after), after
     assert [bytes.fromhex(r["data"]) for r in after[-3:]] == [bytes(m) for m in PANIC_TAIL]
     assert {r["k"] for r in records[stop + 1:]} <= {"emit", "in"}
-    assert [r["what"] for r in records if r["k"] == "ctl"] == ["stop"]
+    assert [r["what"] for r in records if r["k"] == "ctl"] == ["reset", "stop"]
 
 
 # -- 2. The model worker stalled ------------------------------------------------------------
@@ -381,7 +381,7 @@ def test_a_stalled_model_worker_is_replaced_and_the_answers_go_on(
         raise AssertionError(f"the model answered {model_answers()} calls, not {count}")
 
     try:
-        with performing(config, jack) as agent:
+        with performing(config, jack, peer) as agent:
             until_the_model_answers(1)
             stalled = ready_pids(config, agent)[0]
             # Stopped just before it is asked: alive, holding its pipe, answering nothing.
@@ -415,7 +415,7 @@ def test_a_stalled_model_worker_is_replaced_and_the_answers_go_on(
 def test_a_vanished_player_port_during_dense_playing_leaves_nothing_sounding(
         peer: RecordingPeer, tmp_path: Path, jack: dict[str, str]) -> None:
     config = piece(peer, tmp_path, HARMONY)
-    with performing(config, jack) as agent:
+    with performing(config, jack, peer) as agent:
         peer.send(0xB0, 64, 127)
         peer.send(0x90, BASS, 70)
         chords = play_dense(peer, lambda: peer.agent_ons() >= 45)
@@ -439,7 +439,8 @@ def test_a_vanished_player_port_during_dense_playing_leaves_nothing_sounding(
         assert agent.wait() == 0, agent.err
     records = records_of(config, agent)
     check_recording(peer, records)
-    assert [r["what"] for r in records if r["k"] == "ctl"] == ["port-lost", "port-back", "stop"]
+    assert [r["what"] for r in records if r["k"] == "ctl"] == [
+        "reset", "port-lost", "port-back", "stop"]
     lost = next(i for i, r in enumerate(records) if r["k"] == "ctl" and r["what"] == "port-lost")
     count = len(held)  # every pedalled harmony note, released at once
     released = [bytes.fromhex(r["data"]) for r in records[lost + 1:lost + 1 + count]]
@@ -481,7 +482,7 @@ def test_ports_coming_and_going_around_the_agent_change_nothing(
     rounds: list[int] = []
     churn = threading.Thread(target=lambda: rounds.append(
         churn_ports(jack["JACK_DEFAULT_SERVER"], stop)))
-    with performing(config, jack) as agent:
+    with performing(config, jack, peer) as agent:
         churn.start()
         try:
             started = time.monotonic()
@@ -495,7 +496,7 @@ def test_ports_coming_and_going_around_the_agent_change_nothing(
     assert rounds[0] > 20  # the ports really came and went meanwhile
     records = records_of(config, agent)
     check_recording(peer, records)
-    assert [r["what"] for r in records if r["k"] == "ctl"] == ["stop"]
+    assert [r["what"] for r in records if r["k"] == "ctl"] == ["reset", "stop"]
 
 
 # -- 4. Malformed and hostile commands over MQTT ---------------------------------------------
@@ -656,7 +657,7 @@ def test_malformed_and_hostile_commands_change_nothing(
     config, director = directed
     # A command left retained on the broker reaches the agent as it subscribes: refused.
     director.send("cmd/mute", {"id": "r1"}, retain=True).wait_for_publish(5)
-    with running_agent(config, jack) as agent, stderr_read_meanwhile(agent):
+    with running_agent(config, jack, peer) as agent, stderr_read_meanwhile(agent):
         director.expect("status", state="online")  # said once subscribed, before reading
         director.expect("evt/error", id="r1", error="retained command ignored (commands "
                         "are never retained)")
@@ -695,14 +696,14 @@ def test_malformed_and_hostile_commands_change_nothing(
     check_recording(peer, records)
     # Only the good commands reached the music.
     assert [r["what"] for r in records if r["k"] == "ctl"] == [
-        "controls", "mute", "unmute", "stop"]
+        "reset", "controls", "mute", "unmute", "stop"]
 
 
 @needs_mosquitto
 def test_hostile_commands_are_not_amplified(
-        directed: tuple[Path, Director], jack: dict[str, str]) -> None:
+        peer: RecordingPeer, directed: tuple[Path, Director], jack: dict[str, str]) -> None:
     config, director = directed
-    with running_agent(config, jack) as agent, stderr_read_meanwhile(agent):
+    with running_agent(config, jack, peer) as agent, stderr_read_meanwhile(agent):
         director.expect("status", state="online")
         error = director.refused("mode", {"id": "big", "mode": "x" * 1_000_000})
         for i in range(500):

@@ -430,7 +430,7 @@ def test_perform_reloads_its_model_over_mqtt_and_plays_on(
     notify.bind(str(tmp_path / "notify.sock"))
     env = {**jack, "NOTIFY_SOCKET": notify.getsockname(), "WATCHDOG_USEC": "400000"}
     try:
-        with running_agent(config, env) as agent:
+        with running_agent(config, env, peer) as agent:
             assert director.wait_for("state/model") == {
                 "checkpoint": str(a.resolve()), "sha256": sha256(a), "status": "ready"}
             director.wait_for("status", {"state": "online"})

@@ -50,7 +50,7 @@ def test_the_page_follows_the_performance_live(stage: tuple[Peer, Path, int, int
     chromium_or_skip()  # before the agent starts
     peer, config, monitor_port, osc_port = stage
     url = f"http://127.0.0.1:{monitor_port}/"
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         with headless_chromium() as chromium:
             page = chromium.load(url)
             assert page.title() == "stage-agent monitor"

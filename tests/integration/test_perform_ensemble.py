@@ -95,8 +95,8 @@ def test_two_agents_take_turns_and_the_survivor_takes_every_turn(
     keys_port, bass_port, broker = stage
     watcher = Director(broker.port, "stage/ens/")  # a dashboard
     try:
-        with running_agent(tmp_path / "keys" / "performance.toml", jack) as keys, \
-                running_agent(tmp_path / "bass" / "performance.toml", jack) as bass:
+        with running_agent(tmp_path / "keys" / "performance.toml", jack, keys_port) as keys, \
+                running_agent(tmp_path / "bass" / "performance.toml", jack, bass_port) as bass:
             for me in ("keys", "bass"):
                 watcher.wait_until(f"{me}/status", lambda p: p == {"state": "online"})
             play(keys_port, CALL)  # first call: keys's turn (first in members order)
@@ -145,7 +145,7 @@ def test_keys_alone_before_bass_arrives(
     watcher = Director(broker.port, "stage/ens/")  # a dashboard
     try:
         agent: RunningAgent
-        with running_agent(tmp_path / "keys" / "performance.toml", jack) as agent:
+        with running_agent(tmp_path / "keys" / "performance.toml", jack, keys_port) as agent:
             watcher.wait_until("keys/status", lambda p: p == {"state": "online"})
             for _ in range(2):
                 play(keys_port, CALL)

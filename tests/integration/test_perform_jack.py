@@ -35,7 +35,7 @@ def records(recording: str, config: Path) -> list[dict]:  # type: ignore[type-ar
 def test_harmony_answers_each_note_at_once_on_a_real_port(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         peer.send(0x90, 60, 100)
         assert [m for _, m in peer.expect(1)] == [[0x91, 67, 100]]
         peer.send(0x80, 60, 0)
@@ -50,7 +50,7 @@ def test_harmony_answers_each_note_at_once_on_a_real_port(
 def test_stop_signal_releases_every_sounding_note_at_the_real_port(
         stage: tuple[Peer, Path], jack: dict[str, str], sig: signal.Signals) -> None:
     peer, config = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         for pitch in (60, 64, 67):  # three held notes: the agent holds three harmony notes
             peer.send(0x90, pitch, 90)
         assert sorted(m[1] for _, m in peer.expect(3)) == [67, 71, 74]
@@ -65,7 +65,7 @@ def test_stop_signal_releases_every_sounding_note_at_the_real_port(
     # Timing is measured in bench/, but a note-off that takes seconds is a hang, not noise.
     assert all(t - t_signal < 2_000_000_000 for t, _ in offs)
     kinds = [r.get("what") for r in records(agent.recording, config) if r["k"] == "ctl"]
-    assert kinds == ["stop"]
+    assert kinds == ["reset", "stop"]
 
 
 def test_missing_port_is_a_config_error_naming_the_key(
@@ -78,13 +78,14 @@ def test_missing_port_is_a_config_error_naming_the_key(
                             text=True, timeout=30)
     assert result.returncode == 2
     assert f"{config}: players[0].port: no MIDI input matches 'no-such-keyboard'" in result.stderr
-    assert not (tmp_path / "recordings").exists()
+    # Nothing recorded: the folder for the recordings holds only the piece's lock (taken first).
+    assert [p.name for p in (tmp_path / "recordings").iterdir()] == ["missing.lock"]
 
 
 def test_a_vanished_player_port_releases_their_notes_and_is_reopened(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         peer.send(0x90, 62, 80)
         assert [m for _, m in peer.expect(1)] == [[0x91, 69, 80]]
         peer.unplug()  # the player's port vanishes while a note is held
@@ -92,13 +93,13 @@ def test_a_vanished_player_port_releases_their_notes_and_is_reopened(
         peer.replug()  # and comes back: answered again once reopened (poll is 100 ms here)
         peer.ask([0x90, 65, 70], [0x91, 72, 70], timeout=5.0)
     ctl = [r["what"] for r in records(agent.recording, config) if r["k"] == "ctl"]
-    assert ctl[:2] == ["port-lost", "port-back"]
+    assert ctl[:3] == ["reset", "port-lost", "port-back"]
 
 
 def test_malformed_bytes_do_not_stop_the_listener(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         for junk in ([0x90, 60], [0x45, 0x12], [0xF0, 1, 2, 3], [0xF4], [0xF7], [0x90],
                      [0xB0, 200, 300 % 256], [0xF2, 1]):
             peer.out.send_message(junk)
@@ -147,7 +148,7 @@ def test_midi_clock_is_followed_and_stop_silences_the_agent(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
     config.write_text(config.read_text().replace('port = "', 'follow_clock = true\nport = "'))
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         peer.send(0xFA)  # Start
         tick_ns = 60_000_000_000 // 120 // 24  # 120 BPM
         t0 = time.monotonic_ns()
@@ -162,7 +163,7 @@ def test_midi_clock_is_followed_and_stop_silences_the_agent(
         assert agent.wait() == 0, agent.err
     log = records(agent.recording, config)
     ctl = [r["what"] for r in log if r["k"] == "ctl"]
-    assert ctl[:2] == ["clock-start", "clock-stop"]
+    assert ctl[:3] == ["reset", "clock-start", "clock-stop"]
     tempos = [r["bpm"] for r in log if r["k"] == "tempo"]
     # The estimate, not its timing: JACK delivers clock a period at a time (±5 ms here).
     assert tempos and abs(tempos[-1] - 120) < 1.0

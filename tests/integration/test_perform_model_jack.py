@@ -61,7 +61,7 @@ def log_records(path: Path) -> list[dict]:  # type: ignore[type-arg]
 def test_the_model_answers_and_survives_its_worker_being_killed(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         call(peer, [60, 62, 64, 65])
         first = answer_pitches(peer, 4)
         assert all(55 <= p <= 70 for p in first), first  # the call's range widened by 5

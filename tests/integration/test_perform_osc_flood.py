@@ -68,7 +68,7 @@ def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path,
 def test_the_agent_plays_on_through_an_osc_flood(stage: tuple[Peer, Path, int],
                                                  jack: dict[str, str]) -> None:
     peer, config, port = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         done = threading.Event()
         result: list[int] = []
         sender = threading.Thread(target=lambda: result.append(flood(port, done)))

@@ -60,7 +60,7 @@ def test_commands_over_mqtt_change_the_playing_and_the_state_is_published(
     peer, config, broker, dump = stage
     director = Director(broker.port, "stage/remote/keys-agent/")
     try:
-        with running_agent(config, jack) as agent:
+        with running_agent(config, jack, peer) as agent:
             # On connecting, the agent publishes its state first, then says it is online.
             assert director.wait_for("state/mode") == {"mode": "harmony", "section": None}
             director.wait_for("status", {"state": "online"})
@@ -115,7 +115,7 @@ def test_a_broker_outage_changes_nothing_musically(
     peer, config, broker, _dump = stage
     director = Director(broker.port, "stage/remote/keys-agent/")
     try:
-        with running_agent(config, jack) as agent:
+        with running_agent(config, jack, peer) as agent:
             director.wait_for("status", {"state": "online"})
             broker.stop(signal.SIGKILL)  # no goodbye from the broker either
             for pitch in (60, 62, 64, 65, 67):  # harmony a fifth up, at once, as before

@@ -79,7 +79,7 @@ def stage(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[Peer, Path,
 def test_the_voices_reach_an_adm_renderer_and_stopping_mutes_them(
         stage: tuple[Peer, Path, Dump], jack: dict[str, str]) -> None:
     peer, config, dump = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         # The full state arrives at once: both voices named, placed and unmuted.
         dump.wait_for(lambda s: s == '/adm/obj/1/name s "lead"')
         dump.wait_for(lambda s: s == '/adm/obj/2/name s "comp"')

@@ -41,7 +41,7 @@ def test_ready_then_watchdog_pings_then_stopping(stage: tuple[Peer, Path, socket
                                                  jack: dict[str, str]) -> None:
     peer, config, s = stage
     env = {**jack, "NOTIFY_SOCKET": s.getsockname(), "WATCHDOG_USEC": "400000"}
-    with running_agent(config, env) as agent:
+    with running_agent(config, env, peer) as agent:
         ready = s.recv(512).decode()
         assert ready.startswith("READY=1\nSTATUS=performing notify; scheduler normal"), ready
         pings = []

@@ -76,7 +76,7 @@ def test_takes_markers_and_captures_are_saved_while_the_agent_plays(
     peer, config, broker = stage
     director = Director(broker.port, "stage/takes/keys-agent/")
     try:
-        with running_agent(config, jack) as agent:
+        with running_agent(config, jack, peer) as agent:
             director.wait_until("status", lambda p: p == {"state": "online"})
             play(peer, 60)
             assert director.ask("record", "s1", action="start", name="verse one") == {

@@ -33,7 +33,7 @@ def test_a_live_recording_replays_strictly_and_loops_at_real_speed(
         stage: tuple[Peer, Path], jack: dict[str, str], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     peer, config = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         for pitch in (60, 62, 64):  # each note answered a fifth up, at once
             peer.send(0x90, pitch, 90)
             peer.wait_for([0x91, pitch + 7, 90])
@@ -47,7 +47,7 @@ def test_a_live_recording_replays_strictly_and_loops_at_real_speed(
     header, rs = read_log(recording / LOG_NAME)
     assert header["clock"] == "monotonic"
     count = sum(r["k"] == "emit" for r in rs)
-    assert {r["why"] for r in rs if r["k"] == "emit"} == {"planned", "stop"}
+    assert {r["why"] for r in rs if r["k"] == "emit"} == {"reset", "planned", "stop"}
 
     # Strict: the live run, replayed on the manual clock, sends the same messages.
     assert main(["replay", str(recording), "--strict", "--out", str(tmp_path / "s")]) == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -11,6 +13,7 @@ import mido
 import pytest
 
 from agent import config as config_mod
+from agent import console
 from agent.clock import ManualClock
 from agent.events import Heard
 from agent.model.live import InlineModel, RecordedModel
@@ -321,6 +324,29 @@ def test_a_slice_that_cannot_be_written_is_reported_and_the_show_goes_on(
     (failed,) = summary["takes"]
     assert failed["folder"] == "takes/01-take" and failed["error"].startswith("FileExistsError")
     assert "  take takes/01-take NOT saved: FileExistsError" in format_summary(summary)
+
+
+def test_a_slice_is_reported_saved_when_stdout_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """stdout a pipe whose reader has gone (`perform | head`, a closed terminal): the "saved"
+    line cannot be printed, and the operator still hears that the take and capture were saved
+    (state/take was left at "saving" when the print raised); the line goes to stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w") as broken:
+        monkeypatch.setattr(sys, "stdout", broken)
+        monkeypatch.setattr(console, "_gone", set())  # restored after the test
+
+        async def scenario(stage: Stage) -> list[tuple[str, dict[str, Any]]]:
+            await performance(stage)
+            return stage.published
+        published = run(scenario, tmp_path)
+        monkeypatch.undo()  # sys.stdout back before `broken` is closed
+    assert [(kind, p["state"]) for kind, p in published][-2:] == [
+        ("take", "saved"), ("capture", "saved")]
+    err = capsys.readouterr().err
+    assert "stage-agent: take saved to takes/01-Verse-1: 1.0 s, 9 records" in err, err
 
 
 # -- replay of a slice -------------------------------------------------------------------------
