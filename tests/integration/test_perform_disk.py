@@ -66,10 +66,11 @@ def test_a_full_disk_at_the_stop_releases_all_120_notes_and_exits_0(
         jack_server: JackServer, jack: dict[str, str], tmp_path: Path, stage_name: str) -> None:
     with small_tmpfs(tmp_path / "recordings", 512) as disk, \
             on_stage(stage_name, jack_server.xruns, tmp_path, HELD) as (peer, config), \
-            running_agent(config, jack) as agent:
+            running_agent(config, jack, peer) as agent:
         ons = hold_120(peer)
         log_file = Path(agent.recording) / LOG_NAME
-        wait_until(lambda: log_file.read_text().count('"k":"emit"') == 120, "the notes on disk")
+        # The start's reset (3 messages) and the 120 notes.
+        wait_until(lambda: log_file.read_text().count('"k":"emit"') == 123, "the notes on disk")
         fill(disk)  # the stop's records, and its panic's, find no room
         agent.signal(signal.SIGTERM)
         got = [m for _, m in peer.expect(123)]
@@ -101,7 +102,7 @@ def test_a_start_on_a_full_disk_plays_without_a_recording_and_says_so(
                 on_stage(stage_name, jack_server.xruns, tmp_path, FIFTH_UP + MQTT,
                          mqtt_port=broker.port) as (peer, config):
             fill(disk)
-            with running_agent(config, jack) as agent:
+            with running_agent(config, jack, peer) as agent:
                 assert "; NOT RECORDING: cannot write " in agent.ready_line
                 assert agent.ready_line.rstrip().endswith(NO_SPACE)
                 state = director.wait_until("state/recording", lambda p: True)
@@ -126,7 +127,7 @@ def test_a_hung_disk_does_not_hold_up_the_music_and_loses_nothing(
     env = {**jack, "LD_PRELOAD": str(library), "SLOW_WRITE_DIR": str(tmp_path / "recordings"),
            "SLOW_WRITE_GATE": str(gate), "PYTHONDONTWRITEBYTECODE": "1"}
     with on_stage(stage_name, jack_server.xruns, tmp_path, FIFTH_UP) as (peer, config), \
-            running_agent(config, env) as agent:
+            running_agent(config, env, peer) as agent:
         gate.touch()
         for pitch in range(50, 70):  # each answered at once, a fifth up
             peer.ask([0x90, pitch, 80], [0x91, pitch + 7, 80], timeout=5.0)
@@ -140,7 +141,7 @@ def test_a_hung_disk_does_not_hold_up_the_music_and_loses_nothing(
     heard = {bytes.fromhex(r["data"])[1] for r in records
              if r["k"] == "in" and midi.is_note_on(bytes.fromhex(r["data"]))}
     assert heard == set(range(50, 70))
-    assert [r["what"] for r in records if r["k"] == "ctl"] == ["stop"]
+    assert [r["what"] for r in records if r["k"] == "ctl"] == ["reset", "stop"]
     assert not any(r["k"] == "note" for r in records)  # nothing lost, nothing to say
     assert "RECORDING" not in agent.out and "Traceback" not in agent.err
 
@@ -151,11 +152,12 @@ def test_a_recording_disk_turned_read_only_before_the_stop(
     releases the note, prints the summary, says what was not written, and exits 0."""
     with failing_ext4(tmp_path / "recordings", tmp_path / "disk.img") as disk, \
             on_stage(stage_name, jack_server.xruns, tmp_path, FIFTH_UP) as (peer, config), \
-            running_agent(config, jack) as agent:
+            running_agent(config, jack, peer) as agent:
         peer.send(0x90, 60, 90)
         assert [m for _, m in peer.expect(1)] == [[0x91, 67, 90]]
-        wait_until(lambda: '"k":"emit"' in (Path(agent.recording) / LOG_NAME).read_text(),
-                   "the answer on disk")
+        # The start's reset (3 emits), then the answer.
+        wait_until(lambda: (Path(agent.recording) / LOG_NAME).read_text().count('"k":"emit"')
+                   == 4, "the answer on disk")
         make_read_only(disk)
         agent.signal(signal.SIGTERM)
         assert [m for _, m in peer.expect(4)] == [[0x81, 67, 0], *PANIC_TAIL]
