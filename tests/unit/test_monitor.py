@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
-import itertools
 import json
 import socket
-import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from agent.io.monitor import (
 from agent.io.monitor_page import PAGE
 from agent.io.remote import Remote
 from agent.record.session import Session
+from tests.slowloris import SlowLoris
 
 TIMEOUT = 5.0
 STATUS = {"performance": "t", "recording": "recordings/t-1", "mqtt": "off"}
@@ -271,43 +270,6 @@ async def test_a_new_connection_cuts_the_one_that_waited_longest(monitor: Monito
         writer.close()
     await until(lambda: len(monitor._connections) == 1)  # the stream's
     stream.close()
-
-
-class SlowLoris:
-    """`count` clients, each in its own thread with a blocking socket: it connects and sends a
-    request one byte every `every_s`, never finishing it (a header line that never ends); when
-    the server cuts it, it connects again at once, as an attacker would."""
-
-    HEAD = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
-
-    def __init__(self, port: int, count: int, every_s: float = 0.2) -> None:
-        self.port, self.every_s = port, every_s
-        self.connects = [0] * count
-        self.sent = [0] * count  # bytes sent on the current connection
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(count)]
-        for thread in self.threads:
-            thread.start()
-
-    def _run(self, i: int) -> None:
-        while not self.stop.is_set():
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as s:
-                    self.connects[i] += 1
-                    self.sent[i] = 0
-                    for byte in itertools.chain(self.HEAD, itertools.repeat(ord("a"))):
-                        s.sendall(bytes([byte]))
-                        self.sent[i] += 1
-                        if self.stop.wait(self.every_s):
-                            return
-            except OSError:
-                continue  # cut: connect again
-
-    def close(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(TIMEOUT)
 
 
 def get_page(port: int) -> tuple[int, bytes]:
