@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import Config, is_loopback, monitor_address
 from agent.errors import StageAgentError
+from agent.io.monitor_meters import Meters
 from agent.io.monitor_page import PAGE
 
 if TYPE_CHECKING:
@@ -66,8 +67,6 @@ MAX_WAITING = 32  # connections waiting on their client at once; a newcomer cuts
 METER_HZ = 4.0
 MAX_KINDS = 32  # kinds of state kept (the agent has about a dozen): bounds every mailbox
 RETRY_MS = 1000  # how soon a browser reconnects after losing the stream
-RATE_SMOOTHING = 0.5  # notes/s: the share of the previous figure kept at each meter tick
-LEVEL_FALL = 0.6  # velocity level: the share kept at each meter tick without a louder note
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # safe on an SSE `event:` line
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 408: "Request Timeout",
@@ -82,59 +81,6 @@ _STREAM_HEAD = ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf
 
 class MonitorError(StageAgentError):
     """The monitor cannot listen where it is told to."""
-
-
-@dataclass
-class Meter:
-    notes: int = 0  # note-ons so far
-    rate: float = 0.0  # notes per second, smoothed
-    level: float = 0.0  # velocity 0-127: the loudest recent note, falling between notes
-    _peak: int = 0  # the loudest note since the last tick
-    _counted: int = 0  # notes at the last tick
-
-    def hear(self, velocity: int) -> None:
-        self.notes += 1
-        self._peak = max(self._peak, velocity)
-
-    def step(self, dt_s: float) -> dict[str, float | int]:
-        new, self._counted = self.notes - self._counted, self.notes
-        self.rate = RATE_SMOOTHING * self.rate + (1 - RATE_SMOOTHING) * new / max(dt_s, 1e-3)
-        self.level, self._peak = max(float(self._peak), self.level * LEVEL_FALL), 0
-        return {"notes": self.notes, "rate": round(self.rate, 1), "level": round(self.level)}
-
-
-class Meters:
-    """Note counts per player and for the agent, from the log's records (a tap: a few dict
-    lookups per record, and it never raises into the music)."""
-
-    def __init__(self, players: Iterable[str]) -> None:
-        self.players = {name: Meter() for name in players}
-        self.agent = Meter()
-        self.messages_in = 0
-        self.messages_out = 0
-
-    def tap(self, r: dict[str, Any]) -> None:
-        k = r["k"]
-        if k == "in":
-            self.messages_in += 1
-            meter = self.players.get(r.get("player", ""))
-            if meter is not None:
-                _count_note(meter, r.get("data"))
-        elif k == "emit" and r.get("ok", True):
-            self.messages_out += 1
-            _count_note(self.agent, r.get("data"))
-
-    def step(self, dt_s: float) -> dict[str, Any]:
-        return {"players": {name: m.step(dt_s) for name, m in self.players.items()},
-                "agent": self.agent.step(dt_s), "in": self.messages_in,
-                "out": self.messages_out}
-
-
-def _count_note(meter: Meter, data: Any) -> None:
-    """A note-on (hex "9cppvv", velocity > 0) counts; anything else does not."""
-    if isinstance(data, str) and len(data) == 6 and data[0] == "9" and data[4:6] != "00":
-        with contextlib.suppress(ValueError):
-            meter.hear(int(data[4:6], 16))
 
 
 @dataclass(eq=False)

@@ -25,13 +25,13 @@ from agent.io import monitor as monitor_mod
 from agent.io.monitor import (
     MAX_KINDS,
     MAX_WAITING,
-    Meters,
     Monitor,
     MonitorError,
     aged_plan,
     frame,
     loopback_host,
 )
+from agent.io.monitor_meters import Meters
 from agent.io.monitor_page import PAGE
 from agent.io.remote import Remote
 from agent.record.session import Session
