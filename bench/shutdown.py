@@ -12,6 +12,7 @@ Target (stage-requirements 7): every note off within 50 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import threading
 import time
@@ -28,7 +29,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--notes", type=int, default=16)
     args = ap.parse_args()
-    with dummy_jack("bench-shutdown") as server, tempfile.TemporaryDirectory() as tmp:
+    with (dummy_jack(f"bench-shutdown-{os.getpid()}") as server,
+          tempfile.TemporaryDirectory() as tmp):
         env = server.env
         player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench")
         player.open_virtual_port("bench-keys")
