@@ -249,9 +249,10 @@ async def test_a_new_connection_cuts_the_one_that_waited_longest(monitor: Monito
     page still loads and a stream still opens, and the silent ones only cut each other."""
     port = monitor.address[1]
     idle = []
-    for i in range(MAX_WAITING + 3):
+    for i in range(1, MAX_WAITING + 4):
         idle.append(await asyncio.open_connection("127.0.0.1", port))
-        await until(lambda i=i: len(monitor._connections) == min(i + 1, MAX_WAITING))
+        await until(lambda i=i: monitor.stats["cut"] == max(i - MAX_WAITING, 0)
+                    and len(monitor._connections) == min(i, MAX_WAITING))
     assert monitor.stats["cut"] == 3
     for n, (reader, _writer) in enumerate(idle):  # the first three are gone, unanswered
         if n < 3:
