@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -117,9 +118,10 @@ class Jack:
 
 
 @contextmanager
-def jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[Jack]:
+def jack(name: str, period: int = 128, rate: int = 48000, realtime_priority: int = 0
+         ) -> Iterator[Jack]:
     """agent.io.jack_server.dummy_jack, with its period and xrun count for the report."""
-    with dummy_jack(name, period, rate) as server:
+    with dummy_jack(name, period, rate, realtime_priority) as server:
         info = Jack(server, period, rate)
         try:
             yield info
@@ -128,25 +130,36 @@ def jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[Jack]:
 
 
 # -- a tiny TOML writer (the venv has no tomli_w); enough for performance.toml ------------------
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else json.dumps(k)
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
-        return repr(v)
+        return repr(v)  # inf and nan are TOML's spelling too
     if isinstance(v, str):
-        return json.dumps(v)
+        return json.dumps(v)  # a TOML basic string: JSON's escapes are TOML's
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table (a section's controls, [spatial] players, ...)
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
 def write_toml(path: Path, table: dict[str, Any]) -> None:
+    """Top-level tables as [name] or [[name]]; anything deeper inline."""
     lines: list[str] = []
     for name, section in table.items():
         rows = section if isinstance(section, list) else [section]
         for row in rows:
-            lines.append(f"[[{name}]]" if isinstance(section, list) else f"[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in row.items()]
+            lines.append(f"[[{_toml_key(name)}]]" if isinstance(section, list)
+                         else f"[{_toml_key(name)}]")
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in row.items()]
             lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
 

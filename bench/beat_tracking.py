@@ -13,7 +13,8 @@ time, predicted before that onset is heard) at on-beat notes after beat 8 while 
 the quarter level; the cost per onset. Peer in the same run: the median of the last 8
 inter-onset intervals, folded into 80-160 BPM, its beats anchored on the last onset.
 
-Command: python bench/beat_tracking.py [--split test] [--seed 1]   (about a minute)
+Command: python bench/beat_tracking.py [--split test] [--seed 1] [--limit N] [--corpora DIR]
+(about a minute)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -173,9 +175,10 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=("train", "valid", "test"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit", type=int, default=0, help="works per corpus (0: all)")
+    ap.add_argument("--corpora", type=Path, default=REPO / "corpora", help="built corpora")
     args = ap.parse_args()
     for corpus_name in CORPORA:
-        corpus = load_corpus(REPO / "corpora" / corpus_name)
+        corpus = load_corpus(args.corpora / corpus_name)
         works = corpus.split(args.split)[: args.limit or None]
         heading(f"{corpus_name}: {len(works)} {args.split} works, 70-160 BPM, sigma 10 ms jitter")
         ours, peer = Result(), Result()

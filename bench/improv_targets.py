@@ -16,6 +16,7 @@ the corpus (the maximum over pieces). Tempo and key targets have their own bench
 (bench/beat_tracking.py, bench/key_accuracy.py).
 
     .venv/bin/python bench/improv_targets.py [--pieces 6] [--modes call-response accompany ...]
+        [--corpora DIR]
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> None:
     ap.add_argument("--pieces", type=int, default=6, help="test works per corpus")
     ap.add_argument("--modes", nargs="+", default=list(MODES))
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--corpora", type=Path, default=REPO / "corpora", help="built corpora")
     args = ap.parse_args()
     lines = load(MODEL).corpus_lines
     started = time.perf_counter()
@@ -101,7 +103,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         sources: list[tuple[str, Path, str | None]] = [("demo", DEMO / "rehearsal.mid", None)]
         for corpus, style in CORPORA.items():
-            files = make_rehearsals(REPO / "corpora" / corpus, "test", tmp / corpus, args.pieces,
+            files = make_rehearsals(args.corpora / corpus, "test", tmp / corpus, args.pieces,
                                     args.seed, BPM, gaps_beats=4.0, gap_every_bars=4)
             sources += [(corpus, f, style) for f in files]
         for group in ("demo", *CORPORA):

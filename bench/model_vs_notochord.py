@@ -90,7 +90,10 @@ def main() -> None:
     ours = show("ours (numpy step)", our_latency(args.checkpoint, args.events, args.seed),
                 target="p99 <= 0.5 ms")
     peers = {}
-    for config in ("default", "small"):
+    if not peer.installed():
+        print("  (notochord is not installed: the peer is left out; "
+              "bash bench/setup_notochord.sh installs it)")
+    for config in ("default", "small") if peer.installed() else ():
         model = peer.build_notochord(config)
         peers[config] = show(f"notochord {config} ({peer.param_count(model) / 1e6:.1f}M)",
                              peer.feed_query_latency(model, args.events, args.seed))

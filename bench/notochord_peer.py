@@ -45,6 +45,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -94,6 +95,11 @@ class WorkLike(NoteArrays, Protocol):
 
     @property
     def id(self) -> str: ...
+
+
+def installed() -> bool:
+    """Whether Notochord can be imported (`bash bench/setup_notochord.sh` installs it)."""
+    return importlib.util.find_spec("notochord") is not None
 
 
 def _notochord_class() -> type[Notochord]:

@@ -6,7 +6,12 @@ perform`, harmony mode, interval +7) listens there and plays into the bench's vi
 Peer in the same run: a second bench input connected straight to "bench-player" stamps the
 arrival of the same notes (the bare JACK hop). The per-note difference is what the agent adds.
 
-    .venv/bin/python bench/reaction.py [--notes 2000] [--rate 50]
+    .venv/bin/python bench/reaction.py [--notes 2000] [--rate 50] [--period 128]
+        [--load N] [--realtime PRIORITY]
+
+With --load and/or --realtime, one run per combination (idle and loaded with N busy processes;
+normal priority and [service] realtime_priority), printed side by side at the end, with the
+agent's scheduler lateness from its log (bench/_contention.py).
 """
 
 from __future__ import annotations
@@ -16,11 +21,16 @@ import collections
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import _contention as contention
 import rtmidi
 from _common import (
     AgentProcess,
+    Jack,
+    Summary,
     find_port,
     heading,
     jack,
@@ -29,6 +39,8 @@ from _common import (
     sleep_until_ns,
     write_toml,
 )
+
+from agent.record.log import read_log
 
 INTERVAL = 7
 LOW, SPAN = 36, 60  # sent pitches 36..95; the harmony lands on 43..102
@@ -82,52 +94,96 @@ def play(player: rtmidi.MidiOut, notes: int, rate: float) -> list[tuple[int, int
     return sent
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--notes", type=int, default=2000, help="note pairs to play (default 2000)")
-    p.add_argument("--rate", type=float, default=50.0, help="notes per second (default 50)")
-    p.add_argument("--period", type=int, default=128, help="JACK period in frames (default 128)")
-    args = p.parse_args()
-    heading(f"reaction: {args.notes} notes at {args.rate:.0f}/s through the agent (harmony)")
+@dataclass(frozen=True)
+class Figures:
+    bare: Summary  # the bare JACK hop
+    cost: Summary  # through the agent minus the bare hop, per note
+    lateness: Summary  # the agent's scheduler lateness (sent - deadline), from its log
+
+
+def write_config(path: Path, priority: int) -> None:
+    table: dict[str, Any] = {
+        "performance": {"name": "bench-reaction"},
+        "midi": {"backend": "jack"},
+        "players": [{"name": "keys", "port": "bench-player"}],
+        "agent": {"mode": "harmony", "outputs": ["bench-synth"]},
+        "harmony": {"intervals": [INTERVAL]},
+    }
+    if priority:
+        table["service"] = {"realtime_priority": priority}
+    write_toml(path, table)
+
+
+def run_once(args: argparse.Namespace, server: Jack, tmp: Path,
+             condition: contention.Condition) -> Figures:
+    """One agent, the notes played through it and straight to the bare input, the busy
+    processes running while they play (not while the agent starts); its figures."""
+    priority = condition.priority
     api = rtmidi.API_UNIX_JACK
-    with (jack(f"bench-reaction-{os.getpid()}", period=args.period) as server,
-          tempfile.TemporaryDirectory(prefix="bench-reaction-") as tmp):
-        player = rtmidi.MidiOut(api, "bench-keys")
-        player.open_virtual_port("bench-player")
-        synth, via_agent = listen(api, "bench-sink", INTERVAL)
-        synth.open_virtual_port("bench-synth")
-        config = Path(tmp) / "performance.toml"
-        write_toml(config, {
-            "performance": {"name": "bench-reaction"},
-            "midi": {"backend": "jack"},
-            "players": [{"name": "keys", "port": "bench-player"}],
-            "agent": {"mode": "harmony", "outputs": ["bench-synth"]},
-            "harmony": {"intervals": [INTERVAL]},
-        })
-        agent = AgentProcess(config, server.env, Path(tmp) / "agent.err")
-        summary = ""
-        try:
-            agent.wait_ready()
-            bare, direct = listen(api, "bench-bare", 0)
-            bare.open_port(find_port(bare.get_ports(), "bench-player"), "bare-in")
-            time.sleep(0.3)  # the new connection carries data only from a later cycle
+    player = rtmidi.MidiOut(api, "bench-keys")
+    player.open_virtual_port("bench-player")
+    synth, via_agent = listen(api, "bench-sink", INTERVAL)
+    synth.open_virtual_port("bench-synth")
+    config = tmp / f"performance-{priority}.toml"
+    write_config(config, priority)
+    agent = AgentProcess(config, server.env, tmp / "agent.err")
+    bare = None
+    try:
+        recording = agent.wait_ready()
+        print(f"  the agent runs at {contention.scheduler_of(agent.proc.pid)}")
+        bare, direct = listen(api, "bench-bare", 0)
+        bare.open_port(find_port(bare.get_ports(), "bench-player"), "bare-in")
+        time.sleep(0.3)  # the new connection carries data only from a later cycle
+        with contention.busy_load(condition.load):
             sent = play(player, args.notes, args.rate)
             time.sleep(0.5)
-        finally:
-            summary = agent.stop()
+    finally:
+        summary = agent.stop()
         for port in (player, synth, bare):
-            port.delete()
-    report(args, sent, match(sent, direct), match(sent, via_agent))
+            if port is not None:
+                port.delete()
+    bare_s, cost = report(sent, match(sent, direct), match(sent, via_agent))
+    _, records = read_log(recording / "log.jsonl")
+    lateness = show("agent's scheduler lateness (log)",
+                    [r["t"] - r["deadline"] for r in records if r["k"] == "emit"])
+    print("\n-- the agent's own summary (after SIGTERM):")
+    print(summary)
+    return Figures(bare_s, cost, lateness)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--notes", type=int, default=2000,
+                   help="note pairs to play, per run (default 2000)")
+    p.add_argument("--rate", type=float, default=50.0, help="notes per second (default 50)")
+    p.add_argument("--period", type=int, default=128, help="JACK period in frames (default 128)")
+    contention.add_contention_options(p)
+    args = p.parse_args(argv)
+    runs = contention.conditions(args.load, args.realtime)
+    heading(f"reaction: {args.notes} notes at {args.rate:.0f}/s through the agent (harmony)"
+            + (f", {len(runs)} runs" if len(runs) > 1 else ""))
+    results: dict[contention.Condition, Figures] = {}
+    with (jack(f"bench-reaction-{os.getpid()}", period=args.period,
+               realtime_priority=contention.jack_priority(args)) as server,
+          tempfile.TemporaryDirectory(prefix="bench-reaction-") as tmp):
+        contention.bench_realtime(args)
+        for condition in runs:
+            if len(runs) > 1:
+                heading(condition.label)
+            results[condition] = run_once(args, server, Path(tmp), condition)
+    if len(runs) > 1:
+        heading("side by side: idle and loaded, normal priority and realtime")
+        for label, figure in (("bare JACK hop", "bare"), ("agent cost (difference)", "cost"),
+                              ("agent's scheduler lateness", "lateness")):
+            contention.side_by_side(label, {c: getattr(f, figure) for c, f in results.items()})
     server.report()
     print(f"  note: the agent's note takes a second JACK hop, which leaves at the earliest in the "
           f"next process cycle,\n  so the difference includes about one period "
           f"({server.period_ms:.2f} ms); try --period 32 or 64 to see it shrink")
-    print("\n-- the agent's own summary (after SIGTERM):")
-    print(summary)
 
 
-def report(args: argparse.Namespace, sent: list[tuple[int, int]], direct: list[int | None],
-           via_agent: list[int | None]) -> None:
+def report(sent: list[tuple[int, int]], direct: list[int | None],
+           via_agent: list[int | None]) -> tuple[Summary, Summary]:
     both = [(d, a) for d, a in zip(direct, via_agent, strict=True)
             if d is not None and a is not None]
     print(f"  sent {len(sent)} notes; bare arrivals {sum(d is not None for d in direct)}, "
@@ -135,9 +191,10 @@ def report(args: argparse.Namespace, sent: list[tuple[int, int]], direct: list[i
           f"matched both {len(both)}")
     bare_s = show("bare JACK hop (send -> arrival)", [d for d, _ in both])
     agent_s = show("through the agent", [a for _, a in both])
-    show("difference (agent cost)", [a - d for d, a in both], target="p99 <= 2 ms")
+    cost = show("difference (agent cost)", [a - d for d, a in both], target="p99 <= 2 ms")
     show_ratio("p50 ratio", agent_s.p50, bare_s.p50, "through agent / bare hop")
     show_ratio("p99 ratio", agent_s.p99, bare_s.p99, "through agent / bare hop")
+    return bare_s, cost
 
 
 if __name__ == "__main__":

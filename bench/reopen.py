@@ -82,19 +82,29 @@ def probe_until_answered(player: rtmidi.MidiOut, arrivals: queue.Queue[tuple[int
     raise SystemExit("the agent never answered on the returned port")
 
 
-def bare_hop(arrivals: queue.Queue[tuple[int, list[int]]]) -> int:
-    """The same probe from a second client straight into the synth port (no agent)."""
+def bare_hop(arrivals: queue.Queue[tuple[int, list[int]]], timeout_s: float = 5.0) -> int:
+    """The same probe from a second client straight into the synth port (no agent). A new
+    connection carries data only from a later cycle (later still on a busy machine), so the
+    probe is sent again every 20 ms, each with its own velocity, until one arrives."""
     direct = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench-direct")
     direct.open_port(next(i for i, n in enumerate(direct.get_ports()) if SYNTH in n))
-    time.sleep(0.05)  # the new connection carries data from a later cycle
-    drain(arrivals)
-    t0 = time.monotonic_ns()
-    direct.send_message([0x90, 1, 1])
-    while True:
-        t, message = arrivals.get(timeout=5)
-        if message == [0x90, 1, 1]:
-            direct.delete()
-            return t - t0
+    try:
+        drain(arrivals)
+        sent: dict[int, int] = {}
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            velocity = len(sent) % 127 + 1
+            sent[velocity] = time.monotonic_ns()
+            direct.send_message([0x90, 1, velocity])
+            try:
+                t, message = arrivals.get(timeout=0.02)
+            except queue.Empty:
+                continue
+            if message[:2] == [0x90, 1] and message[2] in sent:
+                return t - sent[message[2]]
+        raise SystemExit("the bare probe never arrived at the synth port")
+    finally:
+        direct.delete()
 
 
 def drain(arrivals: queue.Queue[tuple[int, list[int]]]) -> None:

@@ -5,9 +5,13 @@ rehearsal played at real speed over JACK from the bench's two virtual outputs, l
 time is up, and plays into the bench's virtual input. Then SIGTERM; lateness (sent - deadline) of
 every message it emitted is read from its log. Peer in the same run, in its own process: a plain
 asyncio scheduler (loop.call_at at each deadline, no early wake, no spin) fed the deadlines a fast
-replay of the same input plans, on the same time base.
+replay of the same input plans, on the same time base (at the agent's priority).
 
-    .venv/bin/python bench/scheduler.py [--seconds 120]
+    .venv/bin/python bench/scheduler.py [--seconds 120] [--load N] [--realtime PRIORITY]
+
+With --load and/or --realtime, one run per combination (idle and loaded with N busy processes;
+normal priority and [service] realtime_priority), printed side by side at the end
+(bench/_contention.py).
 """
 
 from __future__ import annotations
@@ -20,12 +24,25 @@ import queue
 import tempfile
 import time
 import tomllib
+from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+import _contention as contention
 import rtmidi
-from _common import REPO, AgentProcess, heading, jack, show, show_ratio, sleep_until_ns, write_toml
+from _common import (
+    REPO,
+    AgentProcess,
+    Jack,
+    Summary,
+    heading,
+    jack,
+    show,
+    show_ratio,
+    sleep_until_ns,
+    write_toml,
+)
 
 from agent import config as config_mod
 from agent.events import Heard
@@ -36,6 +53,7 @@ from agent.record.smf import read_players
 DEMO = REPO / "performances" / "demo"
 LOOP_GAP_NS = 2_000_000_000  # silence between two passes of the rehearsal
 LEAD_IN_NS = 1_000_000_000
+PATHS = (("model", "checkpoint"), ("spatial", "layout"), ("mqtt", "ca_file"))  # relative to DEMO
 
 
 def looped_rehearsal(seconds: float) -> list[Heard]:
@@ -64,8 +82,11 @@ def planned_deadlines(inputs: list[Heard], config: Path, out_dir: Path) -> list[
                   if (d := r["deadline"] - inputs[0].time_ns) <= end)
 
 
-def peer(deadlines: list[int], start: Any, out: Any, ready: Event) -> None:
-    """Child process: loop.call_at at every deadline; lateness = woke - deadline."""
+def peer(deadlines: list[int], start: Any, out: Any, ready: Event, priority: int) -> None:
+    """Child process: loop.call_at at every deadline; lateness = woke - deadline. At the agent's
+    priority (SCHED_FIFO when it has one), so the two are compared alike."""
+    if priority:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     ready.set()
     t0: int = start.get(timeout=60)
 
@@ -97,72 +118,125 @@ def collect(proc: Any, out: Any, wait_s: float) -> list[int]:
     return late
 
 
-def write_config(path: Path) -> None:
+def write_config(path: Path, priority: int) -> list[str]:
+    """The demo's settings on the bench's ports, at `priority`; the players' names."""
     table = tomllib.loads((DEMO / "performance.toml").read_text(encoding="utf-8"))
     table["performance"]["name"] = "bench-scheduler"
     table["midi"]["backend"] = "jack"
     for player in table["players"]:
         player["port"] = f"bench-{player['name']}"
     table["agent"]["outputs"] = ["bench-synth"]
-    if table.get("model", {}).get("checkpoint"):  # the config moves: its model path must not
-        table["model"]["checkpoint"] = str((DEMO / table["model"]["checkpoint"]).resolve())
+    for section, key in PATHS:  # the config moves: the files it names must not
+        if table.get(section, {}).get(key):
+            table[section][key] = str((DEMO / table[section][key]).resolve())
+    if priority:
+        table.setdefault("service", {})["realtime_priority"] = priority
     write_toml(path, table)
+    return [player["name"] for player in table["players"]]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--seconds", type=float, default=120.0, help="input to play (default 120)")
-    args = p.parse_args()
-    heading(f"scheduler: the demo rehearsal, looped for {args.seconds:.0f} s, through the agent")
-    inputs = looped_rehearsal(args.seconds)
-    ctx = mp.get_context("spawn")
-    with (jack(f"bench-scheduler-{os.getpid()}") as server,
-          tempfile.TemporaryDirectory(prefix="bench-scheduler-") as tmp):
-        config = Path(tmp) / "performance.toml"
-        write_config(config)
-        deadlines = planned_deadlines(inputs, config, Path(tmp) / "fast")
-        start, out, ready = ctx.Queue(), ctx.Queue(), ctx.Event()
-        peer_proc = ctx.Process(target=peer, args=(deadlines, start, out, ready))
-        peer_proc.start()
+@dataclass
+class Ports:
+    """The band's outputs (one per player) and the synth input, counting what arrives."""
+
+    band: dict[str, Any]
+    synth: Any
+    received: list[int]
+
+    @classmethod
+    def open(cls, players: list[str]) -> Ports:
         api = rtmidi.API_UNIX_JACK
         band = {}
-        for name in dict.fromkeys(h.player for h in inputs):
+        for name in players:
             band[name] = rtmidi.MidiOut(api, f"bench-band-{name[:1]}")
             band[name].open_virtual_port(f"bench-{name}")
         received = [0]
         synth = rtmidi.MidiIn(api, "bench-sink")
         synth.set_callback(lambda event, _: received.__setitem__(0, received[0] + 1))
         synth.open_virtual_port("bench-synth")
-        agent = AgentProcess(config, server.env, Path(tmp) / "agent.err")
-        started = False
-        try:
-            recording = agent.wait_ready()
-            ready.wait(30)
+        return cls(band, synth, received)
+
+    def close(self) -> None:
+        for port in [*self.band.values(), self.synth]:
+            port.delete()
+
+
+def run_once(config: Path, server: Jack, ports: Ports, inputs: list[Heard], deadlines: list[int],
+             condition: contention.Condition, tmp: Path) -> tuple[Summary, Summary]:
+    """One run of the agent and the peer over the looped rehearsal, the busy processes
+    running while it plays (not while the agent starts); their lateness."""
+    priority = condition.priority
+    ctx = mp.get_context("spawn")
+    start, out, ready = ctx.Queue(), ctx.Queue(), ctx.Event()
+    peer_proc = ctx.Process(target=peer, args=(deadlines, start, out, ready, priority))
+    peer_proc.start()
+    ports.received[0] = 0
+    agent = AgentProcess(config, server.env, tmp / f"{config.stem}.err")
+    started = False
+    try:
+        recording = agent.wait_ready()
+        print(f"  the agent runs at {contention.scheduler_of(agent.proc.pid)}")
+        ready.wait(30)
+        with contention.busy_load(condition.load):
             t0 = time.monotonic_ns() + LEAD_IN_NS
             start.put(t0)
             started = True
             for h in inputs:
                 sleep_until_ns(t0 + h.time_ns)
-                band[h.player].send_message(h.data)
+                ports.band[h.player].send_message(h.data)
             time.sleep(1.0)
-        finally:
-            summary = agent.stop()
-            peer_late = collect(peer_proc, out, 90.0 if started else 0.1)
-        for port in [*band.values(), synth]:
-            port.delete()
-        _, records = read_log(recording / "log.jsonl")
+    finally:
+        summary = agent.stop()
+        peer_late = collect(peer_proc, out, 90.0 if started else 0.1)
+    _, records = read_log(recording / "log.jsonl")
     emits = [r for r in records if r["k"] == "emit"]
     print(f"  played {len(inputs)} input messages; the agent emitted {len(emits)} messages "
-          f"({sum(not r['ok'] for r in emits)} undelivered), the synth port got {received[0]}; "
-          f"the fast replay planned {len(deadlines)}")
+          f"({sum(not r['ok'] for r in emits)} undelivered), the synth port got "
+          f"{ports.received[0]}; the fast replay planned {len(deadlines)}")
     ours = show("agent lateness (sent - deadline)", [r["t"] - r["deadline"] for r in emits],
-                target="p99 <= 1 ms, max <= 5 ms")
+                target="p99 <= 1 ms, max <= 5 ms (idle)")
     plain = show("plain loop.call_at lateness", peer_late)
     for what in ("p50", "p99", "max"):
         show_ratio(f"{what} ratio", getattr(ours, what), getattr(plain, what), "agent / call_at")
-    server.report()
     print("\n-- the agent's own summary (after SIGTERM):")
     print(summary)
+    return ours, plain
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--seconds", type=float, default=120.0,
+                   help="input to play, per run (default 120)")
+    contention.add_contention_options(p)
+    args = p.parse_args(argv)
+    runs = contention.conditions(args.load, args.realtime)
+    heading(f"scheduler: the demo rehearsal, looped for {args.seconds:g} s, through the agent"
+            + (f" ({len(runs)} runs)" if len(runs) > 1 else ""))
+    inputs = looped_rehearsal(args.seconds)
+    results: dict[contention.Condition, tuple[Summary, Summary]] = {}
+    with (jack(f"bench-scheduler-{os.getpid()}",
+               realtime_priority=contention.jack_priority(args)) as server,
+          tempfile.TemporaryDirectory(prefix="bench-scheduler-") as tmp_name):
+        tmp = Path(tmp_name)
+        contention.bench_realtime(args)
+        players = write_config(tmp / "performance.toml", 0)
+        deadlines = planned_deadlines(inputs, tmp / "performance.toml", tmp / "fast")
+        ports = Ports.open(players)
+        try:
+            for i, condition in enumerate(runs):
+                if len(runs) > 1:
+                    heading(condition.label)
+                config = tmp / f"run-{i}.toml"
+                write_config(config, condition.priority)
+                results[condition] = run_once(config, server, ports, inputs, deadlines,
+                                              condition, tmp)
+        finally:
+            ports.close()
+    if len(runs) > 1:
+        heading("side by side: lateness, idle and loaded, normal priority and realtime")
+        contention.side_by_side("agent (sent - deadline)", {c: r[0] for c, r in results.items()})
+        contention.side_by_side("plain loop.call_at", {c: r[1] for c, r in results.items()})
+    server.report()
 
 
 if __name__ == "__main__":

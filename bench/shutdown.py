@@ -13,6 +13,7 @@ to the same port. Target (stage-requirements 7): every note off within 50 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import tempfile
 import threading
@@ -33,7 +34,8 @@ def main() -> None:
                                                             "SIGQUIT"])
     args = ap.parse_args()
     sig = signal.Signals[args.signal]
-    with dummy_jack("bench-shutdown") as server, tempfile.TemporaryDirectory() as tmp:
+    with (dummy_jack(f"bench-shutdown-{os.getpid()}") as server,
+          tempfile.TemporaryDirectory() as tmp):
         env = server.env
         player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "bench")
         player.open_virtual_port("bench-keys")

@@ -30,8 +30,12 @@ class JackServer:
 
 
 @contextmanager
-def dummy_jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[JackServer]:
+def dummy_jack(name: str, period: int = 128, rate: int = 48000,
+               realtime_priority: int = 0) -> Iterator[JackServer]:
     """Start `jackd -d dummy`, yield the server (its env and log), stop it afterwards.
+    `realtime_priority` (1-99): as on stage, jackd's process thread runs SCHED_FIFO at it and
+    every client's just below (the benchmarks' CPU contention runs); 0, as the tests have it:
+    no realtime, needing no privilege.
 
     The environment is also applied to this process (os.environ), so rtmidi here uses it.
     jackd's stderr goes to a file, never to an unread pipe: under load it prints a line per
@@ -47,8 +51,10 @@ def dummy_jack(name: str, period: int = 128, rate: int = 48000) -> Iterator[Jack
     log = Path(log_dir.name) / "jackd.log"
     with log.open("wb") as log_file:
         proc = subprocess.Popen(
-            ["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate),
-             "-p", str(period)], stdout=subprocess.DEVNULL, stderr=log_file)
+            ["jackd", *(("--realtime", "-P", str(realtime_priority)) if realtime_priority
+                        else ("--no-realtime",)),
+             "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            stdout=subprocess.DEVNULL, stderr=log_file)
     try:
         # jack_wait returns once the server accepts clients (or fails after the timeout).
         waited = subprocess.run(["jack_wait", "-w", "-s", name, "-t", "10"],

@@ -20,10 +20,15 @@ music, so nothing here waits on a client:
   never grows with the show's length;
 - a client whose socket does not drain within WRITE_TIMEOUT_S is dropped (a browser's
   EventSource reconnects by itself, and gets the whole picture again);
-- at most `max_clients` event streams (the next gets 503), and at most SPARE_CONNECTIONS more
-  connections at once (others are closed unanswered);
+- at most `max_clients` event streams (the next gets 503);
 - a request is read within REQUEST_TIMEOUT_S and is at most MAX_REQUEST_BYTES (request line and
   headers); only GET; otherwise 400, 404, 405, 408 or 431, and the connection is closed;
+- at most MAX_WAITING connections wait on their client (still sending the request, or being let
+  go after a refusal): a new connection beyond that cuts the one that has waited longest. A
+  browser sends its request as soon as it connects, so clients that connect and then send
+  slowly or nothing (slow loris) cannot keep a page from loading, however many they are: they
+  only cut each other. In all at most `max_clients` + 2 x MAX_WAITING connections (file
+  descriptors); one more is closed unanswered;
 - loopback only (unless [monitor] allow_remote): a request whose Host header is not a loopback
   name is refused (403), so a web page in the technician's browser cannot read the monitor by
   DNS rebinding;
@@ -46,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import Config, is_loopback, monitor_address
 from agent.errors import StageAgentError
+from agent.io.monitor_meters import Meters
 from agent.io.monitor_page import PAGE
 
 if TYPE_CHECKING:
@@ -58,12 +64,10 @@ MAX_REQUEST_BYTES = 8192  # request line and headers; a browser's GET is well un
 REQUEST_TIMEOUT_S = 5.0  # to send the request, once connected
 WRITE_TIMEOUT_S = 10.0  # a client whose socket takes longer to drain is dropped
 LINGER_S, LINGER_BYTES = 1.0, 65536  # after refusing a request (see Monitor._refuse)
-SPARE_CONNECTIONS = 4  # connections beyond max_clients streams (page loads, requests read)
+MAX_WAITING = 32  # connections waiting on their client at once; a newcomer cuts the oldest
 METER_HZ = 4.0
 MAX_KINDS = 32  # kinds of state kept (the agent has about a dozen): bounds every mailbox
 RETRY_MS = 1000  # how soon a browser reconnects after losing the stream
-RATE_SMOOTHING = 0.5  # notes/s: the share of the previous figure kept at each meter tick
-LEVEL_FALL = 0.6  # velocity level: the share kept at each meter tick without a louder note
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # safe on an SSE `event:` line
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 408: "Request Timeout",
@@ -78,59 +82,6 @@ _STREAM_HEAD = ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf
 
 class MonitorError(StageAgentError):
     """The monitor cannot listen where it is told to."""
-
-
-@dataclass
-class Meter:
-    notes: int = 0  # note-ons so far
-    rate: float = 0.0  # notes per second, smoothed
-    level: float = 0.0  # velocity 0-127: the loudest recent note, falling between notes
-    _peak: int = 0  # the loudest note since the last tick
-    _counted: int = 0  # notes at the last tick
-
-    def hear(self, velocity: int) -> None:
-        self.notes += 1
-        self._peak = max(self._peak, velocity)
-
-    def step(self, dt_s: float) -> dict[str, float | int]:
-        new, self._counted = self.notes - self._counted, self.notes
-        self.rate = RATE_SMOOTHING * self.rate + (1 - RATE_SMOOTHING) * new / max(dt_s, 1e-3)
-        self.level, self._peak = max(float(self._peak), self.level * LEVEL_FALL), 0
-        return {"notes": self.notes, "rate": round(self.rate, 1), "level": round(self.level)}
-
-
-class Meters:
-    """Note counts per player and for the agent, from the log's records (a tap: a few dict
-    lookups per record, and it never raises into the music)."""
-
-    def __init__(self, players: Iterable[str]) -> None:
-        self.players = {name: Meter() for name in players}
-        self.agent = Meter()
-        self.messages_in = 0
-        self.messages_out = 0
-
-    def tap(self, r: dict[str, Any]) -> None:
-        k = r["k"]
-        if k == "in":
-            self.messages_in += 1
-            meter = self.players.get(r.get("player", ""))
-            if meter is not None:
-                _count_note(meter, r.get("data"))
-        elif k == "emit" and r.get("ok", True):
-            self.messages_out += 1
-            _count_note(self.agent, r.get("data"))
-
-    def step(self, dt_s: float) -> dict[str, Any]:
-        return {"players": {name: m.step(dt_s) for name, m in self.players.items()},
-                "agent": self.agent.step(dt_s), "in": self.messages_in,
-                "out": self.messages_out}
-
-
-def _count_note(meter: Meter, data: Any) -> None:
-    """A note-on (hex "9cppvv", velocity > 0) counts; anything else does not."""
-    if isinstance(data, str) and len(data) == 6 and data[0] == "9" and data[4:6] != "00":
-        with contextlib.suppress(ValueError):
-            meter.hear(int(data[4:6], 16))
 
 
 @dataclass(eq=False)
@@ -184,12 +135,16 @@ class Monitor:
         self._telemetry: dict[str, Any] | None = None
         self._meters: dict[str, Any] = self.meters.step(1.0)
         self.clients: set[_Client] = set()  # event streams
-        self._connections: set[asyncio.Task[Any]] = set()  # every connection's handler
+        # Every connection's handler, and its writer (to cut it).
+        self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        # Those waiting on their client, oldest first (a dict keeps insertion order): the ones
+        # to cut when a new connection needs the room.
+        self._waiting: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._started_ns = time.monotonic_ns()
         self.state = "performing"
-        self.stats = {"pages": 0, "streams": 0, "refused": 0, "bad": 0, "errors": 0}
+        self.stats = {"pages": 0, "streams": 0, "refused": 0, "bad": 0, "errors": 0, "cut": 0}
         self._warned: set[str] = set()
 
     # -- from the agent (on the loop; never waits, never raises) ----------------------------
@@ -270,8 +225,9 @@ class Monitor:
             client.closing = True
         if self._connections:  # streams write their last frame and end; a stuck one is cut
             _done, stuck = await asyncio.wait(self._connections, timeout=1.0)
-            for task in stuck:
-                task.cancel()
+            for task in stuck:  # its read or write ends at once, and so does its handler
+                if (writer := self._connections.get(task)) is not None:
+                    writer.transport.abort()
             await asyncio.gather(*stuck, return_exceptions=True)
         self._server = None
 
@@ -291,35 +247,51 @@ class Monitor:
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         clean = False
         try:
-            if len(self._connections) > self.max_clients + SPARE_CONNECTIONS:
-                self.stats["refused"] += 1  # too many at once: not even read
+            if len(self._connections) > self.max_clients + 2 * MAX_WAITING:
+                self.stats["refused"] += 1  # answers stuck in sockets: a bound on descriptors
                 return
             await self._serve(reader, writer)
             clean = True
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
-            pass  # the client went away or stalled: only it is affected
+            pass  # the client went away, stalled or was cut: only it is affected
         except Exception:
             self.stats["errors"] += 1
             log.exception("monitor: a client's connection failed; it was closed")
         finally:
-            self._connections.discard(task)
+            del self._connections[task]
             if clean:
                 writer.close()  # after what is buffered
             else:
                 writer.transport.abort()  # at once: a stuck client's buffer is let go
 
+    def _wait_on_client(self, writer: asyncio.StreamWriter) -> asyncio.Task[Any]:
+        """This connection now waits on its client: cut the longest waiting one if there is no
+        room (its read ends at once, as if its client had gone)."""
+        if len(self._waiting) >= MAX_WAITING:
+            oldest = next(iter(self._waiting))
+            self._waiting.pop(oldest).transport.abort()
+            self.stats["cut"] += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting[task] = writer
+        return task
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        waiting = self._wait_on_client(writer)
+        head, refusal = b"", None
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
         except asyncio.LimitOverrunError:
-            return await self._refuse(reader, writer, 431, "request head over "
-                                      f"{MAX_REQUEST_BYTES} bytes")
+            refusal = 431, f"request head over {MAX_REQUEST_BYTES} bytes"
         except TimeoutError:
-            return await self._refuse(reader, writer, 408, "no request within "
-                                      f"{REQUEST_TIMEOUT_S:g} s")
+            refusal = 408, f"no request within {REQUEST_TIMEOUT_S:g} s"
+        finally:
+            self._waiting.pop(waiting, None)
+        if refusal is not None:
+            return await self._refuse(reader, writer, *refusal)
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         headers: dict[str, str] = {}
@@ -357,11 +329,15 @@ class Monitor:
         await _respond(writer, status, f"{status} {_REASONS[status]}: {text}\n".encode(),
                        extra=extra)
         writer.write_eof()
-        with contextlib.suppress(TimeoutError, ConnectionError):
-            async with asyncio.timeout(LINGER_S):
-                dropped = 0
-                while dropped < LINGER_BYTES and (chunk := await reader.read(4096)):
-                    dropped += len(chunk)
+        waiting = self._wait_on_client(writer)  # a new connection may cut this short
+        try:
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                async with asyncio.timeout(LINGER_S):
+                    dropped = 0
+                    while dropped < LINGER_BYTES and (chunk := await reader.read(4096)):
+                        dropped += len(chunk)
+        finally:
+            self._waiting.pop(waiting, None)
 
     async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = _Client()

@@ -30,7 +30,9 @@ h1 { font-size: 18px; margin: 0 0 10px; font-weight: 600; }
 h2 { font-size: 12px; margin: 0 0 8px; color: var(--dim); text-transform: uppercase;
      letter-spacing: .08em; }
 main { display: grid; gap: 12px; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); }
-section { background: var(--panel); border-radius: 8px; padding: 10px 12px; }
+/* A panel never paints over its neighbour: what cannot fit scrolls inside it. */
+section { background: var(--panel); border-radius: 8px; padding: 10px 12px; min-width: 0;
+          overflow-x: auto; }
 section.wide { grid-column: 1 / -1; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 3px 12px; margin: 0; }
 dt { color: var(--dim); }
@@ -40,8 +42,16 @@ table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nu
 th, td { text-align: left; padding: 2px 6px 2px 0; }
 th { color: var(--dim); font-weight: normal; }
 .ok { color: var(--ok); } .bad { color: var(--bad); } .warn { color: var(--warn); }
-.bar { position: relative; height: 10px; min-width: 80px; background: #2a313b;
-       border-radius: 3px; overflow: hidden; }
+/* The meters fit their panel at its narrowest (320 px): fixed columns for the figures, the
+   bars share what is left, a long player name is cut short (its full name on hover). */
+table.meters { table-layout: fixed; }
+table.meters th, table.meters td { white-space: nowrap; overflow: hidden;
+                                   text-overflow: ellipsis; }
+table.meters .name { width: 22%; }
+table.meters .figure { width: 4.2em; }
+table.meters .level-figure { width: 2.6em; }
+.bar { position: relative; height: 10px; background: #2a313b; border-radius: 3px;
+       overflow: hidden; }
 .bar > div { position: absolute; inset: 0 auto 0 0; background: var(--player); }
 tr.agent .bar > div { background: var(--agent); }
 canvas { width: 100%; height: 180px; display: block; background: #0c0f12; border-radius: 4px; }
@@ -89,8 +99,9 @@ canvas { width: 100%; height: 180px; display: block; background: #0c0f12; border
 </section>
 <section>
   <h2>Meters</h2>
-  <table>
-    <thead><tr><th></th><th>notes</th><th>notes/s</th><th></th><th>velocity</th><th></th>
+  <table class="meters">
+    <thead><tr><th class="name"></th><th class="figure">notes</th>
+      <th class="figure">per s</th><th></th><th class="level-figure">vel.</th><th></th>
     </tr></thead>
     <tbody id="meters"></tbody>
   </table>
@@ -154,6 +165,7 @@ function meterRow(name, m, agent) {
     td.append(value);
     tr.append(td);
   }
+  tr.firstChild.title = name;  // cut short when long: the whole name on hover
   return tr;
 }
 

@@ -120,15 +120,30 @@ class SpatialEngine:
         return onsets, scenes
 
 
+# A picture of the voices' paths shows at most this many samples per voice: its time axis is
+# about 700 px wide, its top view 550 px across. A run longer than MAX_SAMPLES ticks is sampled
+# more sparsely: 4 hours at 50 Hz would be 720,000 frames per voice, ~10 s to compute and draw
+# when the run stops (systemd's stop timeout is near), and a long time gap in a log would make
+# the samples unbounded.
+MAX_SAMPLES = 10_000
+
+
+def sample_step_ns(span_ns: int, tick_hz: float, max_samples: int = MAX_SAMPLES) -> int:
+    """The tick period, or longer so that a run of `span_ns` takes at most `max_samples`."""
+    return max(round(1e9 / tick_hz), -(-span_ns // max(max_samples - 1, 1)))
+
+
 def trajectories(engine: SpatialEngine, records: Sequence[Mapping[str, Any]],
-                 tick_hz: float) -> dict[str, list[tuple[int, Point]]]:
-    """Every voice's path over a recorded run, sampled at `tick_hz` as live (the same records
-    in the same order move the engine as they did on stage)."""
+                 tick_hz: float, max_samples: int = MAX_SAMPLES
+                 ) -> dict[str, list[tuple[int, Point]]]:
+    """Every voice's path over a recorded run, sampled at `tick_hz` as live, or evenly at most
+    `max_samples` times when the run is longer (the same records in the same order move the
+    engine as they did on stage)."""
     out: dict[str, list[tuple[int, Point]]] = {v: [] for v in engine.voices}
     if not records:
         return out
-    step = round(1e9 / tick_hz)
     t = records[0]["t"]
+    step = sample_step_ns(records[-1]["t"] - t, tick_hz, max_samples)
     for r in records:
         while t <= r["t"]:
             for name, voice in zip(engine.voices, engine.frame(t).voices, strict=True):

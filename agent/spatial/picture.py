@@ -17,8 +17,11 @@ COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:
 
 
 def draw(paths: Mapping[str, Sequence[tuple[int, Point]]], speakers: Sequence[Point],
-         out: Path, title: str) -> Path:
-    """Write a PNG: top view (x right, y front; speakers as squares) and elevation vs time."""
+         out: Path, title: str, sparse_s: float | None = None) -> Path:
+    """Write a PNG: top view (x right, y front; speakers as squares) and elevation vs time.
+    `sparse_s`: the paths were sampled this far apart, more than a tick (a long run): the top
+    view shows the samples as dots, since lines between them would cut across the room where
+    no voice went (an orbit sampled every second or so)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +40,11 @@ def draw(paths: Mapping[str, Sequence[tuple[int, Point]]], speakers: Sequence[Po
             continue
         colour = COLOURS[i % len(COLOURS)]
         where = np.array([p for _, p in path], dtype=np.float64)
-        top.plot(where[:, 0], where[:, 1], color=colour, lw=0.8, alpha=0.8, label=name)
+        if sparse_s is None:
+            top.plot(where[:, 0], where[:, 1], color=colour, lw=0.8, alpha=0.8, label=name)
+        else:
+            top.plot(where[:, 0], where[:, 1], color=colour, ls="none", marker=".", ms=1.5,
+                     alpha=0.5, label=name)
         times = [(t - t0) / 1e9 for t, _ in path]
         side.plot(times, xyz_to_aed(where)[:, 1], color=colour, lw=0.9, label=name)
     top.set_xlim(-1.1, 1.1)
@@ -45,7 +52,8 @@ def draw(paths: Mapping[str, Sequence[tuple[int, Point]]], speakers: Sequence[Po
     top.set_aspect("equal")
     top.set_xlabel("x (right)")
     top.set_ylabel("y (front)")
-    top.set_title("from above (front is up)")
+    top.set_title("from above (front is up)" + ("" if sparse_s is None else
+                                                 f", a dot every {sparse_s:.2g} s"))
     top.legend(loc="lower right", fontsize=8)
     side.set_xlabel("time (s)")
     side.set_ylabel("elevation (deg)")

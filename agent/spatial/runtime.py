@@ -56,8 +56,12 @@ def picture(config: Config, records: list[dict[str, Any]], out_dir: Path) -> Pat
     layout = import_layout(config.layout_path(), subwoofers=config.spatial.subwoofers)
     paths = trajectories(make_engine(config, layout), records, config.spatial.tick_hz)
     speakers = [s.xyz for s in layout.panning_speakers()]
+    times = [t for t, _ in next(iter(paths.values()), [])[:2]]
+    apart_ns = times[1] - times[0] if len(times) == 2 else 0
+    sparse = apart_ns > round(1e9 / config.spatial.tick_hz)
     return draw(paths, speakers, out_dir / PICTURE_NAME,
-                f"{config.performance.name}: the agent's voices on {layout.name}")
+                f"{config.performance.name}: the agent's voices on {layout.name}",
+                apart_ns / 1e9 if sparse else None)
 
 
 class SpatialRuntime:

@@ -1,10 +1,17 @@
-"""bench/learn_progressions.py and bench/develop_lift.py on a few corpus works, so that they
-cannot rot (no figures asserted: they are the benches' to print)."""
+"""Every bench in bench/ run briefly, so that none rots unnoticed: each as a user runs it
+(`python bench/NAME.py ...` from the repository root, in a subprocess; learn_progressions.py and
+develop_lift.py in this process), with a few works of each corpus built here where it needs
+corpora. It must exit 0 and print its headline figure; no figure is asserted (they are the
+benches' to print, and the machine is shared). Benches that need JACK or a broker start their
+own; the CPU-contention mode (--load, --realtime) runs in reaction.py's and scheduler.py's."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -12,7 +19,41 @@ import pytest
 
 from agent.model.corpus import build_corpus
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "bench"
+CORPORA = "{corpora}"  # replaced by the fixture's folder
+
+# bench -> (arguments for a short run, a line its output must hold)
+SMOKE: dict[str, tuple[list[str], str]] = {
+    "band_judge.py": (["--pieces", "1", "--chorales", "1", "--quick", "--corpora", CORPORA],
+                      "hindsight beat tracker"),
+    "beat_tracking.py": (["--limit", "2", "--corpora", CORPORA], "quarter-level share"),
+    "improv_targets.py": (["--pieces", "1", "--modes", "accompany", "--corpora", CORPORA],
+                          "grid p50"),
+    "key_accuracy.py": (["--corpora", CORPORA], "music21"),
+    "learn_key_profiles.py": (["--corpora", CORPORA], "the constants for agent/listen/harmony.py"),
+    "listener.py": (["--seconds", "1", "--rate", "1000"], "callback p99 ratio"),
+    "model_vs_notochord.py": (["--events", "50", "--corpora", CORPORA],
+                              "held-out pitch bits per note"),
+    "model_worker.py": (["--seconds", "1"], "ratios (p99 loop lag, peer / worker)"),
+    "panning.py": (["--seconds", "1", "--voices", "8", "--speakers", "32", "--naive-ticks", "1"],
+                   "peer: naive 3x3 solve"),
+    "reaction.py": (["--notes", "20", "--rate", "20", "--load", "1", "--realtime", "10"],
+                    "side by side: idle and loaded, normal priority and realtime"),
+    "reopen.py": (["--runs", "1"], "port back -> first answer"),
+    "replay_speed.py": (["--repeat", "1"], "replay_fast wall"),
+    "scheduler.py": (["--seconds", "3", "--load", "1", "--realtime", "10"],
+                     "side by side: lateness, idle and loaded, normal priority and realtime"),
+    "shutdown.py": (["--runs", "1", "--notes", "4"], "signal -> last note-off"),
+    # 512 frames, as the tests' JACK: at 128 a shared machine's xruns lose MIDI, and a lost
+    # note-off is a stuck note at the synth, which fails the soak (exit 1).
+    "soak.py": (["--minutes", "0.5", "--broker-every", "10", "--port-every", "12",
+                 "--period", "512"], "stuck notes at the synth after SIGTERM: 0"),
+    "spatial_tick.py": (["--seconds", "1", "--voices", "8", "--speakers", "32"], "tick p99"),
+    "trajectories.py": (["--hours", "0.05"], "picture() at the end of the run"),
+}
+IN_PROCESS = ("learn_progressions.py", "develop_lift.py")  # tested below, in this process
+PEER_ONLY = ("notochord_peer.py",)  # an optional peer's own tool (test below)
 
 
 def bench(name: str) -> ModuleType:
@@ -23,12 +64,58 @@ def bench(name: str) -> ModuleType:
         sys.path.remove(str(BENCH))
 
 
+def run_bench(name: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`python bench/NAME ARGS` from the repository root, this checkout's code first."""
+    path = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))
+    return subprocess.run([sys.executable, str(BENCH / name), *args], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": path}, capture_output=True,
+                          text=True, timeout=280, check=False)
+
+
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("corpora")
     build_corpus("oneill-1850", root, limit=10)
     build_corpus("bach-chorales", root, limit=10)
     return root
+
+
+def test_every_bench_has_a_smoke_run() -> None:
+    benches = {p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")}
+    assert benches == {*SMOKE, *IN_PROCESS, *PEER_ONLY}
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_the_bench_runs(name: str, corpora: Path) -> None:
+    args, headline = SMOKE[name]
+    done = run_bench(name, [str(corpora) if a == CORPORA else a for a in args])
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert headline in done.stdout, done.stdout[-4000:]
+    assert "Traceback" not in done.stderr, done.stderr[-4000:]
+
+
+def test_notochord_peer_runs_or_says_how_to_install_it() -> None:
+    """Notochord is an optional peer: with it, its smoke run; without it, a clear message."""
+    if bench("notochord_peer").installed():
+        done = run_bench("notochord_peer.py", ["smoke", "--minutes", "0.2"])
+        assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        assert "pitch bits on" in done.stdout
+    else:
+        done = run_bench("notochord_peer.py", ["latency", "--events", "10"])
+        assert done.returncode == 1
+        assert "notochord is not installed" in done.stderr
+        assert "bash bench/setup_notochord.sh" in done.stderr
+
+
+@pytest.mark.parametrize("piece", sorted((REPO / "performances").glob("*/performance.toml")),
+                         ids=lambda p: p.parent.name)
+def test_the_benches_toml_writer_writes_every_shipped_piece_back(piece: Path,
+                                                                 tmp_path: Path) -> None:
+    """Sections gained inline tables (`controls = {dynamics = -0.3}`): scheduler.py failed at
+    start with "cannot write {'dynamics': -0.3} as TOML"."""
+    table = tomllib.loads(piece.read_text(encoding="utf-8"))
+    bench("_common").write_toml(tmp_path / "performance.toml", table)
+    assert tomllib.loads((tmp_path / "performance.toml").read_text(encoding="utf-8")) == table
 
 
 def test_learn_progressions_writes_a_table_the_comp_loads(corpora: Path, tmp_path: Path,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -23,16 +24,18 @@ from agent.events import Heard
 from agent.io import monitor as monitor_mod
 from agent.io.monitor import (
     MAX_KINDS,
-    SPARE_CONNECTIONS,
-    Meters,
+    MAX_WAITING,
     Monitor,
     MonitorError,
     aged_plan,
     frame,
     loopback_host,
 )
+from agent.io.monitor_meters import Meters
+from agent.io.monitor_page import PAGE
 from agent.io.remote import Remote
 from agent.record.session import Session
+from tests.slowloris import SlowLoris
 
 TIMEOUT = 5.0
 STATUS = {"performance": "t", "recording": "recordings/t-1", "mqtt": "off"}
@@ -219,8 +222,7 @@ async def test_a_client_that_stops_reading_costs_a_bounded_mailbox(monitor: Moni
     live.close()
 
 
-async def test_at_most_max_clients_streams_and_a_few_more_connections(
-        monitor: Monitor) -> None:
+async def test_at_most_max_clients_streams(monitor: Monitor) -> None:
     port = monitor.address[1]
     first, second = await Stream.open(port), await Stream.open(port)
     await first.event()
@@ -231,14 +233,7 @@ async def test_at_most_max_clients_streams_and_a_few_more_connections(
     assert b"Retry-After: 5\r\n" in refused and b"at most 2 monitors at once" in refused
     page = await exchange(port, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     assert page.startswith(b"HTTP/1.1 200 OK")  # the page still loads
-    # Connections that never send a request hold the spare places; one more is cut unanswered.
-    idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(SPARE_CONNECTIONS)]
-    await until(lambda: len(monitor._connections) == 2 + SPARE_CONNECTIONS)
-    with contextlib.suppress(ConnectionResetError):  # cut: reset, or closed unanswered
-        assert await exchange(port, b"GET / HTTP/1.1\r\n\r\n") == b""
-    assert monitor.stats["refused"] == 2
-    for _reader, writer in idle:
-        writer.close()
+    assert monitor.stats["refused"] == 1
     first.close()
     await until(lambda: len(monitor.clients) == 1)
     third = await Stream.open(port)
@@ -247,6 +242,73 @@ async def test_at_most_max_clients_streams_and_a_few_more_connections(
     assert await second.until("mode") == await third.until("mode")
     second.close()
     third.close()
+
+
+async def test_a_new_connection_cuts_the_one_that_waited_longest(monitor: Monitor) -> None:
+    """Connections that send nothing fill the waiting room; each one more cuts the oldest, so a
+    page still loads and a stream still opens, and the silent ones only cut each other."""
+    port = monitor.address[1]
+    idle = []
+    for i in range(1, MAX_WAITING + 4):
+        idle.append(await asyncio.open_connection("127.0.0.1", port))
+        await until(lambda i=i: monitor.stats["cut"] == max(i - MAX_WAITING, 0)
+                    and len(monitor._connections) == min(i, MAX_WAITING))
+    assert monitor.stats["cut"] == 3
+    for n, (reader, _writer) in enumerate(idle):  # the first three are gone, unanswered
+        if n < 3:
+            with contextlib.suppress(ConnectionResetError):
+                assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+        else:
+            assert not reader.at_eof()
+    page = await exchange(port, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    assert page.startswith(b"HTTP/1.1 200 OK") and page.endswith(PAGE.encode())
+    stream = await Stream.open(port)
+    assert (await stream.event())[0] == "status"
+    # The page's connection cut one; the stream's found the room the page's left.
+    assert monitor.stats["cut"] == 4
+    assert monitor.stats["refused"] == 0 and monitor.stats["errors"] == 0
+    for _reader, writer in idle:
+        writer.close()
+    await until(lambda: len(monitor._connections) == 1)  # the stream's
+    stream.close()
+
+
+def get_page(port: int) -> tuple[int, bytes]:
+    """GET / as a browser would (http.client, blocking): the status and the body; status 0 when
+    the connection was closed or reset unanswered."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return 0, b""
+    finally:
+        conn.close()
+
+
+async def test_slow_loris_clients_do_not_keep_pages_from_loading() -> None:
+    """Issue 14: 13 slow-loris connections made a third of page loads fail (they held every
+    place the server had). With them all connected and dribbling, every page load and every
+    event stream succeeds."""
+    m = Monitor("127.0.0.1", 0, lambda: dict(STATUS), ["keys"])  # max_clients 8, as shipped
+    await m.start()
+    port = m.address[1]
+    attack = SlowLoris(port, 13)
+    try:
+        # Every one has connected, and the server holds a dozen of them (the old limit).
+        await until(lambda: min(attack.connects) >= 1 and len(m._connections) >= 12)
+        loads = [await asyncio.to_thread(get_page, port) for _ in range(20)]
+        assert [status for status, _ in loads] == [200] * 20
+        assert all(body == PAGE.encode() for _, body in loads)
+        stream = await Stream.open(port)
+        assert (await stream.event())[0] == "status"
+        stream.close()
+        assert sum(attack.connects) >= 13
+        assert m.stats["pages"] == 20 and m.stats["errors"] == 0
+    finally:
+        attack.close()
+        await m.close()
 
 
 @pytest.mark.parametrize(("request_bytes", "status"), [

@@ -14,7 +14,7 @@ from pythonosc.osc_bundle import OscBundle
 from agent import config as config_mod
 from agent.clock import ManualClock
 from agent.spatial.panning import Vbap, dbap_gains
-from agent.spatial.runtime import SpatialRuntime
+from agent.spatial.runtime import PICTURE_NAME, SpatialRuntime, picture
 
 LAYOUTS = Path(__file__).resolve().parents[2] / "layouts"
 
@@ -66,3 +66,16 @@ def test_dbap_is_refused_unless_named_right() -> None:
     with pytest.raises(config_mod.ConfigError, match=r"spatial\.panning: must be vbap or dbap"):
         config_mod.from_dict({"players": [{"name": "k", "port": "virtual:k"}],
                               "spatial": {"panning": "wfs"}})
+
+
+def test_the_picture_of_a_four_hour_run_is_drawn(tmp_path: Path) -> None:
+    """From at most MAX_SAMPLES a voice (tests/unit/test_trajectory.py), shown as dots: lines
+    between samples 1.44 s apart would cut across the room where no voice went."""
+    cfg = config_mod.from_dict({"players": [{"name": "keys", "port": "virtual:keys"}],
+                                "spatial": {"layout": str(LAYOUTS / "quad.toml")}})
+    hours = 4 * 3600 * 1_000_000_000
+    records = [{"t": 0, "k": "in"}, {"t": 10**9, "k": "decision", "what": "solo",
+                                     "plan": [[10**9, 60, 80, 10**9]]}, {"t": hours, "k": "in"}]
+    assert picture(cfg, records, tmp_path) == tmp_path / PICTURE_NAME
+    assert (tmp_path / PICTURE_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+

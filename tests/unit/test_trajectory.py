@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.spatial.choreography import azimuth_of, direction, elevation_for, new_gesture
-from agent.spatial.engine import SpatialEngine, trajectories
+from agent.spatial.engine import MAX_SAMPLES, SpatialEngine, sample_step_ns, trajectories
 from agent.spatial.trajectory import Gesture, clamp, position
 
 S = 1_000_000_000
@@ -139,3 +139,29 @@ def test_trajectories_sample_a_recording_at_the_tick_rate() -> None:
                                      "plan": [[S, 60, 80, S]]}, {"t": 2 * S, "k": "in"}]
     paths = trajectories(engine(), records, 50.0)
     assert [len(p) for p in paths.values()] == [101, 101]  # 0..2 s at 20 ms, both voices
+
+
+H = 3600 * S
+
+
+def test_a_long_run_is_sampled_at_most_max_samples_times_evenly() -> None:
+    """Issue 14: drawing the paths at stop took ~2.4 s per hour of show, one frame per 20 ms
+    tick (720,000 a voice for 4 hours). A 4-hour run now takes at most MAX_SAMPLES a voice."""
+    records = [{"t": 0, "k": "in"}, {"t": S, "k": "decision", "what": "solo",
+                                     "plan": [[S, 60, 80, S]]}, {"t": 4 * H, "k": "in"}]
+    step = sample_step_ns(4 * H, 50.0)
+    assert step == -(-4 * H // (MAX_SAMPLES - 1))  # 1.44 s
+    paths = trajectories(engine(), records, 50.0)
+    for path in paths.values():
+        assert [t for t, _ in path] == list(range(0, 4 * H + 1, step))
+        assert len(path) <= MAX_SAMPLES
+    assert paths["lead"][0][1] != paths["lead"][-1][1]  # the solo moved it
+
+
+@pytest.mark.timeout(60)
+def test_a_huge_time_gap_takes_no_more_samples() -> None:
+    """A log with one gap of 30 years (a bad clock, or a hostile file) sampled every 20 ms
+    never ended, memory growing."""
+    paths = trajectories(engine(), [{"t": 0, "k": "in"}, {"t": 10**18, "k": "in"}], 50.0)
+    assert [len(p) for p in paths.values()] == [MAX_SAMPLES - 1] * 2
+
