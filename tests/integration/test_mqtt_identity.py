@@ -125,7 +125,7 @@ def test_the_monitor_cannot_take_the_agents_session_over(
     director = Director(broker.port, f"stage/takeover/{AGENT}/", keep_run=True, **DESK)
     intruders: list[Intruder] = []
     try:
-        with running_agent(piece(tmp_path, "takeover", "takeover", broker), jack) as agent:
+        with running_agent(piece(tmp_path, "takeover", "takeover", broker), jack, peer) as agent:
             run = director.wait_until("status", lambda p: p["state"] == "online").get("run", "")
             for guess in (f"stage-agent-takeover-{AGENT}", f"stage-agent-{AGENT}", AGENT,
                           f"stage-agent-takeover-{AGENT}-{run}", f"stage-agent-{AGENT}-{run}",
@@ -160,9 +160,9 @@ def test_two_agents_with_one_name_the_second_refuses_commands_until_the_first_go
     second_config = piece(tmp_path / "b", "dup", "dupb", broker)
     director = Director(broker.port, f"stage/dup/{AGENT}/", keep_run=True, **DESK)
     try:
-        with running_agent(first_config, jack) as first:
+        with running_agent(first_config, jack, first_peer) as first:
             first_online = director.wait_until("status", lambda p: p["state"] == "online")
-            with running_agent(second_config, jack) as second:
+            with running_agent(second_config, jack, second_peer) as second:
                 answer = status(director, lambda p: "duplicate" in p)  # the first answers
                 assert answer is not None, "two agents with one name, and neither noticed"
                 a, b = answer["run"], answer["duplicate"]
@@ -210,7 +210,7 @@ def test_panic_from_a_clock_behind_is_acted_on_and_a_command_from_2100_refused(
     peer = Peer("dated", "dated-keys", "dated-synth", jack_server.xruns)
     director = Director(broker.port, f"stage/dated/{AGENT}/", **DESK)
     try:
-        with running_agent(piece(tmp_path, "dated", "dated", broker), jack) as agent:
+        with running_agent(piece(tmp_path, "dated", "dated", broker), jack, peer) as agent:
             director.wait_until("status", lambda p: p["state"] == "online")
             peer.send(0x90, 60, 90)  # harmony: a fifth above, sounding until the key is up
             assert peer.expect(1)[0][1] == [0x91, 67, 90]
