@@ -171,6 +171,7 @@ async def perform(config: Config) -> dict[str, Any]:
     summary = session.finish()
     summary["input_overflow"] = inputs.stats.overflow
     summary["input_malformed"] = inputs.stats.malformed
+    summary["input_unhandled"] = inputs.stats.unhandled
     summary["callback_us"] = {k: v if k == "n" else v * 1000
                               for k, v in inputs.stats.callback_ns.summary_ms().items()}
     if spatial is not None:

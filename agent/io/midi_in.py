@@ -2,8 +2,12 @@
 
 The rtmidi callback runs on rtmidi's own thread. It only stamps the arrival (monotonic ns, the
 agent's clock), appends to a bounded deque, and wakes the loop once per burst with
-call_soon_threadsafe; parsing and dispatch to players happen on the loop. Overflow is counted.
-Ports are matched by name and polled: a vanished port is reported, and reopened when it returns.
+call_soon_threadsafe; parsing and dispatch to players happen on the loop, a bounded turn at a
+time (TURN_NS), so a flood of input never keeps the loop from its timers, signals and sockets.
+When the queue is full, a new message is dropped (the ones queued keep their order) and counted
+(`InputStats.overflow`): the service reports the count on stderr and in the log once per port
+poll, and in its telemetry and summary. Ports are matched by name and polled: a vanished port is
+reported, and reopened when it returns.
 """
 
 from __future__ import annotations
@@ -28,12 +32,23 @@ log = logging.getLogger(__name__)
 
 PortEvent = Callable[[str, str, list[str]], None]  # (event "lost"/"back", port ref, players)
 
+# One turn of the loop hands input to the players for at most this long (at least one message
+# is handled), then yields; the rest of the queue waits, in order, for the next turn. The
+# scheduler's timers, signal handlers, MQTT, the monitor and the log's flush run between turns,
+# so input holds a due note back by one turn at most: 1 ms keeps that within the scheduler's
+# lateness target (p99 1-2 ms, max 5 ms). A message costs 20-100 us here, by mode, so a turn
+# holds 10-50 messages, a JACK cycle's burst of ordinary playing; yielding costs a pass of the
+# loop (a few us), nothing against a turn. A time budget, not a count of messages: their cost
+# varies fivefold by mode, and more by machine.
+TURN_NS = 1_000_000
+
 
 @dataclass
 class InputStats:
     received: int = 0
     overflow: int = 0  # dropped because the queue was full
     malformed: int = 0  # bytes the parser had to drop
+    unhandled: int = 0  # still queued when the ports closed (after the stop): never heard
     callback_ns: Samples = field(default_factory=Samples)
 
 
@@ -58,6 +73,7 @@ class MidiInputs:
         self._queue: collections.deque[tuple[int, int, list[int]]] = collections.deque()
         self._limit = config.midi.queue_size
         self._wake_pending = False
+        self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = InputStats()
         by_port: dict[str, list[Player]] = {}
@@ -82,12 +98,17 @@ class MidiInputs:
             raise
 
     def close(self) -> None:
+        """Close every port. What is still queued is never handled (a turn may be pending on
+        the loop): counted as `unhandled`."""
         for port in self._ports:
             if port.rt is not None:
                 port.rt.cancel_callback()
                 port.rt.delete()
                 port.rt = None
         self._lister.delete()
+        self._closed = True
+        self.stats.unhandled += len(self._queue)
+        self._queue.clear()
 
     def poll(self) -> None:
         """Look for vanished and returning ports (no MIDI library gives hot-plug events)."""
@@ -150,19 +171,30 @@ class MidiInputs:
         self.stats.callback_ns.add(time.monotonic_ns() - t)
 
     def _drain(self) -> None:
-        """On the loop: parse and dispatch everything queued, in arrival order.
+        """On the loop: parse and dispatch what is queued, in arrival order, for one turn
+        (TURN_NS); if more is queued then, the next turn is scheduled (call_soon: after the
+        callbacks already due, timers and I/O included) and this one yields.
 
-        The wake flag stays set while draining, so the rest of a burst (one JACK cycle delivers
-        many messages) appends without waking the loop again; a wake-up costs the callback a
-        round trip for the GIL. The queue is checked once more after the flag is cleared: an
-        append that raced the clearing is drained here, or has scheduled its own wake-up.
+        The wake flag stays set while draining and between turns, so the rest of a burst (one
+        JACK cycle delivers many messages) appends without waking the loop again; a wake-up
+        costs the callback a round trip for the GIL. The queue is checked once more after the
+        flag is cleared: an append that raced the clearing is drained here, or has scheduled
+        its own wake-up.
         """
+        if self._closed:
+            return
+        queue = self._queue
+        end = time.monotonic_ns() + TURN_NS
         while True:
-            while self._queue:
-                t, index, data = self._queue.popleft()
+            while queue:
+                t, index, data = queue.popleft()
                 self.feed_bytes(t, index, data)
+                if queue and time.monotonic_ns() >= end:
+                    assert self._loop is not None
+                    self._loop.call_soon(self._drain)
+                    return
             self._wake_pending = False
-            if not self._queue:
+            if not queue:
                 return
             self._wake_pending = True
 
