@@ -25,12 +25,15 @@ from agent.config import Config, Player
 from agent.errors import ConfigError
 from agent.events import Heard
 from agent.io.ports import Backend, is_virtual, match_port, virtual_name
+from agent.listen.feedback import FeedbackGuard, Trip
 from agent.midi import MidiByteParser, channel_of
 from agent.stats import Samples
 
 log = logging.getLogger(__name__)
 
-PortEvent = Callable[[str, str, list[str]], None]  # (event "lost"/"back", port ref, players)
+# (event, port ref, players): "lost"/"back" (the port vanished, returned); "feedback" (the
+# players hear the agent's own notes: listen/feedback.py) and "feedback-over" (re-armed)
+PortEvent = Callable[[str, str, list[str]], None]
 
 # One turn of the loop hands input to the players for at most this long (at least one message
 # is handled), then yields; the rest of the queue waits, in order, for the next turn. The
@@ -64,12 +67,16 @@ class _Port:
 
 
 class MidiInputs:
+    """`guard` (optional) is fed every message a player hears; the service feeds it what the
+    agent sends. A trip and a re-arm go out as port events, after which the agent decides."""
+
     def __init__(self, config: Config, backend: Backend, on_heard: Callable[[Heard], None],
-                 on_port_event: PortEvent) -> None:
+                 on_port_event: PortEvent, guard: FeedbackGuard | None = None) -> None:
         self._config = config
         self._backend = backend
         self._on_heard = on_heard
         self._on_port_event = on_port_event
+        self._guard = guard
         self._queue: collections.deque[tuple[int, int, list[int]]] = collections.deque()
         self._limit = config.midi.queue_size
         self._wake_pending = False
@@ -130,6 +137,13 @@ class MidiInputs:
                     index, port):
                 log.warning("MIDI input %r is back as %s", port.ref, port.opened_name)
                 self._on_port_event("back", port.ref, [p.name for p in port.players])
+        if self._guard is not None:
+            for name in self._guard.quiet(time.monotonic_ns()):
+                port = next(port for port in self._ports if any(
+                    p.name == name for p in port.players))
+                log.warning("MIDI input %r: no note from %s for %.0f s: answering them again",
+                            port.ref, name, self._guard.quiet_ns / 1e9)
+                self._on_port_event("feedback-over", port.ref, [name])
 
     def _open(self, index: int, port: _Port) -> bool:
         rt = rtmidi.MidiIn(self._backend.api, self._config.midi.client_name)
@@ -207,5 +221,19 @@ class MidiInputs:
             ch = channel_of(message)
             for player in port.players:
                 if ch is None or not player.channels or ch + 1 in player.channels:
+                    if self._guard is not None:
+                        trip = self._guard.heard(t_ns, player.name, message)
+                        if trip is not None:  # first: the message that tripped is not answered
+                            self._tripped(port, trip)
                     self._on_heard(Heard(t_ns, player.name, message))
         self.stats.malformed += port.parser.stats.dropped - dropped_before
+
+    def _tripped(self, port: _Port, trip: Trip) -> None:
+        assert self._guard is not None
+        log.warning("MIDI input %r (%s): the agent hears itself: %d of its own notes came back "
+                    "from player %s within %.0f ms of being sent (the last: %s). Not answering "
+                    "%s until no note comes from them for %.0f s. Is the agent's output "
+                    "connected to its input (a patch, a MIDI thru)?", port.ref,
+                    port.opened_name, trip.echoes, trip.player, self._guard.window_ns / 1e6,
+                    trip.data.hex(" "), trip.player, self._guard.quiet_ns / 1e9)
+        self._on_port_event("feedback", port.ref, [trip.player])
