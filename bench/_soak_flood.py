@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from _common import AgentProcess, heading, sleep_until_ns
+from _common import AgentProcess, PacedMidi, heading, sleep_until_ns
 
 if TYPE_CHECKING:
     from soak import Director
@@ -46,30 +46,16 @@ def flood_sender(rate: float, channel: int, band_port: str, ready: Any, go: Any,
     `go` is set and `stop` is not. Puts the count sent on `out` at the end."""
     import jack  # JACK-Client: imported here, the bench process itself never needs it
 
-    client = jack.Client("bench-soak-flood")
-    port = client.midi_outports.register("flood")
-    state = {"next": 0, "frame": 0, "running": False}
-    frames_per_message = client.samplerate / rate
+    def message(i: int) -> bytes:  # none the same within 1.8 s
+        pitch, velocity = 60 + i // 2 % 36, 1 + i // 72 % 127
+        return bytes(((0x90 if i % 2 == 0 else 0x80) | channel, pitch, velocity))
 
-    @client.set_process_callback  # type: ignore[untyped-decorator]
-    def process(frames: int) -> None:
-        port.clear_buffer()
-        if state["running"]:
-            while True:
-                offset = round(state["next"] * frames_per_message) - state["frame"]
-                if offset >= frames:
-                    break
-                i = state["next"]
-                pitch, velocity = 60 + i // 2 % 36, 1 + i // 72 % 127
-                port.write_midi_event(max(offset, 0), bytes(
-                    ((0x90 if i % 2 == 0 else 0x80) | channel, pitch, velocity)))
-                state["next"] += 1
-            state["frame"] += frames
-
+    paced = PacedMidi("bench-soak-flood", "flood", rate, message)
+    client, port = paced.client, paced.port
     client.activate()
     ready.set()
     go.wait()
-    state["running"] = True
+    paced.running = True
     while not stop.is_set():  # keep it plugged in: the agent reopens a dropped port
         with contextlib.suppress(jack.JackError):
             targets = [p.name for p in client.get_all_connections(band_port)]
@@ -78,8 +64,8 @@ def flood_sender(rate: float, channel: int, band_port: str, ready: Any, go: Any,
                 if target not in connected:
                     client.connect(port, target)
         stop.wait(0.2)
-    state["running"] = False
-    out.put(state["next"])
+    paced.running = False
+    out.put(paced.sent)
     client.deactivate()
     client.close()
 
