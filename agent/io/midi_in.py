@@ -27,7 +27,7 @@ from agent.events import Heard
 from agent.io.ports import Backend, is_virtual, match_port, virtual_name
 from agent.listen.feedback import FeedbackGuard, Trip
 from agent.midi import MidiByteParser, channel_of
-from agent.stats import Samples
+from agent.stats import LogThrottle, Samples
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class InputStats:
     overflow: int = 0  # dropped because the queue was full
     malformed: int = 0  # bytes the parser had to drop
     unhandled: int = 0  # still queued when the ports closed (after the stop): never heard
+    failed: int = 0  # messages whose handling raised (logged; the next ones are handled)
     callback_ns: Samples = field(default_factory=Samples)
 
 
@@ -81,6 +82,7 @@ class MidiInputs:
         self._limit = config.midi.queue_size
         self._wake_pending = False
         self._closed = False
+        self._failure_log = LogThrottle()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = InputStats()
         by_port: dict[str, list[Player]] = {}
@@ -202,7 +204,10 @@ class MidiInputs:
         while True:
             while queue:
                 t, index, data = queue.popleft()
-                self.feed_bytes(t, index, data)
+                try:
+                    self.feed_bytes(t, index, data)
+                except Exception:  # one message's trouble must not end the listening
+                    self._failed(data)
                 if queue and time.monotonic_ns() >= end:
                     assert self._loop is not None
                     self._loop.call_soon(self._drain)
@@ -211,6 +216,16 @@ class MidiInputs:
             if not queue:
                 return
             self._wake_pending = True
+
+    def _failed(self, data: list[int]) -> None:
+        """Handling a message raised: logged (at most once a second, with its traceback), and
+        counted; the drain goes on, so input is never left waiting behind a bug."""
+        self.stats.failed += 1
+        held = self._failure_log.due()
+        if held is not None:
+            log.exception("MIDI input: handling %s failed (%d in all%s); listening on",
+                          bytes(data).hex(" "), self.stats.failed,
+                          f", {held} not logged since the last" if held else "")
 
     def feed_bytes(self, t_ns: int, index: int, data: list[int] | bytes) -> None:
         """Parse raw bytes from port `index` and hand each message to the right player."""

@@ -81,7 +81,8 @@ class Burst:
     """MidiInputs listening to the peer's port on a loop of our own, and bursts of numbered
     messages sent while that loop is busy (so all of a burst waits in the queue)."""
 
-    def __init__(self, peer: Peer, queue_size: int, xruns: Callable[[], int]) -> None:
+    def __init__(self, peer: Peer, queue_size: int, xruns: Callable[[], int],
+                 fail: Callable[[Heard], bool] = lambda heard: False) -> None:
         cfg = config_mod.from_dict({
             "midi": {"backend": "jack", "queue_size": queue_size},
             "players": [{"name": "keys", "port": peer.player_port}],
@@ -89,8 +90,12 @@ class Burst:
         self.peer, self._xruns = peer, xruns
         self.heard: list[Heard] = []
         self.loop = asyncio.new_event_loop()
-        self.inputs = MidiInputs(cfg, choose_backend("jack"), self.heard.append,
-                                 lambda *event: None)
+
+        def hear(heard: Heard) -> None:  # as the agent's handling, raising where `fail` says
+            if fail(heard):
+                raise RuntimeError(f"cannot handle {heard.data.hex()}")
+            self.heard.append(heard)
+        self.inputs = MidiInputs(cfg, choose_backend("jack"), hear, lambda *event: None)
         self.inputs.open(self.loop)
         self.closed = False
         self.base = 0  # messages taken before the bursts
@@ -109,7 +114,7 @@ class Burst:
         self.xruns_at_start = xruns()
 
     def all_handled(self) -> bool:
-        return len(self.heard) == self.arrived() - self.base
+        return len(self.heard) + self.inputs.stats.failed == self.arrived() - self.base
 
     def xruns(self) -> int:
         """Cycles a JACK client missed since the bursts began: then messages may be lost, or
@@ -202,6 +207,20 @@ def test_a_full_queue_drops_the_newest_counts_them_and_keeps_the_order(
         assert burst.inputs.stats.unhandled > 0
     finally:
         burst.close()
+
+
+def test_a_message_whose_handling_raises_never_stops_the_listening(
+        peer: Peer, jack_server: JackServer, caplog: pytest.LogCaptureFixture) -> None:
+    burst = Burst(peer, 1000, jack_server.xruns, fail=lambda h: h.data == bytes(numbered(5)))
+    try:
+        burst.loop.call_soon(burst.send_while_busy, 20)
+        burst.loop.run_until_complete(burst.until(burst.all_handled))
+    finally:
+        burst.close()
+    assert burst.numbers() == [n for n in range(20) if n != 5] or burst.xruns()
+    assert burst.inputs.stats.failed == 1
+    assert "MIDI input: handling 90 00 05 failed (1 in all); listening on" in caplog.text
+    assert "RuntimeError: cannot handle 900005" in caplog.text
 
 
 # -- a flood into the agent ------------------------------------------------------------------
