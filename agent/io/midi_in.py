@@ -6,8 +6,10 @@ call_soon_threadsafe; parsing and dispatch to players happen on the loop, a boun
 time (TURN_NS), so a flood of input never keeps the loop from its timers, signals and sockets.
 When the queue is full, a new message is dropped (the ones queued keep their order) and counted
 (`InputStats.overflow`): the service reports the count on stderr and in the log once per port
-poll, and in its telemetry and summary. Ports are matched by name and polled: a vanished port is
-reported, and reopened when it returns.
+poll, and in its telemetry and summary. A message whose handling raises is logged and counted,
+and the next one handled. Given a feedback guard (listen/feedback.py), every message a player
+hears passes it first. Ports are matched by name and polled: a vanished port is reported, and
+reopened when it returns.
 """
 
 from __future__ import annotations
