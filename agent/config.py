@@ -54,6 +54,7 @@ class MidiSection:
     poll_ports_ms: int = 500  # how often vanished ports are looked for (reopen within 2 s)
     sysex_limit: int = 256  # bytes; longer SysEx is dropped and counted
     queue_size: int = 4096  # input queue bound; overflow is counted
+    feedback_guard: bool = True  # stop answering a player whose port plays the agent's notes back
 
 
 @dataclass(frozen=True)

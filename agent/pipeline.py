@@ -98,6 +98,7 @@ class Agent:
         self.comp = Accompanist(config, self.bars, self.progression, self.hearing)
         self._comp_soloist_low: int | None = None
         self._comp_held = False  # after a panic, until a player plays again
+        self._echoing: set[str] = set()  # players heard, not answered: they play the agent back
         self.base_controls = config.initial_controls()
         self.place = sections.start(config.sections)
         self.controls = (sections.controls_for(self.base_controls, config.sections[0])
@@ -117,6 +118,8 @@ class Agent:
             if ev.player == self._clock_player:
                 self._follow_clock(ev)
             return
+        if ev.player in self._echoing:
+            return  # recorded, nothing more: it is the agent's own playing coming back
         sound = self.listening.sound(ev)
         for note in sound.ended:  # first: a re-struck key's old note ends before the new one
             self._note_ended(ev.player, note, ev.time_ns)
@@ -160,6 +163,19 @@ class Agent:
         for note in self.listening.release_player(name, t_ns):
             self._note_ended(name, note, t_ns)
         self._arm_phrase_end(t_ns)
+
+    def hears_itself(self, name: str, echoing: bool, t_ns: int) -> None:
+        """The player's port plays the agent's own notes back (listen/feedback.py): stop
+        answering them, and undo what the loop did (release their held notes and the harmony
+        of those; their phrase so far is not answered); or, `echoing` False, answer again."""
+        if echoing:
+            self.player_lost(name, t_ns)
+            self.listening.forget_phrase(name)
+            self.harmony.release_player(name, t_ns)
+            self._echoing.add(name)
+        else:
+            self._echoing.discard(name)
+        self._state("feedback", {"players": sorted(self._echoing)}, t_ns)
 
     # -- the ensemble: other agents in the piece (policy/ensemble.py) -----------------------
     def peer(self, name: str, t_ns: int, fields: dict[str, Any]) -> None:

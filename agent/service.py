@@ -28,6 +28,7 @@ from agent.io.ports import choose_backend
 from agent.io.remote import Remote
 from agent.io.stop_signals import StopSignals
 from agent.io.systemd import Notifier, request_realtime
+from agent.listen.feedback import FeedbackGuard
 from agent.model.live import ModelFactory
 from agent.model.reload import ModelReload
 from agent.model.worker import WorkerModel
@@ -101,7 +102,15 @@ async def perform(config: Config) -> dict[str, Any]:
         for name in players:
             session.control(f"port-{event}", clock.now_ns(), player=name, port=ref)
 
-    inputs = MidiInputs(config, backend, on_heard, on_input_event)
+    # The agent hearing itself (listen/feedback.py): fed what is sent here, what is heard there.
+    guard = FeedbackGuard() if config.midi.feedback_guard else None
+
+    def send(port: str, data: bytes) -> bool:
+        if guard is not None:
+            guard.sent(clock.now_ns(), data)
+        return outputs.send(port, data)
+
+    inputs = MidiInputs(config, backend, on_heard, on_input_event, guard)
     _check_listen_addresses(config)  # before any port: a taken address refuses the run (exit 2)
     # Every port is opened (or the run refused, exit 2) before anything is recorded. Heard
     # messages wait in the input queue until the loop runs again, by which time the session
@@ -117,7 +126,7 @@ async def perform(config: Config) -> dict[str, Any]:
         raise
     out_dir = new_recording_dir(Path(config.source).parent / config.record.dir,
                                 config.performance.name)
-    session = Session(config, clock, outputs.send, out_dir,
+    session = Session(config, clock, send, out_dir,
                       {"clock": "monotonic", "backend": backend.name},
                       _worker_factory(config, loop) if config.uses_model() else None,
                       log_in_background=True)
@@ -184,6 +193,7 @@ async def perform(config: Config) -> dict[str, Any]:
     signals.remove()  # the recording is written: nothing is left that a signal could lose
     summary["input_overflow"] = inputs.stats.overflow
     summary["input_malformed"] = inputs.stats.malformed
+    summary["input_unhandled"] = inputs.stats.unhandled
     summary["callback_us"] = {k: v if k == "n" else v * 1000
                               for k, v in inputs.stats.callback_ns.summary_ms().items()}
     if spatial is not None:

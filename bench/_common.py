@@ -129,6 +129,39 @@ def jack(name: str, period: int = 128, rate: int = 48000, realtime_priority: int
             info.xruns = server.xruns()
 
 
+class PacedMidi:
+    """A JACK client (JACK-Client, cffi over libjack) writing MIDI in its own process callback:
+    message(i) for i = 0, 1, ... (at most `total`, if given) at `rate` a second, each at its
+    exact frame, while `running` is set. Sending from the process callback takes rtmidi's output
+    path (a ring buffer filled from another thread) out of the measurement, so what receivers
+    lose is theirs or the server's, never the sender's. For a child process: JACK-Client is
+    imported here, so a bench's own process never needs it."""
+
+    def __init__(self, client_name: str, port_name: str, rate: float,
+                 message: Callable[[int], bytes], total: int | None = None) -> None:
+        import jack
+
+        self.client = jack.Client(client_name)
+        self.port = self.client.midi_outports.register(port_name)
+        self.running = False
+        self.sent = 0
+        self._message, self._total, self._frame = message, total, 0
+        self._frames_per_message = self.client.samplerate / rate
+        self.client.set_process_callback(self._process)
+
+    def _process(self, frames: int) -> None:
+        self.port.clear_buffer()
+        if not self.running:
+            return
+        while self._total is None or self.sent < self._total:
+            offset = round(self.sent * self._frames_per_message) - self._frame
+            if offset >= frames:
+                break
+            self.port.write_midi_event(max(offset, 0), self._message(self.sent))
+            self.sent += 1
+        self._frame += frames
+
+
 # -- a tiny TOML writer (the venv has no tomli_w); enough for performance.toml ------------------
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

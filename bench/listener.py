@@ -26,7 +26,7 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 import rtmidi
-from _common import Summary, find_port, heading, jack, show, show_ratio
+from _common import PacedMidi, Summary, find_port, heading, jack, show, show_ratio
 
 from agent import config as config_mod
 from agent.events import Heard
@@ -49,42 +49,22 @@ def decode(data: bytes | list[int]) -> int:
 
 
 def sender(rate: float, seconds: float, ready: Event, go: Event, out: Any) -> None:
-    """Child process: a JACK client (JACK-Client, cffi over libjack) that writes the messages
-    inside its own process callback, each at its exact frame. Sending from the process callback
-    takes rtmidi's output path (a ring buffer filled from another thread) out of the measurement,
-    so what the receivers lose is theirs or the server's, never the sender's."""
-    import jack  # JACK-Client: imported here, the parent process never needs it
-
-    client = jack.Client("bench-sender")
-    port = client.midi_outports.register(PORT)
+    """Child process: the messages from a JACK client's own process callback, each at its
+    exact frame (_common.PacedMidi)."""
     total = int(rate * seconds)
-    state = {"next": 0, "frame": 0, "running": False}
-    frames_per_message = client.samplerate / rate
-
-    @client.set_process_callback  # type: ignore[untyped-decorator]
-    def process(frames: int) -> None:
-        port.clear_buffer()
-        if state["running"]:
-            while state["next"] < total:
-                offset = round(state["next"] * frames_per_message) - state["frame"]
-                if offset >= frames:
-                    break
-                port.write_midi_event(max(offset, 0), bytes(encode(state["next"])))
-                state["next"] += 1
-            state["frame"] += frames
-
-    client.activate()
+    paced = PacedMidi("bench-sender", PORT, rate, lambda i: bytes(encode(i)), total)
+    paced.client.activate()
     ready.set()
     if go.wait(30):
         t0 = time.monotonic_ns()
-        state["running"] = True
-        while state["next"] < total:
+        paced.running = True
+        while paced.sent < total:
             time.sleep(0.05)
         elapsed = time.monotonic_ns() - t0
         time.sleep(0.5)  # the last cycles reach the receivers
         out.put({"sent": total, "send_errors": 0, "elapsed_ns": elapsed})
-    client.deactivate()
-    client.close()
+    paced.client.deactivate()
+    paced.client.close()
 
 
 def check_sequence(seqs: list[int]) -> tuple[int, int, int]:

@@ -16,11 +16,12 @@ port after SIGTERM, messages at the synth vs emits logged, input sent vs logged,
 recovery after each outage and port drop. Peer in the same run, in its own process: a plain
 asyncio loop waking on the same 100 ms cadence the same way, measuring its own lag. Timing
 figures never fail the run; exit 1 only if the run broke (the agent died or did not exit
-cleanly, or a note was left sounding).
+cleanly, or a note was left sounding). With --flood-s, the last seconds flood the melody port
+and the SIGTERM comes during the flood (bench/_soak_flood.py).
 
     .venv/bin/python bench/soak.py [--minutes 10] [--broker-every 120] [--port-every 90]
         [--command-every 3] [--takeover-every 0] [--model CHECKPOINT] [--period 128]
-        [--json PATH] [--keep DIR]
+        [--json PATH] [--keep DIR] [--flood-s 0] [--flood-rate 5000] [--flood-mode harmony]
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from _common import (
     sleep_until_ns,
     write_toml,
 )
+from _soak_flood import FloodPhase
 from _soak_report import FLUSH_S, HOLD_S, PLAYERS, Run, S, analyse, no_nan
 from _soak_takeover import TAKEOVER_S, Takeover
 from paho.mqtt.enums import CallbackAPIVersion
@@ -194,6 +196,7 @@ class Director:
     errors: dict[str, str] = field(default_factory=dict)
     status: list[tuple[int, str]] = field(default_factory=list)
     telemetry: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    mode: str = "auto"  # what its mode commands ask for (the flood phase changes it)
 
     def start(self) -> None:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-soak-director")
@@ -221,6 +224,7 @@ class Director:
 
     def command(self, k: int) -> None:
         verb, fields = COMMANDS[k % len(COMMANDS)]
+        fields = {"mode": self.mode} if verb == "mode" else fields
         cid = f"soak-{k}"
         if not self.client.is_connected():
             self.not_sent += 1
@@ -284,6 +288,10 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.add_argument("--keep", type=Path, help="copy the recording and the agent's and broker's "
                    "logs into this (new) folder")
+    p.add_argument("--flood-s", type=float, default=0.0,
+                   help="flood the melody port for the last S s and through SIGTERM (default 0)")
+    p.add_argument("--flood-rate", type=float, default=5000.0, help="messages/s (default 5000)")
+    p.add_argument("--flood-mode", default="harmony", help="the agent's mode in the flood")
     args = p.parse_args()
     run = Run(args.minutes * 60)
     outage_at = fault_times(run.seconds, args.broker_every, BROKER_DOWN_S)
@@ -315,9 +323,13 @@ def main() -> int:
         stop = threading.Event()
         threads: list[threading.Thread] = []
         recording: Path | None = None
+        flood = FloodPhase(args.flood_rate, args.flood_s, args.flood_mode) \
+            if args.flood_s > 0 else None
         try:
             recording = agent.wait_ready(120.0 if args.model else 30.0)
             ready.wait(30)
+            if flood is not None:
+                flood.start(ctx, channels["melody"], f"bench-soak-m:{PORTS['melody']}")
             run.t0 = time.monotonic_ns() + LEAD_IN_NS
             run.load = (os.getloadavg()[0], 0.0)
             start.put((run.t0, run.seconds))
@@ -341,6 +353,9 @@ def main() -> int:
                        every(run.t0, RSS_EVERY_S, None, stop, sample),
                        every(run.t0 + S // 2, args.command_every, None, stop, director.command),
                        every(run.t0, 0, takeover_at, stop, takeover.attempt)]
+            if flood is not None:
+                flood.begin_at(run.t0 + round((run.seconds - args.flood_s) * S), director,
+                               PREFIX)
             band.play(band_steps(inputs, drop_at), run.t0, agent)
             band.close()
             time.sleep(2.0)  # the last answers play out
@@ -350,6 +365,8 @@ def main() -> int:
             for thread in threads:
                 thread.join(max(BROKER_DOWN_S, TAKEOVER_S) + 10)
             run.died = agent.proc.poll() is not None
+            if flood is not None and not run.died:
+                flood.end(agent)  # SIGTERM during the flood
             agent.stop()
             run.exit_code = agent.proc.returncode
             time.sleep(0.5)  # the panic's note-offs arrive
@@ -373,6 +390,8 @@ def main() -> int:
     figures, broken = analyse(run, band, director, server)
     if takeover_at:
         figures["takeover"] = takeover.report(director.sent, director.acked)
+    if flood is not None:
+        figures["flood"] = flood.report(director, run.records, band.sent["melody"])
     server.report()
     if args.json:
         args.json.write_text(json.dumps(no_nan(figures), indent=1, allow_nan=False) + "\n")

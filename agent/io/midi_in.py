@@ -2,8 +2,14 @@
 
 The rtmidi callback runs on rtmidi's own thread. It only stamps the arrival (monotonic ns, the
 agent's clock), appends to a bounded deque, and wakes the loop once per burst with
-call_soon_threadsafe; parsing and dispatch to players happen on the loop. Overflow is counted.
-Ports are matched by name and polled: a vanished port is reported, and reopened when it returns.
+call_soon_threadsafe; parsing and dispatch to players happen on the loop, a bounded turn at a
+time (TURN_NS), so a flood of input never keeps the loop from its timers, signals and sockets.
+When the queue is full, a new message is dropped (the ones queued keep their order) and counted
+(`InputStats.overflow`): the service reports the count on stderr and in the log once per port
+poll, and in its telemetry and summary. A message whose handling raises is logged and counted,
+and the next one handled. Given a feedback guard (listen/feedback.py), every message a player
+hears passes it first. Ports are matched by name and polled: a vanished port is reported, and
+reopened when it returns.
 """
 
 from __future__ import annotations
@@ -21,12 +27,25 @@ from agent.config import Config, Player
 from agent.errors import ConfigError
 from agent.events import Heard
 from agent.io.ports import Backend, is_virtual, match_port, virtual_name
+from agent.listen.feedback import FeedbackGuard, Trip
 from agent.midi import MidiByteParser, channel_of
-from agent.stats import Samples
+from agent.stats import LogThrottle, Samples
 
 log = logging.getLogger(__name__)
 
-PortEvent = Callable[[str, str, list[str]], None]  # (event "lost"/"back", port ref, players)
+# (event, port ref, players): "lost"/"back" (the port vanished, returned); "feedback" (the
+# players hear the agent's own notes: listen/feedback.py) and "feedback-over" (re-armed)
+PortEvent = Callable[[str, str, list[str]], None]
+
+# One turn of the loop hands input to the players for at most this long (at least one message
+# is handled), then yields; the rest of the queue waits, in order, for the next turn. The
+# scheduler's timers, signal handlers, MQTT, the monitor and the log's flush run between turns,
+# so input holds a due note back by one turn at most: 1 ms keeps that within the scheduler's
+# lateness target (p99 1-2 ms, max 5 ms). A message costs 20-100 us here, by mode, so a turn
+# holds 10-50 messages, a JACK cycle's burst of ordinary playing; yielding costs a pass of the
+# loop (a few us), nothing against a turn. A time budget, not a count of messages: their cost
+# varies fivefold by mode, and more by machine.
+TURN_NS = 1_000_000
 
 
 @dataclass
@@ -34,6 +53,8 @@ class InputStats:
     received: int = 0
     overflow: int = 0  # dropped because the queue was full
     malformed: int = 0  # bytes the parser had to drop
+    unhandled: int = 0  # still queued when the ports closed (after the stop): never heard
+    failed: int = 0  # messages whose handling raised (logged; the next ones are handled)
     callback_ns: Samples = field(default_factory=Samples)
 
 
@@ -49,15 +70,21 @@ class _Port:
 
 
 class MidiInputs:
+    """`guard` (optional) is fed every message a player hears; the service feeds it what the
+    agent sends. A trip and a re-arm go out as port events, after which the agent decides."""
+
     def __init__(self, config: Config, backend: Backend, on_heard: Callable[[Heard], None],
-                 on_port_event: PortEvent) -> None:
+                 on_port_event: PortEvent, guard: FeedbackGuard | None = None) -> None:
         self._config = config
         self._backend = backend
         self._on_heard = on_heard
         self._on_port_event = on_port_event
+        self._guard = guard
         self._queue: collections.deque[tuple[int, int, list[int]]] = collections.deque()
         self._limit = config.midi.queue_size
         self._wake_pending = False
+        self._closed = False
+        self._failure_log = LogThrottle()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = InputStats()
         by_port: dict[str, list[Player]] = {}
@@ -82,12 +109,17 @@ class MidiInputs:
             raise
 
     def close(self) -> None:
+        """Close every port. What is still queued is never handled (a turn may be pending on
+        the loop): counted as `unhandled`."""
         for port in self._ports:
             if port.rt is not None:
                 port.rt.cancel_callback()
                 port.rt.delete()
                 port.rt = None
         self._lister.delete()
+        self._closed = True
+        self.stats.unhandled += len(self._queue)
+        self._queue.clear()
 
     def poll(self) -> None:
         """Look for vanished and returning ports (no MIDI library gives hot-plug events)."""
@@ -109,6 +141,13 @@ class MidiInputs:
                     index, port):
                 log.warning("MIDI input %r is back as %s", port.ref, port.opened_name)
                 self._on_port_event("back", port.ref, [p.name for p in port.players])
+        if self._guard is not None:
+            for name in self._guard.quiet(time.monotonic_ns()):
+                port = next(port for port in self._ports if any(
+                    p.name == name for p in port.players))
+                log.warning("MIDI input %r: no note from %s for %.0f s: answering them again",
+                            port.ref, name, self._guard.quiet_ns / 1e9)
+                self._on_port_event("feedback-over", port.ref, [name])
 
     def _open(self, index: int, port: _Port) -> bool:
         rt = rtmidi.MidiIn(self._backend.api, self._config.midi.client_name)
@@ -150,21 +189,45 @@ class MidiInputs:
         self.stats.callback_ns.add(time.monotonic_ns() - t)
 
     def _drain(self) -> None:
-        """On the loop: parse and dispatch everything queued, in arrival order.
+        """On the loop: parse and dispatch what is queued, in arrival order, for one turn
+        (TURN_NS); if more is queued then, the next turn is scheduled (call_soon: after the
+        callbacks already due, timers and I/O included) and this one yields.
 
-        The wake flag stays set while draining, so the rest of a burst (one JACK cycle delivers
-        many messages) appends without waking the loop again; a wake-up costs the callback a
-        round trip for the GIL. The queue is checked once more after the flag is cleared: an
-        append that raced the clearing is drained here, or has scheduled its own wake-up.
+        The wake flag stays set while draining and between turns, so the rest of a burst (one
+        JACK cycle delivers many messages) appends without waking the loop again; a wake-up
+        costs the callback a round trip for the GIL. The queue is checked once more after the
+        flag is cleared: an append that raced the clearing is drained here, or has scheduled
+        its own wake-up.
         """
+        if self._closed:
+            return
+        queue = self._queue
+        end = time.monotonic_ns() + TURN_NS
         while True:
-            while self._queue:
-                t, index, data = self._queue.popleft()
-                self.feed_bytes(t, index, data)
+            while queue:
+                t, index, data = queue.popleft()
+                try:
+                    self.feed_bytes(t, index, data)
+                except Exception:  # one message's trouble must not end the listening
+                    self._failed(data)
+                if queue and time.monotonic_ns() >= end:
+                    assert self._loop is not None
+                    self._loop.call_soon(self._drain)
+                    return
             self._wake_pending = False
-            if not self._queue:
+            if not queue:
                 return
             self._wake_pending = True
+
+    def _failed(self, data: list[int]) -> None:
+        """Handling a message raised: logged (at most once a second, with its traceback), and
+        counted; the drain goes on, so input is never left waiting behind a bug."""
+        self.stats.failed += 1
+        held = self._failure_log.due()
+        if held is not None:
+            log.exception("MIDI input: handling %s failed (%d in all%s); listening on",
+                          bytes(data).hex(" "), self.stats.failed,
+                          f", {held} not logged since the last" if held else "")
 
     def feed_bytes(self, t_ns: int, index: int, data: list[int] | bytes) -> None:
         """Parse raw bytes from port `index` and hand each message to the right player."""
@@ -175,5 +238,19 @@ class MidiInputs:
             ch = channel_of(message)
             for player in port.players:
                 if ch is None or not player.channels or ch + 1 in player.channels:
+                    if self._guard is not None:
+                        trip = self._guard.heard(t_ns, player.name, message)
+                        if trip is not None:  # first: the message that tripped is not answered
+                            self._tripped(port, trip)
                     self._on_heard(Heard(t_ns, player.name, message))
         self.stats.malformed += port.parser.stats.dropped - dropped_before
+
+    def _tripped(self, port: _Port, trip: Trip) -> None:
+        assert self._guard is not None
+        log.warning("MIDI input %r (%s): the agent hears itself: %d of its own notes came back "
+                    "from player %s within %.0f ms of being sent (the last: %s). Not answering "
+                    "%s until no note comes from them for %.0f s. Is the agent's output "
+                    "connected to its input (a patch, a MIDI thru)?", port.ref,
+                    port.opened_name, trip.echoes, trip.player, self._guard.window_ns / 1e6,
+                    trip.data.hex(" "), trip.player, self._guard.quiet_ns / 1e9)
+        self._on_port_event("feedback", port.ref, [trip.player])

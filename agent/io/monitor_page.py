@@ -70,6 +70,7 @@ canvas { width: 100%; height: 180px; display: block; background: #0c0f12; border
     <dt>MQTT</dt><dd id="mqtt">—</dd>
     <dt>model</dt><dd id="model">—</dd>
     <dt>take</dt><dd id="take">—</dd>
+    <dt>feedback</dt><dd id="feedback">—</dd>
     <dt>monitors</dt><dd id="clients">—</dd>
   </dl>
 </section>
@@ -198,6 +199,11 @@ const handlers = {
   ensemble(e) { show("ensemble", `${e.role}${e.can_lead ? "" : " (cannot lead)"}`); },
   model(m) {
     show("model", `${m.status}: ${m.checkpoint}${m.error ? " (" + m.error + ")" : ""}`);
+  },
+  feedback(f) {  // players whose port plays the agent back: not answered (README: On stage)
+    show("feedback", f.players.length ? `not answering ${f.players.join(", ")}: `
+      + "the agent hears itself on their port (check the patching)" : "none");
+    $("feedback").className = f.players.length ? "bad" : "";
   },
   take(t) { show("take", `${t.state}: ${t.folder}${t.error ? " (" + t.error + ")" : ""}`); },
   capture(c) { show("take", `capture ${c.state}: ${c.folder}`); },

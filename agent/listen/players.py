@@ -54,6 +54,11 @@ class Listening:
         state.phrase += ended
         return list(ended)
 
+    def forget_phrase(self, name: str) -> None:
+        """The player's notes in the current phrase were not theirs (the agent's own, played
+        back to it): no phrase is made of them."""
+        self.players[name].phrase = []
+
     def anyone_holding(self) -> bool:
         """A note sounds: a key is down, or a pedal holds one."""
         return any(s.keys.sounding() for s in self.players.values())

@@ -28,7 +28,8 @@ from agent.record.session import Session, log_path
 from agent.schedule.realtime import sleep_until
 from agent.schedule.scheduler import Sink
 
-REPLAYED_CONTROLS = ("port-lost", "output-lost", "output-back", "reset", "peer", *PLAY_VERBS)
+REPLAYED_CONTROLS = ("port-lost", "port-feedback", "port-feedback-over", "output-lost",
+                     "output-back", "reset", "peer", *PLAY_VERBS)
 LEAD_IN_NS = 500_000_000  # real-time replay starts this long after it is launched
 # The model shipped beside the package in the project's tree (as performances/ is found by the
 # CLI's demo); absent from an installed wheel, where a MIDI file falls back to the Markov memory.

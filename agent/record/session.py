@@ -155,6 +155,8 @@ class Session:
                             {k: v for k, v in fields.items() if k != "agent"})
         elif what == "port-lost" and "player" in fields:
             self.agent.player_lost(fields["player"], t_ns)
+        elif what in ("port-feedback", "port-feedback-over"):
+            self.agent.hears_itself(fields["player"], what == "port-feedback", t_ns)
         elif what == "output-lost":
             self.scheduler.release_port(fields["port"], "output-lost")
         elif what == "output-back":

@@ -113,8 +113,10 @@ def format_summary(s: dict[str, Any]) -> str:
         f"max {lt['max']:.3f} ms",
         *(_model_lines(s) if s.get("model") else []),
         *([f"  MIDI input dropped: {s['input_overflow']} on a full queue, "
-            f"{s['input_malformed']} malformed"]
-          if s.get("input_overflow") or s.get("input_malformed") else []),
+            f"{s['input_malformed']} malformed, {s.get('input_unhandled', 0)} still queued "
+            "at the stop"]
+          if s.get("input_overflow") or s.get("input_malformed") or s.get("input_unhandled")
+          else []),
         *([f"  spatial tick p50 {s['spatial_tick_ms']['p50']:.3f} ms, p99 "
            f"{s['spatial_tick_ms']['p99']:.3f} ms (n={s['spatial_tick_ms']['n']})"]
           if s.get("spatial_tick_ms") else []),

@@ -43,6 +43,10 @@ class HarmonyVoice:
         for note in self._sounding.pop((player, channel, pitch), []):
             self.scheduler.note_off(t_ns, note)
 
+    def release_player(self, player: str, t_ns: int) -> None:
+        for key in [k for k in self._sounding if k[0] == player]:
+            self.release(*key, t_ns)
+
     def forget(self) -> None:
         """The scheduler silenced everything (mute): nothing of ours sounds any more."""
         self._sounding.clear()

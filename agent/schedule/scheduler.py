@@ -62,6 +62,11 @@ class Scheduler:
         self._max_note_ns = max_note_ns
         self._on_emit = on_emit
         self._heap: list[tuple[int, int, _Job]] = []
+        # tag -> its pending jobs that cancel(tag) may cancel (every kind but note-offs). Found
+        # here, not by scanning the heap: the heap holds a maximum-length note-off for every
+        # note of the last max_note_ms (10,000 in a 5,000 msg/s flood), and every note heard
+        # cancels the rest of an answer; a scan made each message cost ~0.3 ms.
+        self._cancellable: dict[str, set[_Job]] = {}
         self._order = 0
         # Called when a job lands before the current head, so a real-time driver can re-arm.
         self.on_earlier_deadline: Callable[[int], None] | None = None
@@ -93,8 +98,8 @@ class Scheduler:
     def cancel(self, tag: str) -> int:
         """Cancel pending note-ons, raw messages and timers with this tag (note-offs stay)."""
         n = 0
-        for _, _, job in self._heap:
-            if job.tag == tag and job.kind != "off" and not job.cancelled:
+        for job in self._cancellable.pop(tag, ()):
+            if not job.cancelled:
                 job.cancelled = True
                 n += 1
         self.stats.cancelled += n
@@ -115,6 +120,7 @@ class Scheduler:
         while self._heap and self._heap[0][0] <= now_ns and not (halted and halted()):
             deadline, _, job = heapq.heappop(self._heap)
             if not job.cancelled:
+                self._forget(job)
                 try:
                     self._run(deadline, job)
                 except Exception as e:  # per job: the rest must run
@@ -144,12 +150,15 @@ class Scheduler:
         finally:
             self._closed = True
             self._heap.clear()  # the policy's timers too (the panic released every note)
+            self._cancellable.clear()
 
     def _cancel_sounds(self) -> None:
-        for _, _, job in self._heap:
-            if job.kind in ("on", "raw") and not job.cancelled:
+        for jobs in self._cancellable.values():
+            sounds = [job for job in jobs if job.kind in ("on", "raw") and not job.cancelled]
+            for job in sounds:
                 job.cancelled = True
-                self.stats.cancelled += 1
+                jobs.discard(job)
+            self.stats.cancelled += len(sounds)
 
     def panic_port(self, port: str, why: str) -> None:
         """Panic on one port only (its pending notes still play on the others)."""
@@ -185,8 +194,19 @@ class Scheduler:
         head = self._heap[0][0] if self._heap else None
         self._order += 1
         heapq.heappush(self._heap, (t_ns, self._order, job))
+        if job.kind != "off":
+            self._cancellable.setdefault(job.tag, set()).add(job)
         if self.on_earlier_deadline is not None and (head is None or t_ns < head):
             self.on_earlier_deadline(t_ns)
+
+    def _forget(self, job: _Job) -> None:
+        """A job leaves the heap to run: nothing can cancel it any more."""
+        if job.kind != "off":
+            jobs = self._cancellable.get(job.tag)
+            if jobs is not None:
+                jobs.discard(job)
+                if not jobs:
+                    del self._cancellable[job.tag]
 
     def _run(self, deadline: int, job: _Job) -> None:
         if job.kind == "call":
