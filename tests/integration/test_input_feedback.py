@@ -92,7 +92,7 @@ def test_the_agent_patched_into_itself_stops_answering_says_so_and_leaves_nothin
     monitor_port = free_port()
     config = write_piece(tmp_path, FAN_OUT, peer.name, monitor_port=monitor_port)
     xruns = jack_server.xruns()
-    with running_agent(config, jack) as agent, reaped(agent):
+    with running_agent(config, jack, peer) as agent, reaped(agent):
         out, into = agent_ports(peer, jack["JACK_DEFAULT_SERVER"])
         subprocess.run(["jack_connect", out, into], check=True)
         try:
@@ -114,7 +114,7 @@ def test_the_agent_patched_into_itself_stops_answering_says_so_and_leaves_nothin
     assert "Traceback" not in agent.err, agent.err[-3000:]
     records = read_log(config.parent / agent.recording / LOG_NAME)[1]
     assert [r["what"] for r in records if r["k"] == "ctl"] == [
-        "port-feedback", "port-feedback-over", "stop"]
+        "reset", "port-feedback", "port-feedback-over", "stop"]
     assert [r["players"] for r in records if r["k"] == "state" and r["what"] == "feedback"] == [
         ["keys"], []]
     assert unpaired([bytes.fromhex(r["data"]) for r in records if r["k"] == "emit"]) == []

@@ -332,7 +332,7 @@ def test_sigterm_during_a_flood_ends_the_run_with_every_note_released(
     telemetry = Telemetry(broker.port, f"stage/{peer.name}/agent/telemetry/agent")
     xruns = jack_server.xruns()
     try:
-        with running_agent(config, jack) as agent, reaped(agent):
+        with running_agent(config, jack, peer) as agent, reaped(agent):
             for pitch in HELD:
                 peer.send(0x90, pitch, 70)
             peer.expect(len(HELD))  # their harmony sounds
