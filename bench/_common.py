@@ -235,17 +235,18 @@ class AgentProcess:
         err = self.stderr_path.read_text(errors="replace")
         raise SystemExit(f"the agent did not start:\n{chr(10).join(self.output)}\n{err}")
 
-    def stop(self, timeout_s: float = 30.0) -> str:
-        """SIGTERM, wait, and return everything it printed after the ready line."""
+    def stop(self, timeout_s: float = 30.0, sig: signal.Signals = signal.SIGTERM) -> str:
+        """`sig` (SIGTERM; SIGHUP as a closed terminal), wait, and return everything it printed
+        after the ready line."""
         mark = len(self.output)
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            self.output.append("(killed: no exit within the timeout after SIGTERM)")
+            self.output.append(f"(killed: no exit within the timeout after {sig.name})")
         end = time.monotonic() + 5
         while time.monotonic() < end:
             try:

@@ -108,11 +108,12 @@ class FloodPhase:
             self._events["go"].set()
         threading.Thread(target=begin, daemon=True).start()
 
-    def end(self, agent: AgentProcess) -> None:
-        """SIGTERM during the flood; the time to the agent's exit; then the flood stops."""
+    def end(self, agent: AgentProcess, sig: signal.Signals = signal.SIGTERM) -> None:
+        """`sig` (SIGTERM) during the flood; the time to the agent's exit; then the flood
+        stops."""
         self.term_ns = time.monotonic_ns()
         if agent.proc.poll() is None:
-            agent.proc.send_signal(signal.SIGTERM)
+            agent.proc.send_signal(sig)
         self.exit_ns = exited(agent, self.term_ns + round(FLOOD_AFTER_TERM_S * S))
         self.exited_during_flood = self.exit_ns is not None
         self._events["stop"].set()

@@ -67,7 +67,8 @@ class Run:
 
     seconds: float
     t0: int = 0
-    died: bool = False  # the agent exited before the SIGTERM
+    stop_signal: str = "SIGTERM"  # what ends the run (SIGHUP: its terminal closed)
+    died: bool = False  # the agent exited before the stop signal
     exit_code: int | None = None
     synth: list[tuple[int, bytes]] = field(default_factory=list)
     outages: list[tuple[int, int]] = field(default_factory=list)  # (killed, restarted) ns
@@ -88,7 +89,7 @@ def analyse(run: Run, band: Band, director: Director,
                          "exit_code": run.exit_code, "jack_period_ms": server.period_ms,
                          "jack_xruns": server.xruns}
     print(f"  the agent {'DIED during the run' if run.died else 'ran to the end'}; exit code "
-          f"after SIGTERM {run.exit_code}")
+          f"after {run.stop_signal} {run.exit_code}")
     emits = [r for r in records if r["k"] == "emit"]
     heading("what was played")
     inputs = Counter(r["player"] for r in records if r["k"] == "in")
@@ -123,14 +124,14 @@ def analyse(run: Run, band: Band, director: Director,
         print(f"    not heard: {r['data']} ({r['why']}) sent at {(r['t'] - run.t0) / S:.3f} s")
     stuck = sounding_notes(run.synth)
     f["stuck_notes"] = len(stuck)
-    print(f"  stuck notes at the synth after SIGTERM: {len(stuck)}"
+    print(f"  stuck notes at the synth after {run.stop_signal}: {len(stuck)}"
           + (f"   !! {stuck[:10]}" if stuck else "   (target 0)"))
     if stuck:
         broken.append(f"{len(stuck)} stuck notes")
     if run.died:
         broken.append("the agent died during the run")
     elif run.exit_code != 0:
-        broken.append(f"the agent's exit code after SIGTERM was {run.exit_code}")
+        broken.append(f"the agent's exit code after {run.stop_signal} was {run.exit_code}")
     if "Traceback" in run.stderr:
         print("  !! the agent's stderr holds a traceback:\n" + run.stderr[-3000:])
 

@@ -17,11 +17,13 @@ recovery after each outage and port drop. Peer in the same run, in its own proce
 asyncio loop waking on the same 100 ms cadence the same way, measuring its own lag. Timing
 figures never fail the run; exit 1 only if the run broke (the agent died or did not exit
 cleanly, or a note was left sounding). With --flood-s, the last seconds flood the melody port
-and the SIGTERM comes during the flood (bench/_soak_flood.py).
+and the SIGTERM comes during the flood (bench/_soak_flood.py). --stop-signal SIGHUP ends the run
+as a closed terminal or SSH session would (SIGQUIT as Ctrl-\\): the same panic is expected.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--broker-every 120] [--port-every 90]
         [--command-every 3] [--takeover-every 0] [--model CHECKPOINT] [--period 128]
         [--json PATH] [--keep DIR] [--flood-s 0] [--flood-rate 5000] [--flood-mode harmony]
+        [--stop-signal SIGTERM]
 """
 
 from __future__ import annotations
@@ -292,8 +294,12 @@ def main() -> int:
                    help="flood the melody port for the last S s and through SIGTERM (default 0)")
     p.add_argument("--flood-rate", type=float, default=5000.0, help="messages/s (default 5000)")
     p.add_argument("--flood-mode", default="harmony", help="the agent's mode in the flood")
+    p.add_argument("--stop-signal", default="SIGTERM",
+                   choices=["SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT"],
+                   help="what ends the run (default SIGTERM; SIGHUP: its terminal closed)")
     args = p.parse_args()
-    run = Run(args.minutes * 60)
+    run = Run(args.minutes * 60, stop_signal=args.stop_signal)
+    stop_signal = signal.Signals[args.stop_signal]
     outage_at = fault_times(run.seconds, args.broker_every, BROKER_DOWN_S)
     drop_at = fault_times(run.seconds, args.port_every, PORT_GONE_S + RESUME_S)
     takeover_at = fault_times(run.seconds, args.takeover_every, TAKEOVER_S)
@@ -366,8 +372,8 @@ def main() -> int:
                 thread.join(max(BROKER_DOWN_S, TAKEOVER_S) + 10)
             run.died = agent.proc.poll() is not None
             if flood is not None and not run.died:
-                flood.end(agent)  # SIGTERM during the flood
-            agent.stop()
+                flood.end(agent, stop_signal)  # the stop signal during the flood
+            agent.stop(sig=stop_signal)
             run.exit_code = agent.proc.returncode
             time.sleep(0.5)  # the panic's note-offs arrive
             synth.delete()
