@@ -8,7 +8,9 @@ taking the machine with it; the timeouts are generous deadlines for a hang, not 
 from __future__ import annotations
 
 import json
+import os
 import resource
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +45,104 @@ def demo_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(["replay", str(DEMO / "rehearsal.mid"), "--config",
                  str(DEMO / "performance.toml"), "--out", str(out)]) == 0
     return out / LOG_NAME
+
+
+def spoiled(demo_log: Path, folder: Path, line: bytes, at: int = LINE) -> Path:
+    """A copy of the demo's log with line `at` replaced by `line`."""
+    lines = demo_log.read_bytes().splitlines()
+    lines[at - 1] = line
+    folder.mkdir()
+    (folder / LOG_NAME).write_bytes(b"\n".join(lines) + b"\n")
+    return folder / LOG_NAME
+
+
+def heard(t: Any = 5_000_000_000, player: str = "melody", data: str = "903c40") -> bytes:
+    return json.dumps({"t": t, "k": "in", "player": player, "data": data}).encode()
+
+
+MALFORMED = {
+    "not-an-object": (b"[1, 2, 3]", "not a record (a JSON object), but a list"),
+    "keys-missing": (b'{"t": 5, "k": "in"}', "'player' is missing"),
+    "t-1e999": (heard().replace(b"5000000000", b"1e999"),
+                "'t': not a time in ns (an integer from 0 to 9223372036854775807)"),
+    "negative-t": (heard(-1), "'t': not a time in ns"),
+    "5000-digits": (heard().replace(b"5000000000", b"9" * 5000),
+                    "not JSON (Exceeds the limit (4300 digits) for integer string conversion"),
+    "bad-hex": (heard(data="9zz"), "'data': not hex: '9zz'"),
+    "not-midi": (heard(data="90ff40"), "'data': not one MIDI message: '90ff40'"),
+    "unknown-player": (heard(player="nobody"),
+                       "player 'nobody' is not one of the header's players (cello, melody)"),
+    "invalid-utf8": (heard().replace(b"melody", b"mel\xffody"), "not UTF-8 text (byte 0xff at"),
+    "nested": (b"[" * 100_000 + b"]" * 100_000, "not JSON (nested too deeply)"),
+    "long-line": (b'{"t": 1, "k": "note", "text": "' + b"x" * (9 << 20) + b'"}',
+                  "longer than 8 MiB"),
+    "bad-control": (b'{"t": 5000000000, "k": "ctl", "what": "mode", "mode": "loud"}',
+                    "a control the agent would refuse: mode: "),
+    "bad-plan": (b'{"t": 5000000000, "k": "decision", "what": "solo", "plan": [[1, 300]]}',
+                 "'plan': not a plan"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_record_is_refused_naming_the_file_and_line(
+        case: str, demo_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line, says = MALFORMED[case]
+    log = spoiled(demo_log, tmp_path / case, line)
+    done = cli("replay", str(log), "--out", str(tmp_path / "replayed"))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"stage-agent: error: {log}: line {LINE}: "), done.stderr
+    assert says in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "replayed").exists()  # refused before anything was written
+    # The other readers, in this process: the same refusal.
+    for command in (["replay", str(log), "--strict"], ["evaluate", str(log)],
+                    ["report", str(log)], ["compare", str(log), "--seed", "2"]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"stage-agent: error: {log}: line {LINE}: ") and says in err
+    assert not (log.parent / "report").exists() and not (log.parent / "compare").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_log_that_is_not_a_regular_file_is_refused_at_once(kind: str, tmp_path: Path) -> None:
+    """A FIFO blocks whoever opens it for reading until someone writes (nobody will), and
+    /dev/zero never ends: both are refused before a byte is read."""
+    folder = tmp_path / kind
+    folder.mkdir()
+    log = folder / LOG_NAME
+    if kind == "fifo":
+        os.mkfifo(log)
+        says = "not a regular file (a FIFO): refused"
+    else:
+        log.symlink_to("/dev/zero")
+        says = "not a regular file (a character device): refused"
+    for command in (["replay"], ["replay", "--strict"], ["evaluate"], ["report"]):
+        done = cli(*command[:1], str(folder), *command[1:], cwd=tmp_path, timeout=60)
+        assert (done.returncode, done.stderr) == (2, f"stage-agent: error: {log}: {says}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [kind]  # nothing written anywhere
+
+
+def test_a_midi_file_of_division_0_or_not_regular_is_refused(tmp_path: Path) -> None:
+    track = bytes([0x00, 0x90, 60, 64, 0x60, 0x80, 60, 0, 0x00, 0xFF, 0x2F, 0x00])
+    zero = tmp_path / "division-0.mid"
+    zero.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, 0) + b"MTrk"
+                     + struct.pack(">I", len(track)) + track)
+    done = cli("replay", str(zero), cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (
+        2, f"stage-agent: error: {zero}: not a readable MIDI file: its division (ticks per "
+           "beat) is 0\n")
+    fifo = tmp_path / "band.mid"
+    os.mkfifo(fifo)
+    done = cli("replay", str(fifo), cwd=tmp_path, timeout=60)
+    assert (done.returncode, done.stderr) == (
+        2, f"stage-agent: error: {fifo}: not a regular file (a FIFO): refused\n")
+    big = tmp_path / "big.mid"
+    with big.open("wb") as f:
+        f.truncate((4 << 20) + 1)
+    done = cli("replay", str(big), cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (
+        2, f"stage-agent: error: {big}: {(4 << 20) + 1} bytes, more than the 4 MiB allowed\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["band.mid", "big.mid",
+                                                          "division-0.mid"]
 
 
 def test_a_replay_writes_only_where_it_is_told(demo_log: Path, tmp_path: Path) -> None:
