@@ -27,6 +27,9 @@ from agent.spatial.trajectory import Gesture, Point, position
 LEAD, COMP = "lead", "comp"
 VOICES = (LEAD, COMP)
 PHRASES = ("answer", "continue", "mirror", "solo")
+# Samples a voice in a picture of its path: 400 s at 50 Hz; a longer run is sampled more
+# sparsely (a picture ~1,300 pixels wide shows no more).
+MAX_SAMPLES = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +123,18 @@ class SpatialEngine:
         return onsets, scenes
 
 
-def trajectories(engine: SpatialEngine, records: Sequence[Mapping[str, Any]],
-                 tick_hz: float) -> dict[str, list[tuple[int, Point]]]:
+def trajectories(engine: SpatialEngine, records: Sequence[Mapping[str, Any]], tick_hz: float,
+                 max_samples: int = MAX_SAMPLES) -> dict[str, list[tuple[int, Point]]]:
     """Every voice's path over a recorded run, sampled at `tick_hz` as live (the same records
-    in the same order move the engine as they did on stage)."""
+    in the same order move the engine as they did on stage), or more sparsely when that would
+    take more than `max_samples` a voice: the count is bounded by the picture, not by the
+    recording's length (a run of hours, or a log with a gap of days in it)."""
     out: dict[str, list[tuple[int, Point]]] = {v: [] for v in engine.voices}
     if not records:
         return out
-    step = round(1e9 / tick_hz)
     t = records[0]["t"]
+    span = max(r["t"] for r in records) - t
+    step = max(round(1e9 / tick_hz), -(-span // max_samples))  # ceil: at most max_samples + 1
     for r in records:
         while t <= r["t"]:
             for name, voice in zip(engine.voices, engine.frame(t).voices, strict=True):

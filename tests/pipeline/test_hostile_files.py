@@ -145,6 +145,49 @@ def test_a_midi_file_of_division_0_or_not_regular_is_refused(tmp_path: Path) -> 
                                                           "division-0.mid"]
 
 
+def with_gap(demo_log: Path, folder: Path, gap_ns: int) -> Path:
+    """The demo's log with one more note `gap_ns` after its last input, before the stop (the
+    stop, its panic and the rest moved later by as much)."""
+    header, *lines = demo_log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    stop = next(i for i, r in enumerate(records) if r["k"] == "ctl" and r["what"] == "stop")
+    last = max(r["t"] for r in records[:stop])
+    gap = [{"t": last + gap_ns, "k": "in", "player": "melody", "data": "903c40"},
+           *({**r, "t": r["t"] - records[stop]["t"] + last + gap_ns + 1}
+             for r in records[stop:])]
+    folder.mkdir()
+    (folder / LOG_NAME).write_text("\n".join([header, *map(json.dumps, records[:stop]),
+                                              *map(json.dumps, gap)]) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("days", [12, 1100])
+def test_a_gap_of_days_in_a_spatial_piece_is_read_in_bounded_time(
+        days: int, demo_log: Path, tmp_path: Path) -> None:
+    """The demo is a spatial piece: its replay draws the voices' paths, sampled through the
+    whole run, and the report and evaluate step through its time too (bars, the judge's
+    frames, density windows). A gap of days (or years) must not multiply that work."""
+    folder = with_gap(demo_log, tmp_path / "gap", days * 86_400 * 10**9)
+    replayed = cli("replay", str(folder), "--json", "--out", str(tmp_path / "r"),
+                   timeout=600)
+    assert replayed.returncode == 0, replayed.stderr
+    summary = json.loads(replayed.stdout)
+    assert summary["trajectories"] == str(tmp_path / "r" / "trajectories.png")
+    assert summary["seconds"] > days * 86_400
+    strict = cli("replay", str(folder), "--strict", "--out", str(tmp_path / "s"), timeout=600)
+    assert strict.returncode == 0 and strict.stdout.startswith(f"{folder}: identical: "), \
+        strict.stderr
+    evaluated = cli("evaluate", str(folder), "--json", timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr
+    figures = json.loads(evaluated.stdout)
+    assert figures["judge"] is None  # the players' notes span days: no beat grid
+    assert (figures["density_correlation"] is None) == (days > 23)  # 1,000,000 windows of 2 s
+    reported = cli("report", str(folder), timeout=600)
+    assert (reported.returncode, reported.stdout) == (
+        0, f"{folder / 'report' / 'index.html'}\n"), reported.stderr
+    assert (folder / "report" / "trajectories.png").is_file()
+
+
 def test_a_replay_writes_only_where_it_is_told(demo_log: Path, tmp_path: Path) -> None:
     """A log's header is not the user's: its record.dir and performance name cannot put the
     replay's folder anywhere (an absolute folder, or "../.." in the name)."""

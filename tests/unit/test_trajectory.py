@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.spatial.choreography import azimuth_of, direction, elevation_for, new_gesture
-from agent.spatial.engine import SpatialEngine, trajectories
+from agent.spatial.engine import MAX_SAMPLES, SpatialEngine, trajectories
 from agent.spatial.trajectory import Gesture, clamp, position
 
 S = 1_000_000_000
@@ -139,3 +139,16 @@ def test_trajectories_sample_a_recording_at_the_tick_rate() -> None:
                                      "plan": [[S, 60, 80, S]]}, {"t": 2 * S, "k": "in"}]
     paths = trajectories(engine(), records, 50.0)
     assert [len(p) for p in paths.values()] == [101, 101]  # 0..2 s at 20 ms, both voices
+
+
+def test_a_gap_of_days_does_not_multiply_the_samples() -> None:
+    """Ten days at 50 Hz were 43 million frames a voice, made one by one (for ever, as far as
+    a replay or a report could tell); the paths are now sampled more sparsely past
+    MAX_SAMPLES, from the first record to the last."""
+    day = 86_400 * S
+    records = [{"t": 0, "k": "in"}, {"t": S, "k": "decision", "what": "solo",
+                                     "plan": [[S, 60, 80, S]]}, {"t": 10 * day, "k": "in"}]
+    paths = trajectories(engine(), records, 50.0)
+    step = -(-10 * day // MAX_SAMPLES)
+    assert [len(p) for p in paths.values()] == [MAX_SAMPLES + 1] * 2
+    assert [t for t, _ in paths["lead"]] == [i * step for i in range(MAX_SAMPLES + 1)]
