@@ -137,7 +137,8 @@ def clock_bars(ticks: Sequence[int], beats_per_bar: int) -> tuple[int, ...]:
 def onset_bars(onsets: Sequence[int], tempi: Sequence[tuple[int, float]], beats_per_bar: int,
                until_ns: int) -> tuple[int, ...]:
     """Bar starts from the players' note-on times (sorted) and the tempo heard, (time, bpm) in
-    time order (before the first, its bpm): from the first note to past `until_ns`."""
+    time order (before the first, its bpm): from the first note to past `until_ns`, or to as
+    far as BarMap can carry them on alone (see below)."""
     times = [t for t, _ in tempi]
 
     def period(t: float) -> float:

@@ -230,3 +230,16 @@ def test_files_a_header_names_are_read_only_if_regular(demo_log: Path, tmp_path:
         f"/dev/zero: cannot read the model checkpoint: {refused}")
     replay_header, _ = read_log(tmp_path / "r" / LOG_NAME)
     assert replay_header["model"] == {"path": "/dev/zero", "sha256": None}
+
+
+def test_the_bench_runs() -> None:
+    """bench/hostile_files.py, on one case (a smoke run, so that it cannot rot)."""
+    bench = Path(__file__).resolve().parents[2] / "bench" / "hostile_files.py"
+    done = subprocess.run([sys.executable, str(bench), "--only", "fifo", "--timeout", "60"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = [(line[:16].strip(), line[17:33].strip(), line[34:39].strip())
+            for line in done.stdout.splitlines()[1:-1]]  # case, command, exit code
+    assert rows == [("fifo", command, "2") for command in ("replay", "replay --strict",
+                                                          "evaluate", "report")]
+    assert done.stdout.splitlines()[-1].endswith(": nothing")
