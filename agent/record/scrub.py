@@ -232,7 +232,10 @@ def timeline_of(records: list[dict[str, Any]], recording: Recording, name: str) 
         elif r["k"] == "state" and r.get("what") == "section":
             sections.append((r["t"], str(r["name"])))
         elif r["k"] == "state" and r.get("what") == "controls":
-            controls.append((r["t"], {k: v for k, v in r.items() if k not in ("t", "k", "what")}))
+            # A run without a model blends no style ("styles": {}): no command can set that,
+            # so it is left out of the controls put back at a window's start.
+            controls.append((r["t"], {k: v for k, v in r.items() if k not in ("t", "k", "what")
+                                      and not (k == "styles" and v == {})}))
     origin = records[0]["t"] if records else 0
     bars, why = None, ""
     if len(ticks) > per_bar * CLOCKS_PER_BEAT:

@@ -187,3 +187,18 @@ def test_bars_need_a_beat_heard(tmp_path: Path, capsys: pytest.CaptureFixture[st
         f"stage-agent: error: --bars: {DEMO / 'rehearsal.mid'} is a MIDI file, which holds no "
         "beat the agent heard: replay it, then use --bars on the replay's log, or use "
         "--from/--to\n")
+
+
+def test_a_window_of_a_run_without_a_model(tmp_path: Path) -> None:
+    """Its recorded controls blend no style (`"styles": {}`), which the start state put back
+    as a command: the agent refused it with a traceback."""
+    text = (DEMO / "performance.toml").read_text()
+    text = text[:text.index("[model]")] + text[text.index("[controls]"):]
+    config = tmp_path / "performance.toml"
+    config.write_text(text.replace('"../../layouts/', f'"{DEMO.parents[1] / "layouts"}/'))
+    assert main(["replay", str(DEMO / "rehearsal.mid"), "--config", str(config), "--out",
+                 str(tmp_path / "full")]) == 0
+    assert main(["replay", str(tmp_path / "full"), "--from", "100", "--to", "120", "--out",
+                 str(tmp_path / "w")]) == 0
+    start = [r for r in records(tmp_path / "w") if r["k"] == "ctl" and r["what"] == "controls"]
+    assert len(start) == 1 and "styles" not in start[0] and start[0]["mode"] == "auto"
