@@ -33,11 +33,11 @@ class BadRecord(ValueError):
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return type(v) is int  # JSON's integers; not bool (a subclass of int)
 
 
 def _time(v: Any) -> str | None:
-    if _is_int(v) and 0 <= v <= MAX_TIME_NS:
+    if type(v) is int and 0 <= v <= MAX_TIME_NS:
         return None
     return f"not a time in ns (an integer from 0 to {MAX_TIME_NS})"
 
@@ -85,9 +85,9 @@ def _pitch(v: Any) -> bool:
 def _plan(v: Any) -> str | None:
     """A decision's plan: rows [start ns, pitch, ...] (the spatial engine and the judge read
     the first two)."""
-    if isinstance(v, list) and all(
-            isinstance(row, list) and 2 <= len(row) <= 8 and all(_is_int(x) for x in row)
-            and _time(row[0]) is None and _pitch(row[1]) for row in v):
+    if type(v) is list and all(
+            type(row) is list and 2 <= len(row) <= 8 and all(type(x) is int for x in row)
+            and 0 <= row[0] <= MAX_TIME_NS and 0 <= row[1] <= 127 for row in v):
         return None
     return "not a plan (rows of integers [start ns, pitch 0-127, ...])"
 
@@ -136,6 +136,14 @@ BY_WHAT: dict[tuple[str, str], Fields] = {
     **{("note", f"{kind}-saved"): SAVED for kind in ("take", "capture")},
     **{("note", f"{kind}-failed"): FAILED for kind in ("take", "capture")},
 }
+COMMON: Fields = {"t": (_time, True), "k": (_text, True)}
+# Every record's fields in one table per kind, and per (kind, what) where `what` adds some:
+# one pass over a record's fields (a log is read whole at every stop).
+TABLES: dict[tuple[str, str | None], Fields] = {
+    **{(kind, None): {**COMMON, **fields} for kind, fields in FIELDS.items()},
+    **{(kind, what): {**COMMON, **FIELDS[kind], **fields}
+       for (kind, what), fields in BY_WHAT.items()},
+}
 HEADER_MODEL: Fields = {"path": (_text, True), "sha256": (_optional(_text), True)}
 HEADER_SLICE: Fields = {"of": (_text, True), "from_ns": (_time, True), "to_ns": (_time, True),
                 "reason": (_text, True), "name": (_optional(_text), False)}
@@ -153,11 +161,12 @@ class RecordChecker:
         """The record if the readers can use it; BadRecord saying what is wrong otherwise."""
         if not isinstance(record, dict):
             raise BadRecord(f"not a record (a JSON object), but {_kind(record)}")
-        _fields(record, {"t": (_time, True), "k": (_text, True)})
-        kind = record["k"]
-        _fields(record, FIELDS.get(kind, {}))
-        what = record.get("what")
-        _fields(record, BY_WHAT.get((kind, what), {}) if isinstance(what, str) else {})
+        kind, what = record.get("k"), record.get("what")
+        if not isinstance(kind, str):  # COMMON says what is wrong with it
+            kind = ""
+        if not isinstance(what, str):  # the kind's own table does, if it has a `what`
+            what = None
+        _fields(record, TABLES.get((kind, what)) or TABLES.get((kind, None)) or COMMON)
         if kind == "in" and record["player"] not in self.players:
             raise BadRecord(f"player {short(record['player'])} is not one of the header's "
                             f"players ({', '.join(sorted(self.players))})")
