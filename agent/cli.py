@@ -24,9 +24,15 @@ from agent.model.corpus import RECIPES, SPLITS, build_corpus, read_manifest
 from agent.record.evaluate import evaluate as evaluate_recording
 from agent.record.evaluate import format_report as format_evaluation
 from agent.record.overrides import MODE_CHOICES, Overrides, parse_styles
-from agent.record.replay import Recording, default_note, fit_config, load_recording, replay_fast
+from agent.record.replay import (
+    Recording,
+    default_note,
+    fit_config,
+    load_recording,
+    replay_dir,
+    replay_fast,
+)
 from agent.record.scrub import OptionError, describe_window, parse_bars, parse_seconds, scrub
-from agent.record.session import new_recording_dir
 from agent.record.strict import strict_replay
 from agent.record.summary import format_summary
 
@@ -186,7 +192,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, performance=dataclasses.replace(
             cfg.performance, seed=args.seed))
-    out = args.out or _new_replay_dir(cfg, "-replay")
+    out = args.out or replay_dir(cfg, args.config, "-replay")
     header: dict[str, Any] = {}
     window = scrub(args.recording, recording, args.config is None, args.from_ns, args.to_ns,
                    args.bars, args.loop)
@@ -230,7 +236,7 @@ def _strict(args: argparse.Namespace, recording: Recording) -> int:
         raise OptionError(f"--strict replays the whole log with its own config and seed: it "
                           f"cannot be combined with {', '.join(given)}")
     cfg = fit_config(recording, None)
-    out = args.out or _new_replay_dir(cfg, "-strict")
+    out = args.out or replay_dir(cfg, None, "-strict")
     result = strict_replay(args.recording, recording, out)
     if args.json:
         print(json.dumps({"matched": result.matched, "identical": result.divergence is None,
@@ -239,13 +245,6 @@ def _strict(args: argparse.Namespace, recording: Recording) -> int:
     else:
         print(result.report)
     return EXIT_OK if result.divergence is None else EXIT_FAILURE
-
-
-def _new_replay_dir(cfg: config_mod.Config, suffix: str) -> Path:
-    """A new folder under the config's record.dir (the working folder's when the config is
-    the one recorded in the log, with no file of its own)."""
-    base = Path(cfg.source).parent if Path(cfg.source).exists() else Path.cwd()
-    return new_recording_dir(base / cfg.record.dir, cfg.performance.name, suffix)
 
 
 def _seconds(text: str) -> int:

@@ -188,6 +188,9 @@ class ModelSection:
     originality_bound: int = 12  # notes: never complete a longer run copied from the corpus
     restart_after_ms: float = 1000.0  # a worker owing an answer this long is restarted
     start_timeout_s: float = 60.0  # loading the model at start-up
+    # Where `model-reload` may load checkpoints from, besides this file's own folder (relative
+    # to it); "" = the folder of `checkpoint`.
+    models_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,12 @@ class Config:
     def model_path(self) -> Path:
         """The checkpoint, relative to the config file's folder."""
         return Path(self.source).parent / self.model.checkpoint
+
+    def models_path(self) -> Path:
+        """The folder model-reload may load from besides this file's (model.models_dir)."""
+        if self.model.models_dir:
+            return Path(self.source).parent / self.model.models_dir
+        return self.model_path().parent
 
     def layout_path(self) -> Path:
         """The speaker layout, relative to the config file's folder."""
@@ -567,6 +576,8 @@ def _check_model(c: Config, check_files: bool) -> None:
         if not zipfile.is_zipfile(c.model_path()):
             raise ConfigError(s, "model.checkpoint",
                               f"{c.model_path()}: not a stage-agent model checkpoint")
+    if check_files and m.models_dir and not c.models_path().is_dir():
+        raise ConfigError(s, "model.models_dir", f"no such folder: {c.models_path()}")
     _range(s, "model.deadline_ms", m.deadline_ms, 1.0, 2000.0)
     if m.deadline_ms > c.agent.output_latency_ms:
         raise ConfigError(s, "model.deadline_ms", f"{m.deadline_ms} exceeds "

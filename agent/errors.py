@@ -35,7 +35,16 @@ class PortError(StageAgentError):
 
 
 class RecordingError(StageAgentError):
-    """A recording (event log or MIDI file) cannot be read."""
+    """A recording (event log or MIDI file) cannot be read: missing, not a regular file, too
+    large, or malformed (the message names the file and the line). Bad input, like a bad config:
+    exit 2."""
+
+    exit_code = EXIT_CONFIG
+
+
+class OutputError(StageAgentError):
+    """A command's output (a report, a comparison) cannot be written: a read-only folder, a
+    full disk. Not the input's fault: exit 1."""
 
 
 class CorpusError(StageAgentError):

@@ -63,6 +63,21 @@ def is_note_off(data: bytes) -> bool:
     )
 
 
+def is_message(data: bytes) -> bool:
+    """Exactly one complete MIDI message, as MidiByteParser yields them (what a log's `data`
+    holds): a status byte, then as many data bytes (< 0x80) as it takes; a SysEx from 0xF0 to
+    0xF7."""
+    if not data or data[0] < 0x80:
+        return False
+    status = data[0]
+    if status == SYSEX_START:
+        return len(data) >= 2 and data[-1] == SYSEX_END and max(data[1:-1], default=0) < 0x80
+    if status >= 0xF8:
+        return len(data) == 1 and status not in _UNDEFINED
+    needed = _COMMON_DATA_LEN.get(status) if status >= 0xF0 else _CHANNEL_DATA_LEN[status & 0xF0]
+    return needed is not None and len(data) == 1 + needed and max(data[1:], default=0) < 0x80
+
+
 def channel_of(data: bytes) -> int | None:
     """0-based channel of a channel-voice message, None for system messages."""
     return data[0] & 0x0F if data and 0x80 <= data[0] < 0xF0 else None

@@ -10,6 +10,7 @@ also carry the optimiser state; the shipped ones do not.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,9 @@ import numpy as np
 import torch
 
 from agent.errors import ModelError
+from agent.files import FileRefused, read_regular
 from agent.model import representation as rep
+from agent.model.live import MAX_CHECKPOINT_BYTES
 from agent.model.net import EventNet, NetConfig
 from agent.model.originality import DEFAULT_BOUND, CopyGuard
 from agent.model.proposer import Proposer
@@ -59,12 +62,12 @@ def save(path: Path, net: EventNet, styles: tuple[str, ...], corpora: list[dict[
 
 
 def load(path: Path) -> Checkpoint:
+    try:  # a regular file only (a FIFO would hang the load, /dev/zero fill the memory)
+        raw = read_regular(path, MAX_CHECKPOINT_BYTES)
+    except FileRefused as e:
+        raise ModelError(f"{path}: cannot read the model checkpoint: {e}") from None
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read the model checkpoint: {e.strerror}") from None
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
         raise ModelError(f"{path}: not a stage-agent model checkpoint ({e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

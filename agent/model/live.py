@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from agent.schedule.scheduler import Scheduler
 
 NS_PER_S = 1_000_000_000
+# A checkpoint file is read whole (checkpoint.load) and hashed (the log header, model-reload):
+# a larger file is refused, not read. The shipped model is 4 MB.
+MAX_CHECKPOINT_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,11 @@ does. What the old worker still owes is answered by it, or falls back at its dea
 stops. A checkpoint that does not load (not a checkpoint, no style the performance blends, no
 answer within `model.start_timeout_s`) changes nothing: the old model plays on.
 
-Refused at once (CommandError: nothing logged, nothing changed): a run without a model, no such
-file, a reload still loading. Replays register no actions, so they refuse it too; their recorded
-answers already hold what each model said.
+Refused at once (CommandError: nothing logged, nothing published, nothing changed): a run
+without a model, a path outside the piece's folder and the models folder (checkpoint_path), no
+such file (or not a regular one), a file over MAX_CHECKPOINT_BYTES, a reload still loading.
+Replays register no actions, so they refuse it too; their recorded answers already hold what
+each model said.
 
 Progress goes to the log (`model` records `reload-started`, `reloaded`, `reload-failed` with the
 file's `path` and `sha256`, and the `reason` of a failure) and to the published state `model`:
@@ -24,12 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from agent.config import Config
 from agent.errors import ModelError
+from agent.files import confined, size_text
+from agent.model.live import MAX_CHECKPOINT_BYTES
 from agent.model.worker import WorkerModel
 from agent.policy.commands import CommandError
 from agent.record.session import Session, model_identity
@@ -39,8 +45,18 @@ log = logging.getLogger(__name__)
 
 def checkpoint_path(config: Config, given: str | None) -> Path:
     """The file a reload loads: `given` relative to the config file's folder, or the
-    configured checkpoint."""
-    return config.model_path() if given is None else Path(config.source).parent / given
+    configured checkpoint. A command names any path it likes, so `given` must lie (symlinks
+    and `..` resolved) in the piece's folder or the models folder (model.models_dir, by
+    default the configured checkpoint's): anything else is refused (CommandError) before the
+    file is looked at, so a refusal says nothing about what is there."""
+    if given is None:
+        return config.model_path()
+    folders = (Path(config.source).parent, config.models_path())
+    found = confined(Path(config.source).parent / given, folders)
+    if found is None:
+        raise CommandError(f"model-reload: {given!r} is outside the piece's folder and the "
+                           "models folder (model.models_dir): refused")
+    return found
 
 
 class ModelReload:
@@ -67,8 +83,15 @@ class ModelReload:
             raise CommandError(f"model-reload: {self._loading} is still loading; wait until "
                                "the model state says ready or failed")
         path = checkpoint_path(self._session.config, fields.get("checkpoint"))
-        if not path.is_file():
+        try:
+            info: os.stat_result | None = path.stat()
+        except OSError:
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode):  # a FIFO or a device is none
             raise CommandError(f"model-reload: no such checkpoint file: {path}")
+        if info.st_size > MAX_CHECKPOINT_BYTES:
+            raise CommandError(f"model-reload: {path} is {info.st_size} bytes, more than the "
+                               f"{size_text(MAX_CHECKPOINT_BYTES)} a checkpoint may be")
         self._loading = path
         self._spawn(self._reload(path))
 
@@ -140,5 +163,6 @@ class ModelReload:
 
 
 async def _identity(path: Path) -> dict[str, Any]:
-    """The log header's fields (path, sha256), read in a thread: a model file is megabytes."""
+    """The log header's fields (path, sha256), hashed in a thread, in chunks (model_identity):
+    a model file is megabytes, and the loop plays on meanwhile."""
     return await asyncio.to_thread(model_identity, path)

@@ -40,12 +40,15 @@ from agent.listen.hearing import CHORD_HALF_LIFE_S, KEY_HALF_LIFE_S
 from agent.listen.players import notes_heard
 from agent.model.originality import join_lines, longest_shared_run
 from agent.policy.modes import RESPONSES
+from agent.record.judge_grid import MAX_GRID_S
 from agent.record.judge_log import judge_log, verdict_dict, verdict_table
 from agent.record.log import read_log
 from agent.record.session import log_path
 from agent.record.summary import Note, notes_of
 
 WINDOW_NS = 2_000_000_000
+MAX_WINDOWS = 1_000_000  # of WINDOW_NS for the density correlation: 23 days (a log with a
+# gap of years would need gigabytes; it gets no figure)
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 
@@ -133,6 +136,8 @@ def density_correlation(players: list[Note], agent: list[Note]) -> float | None:
         return None
     start = min(players[0].t_ns, agent[0].t_ns)
     end = max(players[-1].t_ns, agent[-1].t_ns)
+    if (end - start) // WINDOW_NS >= MAX_WINDOWS:
+        return None
     bins = np.arange(start, end + WINDOW_NS, WINDOW_NS)
     a, _ = np.histogram([n.t_ns for n in players], bins)
     b, _ = np.histogram([n.t_ns for n in agent], bins)
@@ -246,7 +251,8 @@ def _share(x: float | None) -> str:
 
 def _judge_lines(judge: dict[str, Any] | None) -> list[str]:
     if judge is None:
-        return ["The judge: too few player notes to find a beat; no figures."]
+        return ["The judge: no beat grid (too few player notes, or notes spread over more than "
+                f"{MAX_GRID_S // 3600} hours); no figures."]
     rows = [("figure", "agent", "static triad", "random in key", "call echo", "kept time",
              "players", "target"), *verdict_table(judge)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

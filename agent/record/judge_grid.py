@@ -32,6 +32,9 @@ ALPHA = 100.0  # how strongly beats keep the period (Ellis's tightness)
 REFINE_BEATS = 4  # onsets within this many beats on either side fit a beat's line
 NEAR_SHARE = 0.125  # an onset within this share of a beat of a beat or half beat belongs to it
 MIN_FIT = 3  # onsets needed to refine a beat
+# The players' notes may span this much at most (4.3 M frames, ~25 s of work): the frames cost
+# memory and a Python loop each, so a log with a gap of days in it gets no grid.
+MAX_GRID_S = 6 * 3600
 
 
 def onset_strength(players: Sequence[Note]) -> tuple[np.ndarray, float]:
@@ -144,8 +147,11 @@ def estimate_beats(players: Sequence[Note]) -> np.ndarray:
 
 def estimate_grid(players: Sequence[Note], beats_per_bar: int) -> Grid | None:
     """The grid of a recording from its players' notes, in bars of beats_per_bar beats; None
-    with too few notes to find a beat."""
+    with too few notes to find a beat, or notes spread over more than MAX_GRID_S."""
     if len(players) < 8:
+        return None
+    onsets = [n.onset for n in players]
+    if max(onsets) - min(onsets) > MAX_GRID_S:
         return None
     beats = estimate_beats(players)
     if len(beats) < 4:

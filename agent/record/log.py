@@ -49,6 +49,8 @@ from typing import Any
 
 from agent.clock import NS_PER_MS, NS_PER_S
 from agent.errors import RecordingError
+from agent.files import FileRefused, lines, open_regular
+from agent.record.schema import BadRecord, RecordChecker, check_header, short
 
 FORMAT = "stage-agent-log"
 VERSION = 1
@@ -141,6 +143,7 @@ class _File:
 
 def describe(e: OSError) -> str:
     return f"[Errno {e.errno}] {e.strerror}" if e.strerror else repr(e)
+MAX_LINE_BYTES = 8 << 20  # a line (a record, or the header): a SysEx of 1 MiB is 2 MiB of hex
 
 
 class EventLog:
@@ -383,27 +386,56 @@ def log_line(obj: dict[str, Any]) -> str:
 
 
 def read_log(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(header, records). A torn last line (a crash mid-write) is tolerated; others are errors."""
+    """(header, records), each checked (agent.record.schema): RecordingError naming the file and
+    the line for anything else, including a file that is not a regular one (a FIFO would hang
+    the reader, /dev/zero fill the memory) and a line longer than MAX_LINE_BYTES. A torn last
+    line (a crash mid-write: no newline after it, and not a whole record) is tolerated."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open_regular(path) as f:
+            header: dict[str, Any] | None = None
+            records: list[dict[str, Any]] = []
+            check: Callable[[Any], dict[str, Any]] | None = None
+            for number, line, ended in lines(f, MAX_LINE_BYTES):
+                try:
+                    value = _parse(line)
+                except ValueError as e:
+                    if not ended and number > 1:
+                        break  # torn final line
+                    what = " (not a stage-agent log header)" if number == 1 else ""
+                    raise RecordingError(f"{path}: line {number}: {e}{what}") from None
+                try:
+                    if check is None:
+                        header = check_header(_checked_format(value))
+                        check = RecordChecker(header)
+                    else:
+                        records.append(check(value))
+                except BadRecord as e:
+                    raise RecordingError(f"{path}: line {number}: {e}") from None
+    except FileRefused as e:
+        raise RecordingError(f"{path}: {e}") from None
     except OSError as e:
-        raise RecordingError(f"{path}: cannot read: {e}") from None
-    if not lines:
+        raise RecordingError(f"{path}: cannot read: {e.strerror}") from None
+    if header is None:
         raise RecordingError(f"{path}: empty file")
-    try:
-        header = json.loads(lines[0])
-    except json.JSONDecodeError:
-        raise RecordingError(f"{path}: line 1: not a stage-agent log header") from None
-    if header.get("format") != FORMAT:
-        raise RecordingError(f"{path}: line 1: not a stage-agent log (format {FORMAT!r})")
-    if header.get("version") != VERSION:
-        raise RecordingError(f"{path}: log version {header.get('version')}, expected {VERSION}")
-    records = []
-    for number, line in enumerate(lines[1:], start=2):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break  # torn final line
-            raise RecordingError(f"{path}: line {number}: not JSON") from None
     return header, records
+
+
+def _parse(line: bytes) -> Any:
+    """One line's JSON. ValueError for anything that is not (invalid UTF-8, an integer of more
+    digits than Python converts, nesting deeper than the parser's recursion allows)."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (byte {line[e.start]:#04x} at {e.start})") from None
+    except RecursionError:
+        raise ValueError("not JSON (nested too deeply)") from None
+    except ValueError as e:  # json.JSONDecodeError, or an integer of too many digits
+        raise ValueError(f"not JSON ({e})") from None
+
+
+def _checked_format(header: Any) -> Any:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise BadRecord(f"not a stage-agent log (format {FORMAT!r})")
+    if header.get("version") != VERSION:
+        raise BadRecord(f"log version {short(header.get('version'))}, expected {VERSION}")
+    return header

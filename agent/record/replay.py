@@ -17,14 +17,14 @@ from typing import Any
 
 from agent import config as config_mod
 from agent.clock import ManualClock, MonotonicClock
-from agent.config import Config
+from agent.config import Config, RecordSection
 from agent.errors import RecordingError
 from agent.events import Heard
 from agent.model.live import ModelFactory, inline_factory, recorded_factory
 from agent.policy.commands import PLAY_VERBS
 from agent.record import smf
 from agent.record.log import read_log
-from agent.record.session import Session, log_path
+from agent.record.session import Session, log_path, new_recording_dir
 from agent.schedule.realtime import sleep_until
 from agent.schedule.scheduler import Sink
 
@@ -144,6 +144,18 @@ def default_note(cfg: Config) -> str | None:
     blend = ", ".join(f"{s} {w:g}" for s, w in cfg.style().items())
     return (f"no config: {cfg.agent.mode} mode with the shipped model "
             f"{Path(cfg.model.checkpoint).name} (styles {blend}; --mode and --styles change them)")
+
+
+def replay_dir(cfg: Config, config_file: Path | None, suffix: str) -> Path:
+    """Where a replay writes without --out: a new folder under the record.dir of the config
+    file given (relative to its folder, as `perform` has it). A config recorded in a log's
+    header (or a MIDI file's default) is no file of the user's: its record.dir could say
+    anything (an absolute path, "../.."), so that replay goes under the working folder's
+    recordings/ instead. Either way the folder's name is the performance's made plain
+    (new_recording_dir)."""
+    base = (config_file.parent / cfg.record.dir if config_file is not None
+            else Path.cwd() / RecordSection().dir)
+    return new_recording_dir(base, cfg.performance.name, suffix)
 
 
 def _renamed(recording: Recording, cfg: Config) -> list[Input]:

@@ -53,6 +53,12 @@ CLOCKS_PER_BEAT = 24
 SNAP_BEATS = 0.25  # a bar line moves onto the nearest note-on this close to it (in beats)...
 CHORD_NS = MERGE_NS  # ...or the first of its chord (notes this close together: beat.py)
 WINDOW = "window"  # the ctl record that begins each pass
+# Tempi taken from a log (bpm): no tracker gives others, and a bar of 1e-300 bpm (or 1e300)
+# would overflow (or never end) the count.
+TEMPO_RANGE = (1.0, 1000.0)
+# Bar lines computed at most (beyond, BarMap carries on at the last bar's length): 27 hours at
+# 240 bpm in 4/4, and a bound on the work for a log with a gap of years in it.
+MAX_BARS = 100_000
 
 
 # -- times and bars ---------------------------------------------------------------------------
@@ -131,7 +137,8 @@ def clock_bars(ticks: Sequence[int], beats_per_bar: int) -> tuple[int, ...]:
 def onset_bars(onsets: Sequence[int], tempi: Sequence[tuple[int, float]], beats_per_bar: int,
                until_ns: int) -> tuple[int, ...]:
     """Bar starts from the players' note-on times (sorted) and the tempo heard, (time, bpm) in
-    time order (before the first, its bpm): from the first note to past `until_ns`."""
+    time order (before the first, its bpm): from the first note to past `until_ns`, or to as
+    far as BarMap can carry them on alone (see below)."""
     times = [t for t, _ in tempi]
 
     def period(t: float) -> float:
@@ -146,8 +153,14 @@ def onset_bars(onsets: Sequence[int], tempi: Sequence[tuple[int, float]], beats_
             beats -= (times[i] - t) / period(t)
             t = times[i]
 
+    # Past the last onset and the last tempo change, bars no longer snap or change length:
+    # BarMap carries them on at the last bar's length, exactly as they would be computed here,
+    # so the count stops once a whole bar lies beyond both (not at until_ns, which a gap of
+    # years puts a billion bars away), and at MAX_BARS in any case.
+    last_event = max(onsets[-1], times[-1] if times else onsets[-1])
     starts = [onsets[0]]
-    while starts[-1] <= until_ns or len(starts) < 2:
+    while len(starts) < 2 or (starts[-1] <= until_ns and starts[-2] <= last_event
+                              and len(starts) <= MAX_BARS):
         line = after_beats(starts[-1], beats_per_bar)
         tolerance = SNAP_BEATS * period(line)
         lo = max(bisect.bisect_left(onsets, line - tolerance),
@@ -214,12 +227,15 @@ def timeline_of(records: list[dict[str, Any]], recording: Recording, name: str) 
                 ticks.append(r["t"])
         elif r["k"] == "tempo" or (r["k"] == "state" and r.get("what") == "tempo"):
             bpm = r.get("bpm")
-            if isinstance(bpm, int | float) and bpm > 0:
+            if bpm is not None and TEMPO_RANGE[0] <= bpm <= TEMPO_RANGE[1]:
                 tempi.append((r["t"], float(bpm)))
         elif r["k"] == "state" and r.get("what") == "section":
             sections.append((r["t"], str(r["name"])))
         elif r["k"] == "state" and r.get("what") == "controls":
-            controls.append((r["t"], {k: v for k, v in r.items() if k not in ("t", "k", "what")}))
+            # A run without a model blends no style ("styles": {}): no command can set that,
+            # so it is left out of the controls put back at a window's start.
+            controls.append((r["t"], {k: v for k, v in r.items() if k not in ("t", "k", "what")
+                                      and not (k == "styles" and v == {})}))
     origin = records[0]["t"] if records else 0
     bars, why = None, ""
     if len(ticks) > per_bar * CLOCKS_PER_BEAT:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,8 @@ from agent.clock import Clock, ms_to_ns
 from agent.config import Config
 from agent.errors import ModelError, RecordingError, StageAgentError
 from agent.events import Emitted, Heard
-from agent.model.live import ModelFactory
+from agent.files import FileRefused, safe_name, sha256_file
+from agent.model.live import MAX_CHECKPOINT_BYTES, ModelFactory
 from agent.model.originality import longest_shared_run
 from agent.pipeline import Agent
 from agent.policy.commands import ACTION_VERBS, PLAY_VERBS, Command, CommandError
@@ -44,15 +44,20 @@ def log_path(recording: Path) -> Path:
 
 
 def new_recording_dir(base: Path, name: str, suffix: str = "") -> Path:
+    """A new folder in `base` named after the performance and the UTC time. The name becomes
+    one plain folder name (safe_name): a performance name can come from a log's header, and
+    "../x" must not put the folder anywhere else."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
-    return base / f"{name}-{stamp}{suffix}"
+    return base / f"{safe_name(name, 'recording')}-{stamp}{suffix}"
 
 
 def model_identity(path: Path) -> dict[str, Any]:
-    """Which model a run used: its file and the file's sha256 (None if it cannot be read)."""
+    """Which model a run used: its file and the file's sha256 (None if it cannot be read: not
+    a regular file, or larger than a checkpoint may be). Read in chunks: a blocking call that
+    keeps one chunk in memory (model-reload runs it in a thread)."""
     try:
-        digest: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        digest: str | None = sha256_file(path, MAX_CHECKPOINT_BYTES)
+    except (FileRefused, OSError):
         digest = None
     return {"path": str(path.resolve()), "sha256": digest}
 

@@ -8,6 +8,7 @@ conductor track carries the tempo and the markers (`record mark`, take starts an
 from __future__ import annotations
 
 import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,17 @@ import mido
 
 from agent.errors import RecordingError
 from agent.events import Heard
+from agent.files import FileRefused, read_regular
+from agent.record.schema import MAX_TIME_NS
 
 TICKS_PER_BEAT = 960
 TEMPO_US = 500_000  # 120 BPM
 NS_PER_TICK = TEMPO_US * 1000 // TICKS_PER_BEAT
 AGENT_TRACK = "stage-agent"
 SUSTAIN = 64  # the sustain pedal's controller number
+# A band part read as a recording: ~1.4 M messages at most, which mido holds in ~400 MB (a
+# two-hour part played densely is well under 1 MiB).
+MAX_MIDI_BYTES = 4 << 20
 
 
 def export(header: dict[str, Any], records: list[dict[str, Any]], path: Path,
@@ -145,10 +151,7 @@ def read_players(path: Path) -> list[Heard]:
     Times follow the file's own tempo map (tempo changes on any track apply to all, as in type-1
     files). Returns the messages of every player, in time order.
     """
-    try:
-        mid = mido.MidiFile(path)
-    except (OSError, EOFError, ValueError, KeyError) as e:
-        raise RecordingError(f"{path}: not a readable MIDI file: {e}") from None
+    mid = read_midi(path)
     tempo_changes = sorted(
         (tick, msg.tempo) for tick, msg in _absolute(mid) if msg.type == "set_tempo")
     events: list[tuple[int, int, Heard]] = []
@@ -161,6 +164,9 @@ def read_players(path: Path) -> list[Heard]:
             if not msg.is_meta and msg.type not in ("sysex",):
                 t_ns = _tick_to_ns(tick, tempo_changes, mid.ticks_per_beat)
                 events.append((t_ns, index, Heard(t_ns, name, bytes(msg.bytes()))))
+    if events and max(t for t, _, _ in events) > MAX_TIME_NS:
+        raise RecordingError(f"{path}: its times run past {MAX_TIME_NS} ns (292 years): "
+                             "not a band part")
     named = {h.player for _, _, h in events if _is_note(h.data)}
     # Keep the tracks that play notes; their other channel messages (pedal, CC) come along.
     return [h for _, _, h in sorted(events, key=lambda e: (e[0], e[1])) if h.player in named]
@@ -168,13 +174,28 @@ def read_players(path: Path) -> list[Heard]:
 
 def time_signature(path: Path) -> tuple[int, int] | None:
     """The file's first time signature (numerator, denominator), None when it has none."""
-    try:
-        mid = mido.MidiFile(path)
-    except (OSError, EOFError, ValueError, KeyError) as e:
-        raise RecordingError(f"{path}: not a readable MIDI file: {e}") from None
+    mid = read_midi(path)
     first = min(((tick, msg) for tick, msg in _absolute(mid) if msg.type == "time_signature"),
                 key=lambda x: x[0], default=None)
     return None if first is None else (first[1].numerator, first[1].denominator)
+
+
+def read_midi(path: Path) -> mido.MidiFile:
+    """A Standard MIDI File, parsed: RecordingError for anything that is not one (and for a
+    FIFO, a device or a file over MAX_MIDI_BYTES, refused before reading), or whose division
+    (ticks per beat) is 0, where every time would divide by zero."""
+    try:
+        data = read_regular(path, MAX_MIDI_BYTES)
+    except FileRefused as e:
+        raise RecordingError(f"{path}: {e}") from None
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as e:  # mido raises many types for a file that is not MIDI
+        raise RecordingError(f"{path}: not a readable MIDI file: {e}") from None
+    if mid.ticks_per_beat <= 0:
+        raise RecordingError(f"{path}: not a readable MIDI file: its division (ticks per "
+                             f"beat) is {mid.ticks_per_beat}")
+    return mid
 
 
 def _is_note(data: bytes) -> bool:

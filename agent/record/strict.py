@@ -57,22 +57,34 @@ class Divergence:
 
 class StrictWatch:
     """Compares a replay's emits, as they are logged, with the recorded ones (replay_fast's
-    `watch`: True once they differ, which stops the replay)."""
+    `watch`: True once they differ, which stops the replay).
 
-    def __init__(self, expected: Sequence[EmitLine]) -> None:
+    `cut`: the recording ends without its stop (the process was killed: the log holds what
+    was written up to then, the last line maybe torn, the last unflushed records lost). Its
+    emits are then a prefix of what the run sent, and the replay goes on past its end (it
+    plays out what it planned, then stops with a panic): once every recorded emit has matched,
+    the replay's next one is past the end of the recording, not a difference, and the watch
+    stops the replay there."""
+
+    def __init__(self, expected: Sequence[EmitLine], cut: bool = False) -> None:
         self.expected = expected
+        self.cut = cut
         self.matched = 0
         self.divergence: Divergence | None = None
+        self.past_end = False  # a cut recording's emits all matched, and the replay went on
         self._recent: collections.deque[tuple[int, EmitLine]] = collections.deque(
             maxlen=CONTEXT)
 
     def __call__(self, record: dict[str, Any]) -> bool:
-        if self.divergence is not None:
+        if self.divergence is not None or self.past_end:
             return True
         if record["k"] != "emit":
             return False
         actual, i = EmitLine.of(record), self.matched
         expected = self.expected[i] if i < len(self.expected) else None
+        if expected is None and self.cut:
+            self.past_end = True
+            return True
         if expected is None or expected.key() != actual.key():
             self.divergence = Divergence(i, expected, actual, tuple(self._recent))
             return True
@@ -137,12 +149,18 @@ def strict_replay(path: Path, recording: Recording, out_dir: Path) -> StrictResu
                              "so its output cannot be reproduced)")
     _header, records = read_log(log_path(path))
     line = timeline_of(records, recording, str(path))
-    watch = StrictWatch([EmitLine.of(r) for r in records if r["k"] == "emit"])
+    # A log without its stop record is one whose run was killed (a log's stop is its last
+    # control; what follows it is the panic and the drain).
+    watch = StrictWatch([EmitLine.of(r) for r in records if r["k"] == "emit"],
+                        cut=recording.end_ns is None)
     summary = replay_fast(recording, recording.config, out_dir, str(path),
                           header={"strict": True}, watch=watch)
     divergence = watch.finish()
     if divergence is None:
         report = f"identical: {watch.matched} emitted messages matched"
+        if watch.cut:
+            report += (" (the log ends without its stop: its run was killed; what the replay "
+                       "sent past the log's end was not compared)")
     else:
         report = format_divergence(divergence, line.origin_ns, line.bars)
     return StrictResult(watch.matched, divergence, f"{path}: {report}\nthe replay: {out_dir}",

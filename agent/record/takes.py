@@ -45,11 +45,9 @@ import asyncio
 import dataclasses
 import json
 import logging
-import re
 import subprocess
 import sys
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,6 +58,7 @@ from typing import Any
 from agent.clock import NS_PER_S
 from agent.config import Config
 from agent.console import say
+from agent.files import safe_name
 from agent.policy.commands import MAX_NAME, CommandError
 from agent.record import smf
 from agent.record.log import Mark, log_line, read_log
@@ -78,18 +77,6 @@ TAKES, CAPTURES = "takes", "captures"
 Record = dict[str, Any]
 Publish = Callable[[str, dict[str, Any]], None]
 Action = Callable[[dict[str, Any], int], None]
-
-
-def safe_name(name: str | None, default: str) -> str:
-    """A folder name from free text: ASCII letters, digits, - and _ only (accents dropped,
-    every other run of characters one "-", no "-" or "_" at either end, so never a path
-    separator, ".." or an option-like name), at most MAX_NAME characters; `default` if nothing
-    is left."""
-    if name is None:
-        return default
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    safe = re.sub(r"[^A-Za-z0-9_-]+", "-", plain).strip("-_")[:MAX_NAME].strip("-_")
-    return safe or default
 
 
 def in_window(records: list[Record], from_ns: int, to_ns: int) -> list[Record]:
@@ -299,7 +286,7 @@ class Takes:
         """The slice's folder, numbered in command order: takes/01-verse, captures/02-capture."""
         self._made[kind] += 1
         where = TAKES if kind == "take" else CAPTURES
-        return f"{where}/{self._made[kind]:02d}-{safe_name(name, kind)}"
+        return f"{where}/{self._made[kind]:02d}-{safe_name(name, kind, MAX_NAME)}"
 
     def _defer(self, action: Callable[[], None]) -> None:
         """Run `action` on the loop in `settle_s`: the session logs the command's `ctl` record

@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from agent.errors import RecordingError, StageAgentError
+from agent.errors import OutputError, RecordingError, StageAgentError
 from agent.record.evaluate import evaluate_log
 from agent.record.log import read_log
 from agent.record.session import log_path
@@ -33,7 +33,7 @@ def log_of(recording: Path) -> Path:
     if path.suffix.lower() in MIDI_SUFFIXES:
         raise RecordingError(f"{path}: a MIDI file has no log to report on; replay it first "
                              "(stage-agent replay) and report on the replay's folder")
-    if not path.is_file():
+    if not path.exists():  # anything else is read_log's to refuse (a FIFO, a device)
         raise RecordingError(f"{path}: no such recording")
     return path
 
@@ -41,20 +41,16 @@ def log_of(recording: Path) -> Path:
 def write_report(recording: Path, out_dir: Path | None = None) -> Path:
     """Draw the pictures and write the page; returns the page's path."""
     log = log_of(recording)
-    header, records = read_log(log)
-    try:
-        data = report_data(header, records)
-        summary = summarise(header, records)
-        evaluation = evaluate_log(header, records)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-        raise RecordingError(f"{log}: not a complete stage-agent log "
-                             f"({type(e).__name__}: {e})") from None
+    header, records = read_log(log)  # checked: every field the figures read is there
+    data = report_data(header, records)
+    summary = summarise(header, records)
+    evaluation = evaluate_log(header, records)
     out = out_dir if out_dir is not None else log.parent / REPORT_DIR
     try:
         out.mkdir(parents=True, exist_ok=True)
         return _write(out, log, header, records, data, summary, evaluation)
     except OSError as e:  # a read-only folder, a full disk
-        raise RecordingError(f"{out}: cannot write the report: {e}") from None
+        raise OutputError(f"{out}: cannot write the report: {e}") from None
 
 
 def _write(out: Path, log: Path, header: dict[str, Any], records: list[dict[str, Any]],

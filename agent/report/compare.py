@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import config as config_mod
-from agent.errors import ConfigError, RecordingError
+from agent.errors import ConfigError, OutputError, RecordingError
 from agent.record.evaluate import corpus_of, evaluate_log
 from agent.record.log import read_log
 from agent.record.overrides import NO_OVERRIDES, Overrides
@@ -158,17 +158,14 @@ def write_compare(recording: Path, out_dir: Path | None = None, config: Path | N
     """Re-improvise `recording` (a folder or its log; a MIDI file has no agent part to compare
     with) and write the comparison; returns the page's path."""
     log_a = log_of(recording)
-    header_a, records_a = read_log(log_a)
-    try:
-        name = str(header_a["config"]["performance"]["name"])
-    except (KeyError, TypeError):
-        raise RecordingError(f"{log_a}: not a complete stage-agent log (no config)") from None
+    header_a, records_a = read_log(log_a)  # checked: its config is complete
+    name = str(header_a["config"]["performance"]["name"])
     out = out_dir or new_recording_dir(log_a.parent / COMPARE_DIR, name)
     try:
         return _write(out, name, log_a, header_a, records_a, config, checkpoint, seed,
                       overrides)
     except OSError as e:  # a read-only recording folder (give --out), a full disk
-        raise RecordingError(f"{out}: cannot write the comparison: {e}") from None
+        raise OutputError(f"{out}: cannot write the comparison: {e}") from None
 
 
 def _write(out: Path, name: str, log_a: Path, header_a: dict[str, Any],

@@ -27,8 +27,6 @@ from agent.spatial.trajectory import Gesture, Point, position
 LEAD, COMP = "lead", "comp"
 VOICES = (LEAD, COMP)
 PHRASES = ("answer", "continue", "mirror", "solo")
-
-
 @dataclass(frozen=True, slots=True)
 class Onset:
     voice: int  # voice number, from 1
@@ -143,7 +141,7 @@ def trajectories(engine: SpatialEngine, records: Sequence[Mapping[str, Any]],
     if not records:
         return out
     t = records[0]["t"]
-    step = sample_step_ns(records[-1]["t"] - t, tick_hz, max_samples)
+    step = sample_step_ns(max(r["t"] for r in records) - t, tick_hz, max_samples)
     for r in records:
         while t <= r["t"]:
             for name, voice in zip(engine.voices, engine.frame(t).voices, strict=True):

@@ -59,7 +59,7 @@ from typing import Any, TypeVar
 
 from agent.errors import LayoutError
 from agent.spatial.frame import aed_to_xyz
-from agent.spatial.layout import Layout, Speaker, assemble, layout_from_toml
+from agent.spatial.layout import Layout, Speaker, assemble, layout_from_toml, read_layout_text
 
 T = TypeVar("T")
 
@@ -101,13 +101,7 @@ def import_iem(path: str | Path, *, subwoofers: Collection[int] = ()) -> Layout:
 
 
 def _read(path: str | Path) -> tuple[str, str]:
-    file = str(path)
-    try:
-        return file, Path(path).read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise LayoutError(file, "-", "file not found") from None
-    except UnicodeDecodeError as e:
-        raise LayoutError(file, "-", f"not UTF-8 text: {e}") from None
+    return str(path), read_layout_text(path)
 
 
 def _parse_xml(file: str, text: str) -> ET.Element:

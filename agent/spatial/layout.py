@@ -49,11 +49,13 @@ from typing import Any
 import numpy as np
 
 from agent.errors import LayoutError
+from agent.files import FileRefused, read_regular
 from agent.spatial.frame import aed_to_xyz, xyz_to_aed
 
 DISTANCE_UNITS = ("normalised", "m")
 PLANAR_TOLERANCE_DEG = 5.0  # a "ring": every panning speaker within this of the horizon
 DOME_TOLERANCE_DEG = 10.0  # a "dome": nothing below -10 deg while something is above +10 deg
+MAX_LAYOUT_BYTES = 16 << 20  # a layout file (a 256-speaker SpatGRIS file is ~100 KB)
 _UNIT_TOLERANCE = 1e-9
 _REQUIRED = object()
 _LAYOUT_KEYS = ("name", "distance_unit", "source")
@@ -234,12 +236,23 @@ def load_layout(path: str | Path) -> Layout:
     """Read and validate a layout in the own TOML format (module docstring)."""
     file = str(path)
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayoutError(file, "-", "file not found") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        data = tomllib.loads(read_layout_text(path))
+    except tomllib.TOMLDecodeError as e:
         raise LayoutError(file, "-", f"not valid TOML: {e}") from None
     return layout_from_toml(data, file, default_source=Path(path).name)
+
+
+def read_layout_text(path: str | Path) -> str:
+    """A layout file's text (any format), read only from a regular file of at most
+    MAX_LAYOUT_BYTES: a layout path can come from a log's header, and a FIFO or /dev/zero
+    there must not hang or fill the reader."""
+    try:
+        return read_regular(Path(path), MAX_LAYOUT_BYTES).decode("utf-8-sig")
+    except FileRefused as e:
+        raise LayoutError(str(path), "-", "file not found" if not Path(path).exists()
+                          else str(e)) from None
+    except UnicodeDecodeError as e:
+        raise LayoutError(str(path), "-", f"not UTF-8 text: {e}") from None
 
 
 def layout_from_toml(data: dict[str, Any], file: str, default_source: str = "") -> Layout:

@@ -4,8 +4,10 @@ loops at real speed to a real port."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,3 +71,49 @@ def test_a_live_recording_replays_strictly_and_loops_at_real_speed(
     assert got == fifths + fifths + [[0xB1, 64, 0], [0xB1, 123, 0], [0xB1, 120, 0]]
     _header, looped = read_log(tmp_path / "loop" / LOG_NAME)
     assert [r["pass"] for r in looped if r["k"] == "ctl" and r["what"] == WINDOW] == [1, 2]
+
+
+def emit_lines(log: Path) -> int:
+    """Emit records in the log as it is on disk now (a running agent's: whole lines only)."""
+    return sum(b'"k":"emit"' in line for line in log.read_bytes().split(b"\n")[:-1])
+
+
+def test_a_killed_run_replays_strictly_up_to_its_end(
+        stage: tuple[Peer, Path], jack: dict[str, str], tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, a watchdog abort): the log ends where the last flush left it,
+    with no stop record, maybe a torn line. Its recorded emits are what the run sent up to
+    there; what the replay sends beyond them (here the release of the fifth still sounding, and
+    its stop's panic) is past the recording's end, not a difference: it was reported as one."""
+    peer, config = stage
+    with running_agent(config, jack) as agent:
+        log = config.parent / agent.recording / LOG_NAME
+        peer.send(0x90, 60, 90)
+        peer.wait_for([0x91, 67, 90])
+        peer.send(0x80, 60, 0)
+        peer.wait_for([0x81, 67, 0])
+        peer.send(0x90, 62, 90)  # held at the kill: its fifth still sounds
+        peer.wait_for([0x91, 69, 90])
+        deadline = time.monotonic() + 30
+        while emit_lines(log) < 3:  # the three emits, flushed (every record.flush_ms)
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        agent.signal(signal.SIGKILL)
+        assert agent.wait() == -signal.SIGKILL
+    _header, rs = read_log(log)
+    assert not [r for r in rs if r["k"] == "ctl" and r["what"] == "stop"]
+    count = sum(r["k"] == "emit" for r in rs)
+    assert count == 3
+    says = (f"{log.parent}: identical: {count} emitted messages matched (the log ends "
+            "without its stop: its run was killed; what the replay sent past the log's end was "
+            "not compared)")
+    done = subprocess.run([sys.executable, "-m", "agent.cli", "replay", str(log.parent),
+                           "--strict", "--out", str(tmp_path / "s")], capture_output=True,
+                          text=True, timeout=120)
+    assert (done.returncode, done.stdout.splitlines()[0]) == (0, says), done.stdout + done.stderr
+    # Killed in the middle of writing a line: the same.
+    with log.open("a") as f:
+        f.write('{"t": 1, "k": "emit", "deadline": 1, "po')
+    done = subprocess.run([sys.executable, "-m", "agent.cli", "replay", str(log.parent),
+                           "--strict", "--out", str(tmp_path / "s2")], capture_output=True,
+                          text=True, timeout=120)
+    assert (done.returncode, done.stdout.splitlines()[0]) == (0, says), done.stdout + done.stderr

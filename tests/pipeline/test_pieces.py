@@ -216,7 +216,7 @@ def test_compare_with_another_config_renames_the_players(demo_run: Path, tmp_pat
 
 def test_compare_refuses_bad_input_clearly(demo_run: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare", str(DEMO / "rehearsal.mid"), "--seed", "1"]) == 1
+    assert main(["compare", str(DEMO / "rehearsal.mid"), "--seed", "1"]) == 2
     assert "a MIDI file has no log" in capsys.readouterr().err
     assert main(["compare", str(demo_run), "--checkpoint", str(tmp_path / "none.pt"),
                  "--out", str(tmp_path / "x")]) == 2

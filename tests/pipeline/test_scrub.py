@@ -88,7 +88,7 @@ def test_strict_replay_stops_at_an_edited_message_and_says_where(
 
 def test_strict_replay_refuses_what_it_cannot_check(
         demo_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(DEMO / "rehearsal.mid"), "--strict"]) == 1
+    assert main(["replay", str(DEMO / "rehearsal.mid"), "--strict"]) == 2
     assert capsys.readouterr().err == (
         f"stage-agent: error: {DEMO / 'rehearsal.mid'}: --strict needs a stage-agent log: a MIDI "
         "file has no recorded output to compare with\n")
@@ -98,7 +98,7 @@ def test_strict_replay_refuses_what_it_cannot_check(
     sliced = {**json.loads(header), "slice": {"of": "demo", "from_ns": 0, "to_ns": 1,
                                               "reason": "take", "name": "take"}}
     (take / LOG_NAME).write_text("\n".join([json.dumps(sliced), *rest]) + "\n")
-    assert main(["replay", str(take), "--strict"]) == 1
+    assert main(["replay", str(take), "--strict"]) == 2
     assert "--strict cannot check a take (a slice of a performance" in capsys.readouterr().err
     assert main(["replay", str(demo_log), "--strict", "--seed", "3", "--loop", "2"]) == 2
     assert capsys.readouterr().err == (
@@ -182,8 +182,23 @@ def test_a_loop_plays_the_window_twice_and_the_agent_goes_on(
 
 
 def test_bars_need_a_beat_heard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(DEMO / "rehearsal.mid"), "--bars", "2-3"]) == 1
+    assert main(["replay", str(DEMO / "rehearsal.mid"), "--bars", "2-3"]) == 2
     assert capsys.readouterr().err == (
         f"stage-agent: error: --bars: {DEMO / 'rehearsal.mid'} is a MIDI file, which holds no "
         "beat the agent heard: replay it, then use --bars on the replay's log, or use "
         "--from/--to\n")
+
+
+def test_a_window_of_a_run_without_a_model(tmp_path: Path) -> None:
+    """Its recorded controls blend no style (`"styles": {}`), which the start state put back
+    as a command: the agent refused it with a traceback."""
+    text = (DEMO / "performance.toml").read_text()
+    text = text[:text.index("[model]")] + text[text.index("[controls]"):]
+    config = tmp_path / "performance.toml"
+    config.write_text(text.replace('"../../layouts/', f'"{DEMO.parents[1] / "layouts"}/'))
+    assert main(["replay", str(DEMO / "rehearsal.mid"), "--config", str(config), "--out",
+                 str(tmp_path / "full")]) == 0
+    assert main(["replay", str(tmp_path / "full"), "--from", "100", "--to", "120", "--out",
+                 str(tmp_path / "w")]) == 0
+    start = [r for r in records(tmp_path / "w") if r["k"] == "ctl" and r["what"] == "controls"]
+    assert len(start) == 1 and "styles" not in start[0] and start[0]["mode"] == "auto"

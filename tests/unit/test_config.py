@@ -104,3 +104,21 @@ def test_an_ensemble_loads(tmp_path: Path) -> None:
     c = config.load(write(tmp_path, GOOD + MQTT + '[ensemble]\nmembers = ["keys", "bass"]\n'
                           'tempo_leader = "bass"\n'))
     assert (c.ensemble.members, c.ensemble.tempo_leader) == (("keys", "bass"), "bass")
+
+
+def test_the_models_folder_is_the_checkpoints_unless_named(tmp_path: Path) -> None:
+    """model.models_dir: where model-reload may load from besides the piece's folder."""
+    (tmp_path / "shelf").mkdir()
+    table = config.load(write(tmp_path, GOOD)).to_dict()
+    table["model"]["checkpoint"] = "../models/demo.pt"  # (not there: files are not checked)
+    c = config.from_dict(table, str(tmp_path / "performance.toml"), check_files=False)
+    assert c.models_path() == tmp_path / "../models"
+    table["model"]["checkpoint"] = ""
+    table["model"]["models_dir"] = "shelf"
+    c = config.from_dict(table, str(tmp_path / "performance.toml"))
+    assert c.models_path() == tmp_path / "shelf"
+    table["model"]["models_dir"] = "nowhere"
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(table, str(tmp_path / "performance.toml"))
+    assert (err.value.key, err.value.problem) == (
+        "model.models_dir", f"no such folder: {tmp_path / 'nowhere'}")

@@ -62,9 +62,9 @@ RECORDS: list[dict[str, Any]] = [
     {"t": at(1050), "k": "model", "what": "answer", "why": "late", "asked": at(1000),
      "notes": None},
     {"t": at(1050), "k": "decision", "what": "answer", "plan": [[at(1100), 72, 90, 500 * MS]]},
-    {"t": at(1102), "k": "emit", "deadline": at(1100), "port": OUT, "data": "924890",
+    {"t": at(1102), "k": "emit", "deadline": at(1100), "port": OUT, "data": "92485a",
      "why": "planned", "ok": True, "cause": at(600)},
-    {"t": at(1105), "k": "emit", "deadline": at(1100), "port": SIDE, "data": "924890",
+    {"t": at(1105), "k": "emit", "deadline": at(1100), "port": SIDE, "data": "92485a",
      "why": "planned", "ok": True, "cause": at(600)},
     {"t": at(1200), "k": "ctl", "what": "record", "action": "mark", "label": "the <drop>"},
     {"t": at(1500), "k": "state", "what": "section", "name": "B", "index": 1, "bar": 0},
@@ -93,7 +93,7 @@ def test_the_piano_roll_has_each_player_then_the_agent_on_its_first_port() -> No
     melody, bass, agent = (p.notes for p in data.parts)
     assert melody == (Span(0.0, 60, 80, 0.5),)
     assert bass == (Span(0.25, 48, 70, 1.75),)  # still held at the end: lasts until then
-    assert agent == (Span(1.102, 72, 0x90, 0.498),)  # its note on the side port is left out
+    assert agent == (Span(1.102, 72, 90, 0.498),)  # its note on the side port is left out
 
 
 def test_latencies_are_the_constructed_ones_and_match_the_summary() -> None:
@@ -183,15 +183,15 @@ def test_the_report_folder_holds_the_page_and_its_pictures(tmp_path: Path,
     assert other == tmp_path / "elsewhere" / PAGE_NAME and other.is_file()
 
 
-def test_bad_recordings_exit_1_naming_what_is_wrong(tmp_path: Path,
+def test_bad_recordings_exit_2_naming_what_is_wrong(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", str(tmp_path / "nowhere")]) == 1
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert f"{tmp_path / 'nowhere'}" in capsys.readouterr().err
     midi_file = tmp_path / "band.mid"
     midi_file.write_bytes(b"MThd")
-    assert main(["report", str(midi_file)]) == 1
+    assert main(["report", str(midi_file)]) == 2
     assert "a MIDI file has no log" in capsys.readouterr().err
     no_config = write_log(tmp_path / "broken", {"format": FORMAT, "version": VERSION})
-    with pytest.raises(RecordingError, match="not a complete stage-agent log"):
+    with pytest.raises(RecordingError, match="line 1: the header has no config"):
         write_report(no_config)
     assert not (no_config / "report").exists()  # nothing written for a log it cannot read

@@ -11,6 +11,7 @@ from agent import midi
 from agent.events import Heard
 from agent.record.replay import Control, Recording
 from agent.record.scrub import (
+    MAX_BARS,
     WINDOW,
     BarMap,
     Timeline,
@@ -137,6 +138,35 @@ def test_no_beat_heard_is_said() -> None:
     assert line.bars is None
     assert line.no_bars == ("rec: the agent heard no beat in it: no tempo in its `state` or "
                             "`tempo` records and no player follows MIDI clock (use --from/--to)")
+
+
+def test_a_gap_of_years_is_not_counted_bar_by_bar() -> None:
+    """Bars past the last onset and tempo change go on at the last bar's length (BarMap), so
+    the count stops there; with a note years later it stops at MAX_BARS (it went on for ever
+    and filled the memory)."""
+    far = T0 + 10**17  # three years
+    starts = onset_bars([T0, T0 + BEAT, far], [(T0, 120.0)], 4, far + S)
+    assert len(starts) == MAX_BARS + 1 and starts[:3] == (T0, T0 + 4 * BEAT, T0 + 8 * BEAT)
+    bars = BarMap(starts, 4, "onsets")
+    assert bars.start(50_000_001) == T0 + 50_000_000 * 4 * BEAT
+    assert bars.position(far) == (50_000_001, 1.0)
+    # A short recording stops a whole bar past its last onset and tempo change: the same
+    # bars as counting on to `until` one by one, as it did.
+    assert onset_bars([T0], [(T0, 120.0)], 4, T0 + 10**15) == (T0, T0 + 4 * BEAT,
+                                                                 T0 + 8 * BEAT)
+
+
+def test_tempi_no_tracker_gives_are_not_counted() -> None:
+    """A tempo of 1e300 bpm made the bar count endless, one of 1e-300 overflowed it."""
+    notes = [heard(T0 + i * BEAT, "keys", 0x90, 60, 80) for i in range(8)]
+    for bpm in (1e300, 1e-300, 0.5, 1001.0):
+        records = [*map(record, notes), {"t": T0, "k": "state", "what": "tempo", "bpm": bpm},
+                   {"t": T0, "k": "tempo", "bpm": bpm}]
+        line = timeline_of(records, Recording(cfg(), notes, ["keys", "bass"], None), "x")
+        assert line.bars is None and "no tempo" in line.no_bars, bpm
+    records.append({"t": T0, "k": "tempo", "bpm": 120.0})
+    line = timeline_of(records, Recording(cfg(), notes, ["keys", "bass"], None), "x")
+    assert line.bars is not None and line.bars.starts[:2] == (T0, T0 + 4 * BEAT)
 
 
 def test_a_window_skips_notes_held_at_its_start_and_ends_notes_held_at_its_end() -> None:
