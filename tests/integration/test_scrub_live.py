@@ -85,7 +85,7 @@ def test_a_killed_run_replays_strictly_up_to_its_end(
     there; what the replay sends beyond them (here the release of the fifth still sounding, and
     its stop's panic) is past the recording's end, not a difference: it was reported as one."""
     peer, config = stage
-    with running_agent(config, jack) as agent:
+    with running_agent(config, jack, peer) as agent:
         log = config.parent / agent.recording / LOG_NAME
         peer.send(0x90, 60, 90)
         peer.wait_for([0x91, 67, 90])
@@ -94,7 +94,8 @@ def test_a_killed_run_replays_strictly_up_to_its_end(
         peer.send(0x90, 62, 90)  # held at the kill: its fifth still sounds
         peer.wait_for([0x91, 69, 90])
         deadline = time.monotonic() + 30
-        while emit_lines(log) < 3:  # the three emits, flushed (every record.flush_ms)
+        # The start's reset (three emits) and the three notes, flushed (every record.flush_ms).
+        while emit_lines(log) < 6:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.02)
         agent.signal(signal.SIGKILL)
@@ -102,7 +103,7 @@ def test_a_killed_run_replays_strictly_up_to_its_end(
     _header, rs = read_log(log)
     assert not [r for r in rs if r["k"] == "ctl" and r["what"] == "stop"]
     count = sum(r["k"] == "emit" for r in rs)
-    assert count == 3
+    assert count == 6
     says = (f"{log.parent}: identical: {count} emitted messages matched (the log ends "
             "without its stop: its run was killed; what the replay sent past the log's end was "
             "not compared)")

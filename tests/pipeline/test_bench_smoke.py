@@ -57,8 +57,9 @@ SMOKE: dict[str, tuple[list[str], str]] = {
 IN_PROCESS = ("learn_progressions.py", "develop_lift.py")  # tested below, in this process
 PEER_ONLY = ("notochord_peer.py",)  # an optional peer's own tool (test below)
 # Smoke-run beside the tests of what they measure: disk.py makes its failing disks as root
-# (tests/integration/test_perform_disk.py::test_bench_disk_runs).
-ELSEWHERE = ("disk.py",)
+# (tests/integration/test_perform_disk.py::test_bench_disk_runs); hostile_files.py in
+# tests/pipeline/test_hostile_files.py.
+ELSEWHERE = ("disk.py", "hostile_files.py")
 
 
 def bench(name: str) -> ModuleType:

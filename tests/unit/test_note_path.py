@@ -41,6 +41,9 @@ PITCHES = range(4, 124)  # 120 notes on one channel
 TAIL = [midi.control_change(1, cc, 0) for cc in (64, 123, 120)]
 MS = 1_000_000
 S = 1000 * MS
+# A header a log's reader takes (agent.record.schema checks what the readers index).
+HEADER = {"config": {"players": [{"name": "p"}], "performance": {"name": "t"},
+                     "agent": {"mode": "harmony", "outputs": ["o"]}}}
 
 
 class FullDisk:
@@ -191,7 +194,7 @@ def test_a_full_disk_loses_records_without_raising_and_the_log_says_where(
         tmp_path: Path, background: bool) -> None:
     with disk(tmp_path) as folder:
         path = folder / LOG_NAME
-        log = EventLog(path, {"config": {}}, flush_ms=10, background=background)
+        log = EventLog(path, HEADER, flush_ms=10, background=background)
         for n in range(200):
             log.write("x", n, n=n)
         log.flush()
@@ -219,7 +222,7 @@ def test_a_full_disk_loses_records_without_raising_and_the_log_says_where(
 def test_what_is_lost_at_the_end_is_counted_and_the_file_stays_whole_lines(tmp_path: Path) -> None:
     with disk(tmp_path) as folder:
         path = folder / LOG_NAME
-        log = EventLog(path, {"config": {}}, flush_ms=10, background=True)
+        log = EventLog(path, HEADER, flush_ms=10, background=True)
         for n in range(100):
             log.write("x", n, n=n)
         log.mark().result(10)
@@ -256,8 +259,10 @@ HELD_WRITER = """
 import json, sys
 from pathlib import Path
 from agent.record.log import EventLog
+HEADER = {"config": {"players": [{"name": "p"}], "performance": {"name": "t"},
+                     "agent": {"mode": "harmony", "outputs": ["o"]}}}
 path, gate = Path(sys.argv[1]), Path(sys.argv[2])
-log = EventLog(path, {"config": {}}, flush_ms=1, background=True, max_queued_bytes=2_000)
+log = EventLog(path, HEADER, flush_ms=1, background=True, max_queued_bytes=2_000)
 log.write("x", 0, n=0)
 log.mark().result(10)
 gate.touch()  # the disk hangs from now on
@@ -376,8 +381,10 @@ HUNG_AT_THE_END = """
 import json, sys
 from pathlib import Path
 from agent.record.log import EventLog
+HEADER = {"config": {"players": [{"name": "p"}], "performance": {"name": "t"},
+                     "agent": {"mode": "harmony", "outputs": ["o"]}}}
 path, gate = Path(sys.argv[1]), Path(sys.argv[2])
-log = EventLog(path, {"config": {}}, flush_ms=10, background=True)
+log = EventLog(path, HEADER, flush_ms=10, background=True)
 for n in range(10):
     log.write("x", n, n=n)
 log.mark().result(10)
