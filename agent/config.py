@@ -21,12 +21,14 @@ from typing import Any
 
 from agent.chart import ChartError, parse_chart
 from agent.errors import ConfigError
+from agent.files import FileRefused, read_regular
 from agent.policy.controls import MODES, Controls, ControlValueError, check_changes
 from agent.spatial.choreography import STYLES as GESTURE_STYLES
 
 # "respond" is the first name of call-and-response; recordings made with it still load.
 MODE_ALIASES = {"respond": "call-response"}
 BACKENDS = ("auto", "jack", "alsa")
+MAX_CONFIG_BYTES = 4 << 20  # a performance.toml is a few KiB; its chord charts a few more
 
 
 def metre_of(numerator: int, denominator: int) -> tuple[int, int]:
@@ -284,12 +286,18 @@ class Config:
 
 
 def load(path: str | Path) -> Config:
+    """A performance.toml: a regular file of at most MAX_CONFIG_BYTES (a FIFO would hang the
+    start, a device fill the memory), valid UTF-8 TOML, then checked (from_dict)."""
     path = Path(path)
+    if not path.exists():
+        raise ConfigError(str(path), "-", "file not found")
     try:
-        with path.open("rb") as f:
-            table = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(str(path), "-", "file not found") from None
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
+        table = tomllib.loads(text)
+    except FileRefused as e:
+        raise ConfigError(str(path), "-", str(e)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), "-", f"not valid TOML: not UTF-8 ({e.reason})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(path), "-", f"not valid TOML: {e}") from None
     return from_dict(table, str(path))

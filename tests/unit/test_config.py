@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,31 @@ def test_cli_exits_2_on_a_bad_config_and_starts_nothing(tmp_path: Path,
 
 def test_missing_file_exits_2(tmp_path: Path) -> None:
     assert main(["perform", str(tmp_path / "nope.toml")]) == 2
+
+
+@pytest.mark.timeout(30)
+def test_a_config_that_is_no_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO (nobody writing) hung the start for ever; a device or a huge file is refused
+    before it is read, and bytes that are not UTF-8 are no TOML."""
+    fifo = tmp_path / "performance.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as err:
+        config.load(fifo)
+    assert (err.value.key, err.value.problem) == ("-", "not a regular file (a FIFO): refused")
+    with pytest.raises(ConfigError) as err:
+        config.load("/dev/zero")
+    assert "not a regular file" in err.value.problem
+    huge = tmp_path / "huge.toml"
+    with huge.open("wb") as f:
+        f.truncate(config.MAX_CONFIG_BYTES + 1)
+    with pytest.raises(ConfigError) as err:
+        config.load(huge)
+    assert err.value.problem == f"{config.MAX_CONFIG_BYTES + 1} bytes, more than the 4 MiB allowed"
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(GOOD.replace('"keys"', '"cl\u00e9"').encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        config.load(latin)
+    assert err.value.problem.startswith("not valid TOML: not UTF-8")
 
 
 MQTT = '\n[mqtt]\nhost = "127.0.0.1"\nagent = "keys"\n'
