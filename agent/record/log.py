@@ -61,7 +61,7 @@ INLINE_BYTES = 64 * 1024  # what an inline log buffers before a write (as a buff
 # (~1 ms a MiB here), which the loop must not wait on for long after a backlog.
 CHUNK_BYTES = 1024 * 1024
 CLOSE_TIMEOUT_S = 5.0  # at close, the writer gets this long to write what is queued (a hung
-# disk must not hold the exit past systemd's TimeoutStopSec=10; the notes are off by then)
+# disk must not hold the exit past systemd's TimeoutStopSec=30; the notes are off by then)
 REPORT_EVERY_NS = NS_PER_S  # on_status: a state change at once, a growing loss once a second
 RECORDING, FAILING, OFF = "recording", "failing", "off"
 QUEUE_FULL = "the disk fell behind: the queue of records waiting for it was full"

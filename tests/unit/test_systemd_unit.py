@@ -89,7 +89,7 @@ def test_notify_watchdog_and_timeouts(unit: Unit) -> None:
     assert one(unit, "Service", "NotifyAccess") == "main"
     assert one(unit, "Service", "WatchdogSec") == "5s"
     assert one(unit, "Service", "TimeoutStartSec") == "120"
-    assert one(unit, "Service", "TimeoutStopSec") == "10"
+    assert one(unit, "Service", "TimeoutStopSec") == "30"
 
 
 def test_restart_policy_never_loops_on_a_config_error(unit: Unit) -> None:
