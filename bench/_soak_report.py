@@ -105,9 +105,15 @@ def analyse(run: Run, band: Band, director: Director,
     f["synth"] = {"logged_delivered": logged.total(), "heard": heard.total(),
                   "undelivered": sum(not r["ok"] for r in emits), "logged_not_heard": missing,
                   "heard_not_logged": extra}
+    # Records the log itself says it could not write (a full disk: the disk phase) are heard
+    # at the synth but not in the log; they are not lost music.
+    not_written = sum(r.get("lost", 0) for r in records
+                      if r["k"] == "note" and r.get("what") == "records-lost")
     flag = "" if missing == extra == 0 else (
         f"\n    !! messages lost between the log and the synth ({server.xruns} JACK client xruns "
-        "in the run: in a missed cycle receivers get a stale buffer)")
+        "in the run: in a missed cycle receivers get a stale buffer"
+        + (f"; the log says {not_written} of its records were not written" if not_written
+           else "") + ")")
     print(f"  agent messages logged (delivered) {logged.total()}, heard at the synth "
           f"{heard.total()}: {missing} logged but not heard, {extra} heard but not logged "
           f"({f['synth']['undelivered']} logged as undelivered){flag}")

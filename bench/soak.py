@@ -19,11 +19,13 @@ figures never fail the run; exit 1 only if the run broke (the agent died or did 
 cleanly, or a note was left sounding). With --flood-s, the last seconds flood the melody port
 and the SIGTERM comes during the flood (bench/_soak_flood.py). --stop-signal SIGHUP ends the run
 as a closed terminal or SSH session would (SIGQUIT as Ctrl-\\): the same panic is expected.
+With --disk-full-every, the recordings' disk (a tmpfs) fills up every so often for a few seconds
+(bench/_soak_disk.py): the music must not notice, and the log says what it lost.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--broker-every 120] [--port-every 90]
         [--command-every 3] [--takeover-every 0] [--model CHECKPOINT] [--period 128]
         [--json PATH] [--keep DIR] [--flood-s 0] [--flood-rate 5000] [--flood-mode harmony]
-        [--stop-signal SIGTERM]
+        [--stop-signal SIGTERM] [--disk-full-every 0]
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from _common import (
     sleep_until_ns,
     write_toml,
 )
+from _soak_disk import DISK_FULL_S, DiskPhase, recordings_disk
 from _soak_flood import FloodPhase
 from _soak_report import FLUSH_S, HOLD_S, PLAYERS, Run, S, analyse, no_nan
 from _soak_takeover import TAKEOVER_S, Takeover
@@ -294,6 +297,8 @@ def main() -> int:
                    help="flood the melody port for the last S s and through SIGTERM (default 0)")
     p.add_argument("--flood-rate", type=float, default=5000.0, help="messages/s (default 5000)")
     p.add_argument("--flood-mode", default="harmony", help="the agent's mode in the flood")
+    p.add_argument("--disk-full-every", type=float, default=0.0,
+                   help="s between fills of the recordings' disk (0: none; needs root)")
     p.add_argument("--stop-signal", default="SIGTERM",
                    choices=["SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT"],
                    help="what ends the run (default SIGTERM; SIGHUP: its terminal closed)")
@@ -303,6 +308,7 @@ def main() -> int:
     outage_at = fault_times(run.seconds, args.broker_every, BROKER_DOWN_S)
     drop_at = fault_times(run.seconds, args.port_every, PORT_GONE_S + RESUME_S)
     takeover_at = fault_times(run.seconds, args.takeover_every, TAKEOVER_S)
+    disk_at = fault_times(run.seconds, args.disk_full_every, DISK_FULL_S)
     inputs = looped_rehearsal(run.seconds)
     channels = {h.player: h.data[0] & 0x0F for h in reversed(inputs)}
     heading(f"soak: {run.seconds / 60:g} min of the demo rehearsal through the agent (auto, "
@@ -310,7 +316,8 @@ def main() -> int:
             f"{len(outage_at)} broker outages, {len(drop_at)} port drops")
     ctx = mp.get_context("spawn")
     with (jack(f"bench-soak-{os.getpid()}", args.period) as server,
-          tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp):
+          tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp,
+          recordings_disk(Path(tmp) / "recordings", args.disk_full_every > 0) as disk_folder):
         broker = Broker(Path(tmp))
         broker.start()
         config = Path(tmp) / "performance.toml"
@@ -331,6 +338,7 @@ def main() -> int:
         recording: Path | None = None
         flood = FloodPhase(args.flood_rate, args.flood_s, args.flood_mode) \
             if args.flood_s > 0 else None
+        disk = DiskPhase(disk_folder) if disk_folder is not None else None
         try:
             recording = agent.wait_ready(120.0 if args.model else 30.0)
             ready.wait(30)
@@ -359,6 +367,8 @@ def main() -> int:
                        every(run.t0, RSS_EVERY_S, None, stop, sample),
                        every(run.t0 + S // 2, args.command_every, None, stop, director.command),
                        every(run.t0, 0, takeover_at, stop, takeover.attempt)]
+            if disk is not None:
+                threads.append(every(run.t0, 0, disk_at, stop, disk.full))
             if flood is not None:
                 flood.begin_at(run.t0 + round((run.seconds - args.flood_s) * S), director,
                                PREFIX)
@@ -398,6 +408,8 @@ def main() -> int:
         figures["takeover"] = takeover.report(director.sent, director.acked)
     if flood is not None:
         figures["flood"] = flood.report(director, run.records, band.sent["melody"])
+    if disk is not None:
+        figures["disk"] = disk.report(run.synth, run.records)
     server.report()
     if args.json:
         args.json.write_text(json.dumps(no_nan(figures), indent=1, allow_nan=False) + "\n")
