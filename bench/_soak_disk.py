@@ -21,6 +21,7 @@ import pytest
 from _common import heading
 
 from agent import midi
+from agent.record.log import records_lost
 from tests.disks import fill, small_tmpfs
 
 DISK_KIB = 64 * 1024  # the recordings' tmpfs: room for the whole soak's log when not filled
@@ -62,8 +63,7 @@ class DiskPhase:
         ons = [t for t, data in synth if midi.is_note_on(data)]
         during = sum(a <= t < b for a, b in self.windows for t in ons)
         before = sum(2 * a - b <= t < a for a, b in self.windows for t in ons)
-        lost = sum(r.get("lost", 0) for r in records
-                   if r["k"] == "note" and r.get("what") == "records-lost")
+        lost = records_lost(records)
         after = sum(r["t"] > self.windows[-1][1] for r in records) if self.windows else 0
         print(f"  agent notes at the synth while the disk was full {during}, in as long just "
               f"before {before}")

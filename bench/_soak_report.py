@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from _common import Jack, Summary, first, heading, rss_growth, show, show_ratio, sounding_notes
 
+from agent.record.log import records_lost
 from agent.record.telemetry import RECENT
 
 if TYPE_CHECKING:
@@ -107,8 +108,7 @@ def analyse(run: Run, band: Band, director: Director,
                   "heard_not_logged": extra}
     # Records the log itself says it could not write (a full disk: the disk phase) are heard
     # at the synth but not in the log; they are not lost music.
-    not_written = sum(r.get("lost", 0) for r in records
-                      if r["k"] == "note" and r.get("what") == "records-lost")
+    not_written = records_lost(records)
     flag = "" if missing == extra == 0 else (
         f"\n    !! messages lost between the log and the synth ({server.xruns} JACK client xruns "
         "in the run: in a missed cycle receivers get a stale buffer"

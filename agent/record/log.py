@@ -439,3 +439,9 @@ def _checked_format(header: Any) -> Any:
     if header.get("version") != VERSION:
         raise BadRecord(f"log version {short(header.get('version'))}, expected {VERSION}")
     return header
+
+
+def records_lost(records: list[dict[str, Any]]) -> int:
+    """The records a log says it could not write (its `records-lost` notes, summed)."""
+    return sum(r.get("lost", 0) for r in records
+               if r["k"] == "note" and r.get("what") == "records-lost")
