@@ -52,11 +52,16 @@ class Stage:
         self.got: list[tuple[int, list[int]]] = []
         self.synth.set_callback(lambda ev, _: self.got.append((time.monotonic_ns(), ev[0])))
 
-    def wait_for(self, count: int, timeout_s: float = 5.0) -> bool:
+    def note_ons(self) -> set[int]:
+        return {m[1] for _, m in list(self.got) if midi.is_note_on(bytes(m))}
+
+    def wait_for_notes(self, count: int, timeout_s: float = 15.0) -> bool:
+        """`count` distinct notes sounding at the synth (the start's reset CCs are not notes;
+        a loaded machine can take seconds to answer 40 keys with 120 notes)."""
         end = time.monotonic() + timeout_s
-        while len(self.got) < count and time.monotonic() < end:
+        while len(self.note_ons()) < count and time.monotonic() < end:
             time.sleep(0.01)
-        return len(self.got) >= count
+        return len(self.note_ons()) >= count
 
     def close(self) -> None:
         self.player.delete()
@@ -87,8 +92,8 @@ def full_disk(server: Jack, folder: Path) -> dict[str, Any]:
             recording = agent.wait_ready()
             for key in HELD_KEYS:
                 stage.player.send_message([0x90, key, 80])
-            stage.wait_for(120)
-            sounding = {m[1] for _, m in stage.got if midi.is_note_on(bytes(m))}
+            stage.wait_for_notes(120)
+            sounding = stage.note_ons()
             end = time.monotonic() + 5  # the notes on disk (written every 100 ms)
             while (recording / "log.jsonl").read_text().count('"k":"emit"') < 120 and \
                     time.monotonic() < end:
