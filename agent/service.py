@@ -133,7 +133,12 @@ async def perform(config: Config) -> dict[str, Any]:
     for ref in config.agent.outputs:  # before the loop runs again: before any answer
         session.control("reset", clock.now_ns(), port=ref)  # recorded and replayed
     driver = session.drive_realtime(loop)
-    remote = Remote(config, session)
+    duplicate = {"text": ""}  # another agent with this one's MQTT name (io/presence.py)
+
+    def presence(text: str) -> None:  # systemctl status shows it, until READY's and after
+        duplicate["text"] = text
+        notifier.notify(status=text or f"performing {config.performance.name}")
+    remote = Remote(config, session, on_presence=presence)
     # record start/stop/mark and capture-save (live only); their outcome goes to state/take|capture
     takes = Takes(config, session, loop, remote.publish)  # MQTT state/take|capture, monitor
     session.actions.update(takes.actions())
@@ -162,7 +167,8 @@ async def perform(config: Config) -> dict[str, Any]:
         priority = (request_realtime(config.service.realtime_priority)
                     if config.service.realtime_priority else "normal")
         freeze_heap()  # after start-up, before the first note (stage-requirements 19)
-        notifier.ready(f"performing {config.performance.name}; scheduler {priority}"
+        notifier.ready(duplicate["text"] or
+                       f"performing {config.performance.name}; scheduler {priority}"
                        + ("" if remote.mqtt is None or remote.mqtt.online.is_set()
                           else "; MQTT broker not reachable yet"))
         _arm_watchdog(notifier, session)

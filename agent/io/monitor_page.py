@@ -71,6 +71,7 @@ canvas { width: 100%; height: 180px; display: block; background: #0c0f12; border
     <dt>model</dt><dd id="model">—</dd>
     <dt>take</dt><dd id="take">—</dd>
     <dt>feedback</dt><dd id="feedback">—</dd>
+    <dt>agents</dt><dd id="presence">—</dd>
     <dt>monitors</dt><dd id="clients">—</dd>
   </dl>
 </section>
@@ -204,6 +205,10 @@ const handlers = {
     show("feedback", f.players.length ? `not answering ${f.players.join(", ")}: `
       + "the agent hears itself on their port (check the patching)" : "none");
     $("feedback").className = f.players.length ? "bad" : "";
+  },
+  presence(p) {  // another agent with this one's MQTT name (README: Control plane)
+    show("presence", p.text || "this one alone under its name");
+    $("presence").className = p.duplicate_of ? "bad" : p.newer.length ? "warn" : "";
   },
   take(t) { show("take", `${t.state}: ${t.folder}${t.error ? " (" + t.error + ")" : ""}`); },
   capture(c) { show("take", `capture ${c.state}: ${c.folder}`); },

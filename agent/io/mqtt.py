@@ -82,7 +82,8 @@ class ControlPlane:
                  clock_ns: Callable[[], int] = time.monotonic_ns,
                  backoff_s: tuple[float, float] = BACKOFF_S,
                  on_peer: PeerHandler | None = None,
-                 on_peer_error: Callable[[str, str, str], None] | None = None) -> None:
+                 on_peer_error: Callable[[str, str, str], None] | None = None,
+                 on_presence: Callable[[Presence], None] | None = None) -> None:
         self._mqtt = m = config.mqtt
         self.prefix = f"stage/{config.performance.name}/{m.agent}/"
         # topic -> (member, kind): the other members' topics this agent watches
@@ -97,6 +98,9 @@ class ControlPlane:
         # the older connection; no ACL can prevent it). The same for the whole run (_client).
         self._client_id = f"stage-agent-{m.agent}-{secrets.token_hex(8)}"
         self.presence = Presence(m.agent, new_run_id())
+        # Told whenever who else is online under this name changes (the monitor, systemd).
+        self._on_presence = on_presence
+        self._presence_said: dict[str, Any] = self.presence.summary()
         self._announce: dict[str, Any] | None = None  # a status to say again (retained)
         self._safe_date_log = LogThrottle()
         self._sections = [s.name for s in config.sections]
@@ -211,6 +215,7 @@ class ControlPlane:
         # not lose its first command to a subscription not made yet. Our own status first: its
         # retained message, then our "online", come back in the broker's order (presence.py).
         self.presence.connected()
+        self._presence_changed()
         self._announce = None
         await client.subscribe(self.prefix + "status", qos=QOS)
         await client.subscribe(self.prefix + "cmd/#", qos=QOS)
@@ -265,6 +270,14 @@ class ControlPlane:
             # Our retained state too: a duplicate published its own when it connected.
             self._dirty.update(dict.fromkeys(self._states))
             self._wake.set()
+        self._presence_changed()
+
+    def _presence_changed(self) -> None:
+        summary = self.presence.summary()
+        if summary != self._presence_said:
+            self._presence_said = summary
+            if self._on_presence is not None:
+                self._on_presence(self.presence)
 
     def _peer_message(self, message: aiomqtt.Message) -> None:
         """Another member's presence or ensemble state. A bad one is logged and ignored, and

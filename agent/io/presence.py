@@ -67,6 +67,23 @@ class Presence:
         """An older run with this name that is online (so this agent is the duplicate)."""
         return next((run for run, older in self._rivals.items() if older), None)
 
+    def summary(self) -> dict[str, Any]:
+        """Who else is online under this name, for the monitor and systemd's status line:
+        {"run": ours, "duplicate_of": the older run or None, "newer": [runs that came after]}."""
+        return {"run": self.run, "duplicate_of": self.duplicate_of,
+                "newer": sorted(run for run, older in self._rivals.items() if not older)}
+
+    def describe(self) -> str:
+        """summary() in one line ("" when this agent is alone under its name)."""
+        first, newer = self.duplicate_of, self.summary()["newer"]
+        if first is not None:
+            return (f"DUPLICATE: another agent named {self.name!r} (run {first}) was online "
+                    "first; this one takes only panic and mute")
+        if newer:
+            return (f"another agent named {self.name!r} started after this one (run "
+                    f"{', '.join(newer)}); it refuses commands: stop one of them")
+        return ""
+
     def refusal(self, verb: str) -> str | None:
         """Why a command is refused while this agent is the duplicate (None: it is not)."""
         first = self.duplicate_of

@@ -19,6 +19,7 @@ from agent.console import say_err
 from agent.io.monitor import Monitor, monitor_for
 from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane, shorten
 from agent.io.osc import OscControlIn, OscOut
+from agent.io.presence import Presence
 from agent.policy.commands import Command
 from agent.policy.ensemble import ClockOffsets, PeerMessageError, check_peer_fields
 from agent.record.session import Session
@@ -33,12 +34,16 @@ class Remote:
     the ensemble's times never use it (ClockOffsets)."""
 
     def __init__(self, config: Config, session: Session,
-                 wall_ns: Callable[[], int] = time.time_ns) -> None:
+                 wall_ns: Callable[[], int] = time.time_ns,
+                 on_presence: Callable[[str], None] | None = None) -> None:
+        """`on_presence`: told a line for systemd's status whenever another agent with this
+        agent's MQTT name comes or goes ("" when it is alone again)."""
         self.session = session
         s = config.source
+        self._on_presence = on_presence
         self.mqtt: ControlPlane | None = make_control_plane(
             config, self._command, wall_ns, clock_ns=session.clock.now_ns, on_peer=self._peer,
-            on_peer_error=self._peer_refused)
+            on_peer_error=self._peer_refused, on_presence=self._presence)
         self._offsets = ClockOffsets()  # each member's clock onto ours
         self._peer_refusal_log = LogThrottle()  # per member
         if self.mqtt is None:
@@ -58,6 +63,15 @@ class Remote:
     def _command(self, cmd: Command) -> None:
         """Raises CommandError (the surface replies with it) if the command cannot apply."""
         self.session.command(cmd, self.session.clock.now_ns())
+
+    def _presence(self, presence: Presence) -> None:
+        """Two agents with one name (io/presence.py): on the monitor (a duplicate publishes no
+        MQTT state, so the monitor and systemd's status are where its stage sees it)."""
+        text = presence.describe()
+        if self.monitor is not None:
+            self.monitor.publish("presence", {**presence.summary(), "text": text})
+        if self._on_presence is not None:
+            self._on_presence(text)
 
     def _peer(self, name: str, kind: str, payload: dict[str, Any], retained: bool) -> None:
         """Another member's presence or ensemble state: checked, then recorded and applied

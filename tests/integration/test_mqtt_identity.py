@@ -8,6 +8,7 @@ import contextlib
 import queue
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +23,10 @@ from agent.io.jack_server import JackServer
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 
-from .broker import MOSQUITTO_PASSWD, SHIPPED_ACL, Broker, needs_mosquitto
+from .broker import MOSQUITTO_PASSWD, SHIPPED_ACL, Broker, free_port, needs_mosquitto
 from .director import TIMEOUT_S, Director
 from .jackpeer import FIFTH_UP, Peer, running_agent
+from .test_input_feedback import monitor_state
 
 pytestmark = [
     pytest.mark.jack,
@@ -53,12 +55,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.stop()
 
 
-def piece(folder: Path, performance: str, ports: str, broker: Broker) -> Path:
-    """A performance.toml in `folder`: the agent on the JACK ports `ports`-keys/-synth."""
+def piece(folder: Path, performance: str, ports: str, broker: Broker,
+          monitor_port: int | None = None) -> Path:
+    """A performance.toml in `folder`: the agent on the JACK ports `ports`-keys/-synth (and its
+    live monitor on `monitor_port`)."""
     folder.mkdir(exist_ok=True)
     config = folder / "performance.toml"
+    monitor = "" if monitor_port is None else f'[monitor]\nlisten = "127.0.0.1:{monitor_port}"\n'
     config.write_text(PIECE.format(name=performance, player=f"{ports}-keys",
-                                   synth=f"{ports}-synth", mqtt_port=broker.port))
+                                   synth=f"{ports}-synth", mqtt_port=broker.port) + monitor)
     return config
 
 
@@ -156,18 +161,32 @@ def test_two_agents_with_one_name_the_second_refuses_commands_until_the_first_go
     an error naming the first (panic and mute: both apply them), until the first stops."""
     first_peer = Peer("dupa", "dupa-keys", "dupa-synth", jack_server.xruns)
     second_peer = Peer("dupb", "dupb-keys", "dupb-synth", jack_server.xruns)
-    first_config = piece(tmp_path / "a", "dup", "dupa", broker)
-    second_config = piece(tmp_path / "b", "dup", "dupb", broker)
+    monitors = free_port(), free_port()
+    first_config = piece(tmp_path / "a", "dup", "dupa", broker, monitors[0])
+    second_config = piece(tmp_path / "b", "dup", "dupb", broker, monitors[1])
     director = Director(broker.port, f"stage/dup/{AGENT}/", keep_run=True, **DESK)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # systemd's, for the second
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(TIMEOUT_S)
     try:
         with running_agent(first_config, jack, first_peer) as first:
             first_online = director.wait_until("status", lambda p: p["state"] == "online")
-            with running_agent(second_config, jack, second_peer) as second:
+            with running_agent(second_config, {**jack, "NOTIFY_SOCKET": notify.getsockname()},
+                               second_peer) as second:
                 answer = status(director, lambda p: "duplicate" in p)  # the first answers
                 assert answer is not None, "two agents with one name, and neither noticed"
                 a, b = answer["run"], answer["duplicate"]
                 assert first_online == {"state": "online", "run": a}
                 assert answer["state"] == "online"
+                # Each stage's monitor says so (the duplicate publishes no MQTT state).
+                assert monitor_state(monitors[0], "presence") == {
+                    "run": a, "duplicate_of": None, "newer": [b], "text": (
+                        f"another agent named '{AGENT}' started after this one (run {b}); it "
+                        "refuses commands: stop one of them")}
+                assert monitor_state(monitors[1], "presence") == {
+                    "run": b, "duplicate_of": a, "newer": [], "text": (
+                        f"DUPLICATE: another agent named '{AGENT}' (run {a}) was online "
+                        "first; this one takes only panic and mute")}
                 # The second heard that answer before the command: the broker keeps the order.
                 director.command("mode", id="m1", mode="call-response")
                 assert replies(director, "m1", 2) == [
@@ -182,12 +201,23 @@ def test_two_agents_with_one_name_the_second_refuses_commands_until_the_first_go
                 assert first.wait() == 0, first.err  # the first stops: the second takes over
                 assert status(director, lambda p: p["run"] == b) == {"state": "online",
                                                                       "run": b}
+                assert monitor_state(monitors[1], "presence") == {
+                    "run": b, "duplicate_of": None, "newer": [], "text": ""}
+                # systemd's status line: READY's never says "performing" over the duplicate's
+                said = [notify.recv(512).decode() for _ in range(3)]
+                statuses = [line.removeprefix("STATUS=") for d in said
+                            for line in d.splitlines() if line.startswith("STATUS=")]
+                assert sum(d.startswith("READY=1\n") for d in said) == 1, said
+                assert statuses[-2:] == [
+                    f"DUPLICATE: another agent named '{AGENT}' (run {a}) was online first; "
+                    "this one takes only panic and mute", "performing dup"], said
                 director.command("mode", id="m2", mode="call-response")
                 assert replies(director, "m2", 1) == [
                     {"reply": "evt/ack", "id": "m2", "verb": "mode", "run": b}]
                 assert second.wait() == 0, second.err
         assert status(director, lambda p: p["run"] == b) == {"state": "offline", "run": b}
     finally:
+        notify.close()
         director.close()
         first_peer.close()
         second_peer.close()
