@@ -144,10 +144,11 @@ def _list(args: argparse.Namespace) -> int:
                       if p.parent.name not in RECIPES)
     for name in [*RECIPES, *imported]:
         path = args.root / name
+        description = RECIPES[name].description if name in RECIPES else ""
         try:
             m = read_manifest(path)
-        except StageAgentError:
-            state = "not built"
+        except StageAgentError as e:
+            state = "not built" if name in RECIPES else str(e)
         else:
             built = (path / "midi").is_dir() and all(
                 (path / "midi" / f"{w['id']}.mid").is_file() for w in m["works"])
@@ -156,16 +157,9 @@ def _list(args: argparse.Namespace) -> int:
                      f"{sum(w['notes'] for w in m['works'])} notes, "
                      f"{len(m['skipped'])} skipped; "
                      + ("MIDI files built" if built else "MIDI files not built"))
+            if name not in RECIPES:
+                licence = (m["collections"][:1] or [{}])[0].get("licence") or "not declared"
+                description = f"{m.get('description', '')} (licence: {licence})"
         print(f"{name}: {state}")
-        print(f"  {RECIPES[name].description if name in RECIPES else _described(path)}")
+        print(f"  {description}")
     return EXIT_OK
-
-
-def _described(path: Path) -> str:
-    try:
-        m = read_manifest(path)
-    except StageAgentError as e:
-        return str(e)
-    [collection] = m["collections"][:1] or [{}]
-    licence = collection.get("licence") or "licence not declared"
-    return f"imported: {m.get('description', '')} ({licence})"

@@ -9,6 +9,8 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.model.corpus import load_corpus
 from agent.model.corpus_import import Piece, Skip, piece_bytes, piece_from_smf
@@ -156,3 +158,29 @@ def test_an_smpte_file_counts_beats_at_its_first_tempo() -> None:
     data[12:14] = bytes([0xE7, 40])  # -25 fps x 40 ticks: 1000 ticks a second
     # At 60 bpm a second is a beat: 480 ticks.
     assert rows(read(bytes(data))) == [[0, 480, 60, 80, 0], [960, 1200, 62, 80, 0]]
+
+
+VALID = smf([[name("T"), tempo(0, 90), metre(0, 3, 4)],
+             [name("A"), *melody(12), (0, mido.Message("control_change", control=64,
+                                                       value=127))],
+             [name("B"), *melody(8, channel=9)]], tpb=96)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), max_size=6),
+       st.integers(0, len(VALID)))
+def test_a_damaged_file_is_a_piece_or_a_reason_never_an_error(
+        changes: list[tuple[int, int]], cut: int) -> None:
+    """Bytes overwritten at random and the file cut short: read, or left out saying why."""
+    data = bytearray(VALID[:cut] if cut else VALID)
+    for at, value in changes:
+        if at < len(data):
+            data[at] = value
+    try:
+        piece = read(bytes(data))
+    except Skip as e:
+        assert str(e)
+    else:
+        assert piece.notes == sum(len(p.notes) for p in piece.parts) > 0
+        assert all((p.notes[:, 1] > p.notes[:, 0]).all() for p in piece.parts)
+        piece_bytes(piece, "w")

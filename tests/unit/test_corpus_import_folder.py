@@ -127,7 +127,7 @@ def test_exit_codes_through_the_command_line(tmp_path: Path) -> None:
     assert cli("corpus", "import", "good", "--name", "x", "--force",
                cwd=tmp_path).returncode == 0
     listed = cli("corpus", "list", cwd=tmp_path)
-    assert "x: 10 works" in listed.stdout and "licence not declared" in listed.stdout
+    assert "x: 10 works" in listed.stdout and "(licence: not declared)" in listed.stdout
 
 
 def test_bad_options_and_folders_are_named(tmp_path: Path,
