@@ -3,14 +3,15 @@
 Makes a folder of --files MIDI files with mido (seeded): SMF type 0 and 1, 96 to 1024 ticks a
 beat, 1 to 6 parts (some sharing a track on two channels), tempo and time-signature changes,
 sustain pedal, drums on channel 10, re-struck overlapping notes, note-on velocity 0 as note-off,
-17 to 5,000 notes a file; plus the junk a real folder holds (empty, text named .mid, truncated,
+about 1,100 notes a file; plus the junk a real folder holds (empty, text named .mid, truncated,
 type 2, drums only, too short, a copy). Then imports it (agent.model.corpus_write.import_corpus,
-as the command does) and prints files/s and notes/s, and the per-file time of reading one file
-into a piece and writing its corpus MIDI, p50/p99. Peer in the same run, on the same files,
-interleaved: mido.MidiFile parsing each file (parsing only: no pairing, no writing).
-`--folder DIR` imports an existing folder instead (e.g. a built corpus's midi/).
+as the command does, in one process and in --jobs reading processes) and prints files/s and
+notes/s, and the per-file time of reading one file into a piece and writing its corpus MIDI,
+p50/p99. Peer in the same run, on the same files, interleaved: mido.MidiFile parsing each file
+(parsing only: no pairing, no writing). `--folder DIR` imports an existing folder instead (e.g. a
+built corpus's midi/).
 
-    .venv/bin/python bench/corpus_import.py [--files 300] [--seed 1] [--folder DIR]
+    .venv/bin/python bench/corpus_import.py [--files 300] [--seed 1] [--folder DIR] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from _common import heading, show, show_ratio
 
 from agent.model.corpus_import import Skip, piece_bytes
 from agent.model.corpus_sources import find_sources, read_source
-from agent.model.corpus_write import DEFAULT_JOBS, ImportSettings, import_corpus
+from agent.model.corpus_write import ImportSettings, import_corpus
 from agent.record.corpus_recording import read_recording
 
 SUFFIXES = (".mid", ".mid", ".mid", ".MID", ".midi", ".smf")
@@ -168,6 +169,8 @@ def main() -> None:
     p.add_argument("--files", type=int, default=300, help="varied MIDI files (default 300)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--folder", type=Path, help="import this folder instead of a generated one")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="also import with this many reading processes (default 2)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         folder = args.folder or Path(tmp) / "midi"
@@ -178,7 +181,7 @@ def main() -> None:
                 if args.folder is None else str(args.folder))
         heading(f"corpus import: {what}")
         lines: list[str] = []
-        for jobs in (1, DEFAULT_JOBS) if DEFAULT_JOBS > 1 else (1,):
+        for jobs in sorted({1, args.jobs}):
             lines.clear()
             started = time.perf_counter()
             done = import_corpus([str(folder)], ImportSettings(

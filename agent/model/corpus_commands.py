@@ -55,8 +55,9 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                           f"(default {DEFAULT_MIN_NOTES})")
     imp.add_argument("--force", action="store_true", help="replace a corpus of that name")
     imp.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
-                     help=f"processes reading the files (default {DEFAULT_JOBS}: this machine's "
-                          "cores, at most 4; 1 reads them in this process)")
+                     help=f"processes reading the files (default {DEFAULT_JOBS}: in this "
+                          "process); more pay for thousands of files on a machine with free "
+                          "cores")
     imp.add_argument("--json", action="store_true",
                      help="print the summary as JSON, the files and parts left out in it")
     imp.add_argument("--quiet", action="store_true",

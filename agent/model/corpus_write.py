@@ -39,10 +39,11 @@ from agent.model.corpus_plan import ID_CHARS, MIN_WORKS, SEGMENT_BARS, plan
 from agent.model.corpus_sources import Found, ReadRecording, Source, find_sources, read_source
 
 DEFAULT_MIN_NOTES = 16  # a work of fewer notes is too short to learn from (a sound check)
-DEFAULT_JOBS = min(os.cpu_count() or 1, 4)
-# Below this many sources one process reads them all: a reading process takes ~0.4 s to start
-# (Python, numpy), as long as ~30 typical files take to read.
-MIN_SOURCES_PER_JOB = 32
+# One process reads by default: on a 2-core machine already busy, two reading processes were
+# slower (bench/corpus_import.py: 103 files 0.57 s in one, 1.86 s in two, starting them costs
+# 0.4-1.3 s; 1,839 files 5.7 s against 5.9 s). --jobs N is for thousands of files and free cores.
+DEFAULT_JOBS = 1
+MIN_SOURCES_PER_JOB = 32  # and a process more only for at least this many sources each
 PROGRESS_EVERY = 250  # sources between progress lines
 
 RULES = {
