@@ -167,7 +167,7 @@ def piece_from_smf(data: bytes, source: str, *, title: str,
                      if (c := _gs_drum_channel(body)) is not None)
     names = [t.name for t in smf.tracks[:1] if t.name and t.name.strip()]
     return _piece(tracks, to_ticks, kits, source, hashlib.sha256(data).hexdigest(),
-                  names[0].strip() if names else title, conductor)
+                  names[0].strip() if names else title, conductor, _file_keys)
 
 
 def piece_from_players(players: Sequence[SourceTrack], source: str, source_sha256: str, *,
@@ -184,7 +184,8 @@ def piece_from_players(players: Sequence[SourceTrack], source: str, source_sha25
     tempo_us = round(60_000_000 / bpm)
     conductor = [(0, META_TEMPO, tempo_us.to_bytes(3, "big")),
                  (0, META_TIME_SIGNATURE, _time_signature_body(*time_signature))]
-    return _piece(players, to_ticks, frozenset(), source, source_sha256, title, conductor)
+    # Paired with the live rules (Keys' defaults): the notes the agent heard as they were played.
+    return _piece(players, to_ticks, frozenset(), source, source_sha256, title, conductor, Keys)
 
 
 def _converter(smf: Smf) -> ToTicks:
@@ -215,10 +216,16 @@ def _gs_drum_channel(body: bytes) -> int | None:
     return DRUM_CHANNEL if block == 0 else block - 1 if block <= 9 else block
 
 
+def _file_keys() -> Keys:
+    """Keys for a file's ticks: its "same moment" is the same tick, and a key struck again owes
+    its old note's note-off however late it comes (a file loses no message on the way)."""
+    return Keys(same_moment=0, owed_within=1 << 62)
+
+
 def _piece(tracks: Sequence[SourceTrack], to_ticks: ToTicks, kits: frozenset[int],
-           source: str, sha256: str, title: str,
-           conductor: Iterable[tuple[int, int, bytes]]) -> Piece:
-    heard = [_hear(track) for track in tracks]
+           source: str, sha256: str, title: str, conductor: Iterable[tuple[int, int, bytes]],
+           new_keys: Callable[[], Keys]) -> Piece:
+    heard = [_hear(track, new_keys()) for track in tracks]
     # A drum kit is a channel's, whichever track switched it.
     drums = kits | {DRUM_CHANNEL}.union(*(h.kits for h in heard))
     found = _Parts()
@@ -239,11 +246,7 @@ def _piece(tracks: Sequence[SourceTrack], to_ticks: ToTicks, kits: frozenset[int
                  drums=(found.drum_parts, found.drum_notes))
 
 
-def _hear(track: SourceTrack) -> _Heard:
-    # A file's "same moment" is the same tick (recordings: the live rule of keys.py would
-    # apply, but a recording's grace notes are played, not written as 0 ticks), and a key
-    # struck again owes its old note's note-off however late it comes.
-    keys = Keys(same_moment=0, owed_within=1 << 62)
+def _hear(track: SourceTrack, keys: Keys) -> _Heard:
     ended: list[PhraseNote] = []
     programs: dict[int, int] = {}
     kits: set[int] = set()

@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.model.corpus import load_corpus
-from agent.model.corpus_import import Piece, Skip, piece_bytes, piece_from_smf
+from agent.model.corpus_import import (
+    Piece,
+    Skip,
+    SourceTrack,
+    piece_bytes,
+    piece_from_players,
+    piece_from_smf,
+)
 from agent.model.corpus_write import ImportSettings, import_corpus
 from agent.record.corpus_recording import read_recording
 from tests.midi_files import melody, metre, name, note, smf, tempo, tune, write
@@ -184,3 +191,20 @@ def test_a_damaged_file_is_a_piece_or_a_reason_never_an_error(
         assert piece.notes == sum(len(p.notes) for p in piece.parts) > 0
         assert all((p.notes[:, 1] > p.notes[:, 0]).all() for p in piece.parts)
         piece_bytes(piece, "w")
+
+
+def test_players_messages_are_paired_as_the_agent_heard_them_live() -> None:
+    """A key struck again whose note-off was lost on the way: live, a note-off 2 s later is the
+    new note's (keys.py's OWED_WINDOW_NS), so the new note ends there, not at the track's end.
+    Times in ns; at 120 bpm a second is 960 ticks; time 0 is the first note struck."""
+    s = 1_000_000_000
+    played = [(5 * s, bytes([0x90, 60, 100])), (6 * s, bytes([0x90, 60, 90])),
+              (8 * s, bytes([0x80, 60, 0])), (8 * s, bytes([0x91, 40, 70])),
+              (9 * s, bytes([0x91, 40, 0]))]
+    piece = piece_from_players([SourceTrack("keys", played, 20 * s)], "run", "0" * 64,
+                               title="run", bpm=120.0, time_signature=(3, 4))
+    assert [(p.name, p.channel) for p in piece.parts] == [("keys (channel 1)", 0),
+                                                          ("keys (channel 2)", 1)]
+    assert rows(piece) == [[0, 960, 60, 100, 0], [960, 2880, 60, 90, 0],
+                           [2880, 3840, 40, 70, 1]]
+    assert (piece.bpm, piece.time_signature) == (120.0, (3, 4))
