@@ -62,6 +62,8 @@ def test_a_folder_with_junk_imports_what_is_usable_and_names_the_rest(tmp_path: 
     write(src / ".git" / "hidden.mid", smf([melody(40)]))
     write(src / "cover.jpg", b"\xff\xd8\xff")
     os.mkfifo(src / "pipe.mid")
+    with (src / "huge.mid").open("wb") as f:
+        f.truncate(17 << 20)  # sparse: refused by its size before a byte is read
     done = cli("corpus", "import", "src", "--name", "mine", "--licence", "CC-BY 4.0",
                "--provenance", "my own playing", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -72,6 +74,7 @@ def test_a_folder_with_junk_imports_what_is_usable_and_names_the_rest(tmp_path: 
         "src/cut.mid": "truncated: track 2 of 2 has 0 of its 413 bytes",
         "src/drums.mid": "drums only (40 notes)",
         "src/empty.mid": "empty file",
+        "src/huge.mid": "larger than the 16 MiB a MIDI file is read up to",
         "src/notes.mid": "not a MIDI file (no MThd header)",
         "src/pipe.mid": "not a regular file (a FIFO): refused",
         "src/short.mid": "too short: 5 notes, fewer than the 16 of --min-notes",
