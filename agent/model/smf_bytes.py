@@ -137,8 +137,12 @@ def _track(data: bytes, i: int, end: int, number: int) -> SmfTrack:
     running = 0
     try:
         while i < end:
-            delta, i = _varlen(data, i, end)
-            tick += delta
+            if data[i] < 0x80:  # most delta times are one byte: no call
+                tick += data[i]
+                i += 1
+            else:
+                delta, i = _varlen(data, i, end)
+                tick += delta
             status = data[i]
             if status == META:
                 if i + 2 > end:
@@ -178,7 +182,7 @@ def _track(data: bytes, i: int, end: int, number: int) -> SmfTrack:
             if i + n > end:
                 raise IndexError
             body = data[i:i + n]
-            if max(body) > 0x7F:
+            if (body[0] | body[-1]) & 0x80:
                 raise ValueError(f"data byte {max(body):#04x} above 127")
             messages.append((tick, bytes((running, *body))))
             i += n
