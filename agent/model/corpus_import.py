@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -330,43 +329,6 @@ def _conductor(events: Iterable[tuple[int, int, bytes]]) -> tuple[
 def _time_signature_body(numerator: int, denominator: int) -> bytes:
     # 24 MIDI clocks a metronome click, 8 32nd notes a quarter: the values every DAW writes.
     return bytes((numerator, denominator.bit_length() - 1, 24, 8))
-
-
-# --- bars and segments -----------------------------------------------------------------------
-
-def bar_starts(piece: Piece) -> list[int]:
-    """The tick of every bar line up to the piece's last note end, by its time signatures (a
-    signature that changes mid-bar starts a new bar there)."""
-    last = max(int(p.notes[:, 1].max()) for p in piece.parts)
-    changes = list(piece.time_signatures) or [(0, 4, 4)]
-    if changes[0][0] > 0:
-        changes.insert(0, (0, 4, 4))
-    starts: list[int] = []
-    for i, (tick, num, den) in enumerate(changes):
-        stop = changes[i + 1][0] if i + 1 < len(changes) else last
-        bar = num * 4 * TICKS_PER_BEAT // den
-        starts += range(tick, max(stop, tick + 1), bar)
-    return starts
-
-
-def segment(piece: Piece, start: int, end: int, bars: tuple[int, int]) -> Piece:
-    """The notes that start in [start, end), moved to start at 0 (a note keeps its length, even
-    past `end`), with the tempo, time and key signature in force at `start`."""
-    parts = tuple(replace(p, notes=p.notes[(p.notes[:, 0] >= start) & (p.notes[:, 0] < end)]
-                          - np.array([start, start, 0, 0]))
-                  for p in piece.parts)
-    return replace(piece, tempos=_window(piece.tempos, start, end),
-                   time_signatures=_window(piece.time_signatures, start, end),
-                   key_signatures=_window(piece.key_signatures, start, end),
-                   parts=tuple(p for p in parts if len(p.notes)), bars=bars)
-
-
-def _window(events: tuple[Any, ...], start: int, end: int) -> tuple[Any, ...]:
-    """Timed events (tick first) seen from `start`: the one in force there, moved to 0, and
-    those before `end`, moved back by `start`."""
-    before = [e for e in events if e[0] <= start][-1:]
-    inside = [e for e in events if start < e[0] < end]
-    return tuple((max(e[0] - start, 0), *e[1:]) for e in [*before, *inside])
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
 
 from agent.errors import CorpusError
 from agent.files import safe_name
-from agent.model.corpus import SPLITS, split_of
-from agent.model.corpus_import import Piece, bar_starts, segment
+from agent.model.corpus import SPLITS, TICKS_PER_BEAT, split_of
+from agent.model.corpus_import import Piece
 
 MIN_WORKS = 10  # from this many works, the split is by work
 SEGMENT_BARS = 8  # below it, works are cut into segments of this many bars
@@ -88,3 +92,38 @@ def _splits(ids: Sequence[str]) -> dict[str, str]:
             moved = next(i for i in by_hash if splits[i] == donor)
             splits[moved] = name
     return splits
+
+
+def bar_starts(piece: Piece) -> list[int]:
+    """The tick of every bar line up to the piece's last note end, by its time signatures (a
+    signature that changes mid-bar starts a new bar there)."""
+    last = max(int(p.notes[:, 1].max()) for p in piece.parts)
+    changes = list(piece.time_signatures) or [(0, 4, 4)]
+    if changes[0][0] > 0:
+        changes.insert(0, (0, 4, 4))
+    starts: list[int] = []
+    for i, (tick, num, den) in enumerate(changes):
+        stop = changes[i + 1][0] if i + 1 < len(changes) else last
+        bar = num * 4 * TICKS_PER_BEAT // den
+        starts += range(tick, max(stop, tick + 1), bar)
+    return starts
+
+
+def segment(piece: Piece, start: int, end: int, bars: tuple[int, int]) -> Piece:
+    """The notes that start in [start, end), moved to start at 0 (a note keeps its length, even
+    past `end`), with the tempo, time and key signature in force at `start`."""
+    parts = tuple(replace(p, notes=p.notes[(p.notes[:, 0] >= start) & (p.notes[:, 0] < end)]
+                          - np.array([start, start, 0, 0]))
+                  for p in piece.parts)
+    return replace(piece, tempos=_window(piece.tempos, start, end),
+                   time_signatures=_window(piece.time_signatures, start, end),
+                   key_signatures=_window(piece.key_signatures, start, end),
+                   parts=tuple(p for p in parts if len(p.notes)), bars=bars)
+
+
+def _window(events: tuple[Any, ...], start: int, end: int) -> tuple[Any, ...]:
+    """Timed events (tick first) seen from `start`: the one in force there, moved to 0, and
+    those before `end`, moved back by `start`."""
+    before = [e for e in events if e[0] <= start][-1:]
+    inside = [e for e in events if start < e[0] < end]
+    return tuple((max(e[0] - start, 0), *e[1:]) for e in [*before, *inside])
