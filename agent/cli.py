@@ -20,7 +20,8 @@ from agent.errors import EXIT_FAILURE, EXIT_OK, StageAgentError
 from agent.io.instance_lock import one_instance
 from agent.io.ports import choose_backend, list_ports
 from agent.model import commands as model_commands
-from agent.model.corpus import RECIPES, SPLITS, build_corpus, read_manifest
+from agent.model import corpus_commands
+from agent.record.corpus_recording import read_recording
 from agent.record.evaluate import evaluate as evaluate_recording
 from agent.record.evaluate import format_report as format_evaluation
 from agent.record.overrides import MODE_CHOICES, Overrides, parse_styles
@@ -37,7 +38,6 @@ from agent.record.strict import strict_replay
 from agent.record.summary import format_summary
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "performances" / "demo"
-CORPORA_DIR = Path("corpora")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,17 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="write azimuth/elevation/distance (for hand editing) instead of xyz")
     imp.set_defaults(run=_layout_import)
 
-    corpus = sub.add_parser("corpus", help="build and list training corpora (corpora/README.md)")
-    corpus_sub = corpus.add_subparsers(required=True, metavar="ACTION")
-    build = corpus_sub.add_parser("build", help="build a corpus from music21's bundled corpus")
-    build.add_argument("name", help=f"one of: {', '.join(RECIPES)}")
-    build.add_argument("--root", type=Path, default=CORPORA_DIR,
-                       help="folder holding the corpora (default: corpora)")
-    build.add_argument("--limit", type=int, help="build only the first N works")
-    build.set_defaults(run=_corpus_build)
-    listing = corpus_sub.add_parser("list", help="the corpus recipes, and which are built")
-    listing.add_argument("--root", type=Path, default=CORPORA_DIR)
-    listing.set_defaults(run=_corpus_list)
+    corpus_commands.add_parsers(sub, read_recording)
     model_commands.add_parsers(sub)
     ev = sub.add_parser("evaluate", help="how the agent's part fits the players' (a recording)")
     ev.add_argument("recording", type=Path, help="a recording folder or its log.jsonl")
@@ -325,39 +315,6 @@ def _layout_import(args: argparse.Namespace) -> int:
     layout = import_layout(args.source, subwoofers=args.subwoofers)
     save_layout(layout, args.out, coordinates="aed" if args.aed else "xyz")
     print(f"{args.out}: {layout.describe()}".splitlines()[0])
-    return EXIT_OK
-
-
-def _corpus_build(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    corpus = build_corpus(args.name, args.root, limit=args.limit,
-                          progress=lambda line: print(line, flush=True))
-    seconds = time.perf_counter() - started
-    skipped = len(read_manifest(corpus.path)["skipped"])
-    per_split = ", ".join(f"{s} {len(corpus.split(s))}" for s in SPLITS)
-    notes = sum(len(w.pitch) for w in corpus.works)
-    print(f"{corpus.name}: {len(corpus.works)} works ({per_split}), {notes} notes, "
-          f"{skipped} skipped, {seconds:.1f} s -> {corpus.path}")
-    return EXIT_OK
-
-
-def _corpus_list(args: argparse.Namespace) -> int:
-    for name, recipe in RECIPES.items():
-        path = args.root / name
-        try:
-            m = read_manifest(path)
-        except StageAgentError:
-            state = "not built"
-        else:
-            built = (path / "midi").is_dir() and all(
-                (path / "midi" / f"{w['id']}.mid").is_file() for w in m["works"])
-            splits = ", ".join(f"{s} {m['splits'][s]['works']}" for s in SPLITS)
-            state = (f"{len(m['works'])} works ({splits}), "
-                     f"{sum(w['notes'] for w in m['works'])} notes, "
-                     f"{len(m['skipped'])} skipped; "
-                     + ("MIDI files built" if built else "MIDI files not built"))
-        print(f"{name}: {state}")
-        print(f"  {recipe.description}")
     return EXIT_OK
 
 

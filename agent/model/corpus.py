@@ -1,9 +1,11 @@
-"""Training corpora: reproducible MIDI folders built from music21's bundled corpus.
+"""Training corpora: reproducible MIDI folders built from music21's bundled corpus, or imported
+from a musician's own MIDI files and recordings.
 
 A corpus is a folder `<root>/<name>/` holding `manifest.json` (what was built, from what, under
 which rules and licence, with a sha256 per file) and `midi/<work-id>.mid`, one Standard MIDI File
-per work. Building needs music21 (agent/model/corpus_build.py); loading needs only mido and numpy,
-so a machine that trains or performs never imports music21. corpora/README.md describes the format.
+per work. Building needs music21 (agent/model/corpus_build.py); importing needs neither music21
+nor mido (agent/model/corpus_write.py); loading needs only mido and numpy, so a machine that
+trains or performs never imports music21. corpora/README.md describes the format.
 
 The split of a work depends on its id alone, so it never changes with build order, `--limit`, or
 the other works in the corpus: a test work stays a test work in every build.
@@ -30,6 +32,7 @@ CORPUS_FORMAT = "stage-agent-corpus"
 CORPUS_VERSION = 1
 TICKS_PER_BEAT = 480
 SPLITS = ("train", "valid", "test")
+IMPORTED_BY = "stage-agent corpus import"  # an imported corpus's manifest source.program
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,9 @@ def load_corpus(path: Path) -> Corpus:
     """Read a built corpus, checking every MIDI file against the manifest's sha256."""
     manifest = read_manifest(path)
     name = str(manifest["name"])
-    rebuild = f"run `stage-agent corpus build {name}`"
+    rebuild = (f"import it again (`stage-agent corpus import SOURCE... --name {name} --force`)"
+               if manifest.get("source", {}).get("program") == IMPORTED_BY
+               else f"run `stage-agent corpus build {name}`")
     works: list[Work] = []
     files: list[tuple[str, bytes]] = []
     for entry in manifest["works"]:
@@ -203,6 +208,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise CorpusError(f"{file}: version {manifest.get('version')!r}, this program reads "
                           f"version {CORPUS_VERSION}: {build}")
     return manifest
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """manifest.json as corpora/README.md gives it: sorted keys, indent 1, a newline at the end;
+    written beside and renamed, so a reader never meets half a manifest."""
+    text = json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _work(entry: dict[str, Any], data: bytes, file: Path) -> Work:

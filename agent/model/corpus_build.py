@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from agent.model.corpus import (
     Recipe,
     corpus_hash,
     split_of,
+    write_manifest,
 )
 
 VELOCITY = 80  # the scores carry no dynamics
@@ -126,7 +126,8 @@ def build(recipe: Recipe, out: Path, *, limit: int | None,
         built.add(piece.id)
         works.append(_entry(piece, recipe, data))
     works.sort(key=lambda w: str(w["id"]))
-    _write_manifest(out / "manifest.json", _manifest(recipe, works, skipped, files))
+    # Last: the manifest appears only once every file it names is written.
+    write_manifest(out / "manifest.json", _manifest(recipe, works, skipped, files))
     say(f"{recipe.name}: {len(works)} built, {len(skipped)} skipped")
 
 
@@ -345,10 +346,3 @@ def _manifest(recipe: Recipe, works: list[dict[str, Any]], skipped: list[dict[st
         "skipped": skipped,
         "hash": corpus_hash(files),
     }
-
-
-def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    text = json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)  # the manifest appears only once every file it names is written

@@ -28,6 +28,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "band_judge.py": (["--pieces", "1", "--chorales", "1", "--quick", "--corpora", CORPORA],
                       "hindsight beat tracker"),
     "beat_tracking.py": (["--limit", "2", "--corpora", CORPORA], "quarter-level share"),
+    "corpus_import.py": (["--files", "20"], "import files/s"),
     "improv_targets.py": (["--pieces", "1", "--modes", "accompany", "--corpora", CORPORA],
                           "grid p50"),
     "key_accuracy.py": (["--corpora", CORPORA], "music21"),
