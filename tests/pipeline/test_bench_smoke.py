@@ -64,8 +64,9 @@ IN_PROCESS = ("learn_progressions.py", "develop_lift.py")  # tested below, in th
 PEER_ONLY = ("notochord_peer.py",)  # an optional peer's own tool (test below)
 # Smoke-run beside the tests of what they measure: disk.py makes its failing disks as root
 # (tests/integration/test_perform_disk.py::test_bench_disk_runs); hostile_files.py in
-# tests/pipeline/test_hostile_files.py.
-ELSEWHERE = ("disk.py", "hostile_files.py")
+# tests/pipeline/test_hostile_files.py; style_folder.py (bench material, no figures) in
+# tests/pipeline/test_style_folder.py.
+ELSEWHERE = ("disk.py", "hostile_files.py", "style_folder.py")
 
 
 def bench(name: str) -> ModuleType:
