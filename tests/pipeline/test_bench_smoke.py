@@ -36,6 +36,9 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "model_vs_notochord.py": (["--events", "50", "--corpora", CORPORA],
                               "held-out pitch bits per note"),
     "model_worker.py": (["--seconds", "1"], "ratios (p99 loop lag, peer / worker)"),
+    # Issue 15's bench: the folder, the measure's check, and (once `corpus import` and `train
+    # --init` are there) the import, the fine-tunes, the bits and the new style heard, tiny.
+    "own_style.py": (["--quick", "--corpora", CORPORA], "5a. the measure's check"),
     "panning.py": (["--seconds", "1", "--voices", "8", "--speakers", "32", "--naive-ticks", "1"],
                    "peer: naive 3x3 solve"),
     # 512 frames and no --realtime (here and for scheduler.py): with jackd and the bench at

@@ -1,0 +1,46 @@
+"""bench/own_style.py's steps after the import (training, held-out bits, the new style heard,
+velocity), which its smoke run reaches only once `stage-agent corpus import` exists: here on a
+built corpus standing in for an imported one (copied under another name, as an import of the
+user's folder would name it), with the real `stage-agent train` in its own process. No figure
+is asserted (they are the bench's to print)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.model.corpus import build_corpus, load_corpus
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_the_steps_after_the_import_run_on_a_stand_in_corpus(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "corpora"
+    for name in ("oneill-1850", "bach-chorales"):
+        build_corpus(name, root, limit=12)
+    shutil.copytree(root / "oneill-1850", root / "mine")
+    manifest = json.loads((root / "mine" / "manifest.json").read_text())
+    (root / "mine" / "manifest.json").write_text(json.dumps({**manifest, "name": "mine"}))
+    sys.path.insert(0, str(BENCH))
+    try:
+        import own_style
+    finally:
+        sys.path.remove(str(BENCH))
+    shipped = [load_corpus(root / name) for name in own_style.CHECK_STYLES]
+    args = argparse.Namespace(finetune_minutes=0.1, scratch_minutes=0.1, pieces=1, seed=1)
+    assert own_style.after_import(load_corpus(root / "mine"), shipped, args,
+                                  tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "scratch: best validation" in out
+    assert "base, styles blended evenly" in out and "scratch, style mine" in out
+    assert "old style oneill-1850: base" in out
+    assert "5b. the new style: 1 held-out works of mine" in out
+    assert "scratch, style mine - demo.pt, style bach-chorales: mean distance" in out
+    assert ", beat_lock 0 - demo.pt, style oneill-1850, beat_lock 0: mean distance" in out
+    assert "6. velocity" in out and "corpus mine (train split): 80-80" in out
