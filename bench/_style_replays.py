@@ -3,7 +3,9 @@ heard"), for bench/own_style.py.
 
 The procedure: each held-out work (a corpus's test split) becomes a humanised rehearsal
 (agent.record.rehearsal: its top voice and bass as two players at the work's own tempo, every
-second 4-bar phrase silent, so the agent has room to play alone); the agent replays it on the
+second 4-bar phrase silent, so the agent has room to play alone; at the work's own velocities
+where they vary, since a solo's velocity range follows the players', else at the rehearsal's
+metric dynamics); the agent replays it on the
 manual clock (fast, deterministic) in solo mode, with a checkpoint and a style blend: it plays a
 phrase of its own at each phrase end and through each rest, until a player comes in. Its notes
 are read from the log (agent.record.judge_log), turned into beats of the work's tempo, in the
@@ -26,7 +28,7 @@ from agent import config as config_mod
 from agent.model.corpus import Work
 from agent.record.judge_log import agent_notes, player_notes
 from agent.record.log import read_log
-from agent.record.rehearsal import perform_timed, to_smf, work_rng
+from agent.record.rehearsal import Style, perform_timed, to_smf, work_rng
 from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import LOG_NAME
 from agent.record.style_match import (
@@ -81,8 +83,10 @@ def make_rehearsals(works: Sequence[Work], metres: dict[str, tuple[int, int]], s
     made = []
     for work in sorted(works, key=lambda w: w.id):
         metre = metres.get(work.id, (4, 4))
+        dynamics = Style(written_velocity=np.unique(work.velocity).size > 1)
         parts, _ = perform_timed(work, work_rng(seed, work.id), time_signature=metre,
-                                 silent_phrases=True, gap_every_bars=GAP_EVERY_BARS)
+                                 silent_phrases=True, gap_every_bars=GAP_EVERY_BARS,
+                                 style=dynamics)
         path = out / f"{len(made):03d}.mid"  # imported ids may hold any character
         to_smf(parts, work.bpm, time_signature=metre).save(path)
         made.append(Rehearsal(work.id, path, 60.0 / work.bpm, metre))

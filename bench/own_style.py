@@ -261,8 +261,9 @@ def heard(title: str, held_out: Corpus, settings: Sequence[Setting],
 
 def velocity_step(corpus: Corpus, runs: dict[str, list[PieceRun]]) -> None:
     heading("6. velocity: the agent's notes against the corpus's")
-    print(f"  corpus {corpus.name} (train split): " + velocity_figures(
-        [int(v) for w in corpus.split("train") for v in w.velocity]))
+    for split, what in (("train", ""), ("test", ", the replays' players play these")):
+        print(f"  corpus {corpus.name} ({split} split{what}): " + velocity_figures(
+            [int(v) for w in corpus.split(split) for v in w.velocity]))
     for label, r in runs.items():
         print(f"  {label}: " + velocity_figures([v for x in r for v in x.velocities]))
 
