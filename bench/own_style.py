@@ -23,6 +23,7 @@ fine-tuned style, and the style is heard.
    lock puts every onset on an eighth of its own, so a chord the model proposes (chorales and
    madrigals are chords) is played as an arpeggio, which the interval histogram hears as leaps.
 6. Velocity: the agent's velocities in (5b) against the corpus's.
+Last, every step's headline figure with its target, side by side.
 
 Steps 2-4, 5b and 6 need `stage-agent corpus import` and `stage-agent train --init/--freeze`
 (issue 15's other branches); where the installed CLI lacks them the step says "needs ..." and
@@ -108,7 +109,7 @@ def folder_step(out: Path, seed: int, madrigals: int | None) -> Folder:
     return folder
 
 
-def import_step(folder: Folder, source: Path, root: Path) -> Corpus | None:
+def import_step(folder: Folder, source: Path, root: Path, said: list[str]) -> Corpus | None:
     """The imported corpus; None when the import failed (the CLI has it: checked before)."""
     heading("2. import: stage-agent corpus import")
     midi_files = len(folder.pieces) + len(folder.junk)
@@ -128,6 +129,8 @@ def import_step(folder: Folder, source: Path, root: Path) -> Corpus | None:
         named += bool(said)
         print(f"  junk {name} ({why}): " + (" | ".join(said)[:160] if said else "NOT NAMED"))
     print(f"  junk named: {named}/{len(folder.junk)}")
+    said.append(f"import: exit {done.code}, {midi_files / work:.0f} files/s (target >= 100), "
+                f"junk named {named}/{len(folder.junk)}")
     if done.code != 0:
         return None
     corpus = load_corpus(root / NAME)
@@ -154,8 +157,8 @@ def leaks(corpus_dir: Path) -> str:
 
 # --- 3, 4: training and held-out bits ---------------------------------------------------------
 
-def train_step(corpus: Corpus, out: Path, finetune_min: float,
-               scratch_min: float) -> dict[str, Path]:
+def train_step(corpus: Corpus, out: Path, finetune_min: float, scratch_min: float,
+               said: list[str]) -> dict[str, Path]:
     heading("3. fine-tune from models/demo.pt (--freeze core, none) and from scratch")
     made: dict[str, Path] = {}
     runs = [("scratch", ["train", str(corpus.path), "--out", str(out / "scratch"), "--minutes",
@@ -171,12 +174,15 @@ def train_step(corpus: Corpus, out: Path, finetune_min: float,
         best = out / label / "best.pt"
         if done.code != 0 or not best.is_file():
             print(f"  {label}: FAILED (exit {done.code}): {done.output.strip()[-600:]}")
+            said.append(f"{label}: FAILED")
             continue
         train = checkpoint.load(best).train
         print(f"  {label}: best validation {figure(train.get('best_valid_bits'), '.3f')} "
               f"bits/event after {figure(train.get('seconds_to_best'), '.0f')} s (epoch "
               f"{train.get('best_epoch')}); {done.seconds:.0f} s wall (target for core/none: "
               "best within 300 s, goal 180)")
+        said.append(f"{label}: best validation after {figure(train.get('seconds_to_best'), '.0f')}"
+                    f" s" + ("" if label == "scratch" else " (target <= 300, goal 180)"))
         made[label] = best
     return made
 
@@ -198,7 +204,8 @@ def pitch_bits(path: Path, corpus: Corpus, style: str | None) -> float:
                         ).pitch_bits_per_note
 
 
-def bits_step(corpus: Corpus, models: dict[str, Path], old: Sequence[Corpus]) -> None:
+def bits_step(corpus: Corpus, models: dict[str, Path], old: Sequence[Corpus],
+              said: list[str]) -> None:
     heading(f"4. held-out pitch bits per note, {corpus.name} test split "
             f"({len(corpus.split('test'))} works)")
     base = {"base, styles blended evenly": pitch_bits(MODEL, corpus, None)}
@@ -214,6 +221,7 @@ def bits_step(corpus: Corpus, models: dict[str, Path], old: Sequence[Corpus]) ->
         if scratch is not None and label != "scratch":
             vs += f", {bits - scratch:+.3f} vs scratch (target <= +0.1)"
         print(f"  {label + ', style ' + corpus.name:<34} {bits:.3f}   {vs}")
+        said.append(f"pitch bits, {corpus.name}: {label} {bits:.3f}: {vs}")
     for c in old:
         before = pitch_bits(MODEL, c, c.name)
         tuned = {label: pitch_bits(p, c, c.name) for label, p in models.items()
@@ -222,13 +230,16 @@ def bits_step(corpus: Corpus, models: dict[str, Path], old: Sequence[Corpus]) ->
                          for label, bits in tuned.items())
         print(f"  old style {c.name}: base {before:.3f}; after: {after or '-'} "
               f"(target: at most +0.1)")
+        said.append(f"pitch bits, {c.name}: base {before:.3f}, after {after or '-'} "
+                    f"(target: at most +0.1)")
 
 
 # --- 5, 6: the style is heard, velocity -------------------------------------------------------
 
 def heard(title: str, held_out: Corpus, settings: Sequence[Setting],
           pairs: Sequence[tuple[Setting, Setting]], references: Sequence[Corpus],
-          pieces: int | None, seed: int, out: Path) -> dict[str, list[PieceRun]]:
+          pieces: int | None, seed: int, out: Path,
+          said: list[str]) -> dict[str, list[PieceRun]]:
     """Replay the held-out works with each setting; print the distances to each reference's
     train split, and each pair (A, B) compared piece by piece."""
     works = sorted(held_out.split("test"), key=lambda w: w.id)[:pieces]
@@ -256,16 +267,22 @@ def heard(title: str, held_out: Corpus, settings: Sequence[Setting],
             print(f"  {a.label} - {b.label}: mean distance {p.difference:+.3f} (95% over "
                   f"pieces {p.low:+.3f} .. {p.high:+.3f}); closer piece by piece in "
                   f"{p.closer} of {p.pieces}")
+            said.append(f"{title.split('.')[0]}, to {ref.name}: {a.label} - {b.label} "
+                        f"{p.difference:+.3f} ({p.low:+.3f} .. {p.high:+.3f})")
     return runs
 
 
-def velocity_step(corpus: Corpus, runs: dict[str, list[PieceRun]]) -> None:
+def velocity_step(corpus: Corpus, runs: dict[str, list[PieceRun]], said: list[str]) -> None:
     heading("6. velocity: the agent's notes against the corpus's")
     for split, what in (("train", ""), ("test", ", the replays' players play these")):
         print(f"  corpus {corpus.name} ({split} split{what}): " + velocity_figures(
             [int(v) for w in corpus.split(split) for v in w.velocity]))
+    said.append(f"velocity, corpus {corpus.name}: " + velocity_figures(
+        [int(v) for w in corpus.split("train") for v in w.velocity]))
     for label, r in runs.items():
         print(f"  {label}: " + velocity_figures([v for x in r for v in x.velocities]))
+        said.append(f"velocity, {label}: "
+                    + velocity_figures([v for x in r for v in x.velocities]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -300,6 +317,16 @@ def base_settings() -> list[Setting]:
 
 
 def run(args: argparse.Namespace) -> int:
+    said: list[str] = []
+    try:
+        return steps(args, said)
+    finally:
+        heading("issue 15's figures, side by side")
+        for line in said:
+            print(f"  {line}")
+
+
+def steps(args: argparse.Namespace, said: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         folder = folder_step(out / "folder", args.seed, args.madrigals)
@@ -308,20 +335,22 @@ def run(args: argparse.Namespace) -> int:
         unlocked = [s.unlocked() for s in base]
         heard("5a. the measure's check", shipped[0], [*base, *unlocked],
               [(base[0], base[1]), (unlocked[0], unlocked[1])], shipped, args.check_pieces,
-              args.seed, out / "check")
+              args.seed, out / "check", said)
         if not supports("corpus", "import"):
             print(f"\n  2, 3, 4, 5b, 6: {NEEDS_IMPORT}")
+            said.append(f"2, 3, 4, 5b, 6: {NEEDS_IMPORT}")
             return 0
-        corpus = import_step(folder, out / "folder", out / "corpora")
-        return 1 if corpus is None else after_import(corpus, shipped, args, out)
+        corpus = import_step(folder, out / "folder", out / "corpora", said)
+        return 1 if corpus is None else after_import(corpus, shipped, args, out, said)
 
 
 def after_import(corpus: Corpus, shipped: Sequence[Corpus], args: argparse.Namespace,
-                 out: Path) -> int:
+                 out: Path, said: list[str]) -> int:
     """Steps 3-6 on an imported corpus; 1 if a training that could run failed."""
     trainings = 3 if supports("train", needles=("--init", "--freeze")) else 1
-    models = train_step(corpus, out / "models", args.finetune_minutes, args.scratch_minutes)
-    bits_step(corpus, models, shipped)
+    models = train_step(corpus, out / "models", args.finetune_minutes, args.scratch_minutes,
+                        said)
+    bits_step(corpus, models, shipped, said)
     new = [Setting(f"{label}, style {corpus.name}", path, {corpus.name: 1.0})
            for label, path in models.items()]
     base = base_settings()
@@ -329,8 +358,8 @@ def after_import(corpus: Corpus, shipped: Sequence[Corpus], args: argparse.Names
     pairs += [(n.unlocked(), b.unlocked()) for n, b in pairs]
     settings = [*new, *base]
     runs = heard("5b. the new style", corpus, [*settings, *(s.unlocked() for s in settings)],
-                 pairs, [corpus], args.pieces, args.seed, out / "heard")
-    velocity_step(corpus, runs)
+                 pairs, [corpus], args.pieces, args.seed, out / "heard", said)
+    velocity_step(corpus, runs, said)
     return 1 if len(models) < trainings else 0
 
 

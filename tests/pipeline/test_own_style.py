@@ -55,9 +55,12 @@ def test_the_steps_after_the_import_run_on_a_stand_in_corpus(
         sys.path.remove(str(BENCH))
     shipped = [load_corpus(root / name) for name in own_style.CHECK_STYLES]
     args = argparse.Namespace(finetune_minutes=0.1, scratch_minutes=0.1, pieces=1, seed=1)
+    said: list[str] = []
     assert own_style.after_import(load_corpus(root / "mine"), shipped, args,
-                                  tmp_path / "out") == 0
+                                  tmp_path / "out", said) == 0
     out = capsys.readouterr().out
+    assert said[0].startswith("scratch: best validation after")
+    assert any(line.startswith("velocity, corpus mine: 40-100") for line in said)
     assert "scratch: best validation" in out
     assert "base, styles blended evenly" in out and "scratch, style mine" in out
     assert "old style oneill-1850: base" in out
