@@ -21,18 +21,20 @@ What it writes, exactly:
   beat or more: from 0.4 h below at its ends to 0.6 h above at its middle, h 8-20), the
   metre (downbeat +8, the middle of a bar +2, off-beats -4), an accent on one note in 25 (+12)
   and N(0, 4) noise, clipped to 30-110.
-- Saved as different programs save: ticks per quarter 96, 384, 480 or 960 in turn; type 1 (a
-  conductor track, then a track per voice, voice i on channel i + 1, program 52 "choir aahs", the
-  continuo 19 "church organ"), but every seventh piece type 0 (one track, voices by channel);
-  every fifth a tempo map that follows the music (a passage of four to eight bars 12% slower,
-  the last two bars slowing 6% a beat; the other files have one tempo, so the playing drifts
-  off their grid); every sixth a keyboard take (every voice on channel 1 as a pianist plays a
-  reduction: one key per pitch, keys let go at 45-85% of the note, the sustain pedal (CC64)
-  changed legato every half bar); every second writes its note-offs as note-ons of velocity 0;
-  one piece carries a click track on channel 10. Running status as mido writes it.
+- Saved as different programs save (what a piece gets goes by its place i in the folder, so
+  that first and second halves share every kind): ticks per quarter 96, 384, 480 or 960, a
+  quarter of the pieces each ((i + i // 2) mod 4); type 1 (a conductor track, then a track per
+  voice, voice i on channel i + 1, program 52 "choir aahs", the continuo 19 "church organ"), but
+  every seventh piece type 0 (one track, voices by channel); every fifth a tempo map that
+  follows the music (a passage of four to eight bars 12% slower, the last two bars slowing 6% a
+  beat; the other files have one tempo, so the playing drifts off their grid); every ninth a
+  keyboard take (every voice on channel 1 as a pianist plays a reduction: one key per pitch,
+  keys let go at 45-85% of the note, the sustain pedal (CC64) changed legato every half bar);
+  half of them ((i + i // 2) odd) write note-offs as note-ons of velocity 0; one piece carries a
+  click track on channel 10. Running status as mido writes it.
 - Where: book 3 in `Libro III/`, book 4 in `Libro IV/`, book 5 in `Libro V/` with its seconde
   parti one folder deeper (`Libro V/seconde parti/`); file names `Monteverdi - Libro IV, 07 -
-  prima parte.mid`, with every eighth piece in another case or extension (`.MIDI`, `.smf`,
+  prima parte.mid`, with every eleventh piece in another case or extension (`.MIDI`, `.smf`,
   `.SMF`, `.Mid`).
 - The junk: `Untitled.mid` (empty), `template.mid` (a tempo, a track name, a program: no note),
   `click track.mid` (drums only, channel 10), `Libro IV/download.mid` (an HTML error page),
@@ -115,8 +117,10 @@ class Take:
 
     @staticmethod
     def of(index: int) -> Take:
-        return Take(TICKS[index % len(TICKS)], 0 if index % 7 == 3 else 1, index % 5 == 2,
-                    index % 6 == 4, index % 2 == 1, index == 6)
+        # Odd moduli (and i + i // 2), so that no kind falls on first halves alone.
+        mixed = index + index // 2
+        return Take(TICKS[mixed % len(TICKS)], 0 if index % 7 == 3 else 1, index % 5 == 2,
+                    index % 9 == 4, mixed % 2 == 1, index == 6)
 
 
 Timed = tuple[int, int, mido.Message | mido.MetaMessage]  # tick, order at the tick, message
@@ -251,7 +255,7 @@ def madrigal_files(limit: int | None) -> list[Path]:
 def piece_name(madrigal: str, half: int, index: int) -> str:
     book, number = madrigal.split(".")
     folder = BOOKS[book] + (f"/{DEEPER}" if book == "5" and half == 1 else "")
-    ext = ODD_EXTENSIONS[index // 8 % len(ODD_EXTENSIONS)] if index % 8 == 7 else ".mid"
+    ext = ODD_EXTENSIONS[index // 11 % len(ODD_EXTENSIONS)] if index % 11 == 7 else ".mid"
     return f"{folder}/Monteverdi - {BOOKS[book]}, {int(number):02d} - {HALVES[half]}{ext}"
 
 
