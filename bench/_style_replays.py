@@ -80,7 +80,7 @@ class PieceRun:
 def make_rehearsals(works: Sequence[Work], metres: dict[str, tuple[int, int]], seed: int,
                     out: Path) -> list[Rehearsal]:
     out.mkdir(parents=True, exist_ok=True)
-    made = []
+    made: list[Rehearsal] = []
     for work in sorted(works, key=lambda w: w.id):
         metre = metres.get(work.id, (4, 4))
         dynamics = Style(written_velocity=np.unique(work.velocity).size > 1)

@@ -125,9 +125,9 @@ def import_step(folder: Folder, source: Path, root: Path, said: list[str]) -> Co
     lines = done.output.splitlines()
     named = 0
     for name, why in folder.junk:
-        said = [ln.strip() for ln in lines if Path(name).name in ln]
-        named += bool(said)
-        print(f"  junk {name} ({why}): " + (" | ".join(said)[:160] if said else "NOT NAMED"))
+        naming = [ln.strip() for ln in lines if Path(name).name in ln]
+        named += bool(naming)
+        print(f"  junk {name} ({why}): " + (" | ".join(naming)[:160] if naming else "NOT NAMED"))
     print(f"  junk named: {named}/{len(folder.junk)}")
     said.append(f"import: exit {done.code}, {midi_files / work:.0f} files/s (target >= 100), "
                 f"junk named {named}/{len(folder.junk)}")
