@@ -18,10 +18,12 @@ fine-tuned style, and the style is heard.
 5. The style is heard (bench/_style_replays.py, agent.record.style_match): (a) the measure's own
    check on what ships: held-out chorales replayed in solo mode with models/demo.pt in the
    chorale style and in the O'Neill style, against both corpora; (b) held-out pieces of the new
-   corpus with the base model in each base style and with the fine-tuned models in the new style,
-   against the new corpus. Each setting also with `[respond] beat_lock = 0`: the default beat
-   lock puts every onset on an eighth of its own, so a chord the model proposes (chorales and
-   madrigals are chords) is played as an arpeggio, which the interval histogram hears as leaps.
+   corpus (its test and validation splits: a corpus of ~100 works has ~10 test works, and the
+   validation works only chose the epoch) with the base model in each base style and with the
+   fine-tuned models in the new style, against the new corpus. Each setting also with
+   `[respond] beat_lock = 0`: the default beat lock puts every onset on an eighth of its own, so
+   a chord the model proposes (chorales and madrigals are chords) is played as an arpeggio, which
+   the interval histogram hears as leaps.
 6. Velocity: the agent's velocities in (5b) against the corpus's.
 Last, every step's headline figure with its target, side by side.
 
@@ -236,16 +238,17 @@ def bits_step(corpus: Corpus, models: dict[str, Path], old: Sequence[Corpus],
 
 # --- 5, 6: the style is heard, velocity -------------------------------------------------------
 
-def heard(title: str, held_out: Corpus, settings: Sequence[Setting],
+def heard(title: str, held_out: Corpus, splits: Sequence[str], settings: Sequence[Setting],
           pairs: Sequence[tuple[Setting, Setting]], references: Sequence[Corpus],
           pieces: int | None, seed: int, out: Path,
           said: list[str]) -> dict[str, list[PieceRun]]:
-    """Replay the held-out works with each setting; print the distances to each reference's
-    train split, and each pair (A, B) compared piece by piece."""
-    works = sorted(held_out.split("test"), key=lambda w: w.id)[:pieces]
-    heading(f"{title}: {len(works)} held-out works of {held_out.name} in solo mode")
+    """Replay the held-out works (of `splits`) with each setting; print the distances to each
+    reference's train split, and each pair (A, B) compared piece by piece."""
+    works = sorted((w for s in splits for w in held_out.split(s)), key=lambda w: w.id)[:pieces]
+    where = " and ".join(splits)
+    heading(f"{title}: {len(works)} held-out works of {held_out.name} ({where}) in solo mode")
     if not works:
-        print(f"  {held_out.name} has no works in its test split: nothing to replay")
+        print(f"  {held_out.name} has no works in its {where} split: nothing to replay")
         return {}
     rehearsals = make_rehearsals(works, metres_of(held_out.path), seed, out / "rehearsals")
     runs = {s.label: solo_runs(rehearsals, s, out / f"run-{i}") for i, s in enumerate(settings)}
@@ -296,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--finetune-minutes", type=float, default=5.0)
     ap.add_argument("--scratch-minutes", type=float, default=10.0)
     ap.add_argument("--pieces", type=int, default=None,
-                    help="held-out pieces of the new corpus for (5b) (default: its test split)")
+                    help="held-out pieces of the new corpus for (5b) (default: its test and "
+                         "valid splits)")
     ap.add_argument("--check-pieces", type=int, default=None,
                     help="held-out chorales for (5a) (default: the test split)")
     ap.add_argument("--corpora", type=Path, default=REPO / "corpora",
@@ -333,7 +337,7 @@ def steps(args: argparse.Namespace, said: list[str]) -> int:
         shipped = [load_corpus(args.corpora / name) for name in CHECK_STYLES]
         base = base_settings()
         unlocked = [s.unlocked() for s in base]
-        heard("5a. the measure's check", shipped[0], [*base, *unlocked],
+        heard("5a. the measure's check", shipped[0], ("test",), [*base, *unlocked],
               [(base[0], base[1]), (unlocked[0], unlocked[1])], shipped, args.check_pieces,
               args.seed, out / "check", said)
         if not supports("corpus", "import"):
@@ -357,7 +361,8 @@ def after_import(corpus: Corpus, shipped: Sequence[Corpus], args: argparse.Names
     pairs = [(n, b) for n in new for b in base]
     pairs += [(n.unlocked(), b.unlocked()) for n, b in pairs]
     settings = [*new, *base]
-    runs = heard("5b. the new style", corpus, [*settings, *(s.unlocked() for s in settings)],
+    runs = heard("5b. the new style", corpus, ("test", "valid"),
+                 [*settings, *(s.unlocked() for s in settings)],
                  pairs, [corpus], args.pieces, args.seed, out / "heard", said)
     velocity_step(corpus, runs, said)
     return 1 if len(models) < trainings else 0
