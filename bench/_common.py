@@ -336,18 +336,21 @@ def sounding_notes(messages: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
     return sorted(on)
 
 
-def corpus_config(players: list[str], mode: str, style: str,
-                  metre: tuple[int, int] = (4, 4)) -> Config:
-    """The agent for a corpus rehearsal: the shipped model in the corpus's style, in `mode`,
-    counting the bar as the piece's time signature says (as a player reading it would)."""
+def corpus_config(players: list[str], mode: str, style: str | dict[str, float],
+                  metre: tuple[int, int] = (4, 4), checkpoint: Path = MODEL) -> Config:
+    """The agent for a corpus rehearsal: a model (the shipped one) in a style (the corpus's
+    name) or a blend {style: weight}, in `mode`, counting the bar as the piece's time signature
+    says (as a player reading it would)."""
     beats_per_bar, division = config_mod.metre_of(*metre)
+    blend = {style: 1.0} if isinstance(style, str) else style
     return config_mod.from_dict({
         "performance": {"name": "targets", "seed": 7, "beats_per_bar": beats_per_bar,
                         "beat_division": division},
         "players": [{"name": n, "port": f"virtual:{n}"} for n in players],
         "agent": {"mode": mode, "outputs": ["virtual:out"], "channel": 3},
         "respond": {"phrase_gap_beats": 0.5, "max_notes": 16},
-        "model": {"checkpoint": str(MODEL), "styles": [style], "style_weights": [1.0]},
+        "model": {"checkpoint": str(checkpoint), "styles": list(blend),
+                  "style_weights": list(blend.values())},
     }, str(REPO / "bench" / "targets.toml"))
 
 

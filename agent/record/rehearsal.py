@@ -60,6 +60,9 @@ class Style:
     wander_bars: float = 8.0  # one slow push and pull lasts this many bars
     arch: float = 0.06  # velocity rises by this share to the middle of a phrase, then falls
     arch_bars: float = 4.0
+    # Play each note at the work's own velocity (a corpus with dynamics: what the piece's
+    # players did) instead of the metric model above; the random draws stay the same.
+    written_velocity: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,8 +205,10 @@ def perform_timed(work: Work, rng: random.Random, *, bpm: float | None = None,
         mask = work.voice == voice
         order = np.lexsort((work.pitch[mask], work.onset[mask]))
         played: list[Played] = []
-        for o, d, p in zip(work.onset[mask][order].tolist(), work.duration[mask][order].tolist(),
-                           work.pitch[mask][order].tolist(), strict=True):
+        for o, d, p, v in zip(work.onset[mask][order].tolist(),
+                              work.duration[mask][order].tolist(),
+                              work.pitch[mask][order].tolist(),
+                              work.velocity[mask][order].tolist(), strict=True):
             written, end = o - start, o - start + d
             shift = LEAD_IN_BEATS
             seg = math.floor(written / segment + 1e-6)
@@ -217,6 +222,7 @@ def perform_timed(work: Work, rng: random.Random, *, bpm: float | None = None,
             arch = 1 + style.arch * (math.sin(math.pi * (written % phrase) / phrase) - 0.5)
             onset, velocity, duration = humanise_note(
                 rng, onset_s, end_s - onset_s, accent(written, work.bar_beats, beat) * arch, style)
+            velocity = int(v) if style.written_velocity else velocity
             if not (silent_phrases and seg % 2 == 1):
                 played.append(Played(max(0.0, onset), channel, int(p), velocity, duration))
         parts[name] = _no_overlaps(played)

@@ -37,6 +37,9 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "model_vs_notochord.py": (["--events", "50", "--corpora", CORPORA],
                               "held-out pitch bits per note"),
     "model_worker.py": (["--seconds", "1"], "ratios (p99 loop lag, peer / worker)"),
+    # Issue 15's bench: the folder, the measure's check, and (once `corpus import` and `train
+    # --init` are there) the import, the fine-tunes, the bits and the new style heard, tiny.
+    "own_style.py": (["--quick", "--corpora", CORPORA], "5a. the measure's check"),
     "panning.py": (["--seconds", "1", "--voices", "8", "--speakers", "32", "--naive-ticks", "1"],
                    "peer: naive 3x3 solve"),
     # 512 frames and no --realtime (here and for scheduler.py): with jackd and the bench at
@@ -65,8 +68,9 @@ IN_PROCESS = ("learn_progressions.py", "develop_lift.py")  # tested below, in th
 PEER_ONLY = ("notochord_peer.py",)  # an optional peer's own tool (test below)
 # Smoke-run beside the tests of what they measure: disk.py makes its failing disks as root
 # (tests/integration/test_perform_disk.py::test_bench_disk_runs); hostile_files.py in
-# tests/pipeline/test_hostile_files.py.
-ELSEWHERE = ("disk.py", "hostile_files.py")
+# tests/pipeline/test_hostile_files.py; style_folder.py (bench material, no figures) in
+# tests/pipeline/test_style_folder.py.
+ELSEWHERE = ("disk.py", "hostile_files.py", "style_folder.py")
 
 
 def bench(name: str) -> ModuleType:

@@ -3,6 +3,7 @@ byte-identical files under a seed, and files the replay reads with the right pla
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import itertools
@@ -140,6 +141,19 @@ def test_a_short_repeated_note_never_overlaps_the_next() -> None:
     played = perform(tune, random.Random(2))["melody"]
     for a, b in itertools.pairwise(played):
         assert a.onset_s + a.duration_s <= b.onset_s + 1e-12
+
+
+def test_a_work_with_dynamics_can_be_played_at_its_own_velocities() -> None:
+    """bench/own_style.py's players play an imported piece's own dynamics: the solo's velocity
+    range follows the call's, so the metric model's would hide the corpus's."""
+    written = [30 + 5 * i for i in range(16)]
+    tune = dataclasses.replace(work([scale_run(16)]), velocity=np.array(written, np.int16))
+    own = perform(tune, random.Random(4), style=Style(written_velocity=True))["melody"]
+    metric = perform(tune, random.Random(4))["melody"]
+    assert [n.velocity for n in own] == written
+    assert [n.velocity for n in metric] != written
+    assert [(n.onset_s, n.duration_s) for n in own] == [(n.onset_s, n.duration_s)
+                                                         for n in metric]
 
 
 def test_metre() -> None:
