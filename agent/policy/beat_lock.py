@@ -10,12 +10,16 @@ never changes. Pure.
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 from agent.events import PlannedNote
 
 SUBDIVISION = 2  # half beats: quavers at a quarter-note beat
 ENTRY_WAIT = 0.5  # beats: how long an answer may wait for the strong beat after the call
 BOUNDARY_WAIT = 0.15  # beats after a phrase boundary before its silence counts as a phrase end
+# Notes planned this close are one chord (the model writes a chord's notes with dt 0; a
+# player's spread chord is under ~20 ms), never a run to spread onto the grid.
+CHORD_SPREAD_NS = 15_000_000
 
 
 def grid_point_at_or_after(t_ns: int, phase_ns: int, step_ns: float) -> int:
@@ -34,8 +38,9 @@ def lock_to_grid(plan: list[PlannedNote], phase_ns: int, period_ns: int,
                  division: int = SUBDIVISION) -> list[PlannedNote]:
     """`latest_ns`: the first note must start by then (a response within a beat of its call).
     `division`: grid points per beat (3 in a compound metre: its eighths). At full strength
-    no two notes share a grid point: a note that would land on its predecessor's point takes
-    the next one (a run of sixteenths becomes eighths rather than a chord)."""
+    no two notes share a grid point unless they were planned together (a chord, within
+    CHORD_SPREAD_NS: it stays a chord): a note that would land on its predecessor's point
+    takes the next one (a run of sixteenths becomes eighths rather than a chord)."""
     if not plan or strength <= 0:
         return plan
     step = period_ns / division
@@ -48,7 +53,10 @@ def lock_to_grid(plan: list[PlannedNote], phase_ns: int, period_ns: int,
         if start > latest_ns:
             start = plan[0].start_ns
     out = [replace(plan[0], start_ns=start)]
-    for note in plan[1:]:
+    for before, note in pairwise(plan):
+        if strength >= 1.0 and 0 <= note.start_ns - before.start_ns <= CHORD_SPREAD_NS:
+            out.append(replace(note, start_ns=out[-1].start_ns))  # planned together
+            continue
         t = note.start_ns + shift
         grid = nearest_grid_point(t, phase_ns, step)
         locked = round(grid + (t - grid) * (1.0 - strength))
@@ -69,14 +77,17 @@ def _onto_the_beats(line: list[PlannedNote], phase_ns: int, period_ns: int,
     if _on_a_beat(line[0].start_ns, phase_ns, period_ns):
         return line  # it came in on the beat: its rhythm (syncopations too) stays as it is
 
+    rest = [n for n in line if n.start_ns != line[0].start_ns]  # not the first note's chord
+
     def on_beats(shift: int) -> int:
         return sum(_on_a_beat(round(n.start_ns + shift * step), phase_ns, period_ns)
-                   for n in line[1:])
+                   for n in rest)
 
     best = max(range(division), key=lambda k: (on_beats(k), -k))
     if best == 0:
         return line
-    return [line[0], *(replace(n, start_ns=round(n.start_ns + best * step)) for n in line[1:])]
+    return [n if n.start_ns == line[0].start_ns else  # the first note's chord stays with it
+            replace(n, start_ns=round(n.start_ns + best * step)) for n in line]
 
 
 def _on_a_beat(t_ns: int, phase_ns: int, period_ns: int) -> bool:

@@ -40,6 +40,18 @@ def test_order_is_kept_and_no_two_notes_share_a_grid_point() -> None:
         1000.0, 1190.0, 1190.0]
 
 
+def test_a_chord_planned_together_stays_a_chord() -> None:
+    # Three notes planned at 1,010 ms (a chord the model wrote), then a run: the chord comes on
+    # one point, the run's notes each on their own.
+    locked = lock_to_grid(plan(1010, 1010, 1020, 1270, 1400), 0, 500 * MS, 1.0)
+    assert starts(locked) == [1250.0, 1250.0, 1250.0, 1500.0, 1750.0]
+    # A pickup's chord stays with it when the rest moves onto the beats.
+    # The chord must start by 1,200 ms: the eighth at 1,250 is too late, it comes in on the
+    # sixteenth at 1,125 (a pickup), and the next note onto the beat at 1,500.
+    pickup = lock_to_grid(plan(1010, 1010, 1260), 0, 500 * MS, 1.0, latest_ns=1200 * MS)
+    assert starts(pickup) == [1125.0, 1125.0, 1500.0]
+
+
 def test_a_compound_beat_locks_to_its_thirds() -> None:
     # A dotted-quarter beat of 750 ms: its eighths every 250 ms; a half beat (375) is no point.
     locked = lock_to_grid(plan(1000, 1300, 1490), 0, 750 * MS, 1.0, division=3)
