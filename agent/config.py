@@ -86,6 +86,9 @@ class RespondSection:
     yield_to_players: bool = True  # a player coming in cancels the rest of the answer
     solo_after_ms: float = 0.0  # players resting this long after the agent stops: it plays on
     beat_lock: float = 1.0  # how far onsets move onto the eighths of the heard beat (0 = off)
+    # corpus folders (relative to this file) whose train and valid works prime the live memory
+    # at start (agent/model/memory_from.py); empty = it learns from the players only
+    memory_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,11 @@ class Config:
             return Path(self.source).parent / self.model.models_dir
         return self.model_path().parent
 
+    def memory_paths(self) -> list[Path]:
+        """The corpora that prime the live memory (respond.memory_from), relative to the
+        config file's folder."""
+        return [Path(self.source).parent / p for p in self.respond.memory_from]
+
     def layout_path(self) -> Path:
         """The speaker layout, relative to the config file's folder."""
         return Path(self.source).parent / self.spatial.layout
@@ -399,6 +407,7 @@ def _check(c: Config, check_files: bool = True) -> None:
     _range(s, "respond.max_order", c.respond.max_order, 1, 16)
     _range(s, "respond.max_notes", c.respond.max_notes, 1, 256)
     _range(s, "respond.beat_lock", c.respond.beat_lock, 0.0, 1.0)
+    _check_memory_from(c, check_files)
     if c.respond.solo_after_ms:
         _range(s, "respond.solo_after_ms", c.respond.solo_after_ms, 100.0, 60_000.0)
     _range(s, "respond.phrase_gap_beats", c.respond.phrase_gap_beats, 0.0, 16.0)
@@ -604,6 +613,21 @@ def _check_model(c: Config, check_files: bool) -> None:
     _range(s, "model.originality_bound", m.originality_bound, 2, 255)
     _range(s, "model.restart_after_ms", m.restart_after_ms, 50.0, 60_000.0)
     _range(s, "model.start_timeout_s", m.start_timeout_s, 1.0, 600.0)
+
+
+def _check_memory_from(c: Config, check_files: bool) -> None:
+    """Each corpus folder named once and there (its manifest and MIDI files are read, and
+    checked, by agent/model/memory_from.py, before any port opens)."""
+    seen: set[Path] = set()
+    for i, path in enumerate(c.memory_paths()):
+        key = f"respond.memory_from[{i}]"
+        if not c.respond.memory_from[i].strip():
+            raise ConfigError(c.source, key, "empty path")
+        if check_files and not path.is_dir():
+            raise ConfigError(c.source, key, f"no such corpus folder: {path}")
+        if path.resolve() in seen:
+            raise ConfigError(c.source, key, f"{path} is named twice")
+        seen.add(path.resolve())
 
 
 def _range(source: str, key: str, value: float, lo: float, hi: float) -> None:

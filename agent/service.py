@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from agent.io.stop_signals import StopSignals
 from agent.io.systemd import Notifier, request_realtime
 from agent.listen.feedback import FeedbackGuard
 from agent.model.live import ModelFactory
+from agent.model.memory_from import MemoryCorpora, load_memory
 from agent.model.reload import ModelReload
 from agent.model.worker import WorkerModel
 from agent.record.log import EventLog
@@ -69,6 +71,7 @@ def freeze_heap() -> None:
 
 async def perform(config: Config) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
+    corpora = _memory_corpora(config)  # the piece's own files first: a bad one refuses the run
     try:
         backend = choose_backend(config.midi.backend)
     except PortError as e:
@@ -128,8 +131,8 @@ async def perform(config: Config) -> dict[str, Any]:
                                 config.performance.name)
     session = Session(config, clock, send, out_dir,
                       {"clock": "monotonic", "backend": backend.name},
-                      _worker_factory(config, loop) if config.uses_model() else None,
-                      log_in_background=True)
+                      _worker_factory(config, loop, corpora) if config.uses_model() else None,
+                      log_in_background=True, corpora=corpora)
     for ref in config.agent.outputs:  # before the loop runs again: before any answer
         session.control("reset", clock.now_ns(), port=ref)  # recorded and replayed
     driver = session.drive_realtime(loop)
@@ -299,7 +302,19 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
     log.info("stopping at %d ms", session.clock.now_ns() // NS_PER_MS)
 
 
-def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop) -> ModelFactory:
+def _memory_corpora(config: Config) -> MemoryCorpora | None:
+    """respond.memory_from's corpora, loaded and checked (ConfigError, exit 2)."""
+    started = time.perf_counter()
+    corpora = load_memory(config)
+    if corpora is not None:
+        log.info("live memory primed from %s in %.1f s", ", ".join(
+            f"{c['name']} ({c['notes']} notes of {c['works']} works)" for c in corpora.corpora),
+            time.perf_counter() - started)
+    return corpora
+
+
+def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop,
+                    corpora: MemoryCorpora | None = None) -> ModelFactory:
     def make(scheduler: Scheduler, event_log: EventLog) -> WorkerModel:
         def report(what: str, fields: dict[str, Any]) -> None:
             event_log.write("model", scheduler.clock.now_ns(), what=what, **fields)
@@ -310,7 +325,8 @@ def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop) -> ModelFac
                            bound=config.model.originality_bound, style=config.style(),
                            scheduler=scheduler, loop=loop, report=report,
                            restart_after_ns=ms_to_ns(config.model.restart_after_ms),
-                           start_timeout_ns=int(config.model.start_timeout_s * 1e9))
+                           start_timeout_ns=int(config.model.start_timeout_s * 1e9),
+                           guard_lines=None if corpora is None else corpora.lines)
     return make
 
 

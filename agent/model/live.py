@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from agent.config import Config
 from agent.errors import ConfigError
 from agent.model import representation as rep
@@ -84,12 +86,13 @@ class ModelClient(Protocol):
 ModelFactory = Callable[["Scheduler", "EventLog"], ModelClient]
 
 
-def inline_factory(config: Config) -> ModelFactory:
-    """The configured model in this process (replay): loads the checkpoint now."""
+def inline_factory(config: Config, guard_lines: np.ndarray | None = None) -> ModelFactory:
+    """The configured model in this process (replay): loads the checkpoint now. `guard_lines`:
+    more lines its copy guard covers (respond.memory_from's corpora)."""
     from agent.model import checkpoint  # torch only where a model runs here
 
-    proposer = checkpoint.load(config.model_path()).proposer(config.performance.seed,
-                                                              config.model.originality_bound)
+    proposer = checkpoint.load(config.model_path()).proposer(
+        config.performance.seed, config.model.originality_bound, guard_lines)
     try:
         proposer.set_style(config.style() or {proposer.styles[0]: 1.0})
     except ValueError as e:

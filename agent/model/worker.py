@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent.errors import ModelError
 from agent.model import representation as rep
 from agent.model.live import Done, EventTimes, ModelNote, PhraseRequest
@@ -51,26 +53,28 @@ Report = Callable[[str, dict[str, Any]], None]
 
 
 def serve(path: str, seed: int, bound: int, style: dict[str, float],
-          conn: multiprocessing.connection.Connection) -> None:
+          guard_lines: np.ndarray | None, conn: multiprocessing.connection.Connection) -> None:
     """The worker process's main: load, warm up, then answer until the pipe closes."""
     # Ctrl-C, Ctrl-\ and a closed terminal signal the whole process group, this worker too. The
     # agent stops the run (the panic first) and then this worker: dying first would only have it
     # restarted, or its traceback printed, in the middle of the stop.
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    with contextlib.suppress(BrokenPipeError):  # the parent let this worker go first (a reload
-        _serve(path, seed, bound, style, conn)  # given up, the end of the run): nobody to tell
+    # BrokenPipeError: the parent let this worker go first (a reload given up, the end of the
+    # run): nobody to tell
+    with contextlib.suppress(BrokenPipeError):
+        _serve(path, seed, bound, style, guard_lines, conn)
 
 
 def _serve(path: str, seed: int, bound: int, style: dict[str, float],
-           conn: multiprocessing.connection.Connection) -> None:
+           guard_lines: np.ndarray | None, conn: multiprocessing.connection.Connection) -> None:
     import torch  # imported here: the thread cap must come before any torch operation
 
     torch.set_num_threads(1)
     from agent.model import checkpoint
 
     try:
-        proposer = checkpoint.load(Path(path)).proposer(seed, bound)
+        proposer = checkpoint.load(Path(path)).proposer(seed, bound, guard_lines)
         if style:
             proposer.set_style(style)
     except Exception as e:  # say why to the parent, which reports it; do not die silently
@@ -125,9 +129,13 @@ def _single_threaded_blas() -> Iterator[None]:
 class WorkerModel:
     def __init__(self, path: Path, *, seed: int, bound: int, style: Mapping[str, float],
                  scheduler: Scheduler, loop: asyncio.AbstractEventLoop, report: Report,
-                 restart_after_ns: int, start_timeout_ns: int = 60_000_000_000) -> None:
+                 restart_after_ns: int, start_timeout_ns: int = 60_000_000_000,
+                 guard_lines: np.ndarray | None = None) -> None:
+        """`guard_lines`: joined lines the model's copy guard covers besides its own corpus's
+        (respond.memory_from's corpora)."""
         self.path = path
         self._args = (str(path), seed, bound, dict(style))
+        self._guard_lines = guard_lines
         self._scheduler = scheduler
         self._loop = loop
         self._report = report
@@ -156,7 +164,8 @@ class WorkerModel:
         return WorkerModel(path, seed=seed, bound=bound, style=dict(style),
                            scheduler=self._scheduler, loop=self._loop, report=self._report,
                            restart_after_ns=self._restart_after_ns,
-                           start_timeout_ns=self._start_timeout_ns)
+                           start_timeout_ns=self._start_timeout_ns,
+                           guard_lines=self._guard_lines)
 
     def adopt(self, old: WorkerModel) -> None:
         """Take over from `old` (a reload, once this worker is ready): hear the music it heard
@@ -174,8 +183,8 @@ class WorkerModel:
     # -- process ----------------------------------------------------------------------------
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=serve, args=(*self._args, child), daemon=True,
-                                       name="stage-agent-model")
+        self._proc = self._ctx.Process(target=serve, args=(*self._args, self._guard_lines, child),
+                                       daemon=True, name="stage-agent-model")
         with _single_threaded_blas():
             self._proc.start()
         child.close()
