@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
-from agent.config import Config, host_port, monitor_address
+from agent.config import Config, check_styles, host_port, monitor_address
 from agent.console import say
-from agent.errors import ConfigError, PortError
+from agent.errors import ConfigError, ModelError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
@@ -158,7 +158,7 @@ async def perform(config: Config) -> dict[str, Any]:
         # The waits of the start-up end at a stop signal (a model may take a minute to load).
         if isinstance(session.model, WorkerModel):
             # Loads in its own process; heard input meanwhile is recorded and fed to it after.
-            await signals.unless_stopped(session.model.wait_ready(config.model.start_timeout_s))
+            await _model_ready(config, session.model, signals)
         await remote.start()
         await signals.unless_stopped(asyncio.sleep(PORT_SETTLE_S))
         await signals.unless_stopped(_until_online(remote, config.service.online_wait_s))
@@ -311,6 +311,18 @@ def _memory_corpora(config: Config) -> MemoryCorpora | None:
             f"{c['name']} ({c['notes']} notes of {c['works']} works)" for c in corpora.corpora),
             time.perf_counter() - started)
     return corpora
+
+
+async def _model_ready(config: Config, model: WorkerModel, signals: StopSignals) -> None:
+    """The model loaded and answering, with every style the piece names (ConfigError naming
+    the key of one it lacks: the worker reports its styles then)."""
+    try:
+        await signals.unless_stopped(model.wait_ready(config.model.start_timeout_s))
+    except ModelError:
+        if model.styles:
+            check_styles(config, model.styles, config.model_path().name)
+        raise
+    check_styles(config, model.styles, config.model_path().name)
 
 
 def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop,

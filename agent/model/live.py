@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from agent.config import Config
-from agent.errors import ConfigError
+from agent.config import Config, check_styles
 from agent.model import representation as rep
 from agent.model.proposals import Constraints, Proposal
 
@@ -93,10 +92,8 @@ def inline_factory(config: Config, guard_lines: np.ndarray | None = None) -> Mod
 
     proposer = checkpoint.load(config.model_path()).proposer(
         config.performance.seed, config.model.originality_bound, guard_lines)
-    try:
-        proposer.set_style(config.style() or {proposer.styles[0]: 1.0})
-    except ValueError as e:
-        raise ConfigError(config.source, "model.styles", str(e)) from None
+    check_styles(config, proposer.styles, config.model_path().name)
+    proposer.set_style(config.style() or {proposer.styles[0]: 1.0})
     return lambda scheduler, log: InlineModel(proposer)
 
 

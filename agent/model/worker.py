@@ -6,8 +6,10 @@ process costs the loop only the pipe writes and reads (bench/model_worker.py mea
 
 Protocol (pickled tuples over a multiprocessing Pipe):
   parent -> worker: ("feed", ModelEvent) | ("phrase", id, PhraseRequest) | ("style", weights)
-  worker -> parent: ("ready", pid) | ("fed", total) | ("phrase", id, [Proposal], total)
-(total: feeds processed so far; the parent's backlog is what it sent minus that)
+  worker -> parent: ("ready", pid, styles) | ("failed", reason[, styles]) | ("fed", total)
+                    | ("phrase", id, [Proposal], total) | ("styled", blend) | ("unstyled", reason)
+(total: feeds processed so far; the parent's backlog is what it sent minus that; blend: the
+style weights it plays with now, normalised, which the parent logs as a `model` record `style`)
 The worker is started with `spawn` (a fork after BLAS threads started has hung) and caps torch at
 one thread before its first operation.
 
@@ -75,10 +77,14 @@ def _serve(path: str, seed: int, bound: int, style: dict[str, float],
 
     try:
         proposer = checkpoint.load(Path(path)).proposer(seed, bound, guard_lines)
-        if style:
-            proposer.set_style(style)
     except Exception as e:  # say why to the parent, which reports it; do not die silently
         conn.send(("failed", str(e)))
+        return
+    try:
+        if style:
+            proposer.set_style(style)
+    except ValueError as e:  # a style it lacks: its styles too, so the start can say which
+        conn.send(("failed", f"{Path(path).name}: {e}", tuple(proposer.styles)))
         return
     proposer.propose_phrase(4)  # warm-up: first calls allocate
     conn.send(("ready", os.getpid(), tuple(proposer.styles)))
@@ -100,8 +106,11 @@ def _serve(path: str, seed: int, bound: int, style: dict[str, float],
                                             req.start_beat)
             conn.send(("phrase", rid, notes, fed))
         elif kind == "style":
-            with contextlib.suppress(ValueError):  # checked by the parent; never die of it
+            try:  # checked by the parent; never die of it
                 proposer.set_style(message[1])
+                conn.send(("styled", proposer.blend))
+            except ValueError as e:
+                conn.send(("unstyled", str(e)))
         elif kind == "stop":
             return
 
@@ -360,6 +369,8 @@ class WorkerModel:
         kind = message[0]
         if kind == "failed":
             self.failure = message[1]
+            if len(message) > 2:  # it loaded, but lacks a style it was asked for
+                self.styles = tuple(message[2])
             self._ready_event.set()
             self._report("failed", {"reason": message[1]})
         elif kind == "ready":
@@ -374,6 +385,10 @@ class WorkerModel:
             self._report("ready", {"pid": message[1], "refed": len(self._history)})
         elif kind == "fed":
             self._acked = message[1]
+        elif kind == "styled":
+            self._report("style", {"weights": message[1]})
+        elif kind == "unstyled":
+            self._report("style-failed", {"reason": message[1]})
         elif kind == "phrase":
             _, rid, proposals, self._acked = message
             self._owed.discard(rid)
