@@ -71,7 +71,8 @@ def freeze_heap() -> None:
 
 async def perform(config: Config) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    corpora = _memory_corpora(config)  # the piece's own files first: a bad one refuses the run
+    # The piece's own files first: a bad one refuses the run before anything else is done.
+    corpora, primed = _memory_corpora(config)
     try:
         backend = choose_backend(config.midi.backend)
     except PortError as e:
@@ -174,7 +175,7 @@ async def perform(config: Config) -> dict[str, Any]:
         recording = (f"recording to {out_dir}" if session.log.on_disk else
                      f"NOT RECORDING: {session.log.status().error}")
         say(f"stage-agent: performing {config.performance.name!r} "
-            f"({backend.name}); {recording}")  # stdout may be gone: plays on
+            f"({backend.name}){primed}; {recording}")  # stdout may be gone: plays on
         await _housekeeping(config, session, inputs, outputs, remote, stop, reported)
     finally:
         notifier.stopping()  # the signal handlers stay: a second signal only hurries the drain
@@ -302,15 +303,16 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
     log.info("stopping at %d ms", session.clock.now_ns() // NS_PER_MS)
 
 
-def _memory_corpora(config: Config) -> MemoryCorpora | None:
-    """respond.memory_from's corpora, loaded and checked (ConfigError, exit 2)."""
+def _memory_corpora(config: Config) -> tuple[MemoryCorpora | None, str]:
+    """respond.memory_from's corpora, loaded and checked (ConfigError, exit 2), and what to
+    say of them in the line that says the agent performs ("" for none)."""
     started = time.perf_counter()
     corpora = load_memory(config)
-    if corpora is not None:
-        log.info("live memory primed from %s in %.1f s", ", ".join(
-            f"{c['name']} ({c['notes']} notes of {c['works']} works)" for c in corpora.corpora),
-            time.perf_counter() - started)
-    return corpora
+    if corpora is None:
+        return None, ""
+    primed = ", ".join(f"{c['name']} ({c['notes']} notes of {c['works']} works)"
+                       for c in corpora.corpora)
+    return corpora, f"; live memory primed from {primed} in {time.perf_counter() - started:.1f} s"
 
 
 async def _model_ready(config: Config, model: WorkerModel, signals: StopSignals) -> None:

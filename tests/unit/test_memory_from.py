@@ -12,10 +12,12 @@ import pytest
 from agent import config as config_mod
 from agent.errors import ConfigError
 from agent.events import PhraseNote
+from agent.model import checkpoint
 from agent.model.continuator import Continuator, NoteLine, PrimedIndex
 from agent.model.memory_from import load_memory
 from agent.model.originality import CopyGuard, join_lines, longest_shared_run
 from tests.corpus_fixtures import Piece, melody, write_corpus
+from tests.model_fixtures import CORPUS_LINE, save_random_checkpoint
 
 MS = 1_000_000
 # A piece whose every context of two pitches is unique: a walk of the memory follows it.
@@ -141,3 +143,18 @@ def test_a_corpus_folder_that_cannot_prime_the_memory_is_a_config_error(tmp_path
                                           "differs from"):
         load_memory(piece_config(tmp_path, ["mine"]))
     assert load_memory(piece_config(tmp_path, [])) is None
+
+
+def test_the_models_copy_guard_covers_the_memorys_corpora_too(tmp_path: Path) -> None:
+    """The worker and the inline model get the corpora's lines: the model cannot hand the
+    musician's piece back either, though it was never trained on it."""
+    ckpt = checkpoint.load(save_random_checkpoint(tmp_path / "m.pt"))
+    piece = join_lines([np.array(PIECE)])
+    alone = ckpt.proposer(bound=6).guard
+    assert alone is not None and alone.forbidden(PIECE[20:26], np.arange(128)) is None
+    guard = ckpt.proposer(bound=6, also=piece).guard
+    assert guard is not None
+    forbidden = guard.forbidden(PIECE[20:26], np.arange(128))
+    assert forbidden is not None and np.flatnonzero(forbidden).tolist() == [PIECE[26]]
+    own = guard.forbidden(CORPUS_LINE[:6], np.arange(128))  # and still its own corpus
+    assert own is not None and own[CORPUS_LINE[6]]
