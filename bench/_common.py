@@ -336,18 +336,20 @@ def sounding_notes(messages: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
     return sorted(on)
 
 
-def corpus_config(players: list[str], mode: str, style: str,
-                  metre: tuple[int, int] = (4, 4)) -> Config:
-    """The agent for a corpus rehearsal: the shipped model in the corpus's style, in `mode`,
-    counting the bar as the piece's time signature says (as a player reading it would)."""
+def corpus_config(players: list[str], mode: str, style: str | None,
+                  metre: tuple[int, int] = (4, 4), memory_from: Sequence[str] = ()) -> Config:
+    """The agent for a corpus rehearsal: the shipped model in the corpus's style (None: no
+    model, the live memory alone), in `mode`, counting the bar as the piece's time signature
+    says (as a player reading it would); `memory_from`: corpora priming the live memory."""
     beats_per_bar, division = config_mod.metre_of(*metre)
+    model = {} if style is None else {"checkpoint": str(MODEL), "styles": [style]}
     return config_mod.from_dict({
         "performance": {"name": "targets", "seed": 7, "beats_per_bar": beats_per_bar,
                         "beat_division": division},
         "players": [{"name": n, "port": f"virtual:{n}"} for n in players],
         "agent": {"mode": mode, "outputs": ["virtual:out"], "channel": 3},
-        "respond": {"phrase_gap_beats": 0.5, "max_notes": 16},
-        "model": {"checkpoint": str(MODEL), "styles": [style], "style_weights": [1.0]},
+        "respond": {"phrase_gap_beats": 0.5, "max_notes": 16, "memory_from": list(memory_from)},
+        "model": model,
     }, str(REPO / "bench" / "targets.toml"))
 
 
