@@ -317,14 +317,16 @@ def _memory_corpora(config: Config) -> tuple[MemoryCorpora | None, str]:
 
 async def _model_ready(config: Config, model: WorkerModel, signals: StopSignals) -> None:
     """The model loaded and answering, with every style the piece names (ConfigError naming
-    the key of one it lacks: the worker reports its styles then)."""
+    the key of one it lacks: the worker reports its styles then). A stop signal meanwhile
+    ends the wait: nothing is checked, the run stops."""
     try:
         await signals.unless_stopped(model.wait_ready(config.model.start_timeout_s))
     except ModelError:
         if model.styles:
             check_styles(config, model.styles, config.model_path().name)
         raise
-    check_styles(config, model.styles, config.model_path().name)
+    if model.styles:  # loaded (else stopped while loading)
+        check_styles(config, model.styles, config.model_path().name)
 
 
 def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop,

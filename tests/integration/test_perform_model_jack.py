@@ -109,3 +109,43 @@ def test_a_style_the_model_lacks_refuses_the_run_naming_the_key(
     while left_running(proc.pid):
         assert time.monotonic() < deadline, f"left running: {left_running(proc.pid)}"
         time.sleep(0.05)
+
+
+def model_workers(parent: int) -> list[int]:
+    """The model worker processes `parent` has spawned (not multiprocessing's tracker)."""
+    pids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    found = []
+    for pid in pids:
+        try:
+            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text():
+                found.append(int(pid))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def test_a_stop_while_the_model_loads_stops_the_run_without_a_style_error(
+        stage: tuple[Peer, Path], jack: dict[str, str], tmp_path: Path) -> None:
+    """The styles the piece names are checked once the model has loaded; a stop signal
+    before that ends the run (exit 0), never "no style 'tune' in the model (its styles: )"."""
+    peer, _config = stage
+    config = write_piece(tmp_path, RESPOND + 'styles = ["tune"]\n', "modeljack")
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
+                            env={**os.environ, **jack}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        peer.take_reset()  # the session has begun: its model worker is loading
+        deadline = time.monotonic() + 30
+        while not (worker := model_workers(proc.pid)):
+            assert time.monotonic() < deadline, "no model worker started"
+            time.sleep(0.01)
+        for pid in worker:
+            os.kill(pid, signal.SIGSTOP)  # it stays loading: never ready
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "no style" not in err and "written to" in out, err
