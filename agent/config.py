@@ -15,6 +15,7 @@ import tomllib
 import types
 import typing
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,9 @@ class RespondSection:
     yield_to_players: bool = True  # a player coming in cancels the rest of the answer
     solo_after_ms: float = 0.0  # players resting this long after the agent stops: it plays on
     beat_lock: float = 1.0  # how far onsets move onto the eighths of the heard beat (0 = off)
+    # corpus folders (relative to this file) whose train and valid works prime the live memory
+    # at start (agent/model/memory_from.py); empty = it learns from the players only
+    memory_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ class ModelSection:
     checkpoint: str = ""  # a trained model (relative to this file); "" = live Markov memory only
     deadline_ms: float = 50.0  # a phrase not proposed within this is dropped: Markov answers
     styles: tuple[str, ...] = ()  # corpus styles to blend; empty = the model's first style
-    style_weights: tuple[float, ...] = ()  # one weight per style (normalised)
+    style_weights: tuple[float, ...] = ()  # one weight per style (normalised); empty = equal
     temperature: float = 0.9
     top_p: float = 0.95
     range_semitones: int = 7  # answers stay within the call's range widened by this
@@ -271,12 +275,19 @@ class Config:
             return Path(self.source).parent / self.model.models_dir
         return self.model_path().parent
 
+    def memory_paths(self) -> list[Path]:
+        """The corpora that prime the live memory (respond.memory_from), relative to the
+        config file's folder."""
+        return [Path(self.source).parent / p for p in self.respond.memory_from]
+
     def layout_path(self) -> Path:
         """The speaker layout, relative to the config file's folder."""
         return Path(self.source).parent / self.spatial.layout
 
     def style(self) -> dict[str, float]:
-        return dict(zip(self.model.styles, self.model.style_weights, strict=True))
+        """The blend model.styles and model.style_weights name; styles alone weigh the same."""
+        weights = self.model.style_weights or (1.0,) * len(self.model.styles)
+        return dict(zip(self.model.styles, weights, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, as recorded in every log."""
@@ -399,6 +410,7 @@ def _check(c: Config, check_files: bool = True) -> None:
     _range(s, "respond.max_order", c.respond.max_order, 1, 16)
     _range(s, "respond.max_notes", c.respond.max_notes, 1, 256)
     _range(s, "respond.beat_lock", c.respond.beat_lock, 0.0, 1.0)
+    _check_memory_from(c, check_files)
     if c.respond.solo_after_ms:
         _range(s, "respond.solo_after_ms", c.respond.solo_after_ms, 100.0, 60_000.0)
     _range(s, "respond.phrase_gap_beats", c.respond.phrase_gap_beats, 0.0, 16.0)
@@ -591,9 +603,13 @@ def _check_model(c: Config, check_files: bool) -> None:
         raise ConfigError(s, "model.deadline_ms", f"{m.deadline_ms} exceeds "
                           f"agent.output_latency_ms ({c.agent.output_latency_ms}): a proposal "
                           "must arrive before the answer's first note is due")
-    if len(m.style_weights) != len(m.styles):
+    for i, style in enumerate(m.styles):
+        if style in m.styles[:i]:
+            raise ConfigError(s, f"model.styles[{i}]", f"{style!r} is named twice")
+    if m.style_weights and len(m.style_weights) != len(m.styles):
         raise ConfigError(s, "model.style_weights", f"{len(m.style_weights)} weights for "
-                          f"{len(m.styles)} styles: give one weight per style")
+                          f"{len(m.styles)} styles: give one weight per style, or none "
+                          "(the styles then weigh the same)")
     for i, w in enumerate(m.style_weights):
         _range(s, f"model.style_weights[{i}]", w, 0.0, 1000.0)
     if m.style_weights and sum(m.style_weights) <= 0:
@@ -604,6 +620,45 @@ def _check_model(c: Config, check_files: bool) -> None:
     _range(s, "model.originality_bound", m.originality_bound, 2, 255)
     _range(s, "model.restart_after_ms", m.restart_after_ms, 50.0, 60_000.0)
     _range(s, "model.start_timeout_s", m.start_timeout_s, 1.0, 600.0)
+
+
+def _check_memory_from(c: Config, check_files: bool) -> None:
+    """Each corpus folder named once and there (its manifest and MIDI files are read, and
+    checked, by agent/model/memory_from.py, before any port opens)."""
+    seen: set[Path] = set()
+    for i, path in enumerate(c.memory_paths()):
+        key = f"respond.memory_from[{i}]"
+        if not c.respond.memory_from[i].strip():
+            raise ConfigError(c.source, key, "empty path")
+        if check_files and not path.is_dir():
+            raise ConfigError(c.source, key, f"no such corpus folder: {path}")
+        if path.resolve() in seen:
+            raise ConfigError(c.source, key, f"{path} is named twice")
+        seen.add(path.resolve())
+
+
+def style_problem(c: Config, known: Sequence[str], model: str) -> tuple[str, str] | None:
+    """(key, problem) for the first style the piece names (model.styles, a section's
+    controls) that the model `model` lacks, with its styles `known`; None if it has them all.
+    A section's blend is put back each time the section starts: a style missing there would
+    be refused in the middle of the performance."""
+    named = [(f"model.styles[{i}]", s) for i, s in enumerate(c.model.styles)]
+    for i, sec in enumerate(c.sections):
+        styles = sec.controls.get("styles")
+        if isinstance(styles, dict):
+            named += [(f"sections[{i}].controls.styles", s) for s in styles]
+    for key, style in named:
+        if style not in known:
+            return key, (f"no style {style!r} in the model {model} (its styles: "
+                         f"{', '.join(known)})")
+    return None
+
+
+def check_styles(c: Config, known: Sequence[str], model: str) -> None:
+    """ConfigError naming the key of a style the piece names that the model lacks."""
+    problem = style_problem(c, known, model)
+    if problem is not None:
+        raise ConfigError(c.source, *problem)
 
 
 def _range(source: str, key: str, value: float, lo: float, hi: float) -> None:

@@ -14,6 +14,7 @@ says so, the live Markov memory answers.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -31,6 +32,8 @@ from agent.listen.pulse import Pulse
 from agent.model import representation as rep
 from agent.model.continuator import Continuator
 from agent.model.live import ModelClient, ModelNote
+from agent.model.memory_from import MemoryCorpora
+from agent.model.originality import MAX_BOUND
 from agent.policy import ensemble as ens
 from agent.policy import modes, sections
 from agent.policy.accompanist import COMP_LEAD_NS, Accompanist
@@ -64,7 +67,10 @@ Publish = Callable[[str, dict[str, Any]], None]
 
 class Agent:
     def __init__(self, config: Config, scheduler: Scheduler, log: EventLog,
-                 model: ModelClient | None = None) -> None:
+                 model: ModelClient | None = None, corpora: MemoryCorpora | None = None
+                 ) -> None:
+        """`corpora`: those `respond.memory_from` names, loaded (model/memory_from.py): they
+        prime the live memory, and their copy guard bounds what it answers."""
         self.config = config
         self.scheduler = scheduler
         self.log = log
@@ -75,7 +81,11 @@ class Agent:
         self.listening = Listening.for_players(names)
         self.activity = {name: PlayerActivity() for name in names}
         self.hearing = Hearing()
-        self.memory = Continuator(max_order=config.respond.max_order)
+        self.memory = Continuator(max_order=config.respond.max_order,
+                                  primed=None if corpora is None else corpora.primed)
+        self._copy_guard = None if corpora is None else corpora.guard
+        # The agent's answer notes as they start, newest last: the run the guard counts on.
+        self._agent_line: deque[int] = deque(maxlen=MAX_BOUND + 1)
         self.rng = random.Random(config.performance.seed)
         self._clock_player = next((p.name for p in config.players if p.follow_clock), None)
         self.pulse = Pulse(config.uses_listening_beat(), self._clock_player is not None,
@@ -401,8 +411,13 @@ class Agent:
                      start: int, register: int) -> list[PlannedNote]:
         """The live Markov memory's continuation, after the head if there is one."""
         begin = head[-1].start_ns + max(head[-1].duration_ns, 1) if head else start
-        out = plan_answer(call, self.memory, self.rng, begin, n, self._max_note_ns)
         octave = 12 * round(register / 12)  # whole octaves: the memory's notes keep their key
+        # What the agent played just before, where the memory's notes will be (an octave
+        # apart from there would change the interval into them): the guard counts it in.
+        before = [p - octave for p in (*self._agent_line, *(h.pitch for h in head))] \
+            if self._copy_guard is not None else []
+        out = plan_answer(call, self.memory, self.rng, begin, n, self._max_note_ns,
+                          self._copy_guard, before)
         return [replace(x, pitch=min(max(x.pitch + octave, 0), 127)) for x in out]
 
     def _play(self, part: str, plan: list[PlannedNote], t_ns: int, cause: int | None,
@@ -448,7 +463,10 @@ class Agent:
         self.scheduler.call_at(after_ns + ms_to_ns(wait_ms), rest, tag=ANSWER)
 
     def _note_starts(self, tag: str, note: PlannedNote) -> None:
-        """The model hears the agent's answer notes as they start (a motif it was fed, once)."""
+        """The model hears the agent's answer notes as they start (a motif it was fed, once);
+        the memory's copy guard counts them."""
+        if tag == ANSWER:
+            self._agent_line.append(note.pitch)
         if self.model is None or tag != ANSWER:
             return
         if self._prefed > 0:

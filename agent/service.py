@@ -14,13 +14,14 @@ import contextlib
 import gc
 import logging
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
-from agent.config import Config, host_port, monitor_address
+from agent.config import Config, check_styles, host_port, monitor_address
 from agent.console import say
-from agent.errors import ConfigError, PortError
+from agent.errors import ConfigError, ModelError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
@@ -30,6 +31,7 @@ from agent.io.stop_signals import StopSignals
 from agent.io.systemd import Notifier, request_realtime
 from agent.listen.feedback import FeedbackGuard
 from agent.model.live import ModelFactory
+from agent.model.memory_from import MemoryCorpora, load_memory
 from agent.model.reload import ModelReload
 from agent.model.worker import WorkerModel
 from agent.record.log import EventLog
@@ -69,6 +71,8 @@ def freeze_heap() -> None:
 
 async def perform(config: Config) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
+    # The piece's own files first: a bad one refuses the run before anything else is done.
+    corpora, primed = _memory_corpora(config)
     try:
         backend = choose_backend(config.midi.backend)
     except PortError as e:
@@ -128,8 +132,8 @@ async def perform(config: Config) -> dict[str, Any]:
                                 config.performance.name)
     session = Session(config, clock, send, out_dir,
                       {"clock": "monotonic", "backend": backend.name},
-                      _worker_factory(config, loop) if config.uses_model() else None,
-                      log_in_background=True)
+                      _worker_factory(config, loop, corpora) if config.uses_model() else None,
+                      log_in_background=True, corpora=corpora)
     for ref in config.agent.outputs:  # before the loop runs again: before any answer
         session.control("reset", clock.now_ns(), port=ref)  # recorded and replayed
     driver = session.drive_realtime(loop)
@@ -160,7 +164,7 @@ async def perform(config: Config) -> dict[str, Any]:
         # The waits of the start-up end at a stop signal (a model may take a minute to load).
         if isinstance(session.model, WorkerModel):
             # Loads in its own process; heard input meanwhile is recorded and fed to it after.
-            await signals.unless_stopped(session.model.wait_ready(config.model.start_timeout_s))
+            await _model_ready(config, session.model, signals)
         await remote.start()
         await signals.unless_stopped(asyncio.sleep(PORT_SETTLE_S))
         await signals.unless_stopped(_until_online(remote, config.service.online_wait_s))
@@ -177,7 +181,7 @@ async def perform(config: Config) -> dict[str, Any]:
         recording = (f"recording to {out_dir}" if session.log.on_disk else
                      f"NOT RECORDING: {session.log.status().error}")
         say(f"stage-agent: performing {config.performance.name!r} "
-            f"({backend.name}); {recording}")  # stdout may be gone: plays on
+            f"({backend.name}){primed}; {recording}")  # stdout may be gone: plays on
         await _housekeeping(config, session, inputs, outputs, remote, stop, reported)
     finally:
         notifier.stopping()  # the signal handlers stay: a second signal only hurries the drain
@@ -305,7 +309,34 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
     log.info("stopping at %d ms", session.clock.now_ns() // NS_PER_MS)
 
 
-def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop) -> ModelFactory:
+def _memory_corpora(config: Config) -> tuple[MemoryCorpora | None, str]:
+    """respond.memory_from's corpora, loaded and checked (ConfigError, exit 2), and what to
+    say of them in the line that says the agent performs ("" for none)."""
+    started = time.perf_counter()
+    corpora = load_memory(config)
+    if corpora is None:
+        return None, ""
+    primed = ", ".join(f"{c['name']} ({c['notes']} notes of {c['works']} works)"
+                       for c in corpora.corpora)
+    return corpora, f"; live memory primed from {primed} in {time.perf_counter() - started:.1f} s"
+
+
+async def _model_ready(config: Config, model: WorkerModel, signals: StopSignals) -> None:
+    """The model loaded and answering, with every style the piece names (ConfigError naming
+    the key of one it lacks: the worker reports its styles then). A stop signal meanwhile
+    ends the wait: nothing is checked, the run stops."""
+    try:
+        await signals.unless_stopped(model.wait_ready(config.model.start_timeout_s))
+    except ModelError:
+        if model.styles:
+            check_styles(config, model.styles, config.model_path().name)
+        raise
+    if model.styles:  # loaded (else stopped while loading)
+        check_styles(config, model.styles, config.model_path().name)
+
+
+def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop,
+                    corpora: MemoryCorpora | None = None) -> ModelFactory:
     def make(scheduler: Scheduler, event_log: EventLog) -> WorkerModel:
         def report(what: str, fields: dict[str, Any]) -> None:
             event_log.write("model", scheduler.clock.now_ns(), what=what, **fields)
@@ -316,7 +347,8 @@ def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop) -> ModelFac
                            bound=config.model.originality_bound, style=config.style(),
                            scheduler=scheduler, loop=loop, report=report,
                            restart_after_ns=ms_to_ns(config.model.restart_after_ms),
-                           start_timeout_ns=int(config.model.start_timeout_s * 1e9))
+                           start_timeout_ns=int(config.model.start_timeout_s * 1e9),
+                           guard_lines=None if corpora is None else corpora.lines)
     return make
 
 

@@ -336,21 +336,24 @@ def sounding_notes(messages: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
     return sorted(on)
 
 
-def corpus_config(players: list[str], mode: str, style: str | dict[str, float],
-                  metre: tuple[int, int] = (4, 4), checkpoint: Path = MODEL) -> Config:
+def corpus_config(players: list[str], mode: str, style: str | dict[str, float] | None,
+                  metre: tuple[int, int] = (4, 4), checkpoint: Path = MODEL,
+                  memory_from: Sequence[str] = ()) -> Config:
     """The agent for a corpus rehearsal: a model (the shipped one) in a style (the corpus's
-    name) or a blend {style: weight}, in `mode`, counting the bar as the piece's time signature
-    says (as a player reading it would)."""
+    name) or a blend {style: weight} (None: no model, the live memory alone), in `mode`,
+    counting the bar as the piece's time signature says (as a player reading it would);
+    `memory_from`: corpora priming the live memory."""
     beats_per_bar, division = config_mod.metre_of(*metre)
-    blend = {style: 1.0} if isinstance(style, str) else style
+    blend = {} if style is None else {style: 1.0} if isinstance(style, str) else style
+    model = {} if not blend else {"checkpoint": str(checkpoint), "styles": list(blend),
+                                  "style_weights": list(blend.values())}
     return config_mod.from_dict({
         "performance": {"name": "targets", "seed": 7, "beats_per_bar": beats_per_bar,
                         "beat_division": division},
         "players": [{"name": n, "port": f"virtual:{n}"} for n in players],
         "agent": {"mode": mode, "outputs": ["virtual:out"], "channel": 3},
-        "respond": {"phrase_gap_beats": 0.5, "max_notes": 16},
-        "model": {"checkpoint": str(checkpoint), "styles": list(blend),
-                  "style_weights": list(blend.values())},
+        "respond": {"phrase_gap_beats": 0.5, "max_notes": 16, "memory_from": list(memory_from)},
+        "model": model,
     }, str(REPO / "bench" / "targets.toml"))
 
 

@@ -56,3 +56,23 @@ def save_random_checkpoint(path: Path, seed: int = 0) -> Path:
                     {"epochs": 0, "best_epoch": 0, "best_valid_bits": 0.0, "seconds": 0.0,
                      "seconds_to_best": 0.0, "history": []}, lines)
     return path
+
+
+def save_with_style(parent: Path, path: Path, style: str, line: list[int],
+                    seed: int = 5) -> Path:
+    """A checkpoint as a fine-tune that adds a style leaves one: the parent's network and
+    styles unchanged, one row more in the style table (`style`), its corpus (one `line`) in
+    the copy guard's lines besides the parent's."""
+    parent_ckpt = checkpoint.load(parent)
+    cfg = parent_ckpt.net.cfg
+    state = parent_ckpt.net.state_dict()
+    torch.manual_seed(seed)
+    state["style.weight"] = torch.cat([state["style.weight"], 3.0 * torch.randn(1, cfg.embed)])
+    net = EventNet(NetConfig(**{**cfg.as_dict(), "n_styles": cfg.n_styles + 1}))
+    net.load_state_dict(state)
+    corpora = [*parent_ckpt.corpora, {"name": style, "hash": "1" * 64, "works": 1,
+                                      "notes": len(line)}]
+    lines = np.concatenate([parent_ckpt.corpus_lines, join_lines([np.array(line)])])
+    checkpoint.save(path, net.eval(), (*parent_ckpt.styles, style), corpora, parent_ckpt.train,
+                    lines)
+    return path

@@ -42,8 +42,11 @@ class Checkpoint:
     sha256: str  # of the file: the model's identity in logs
     extra: dict[str, Any] = field(default_factory=dict)  # resume state (optimiser, rng)
 
-    def proposer(self, seed: int = 0, bound: int = DEFAULT_BOUND) -> Proposer:
-        return Proposer(self.net, self.styles, CopyGuard(self.corpus_lines, bound), seed)
+    def proposer(self, seed: int = 0, bound: int = DEFAULT_BOUND,
+                 also: np.ndarray | None = None) -> Proposer:
+        """`also`: more joined lines its copy guard covers (respond.memory_from's corpora)."""
+        lines = self.corpus_lines if also is None else np.concatenate([self.corpus_lines, also])
+        return Proposer(self.net, self.styles, CopyGuard(lines, bound), seed)
 
 
 def save(path: Path, net: EventNet, styles: tuple[str, ...], corpora: list[dict[str, Any]],

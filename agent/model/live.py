@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.config import Config
-from agent.errors import ConfigError
+import numpy as np
+
+from agent.config import Config, check_styles
 from agent.model import representation as rep
 from agent.model.proposals import Constraints, Proposal
 
@@ -84,16 +85,15 @@ class ModelClient(Protocol):
 ModelFactory = Callable[["Scheduler", "EventLog"], ModelClient]
 
 
-def inline_factory(config: Config) -> ModelFactory:
-    """The configured model in this process (replay): loads the checkpoint now."""
+def inline_factory(config: Config, guard_lines: np.ndarray | None = None) -> ModelFactory:
+    """The configured model in this process (replay): loads the checkpoint now. `guard_lines`:
+    more lines its copy guard covers (respond.memory_from's corpora)."""
     from agent.model import checkpoint  # torch only where a model runs here
 
-    proposer = checkpoint.load(config.model_path()).proposer(config.performance.seed,
-                                                              config.model.originality_bound)
-    try:
-        proposer.set_style(config.style() or {proposer.styles[0]: 1.0})
-    except ValueError as e:
-        raise ConfigError(config.source, "model.styles", str(e)) from None
+    proposer = checkpoint.load(config.model_path()).proposer(
+        config.performance.seed, config.model.originality_bound, guard_lines)
+    check_styles(config, proposer.styles, config.model_path().name)
+    proposer.set_style(config.style() or {proposer.styles[0]: 1.0})
     return lambda scheduler, log: InlineModel(proposer)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 DEFAULT_BOUND = 12  # notes; the sampler never completes a shared run longer than this
+MAX_BOUND = 255  # notes: model.originality_bound's range is 2..MAX_BOUND
 SEPARATOR = 1000
 _OFFSET = 128  # intervals -127..127 become 1..255, so 0 never appears inside a line
 _BASE = int(np.random.default_rng(20261121).integers(1, 2**63)) | 1  # odd: invertible
@@ -31,6 +32,14 @@ def join_lines(lines: Sequence[np.ndarray]) -> np.ndarray:
         parts.append(np.diff(np.asarray(line, dtype=np.int64)) + _OFFSET)
         parts.append(np.array([SEPARATOR], dtype=np.int64))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def window_hash(symbols: np.ndarray) -> np.uint64:
+    """The hash CorpusIndex.hashes gives a window holding these symbols (uint64 [n] or int)."""
+    with np.errstate(over="ignore"):
+        digest: np.uint64 = (symbols.astype(np.uint64) * _powers(len(symbols), _BASE)).sum(
+            dtype=np.uint64)
+    return digest
 
 
 def _powers(n: int, base: int) -> np.ndarray:
@@ -94,7 +103,7 @@ class CopyGuard:
     """Tells the sampler which next pitches would complete a run longer than `bound` notes."""
 
     def __init__(self, corpus: np.ndarray, bound: int = DEFAULT_BOUND) -> None:
-        if not 2 <= bound <= 255:
+        if not 2 <= bound <= MAX_BOUND:
             raise ValueError(f"originality bound must be 2..255 notes, got {bound}")
         index = CorpusIndex(corpus)
         self.bound = bound
@@ -112,13 +121,12 @@ class CopyGuard:
         if len(line) < self._intervals:
             return None
         recent = np.fromiter(line, dtype=np.int64)[-self._intervals:]
-        prefix = (np.diff(recent) + _OFFSET).astype(np.uint64)
+        prefix_hash = window_hash(np.diff(recent) + _OFFSET)
+        if not _contains(self._prefixes, np.array([prefix_hash]))[0]:
+            return None
         with np.errstate(over="ignore"):
-            prefix_hash = (prefix * self._powers[:len(prefix)]).sum(dtype=np.uint64)
-            if not _contains(self._prefixes, np.array([prefix_hash]))[0]:
-                return None
             last = (candidates.astype(np.int64) - recent[-1] + _OFFSET).astype(np.uint64)
-            hashes = prefix_hash + last * self._powers[len(prefix)]
+            hashes = prefix_hash + last * self._powers[len(recent) - 1]
         return _contains(self._full, hashes)
 
 

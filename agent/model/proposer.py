@@ -103,13 +103,16 @@ class Proposer:
 
     # -- state ------------------------------------------------------------------------------
     def set_style(self, weights: Mapping[str, float]) -> None:
-        """Blend the corpora's styles, e.g. {"bach-chorales": 0.7, "oneill-1850": 0.3}."""
+        """Blend the corpora's styles, e.g. {"bach-chorales": 0.7, "oneill-1850": 0.3}
+        (`blend` then holds the weights normalised, without the styles weighing 0)."""
         unknown = set(weights) - set(self.styles)
         if unknown:
             raise ValueError(f"unknown style {sorted(unknown)}; this model knows {self.styles}")
         mix = np.array([max(float(weights.get(s, 0.0)), 0.0) for s in self.styles])
         if mix.sum() <= 0:
             raise ValueError("style weights must not all be zero")
+        self.blend = {s: round(float(w), 6) for s, w in zip(self.styles, mix / mix.sum(),
+                                                           strict=True) if w > 0}
         self._style: np.ndarray = ((mix / mix.sum()) @ self._w.style).astype(np.float32)
         if not self._fed:  # nothing heard yet: start afresh in the new style
             self.reset()

@@ -7,8 +7,9 @@ while the current worker keeps answering. Once the new one has loaded and answer
 session, the agent and the housekeeping (restarts, the watchdog's heartbeat) all use the new
 worker from the next request on, and it first hears the recent music, as a restarted worker
 does. What the old worker still owes is answered by it, or falls back at its deadline; then it
-stops. A checkpoint that does not load (not a checkpoint, no style the performance blends, no
-answer within `model.start_timeout_s`) changes nothing: the old model plays on.
+stops. A checkpoint that does not load (not a checkpoint, no answer within
+`model.start_timeout_s`, or lacking a style the piece names or the blend played now) changes
+nothing: the old model plays on.
 
 Refused at once (CommandError: nothing logged, nothing published, nothing changed): a run
 without a model, a path outside the piece's folder and the models folder (checkpoint_path), no
@@ -32,7 +33,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from agent.config import Config
+from agent.config import Config, style_problem
 from agent.errors import ModelError
 from agent.files import confined, size_text
 from agent.model.live import MAX_CHECKPOINT_BYTES
@@ -128,7 +129,7 @@ class ModelReload:
             assert isinstance(current, WorkerModel)
             self._candidate = candidate = current.successor(path)
             try:
-                await candidate.wait_ready(self._session.config.model.start_timeout_s)
+                await self._loaded(candidate)
             except ModelError as e:
                 candidate.retire()
                 self._record("reload-failed", identity, reason=str(e))
@@ -141,6 +142,32 @@ class ModelReload:
             log.info("model-reload: %s is playing (sha256 %s)", path, identity["sha256"])
         finally:
             self._loading = self._candidate = None
+
+    async def _loaded(self, candidate: WorkerModel) -> None:
+        """The new worker ready, with the styles the piece needs; else ModelError. A worker
+        that lacks a style it was started with fails, saying its styles: the reason is then
+        the style and where the piece names it."""
+        try:
+            await candidate.wait_ready(self._session.config.model.start_timeout_s)
+        except ModelError:
+            if candidate.styles:
+                self._check_styles(candidate)
+            raise
+        self._check_styles(candidate)
+
+    def _check_styles(self, candidate: WorkerModel) -> None:
+        """ModelError unless the new model has every style the piece names (model.styles and
+        the sections' blends, which come back at each section) and the blend played now."""
+        config = self._session.config
+        problem = style_problem(config, candidate.styles, candidate.path.name)
+        if problem is not None:
+            raise ModelError(f"{problem[1]}, which the piece names ({problem[0]})")
+        playing = dict(self._session.agent.controls.styles)
+        missing = sorted(set(playing) - set(candidate.styles))
+        if missing:
+            raise ModelError(f"no style {missing[0]!r} in the model {candidate.path.name} (its "
+                             f"styles: {', '.join(candidate.styles)}), which the blend played "
+                             "now names")
 
     def _swap(self, new: WorkerModel) -> None:
         """One step on the loop: no request can come between the two assignments."""

@@ -196,14 +196,20 @@ def work_tokens(work: NoteArrays, roles: np.ndarray, aug: Augment = Augment()) -
                      velocity // 16, duration, position], axis=1).astype(np.int64)
 
 
+def voice_orders(work: NoteArrays) -> list[np.ndarray]:
+    """Each voice's notes in time order (a chord low to high): indexes into the work's
+    arrays, int64 [n_v] per voice. The copy guard's lines and the live memory's corpus lines
+    (model/memory_from.py) are both these."""
+    orders = []
+    for v in np.unique(work.voice):
+        at = np.flatnonzero(work.voice == v)
+        orders.append(at[np.lexsort((work.pitch[at], work.onset[at]))])
+    return orders
+
+
 def melodic_lines(work: NoteArrays) -> list[np.ndarray]:
     """Each voice's pitches in time order (what 'copying a piece' would copy). int64 [n_v]."""
-    lines = []
-    for v in np.unique(work.voice):
-        mask = work.voice == v
-        order = np.lexsort((work.pitch[mask], work.onset[mask]))
-        lines.append(work.pitch[mask][order].astype(np.int64))
-    return lines
+    return [work.pitch[order].astype(np.int64) for order in voice_orders(work)]
 
 
 def decode_time(tokens: Sequence[int]) -> tuple[float, float | None]:

@@ -6,8 +6,10 @@ process costs the loop only the pipe writes and reads (bench/model_worker.py mea
 
 Protocol (pickled tuples over a multiprocessing Pipe):
   parent -> worker: ("feed", ModelEvent) | ("phrase", id, PhraseRequest) | ("style", weights)
-  worker -> parent: ("ready", pid) | ("fed", total) | ("phrase", id, [Proposal], total)
-(total: feeds processed so far; the parent's backlog is what it sent minus that)
+  worker -> parent: ("ready", pid, styles) | ("failed", reason[, styles]) | ("fed", total)
+                    | ("phrase", id, [Proposal], total) | ("styled", blend) | ("unstyled", reason)
+(total: feeds processed so far; the parent's backlog is what it sent minus that; blend: the
+style weights it plays with now, normalised, which the parent logs as a `model` record `style`)
 The worker is started with `spawn` (a fork after BLAS threads started has hung) and caps torch at
 one thread before its first operation.
 
@@ -37,6 +39,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent.errors import ModelError
 from agent.model import representation as rep
 from agent.model.live import Done, EventTimes, ModelNote, PhraseRequest
@@ -51,30 +55,36 @@ Report = Callable[[str, dict[str, Any]], None]
 
 
 def serve(path: str, seed: int, bound: int, style: dict[str, float],
-          conn: multiprocessing.connection.Connection) -> None:
+          guard_lines: np.ndarray | None, conn: multiprocessing.connection.Connection) -> None:
     """The worker process's main: load, warm up, then answer until the pipe closes."""
     # Ctrl-C, Ctrl-\ and a closed terminal signal the whole process group, this worker too. The
     # agent stops the run (the panic first) and then this worker: dying first would only have it
     # restarted, or its traceback printed, in the middle of the stop.
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    with contextlib.suppress(BrokenPipeError):  # the parent let this worker go first (a reload
-        _serve(path, seed, bound, style, conn)  # given up, the end of the run): nobody to tell
+    # BrokenPipeError: the parent let this worker go first (a reload given up, the end of the
+    # run): nobody to tell
+    with contextlib.suppress(BrokenPipeError):
+        _serve(path, seed, bound, style, guard_lines, conn)
 
 
 def _serve(path: str, seed: int, bound: int, style: dict[str, float],
-           conn: multiprocessing.connection.Connection) -> None:
+           guard_lines: np.ndarray | None, conn: multiprocessing.connection.Connection) -> None:
     import torch  # imported here: the thread cap must come before any torch operation
 
     torch.set_num_threads(1)
     from agent.model import checkpoint
 
     try:
-        proposer = checkpoint.load(Path(path)).proposer(seed, bound)
-        if style:
-            proposer.set_style(style)
+        proposer = checkpoint.load(Path(path)).proposer(seed, bound, guard_lines)
     except Exception as e:  # say why to the parent, which reports it; do not die silently
         conn.send(("failed", str(e)))
+        return
+    try:
+        if style:
+            proposer.set_style(style)
+    except ValueError as e:  # a style it lacks: its styles too, so the start can say which
+        conn.send(("failed", f"{Path(path).name}: {e}", tuple(proposer.styles)))
         return
     proposer.propose_phrase(4)  # warm-up: first calls allocate
     conn.send(("ready", os.getpid(), tuple(proposer.styles)))
@@ -96,8 +106,11 @@ def _serve(path: str, seed: int, bound: int, style: dict[str, float],
                                             req.start_beat)
             conn.send(("phrase", rid, notes, fed))
         elif kind == "style":
-            with contextlib.suppress(ValueError):  # checked by the parent; never die of it
+            try:  # checked by the parent; never die of it
                 proposer.set_style(message[1])
+                conn.send(("styled", proposer.blend))
+            except ValueError as e:
+                conn.send(("unstyled", str(e)))
         elif kind == "stop":
             return
 
@@ -125,9 +138,13 @@ def _single_threaded_blas() -> Iterator[None]:
 class WorkerModel:
     def __init__(self, path: Path, *, seed: int, bound: int, style: Mapping[str, float],
                  scheduler: Scheduler, loop: asyncio.AbstractEventLoop, report: Report,
-                 restart_after_ns: int, start_timeout_ns: int = 60_000_000_000) -> None:
+                 restart_after_ns: int, start_timeout_ns: int = 60_000_000_000,
+                 guard_lines: np.ndarray | None = None) -> None:
+        """`guard_lines`: joined lines the model's copy guard covers besides its own corpus's
+        (respond.memory_from's corpora)."""
         self.path = path
         self._args = (str(path), seed, bound, dict(style))
+        self._guard_lines = guard_lines
         self._scheduler = scheduler
         self._loop = loop
         self._report = report
@@ -156,7 +173,8 @@ class WorkerModel:
         return WorkerModel(path, seed=seed, bound=bound, style=dict(style),
                            scheduler=self._scheduler, loop=self._loop, report=self._report,
                            restart_after_ns=self._restart_after_ns,
-                           start_timeout_ns=self._start_timeout_ns)
+                           start_timeout_ns=self._start_timeout_ns,
+                           guard_lines=self._guard_lines)
 
     def adopt(self, old: WorkerModel) -> None:
         """Take over from `old` (a reload, once this worker is ready): hear the music it heard
@@ -174,8 +192,8 @@ class WorkerModel:
     # -- process ----------------------------------------------------------------------------
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=serve, args=(*self._args, child), daemon=True,
-                                       name="stage-agent-model")
+        self._proc = self._ctx.Process(target=serve, args=(*self._args, self._guard_lines, child),
+                                       daemon=True, name="stage-agent-model")
         with _single_threaded_blas():
             self._proc.start()
         child.close()
@@ -351,6 +369,8 @@ class WorkerModel:
         kind = message[0]
         if kind == "failed":
             self.failure = message[1]
+            if len(message) > 2:  # it loaded, but lacks a style it was asked for
+                self.styles = tuple(message[2])
             self._ready_event.set()
             self._report("failed", {"reason": message[1]})
         elif kind == "ready":
@@ -365,6 +385,10 @@ class WorkerModel:
             self._report("ready", {"pid": message[1], "refed": len(self._history)})
         elif kind == "fed":
             self._acked = message[1]
+        elif kind == "styled":
+            self._report("style", {"weights": message[1]})
+        elif kind == "unstyled":
+            self._report("style-failed", {"reason": message[1]})
         elif kind == "phrase":
             _, rid, proposals, self._acked = message
             self._owed.discard(rid)

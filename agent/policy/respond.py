@@ -11,12 +11,17 @@ from collections.abc import Sequence
 from agent.events import PhraseNote, PlannedNote
 from agent.model.continuator import MIN_DURATION_NS, Continuator
 from agent.model.live import ModelNote
+from agent.model.originality import CopyGuard
 
 
 def plan_answer(call: Sequence[PhraseNote], memory: Continuator, rng: random.Random,
-                start_ns: int, max_notes: int, max_note_ns: int) -> list[PlannedNote]:
-    """An answer about as long as the call (at most max_notes), starting at start_ns."""
-    steps = memory.generate(call, min(max_notes, len(call)), rng)
+                start_ns: int, max_notes: int, max_note_ns: int,
+                guard: CopyGuard | None = None, before: Sequence[int] = ()
+                ) -> list[PlannedNote]:
+    """An answer about as long as the call (at most max_notes), starting at start_ns; with a
+    guard, copying no more than its bound of its corpus, counting `before` (the agent's own
+    pitches just before it) in."""
+    steps = memory.generate(call, min(max_notes, len(call)), rng, guard, before)
     out = []
     t = start_ns
     for i, step in enumerate(steps):

@@ -38,6 +38,7 @@ from agent.listen.beat import BeatEstimate, BeatTracker
 from agent.listen.harmony import estimate_chord, estimate_key, key_evidence, profile_of
 from agent.listen.hearing import CHORD_HALF_LIFE_S, KEY_HALF_LIFE_S
 from agent.listen.players import notes_heard
+from agent.model.memory_from import recorded_lines
 from agent.model.originality import join_lines, longest_shared_run
 from agent.policy.modes import RESPONSES
 from agent.record.judge_grid import MAX_GRID_S
@@ -209,13 +210,19 @@ def evaluate(path: Path) -> dict[str, Any]:
 
 
 def corpus_of(header: dict[str, Any]) -> np.ndarray | None:
-    """The corpus of the model a log's run used, if it had one and the file is still there."""
+    """The corpus lines of the model a log's run used, if it had one and the file is still
+    there, and of the corpora that primed its memory (respond.memory_from) still as they were.
+    None if there are none."""
+    lines = []
     model = header.get("model")
-    if not model or not Path(model["path"]).is_file():
-        return None
-    from agent.model.checkpoint import load  # torch only when a model was used
+    if model and Path(model["path"]).is_file():
+        from agent.model.checkpoint import load  # torch only when a model was used
 
-    return load(Path(model["path"])).corpus_lines
+        lines.append(load(Path(model["path"])).corpus_lines)
+    memory = recorded_lines(header.get("memory_from", []))
+    if memory is not None:
+        lines.append(memory)
+    return np.concatenate(lines) if lines else None
 
 
 def format_report(r: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from agent.config import Config, RecordSection
 from agent.errors import RecordingError
 from agent.events import Heard
 from agent.model.live import ModelFactory, inline_factory, recorded_factory
+from agent.model.memory_from import MemoryCorpora, load_memory
 from agent.policy.commands import PLAY_VERBS
 from agent.record import smf
 from agent.record.log import read_log
@@ -56,6 +57,7 @@ class Recording:
     model_answers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     slice: dict[str, Any] | None = None  # a take's or capture's window (takes.py), if it is one
     time_signature: tuple[int, int] | None = None  # a plain MIDI file's first, if it has one
+    memory_from: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # as recorded
 
 
 def load_recording(path: Path) -> Recording:
@@ -80,6 +82,9 @@ def load_recording(path: Path) -> Recording:
     if "layout" in header:  # likewise the speaker layout
         cfg = dataclasses.replace(cfg, spatial=dataclasses.replace(
             cfg.spatial, layout=header["layout"]))
+    if "memory_from" in header:  # and the corpora that primed the memory
+        cfg = dataclasses.replace(cfg, respond=dataclasses.replace(
+            cfg.respond, memory_from=tuple(c["path"] for c in header["memory_from"])))
     inputs: list[Input] = []
     answers = []
     end = None
@@ -95,7 +100,7 @@ def load_recording(path: Path) -> Recording:
             end = r["t"]
             break  # heard while the ports drained after the stop: never answered live either
     return Recording(cfg, inputs, [p.name for p in cfg.players], end, answers,
-                     header.get("slice"))
+                     header.get("slice"), memory_from=header.get("memory_from", []))
 
 
 def fit_config(recording: Recording, config: Config | None) -> Config:
@@ -172,7 +177,26 @@ def _renamed(recording: Recording, cfg: Config) -> list[Input]:
             for i in recording.inputs]
 
 
-def replay_model(recording: Recording, cfg: Config) -> ModelFactory | None:
+def replay_corpora(recording: Recording, cfg: Config) -> MemoryCorpora | None:
+    """The corpora that prime the memory (respond.memory_from), loaded again. Replaying a log
+    as it was recorded needs them as they were: one changed since (its hash differs) would
+    make the memory answer otherwise, so the replay is refused, saying so (RecordingError);
+    with another config (--config) it re-improvises with them as they are."""
+    corpora = load_memory(cfg)
+    if corpora is None or cfg != recording.config:
+        return corpora
+    recorded = {c["path"]: c["hash"] for c in recording.memory_from}
+    for now in corpora.corpora:
+        if recorded.get(now["path"], now["hash"]) != now["hash"]:
+            raise RecordingError(
+                f"{now['path']}: the corpus has changed since the recording (its hash is "
+                f"{now['hash'][:12]}, recorded {recorded[now['path']][:12]}): the live memory "
+                "would answer otherwise; replay with --config to re-improvise with it as it is")
+    return corpora
+
+
+def replay_model(recording: Recording, cfg: Config,
+                 corpora: MemoryCorpora | None = None) -> ModelFactory | None:
     """Which model a replay uses: none if the config has none; the recorded answers when
     replaying a whole log with its own config (byte-identical output); else the model itself,
     in this process (a MIDI file, another config, or a slice of a log: a re-improvisation). A
@@ -182,7 +206,7 @@ def replay_model(recording: Recording, cfg: Config) -> ModelFactory | None:
         return None
     if cfg == recording.config and recording.model_answers and recording.slice is None:
         return recorded_factory(recording.model_answers)
-    return inline_factory(cfg)
+    return inline_factory(cfg, None if corpora is None else corpora.lines)
 
 
 def _feed(session: Session, item: Input) -> None:
@@ -194,15 +218,20 @@ def _feed(session: Session, item: Input) -> None:
 
 def replay_fast(recording: Recording, cfg: Config, out_dir: Path, source: str,
                 sink: Sink | None = None, header: dict[str, Any] | None = None,
-                watch: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+                watch: Callable[[dict[str, Any]], bool] | None = None,
+                corpora: MemoryCorpora | None = None) -> dict[str, Any]:
     """`header`: more fields for the log's header. `watch` sees every record written; once it
-    returns True the replay feeds nothing more and stops (scrub.py's strict replay)."""
+    returns True the replay feeds nothing more and stops (scrub.py's strict replay).
+    `corpora`: respond.memory_from's, already loaded (replaying many pieces, say); by default
+    loaded here (replay_corpora)."""
     inputs = _renamed(recording, cfg)
     start = inputs[0].time_ns if inputs else 0
     clock = ManualClock(start)
+    if corpora is None:
+        corpora = replay_corpora(recording, cfg)
     session = Session(cfg, clock, sink or (lambda port, data: True), out_dir,
                       {"clock": "manual", "replay_of": source, **(header or {})},
-                      replay_model(recording, cfg))
+                      replay_model(recording, cfg, corpora), corpora=corpora)
     halted = False
     if watch is not None:
         def tap(record: dict[str, Any]) -> None:
@@ -237,9 +266,11 @@ async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, sour
     inputs = _renamed(recording, cfg)
     clock = MonotonicClock()
     loop = asyncio.get_running_loop()
+    corpora = replay_corpora(recording, cfg)
     session = Session(cfg, clock, sink, out_dir,
                       {"clock": "monotonic", "replay_of": source, **(header or {})},
-                      replay_model(recording, cfg), log_in_background=True)
+                      replay_model(recording, cfg, corpora), log_in_background=True,
+                      corpora=corpora)
     driver = session.drive_realtime(loop)
     first = inputs[0].time_ns if inputs else 0
     offset = clock.now_ns() + LEAD_IN_NS - first

@@ -148,6 +148,7 @@ TABLES: dict[tuple[str, str | None], Fields] = {
        for (kind, what), fields in BY_WHAT.items()},
 }
 HEADER_MODEL: Fields = {"path": (_text, True), "sha256": (_optional(_text), True)}
+HEADER_CORPUS: Fields = {"path": (_text, True), "hash": (_text, True)}  # memory_from's
 HEADER_SLICE: Fields = {"of": (_text, True), "from_ns": (_time, True), "to_ns": (_time, True),
                 "reason": (_text, True), "name": (_optional(_text), False)}
 
@@ -213,6 +214,11 @@ def check_header(header: Any) -> Record:
     for key, fields in (("model", HEADER_MODEL), ("slice", HEADER_SLICE)):
         if key in header:
             _fields(_object(header[key], key), fields, f"{key}.")
+    memory = header.get("memory_from", [])
+    if not isinstance(memory, list):
+        raise BadRecord("memory_from: not a list of corpora")
+    for i, corpus in enumerate(memory):
+        _fields(_object(corpus, f"memory_from[{i}]"), HEADER_CORPUS, f"memory_from[{i}].")
     _fields(header, {"layout": (_text, False), "clock": (_text, False),
                      "replay_of": (_text, False)})
     return header

@@ -17,12 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent.clock import Clock, ms_to_ns
 from agent.config import Config
 from agent.errors import ModelError, RecordingError, StageAgentError
 from agent.events import Emitted, Heard
 from agent.files import FileRefused, safe_name, sha256_file
 from agent.model.live import MAX_CHECKPOINT_BYTES, ModelFactory
+from agent.model.memory_from import MemoryCorpora
 from agent.model.originality import longest_shared_run
 from agent.pipeline import Agent
 from agent.policy.commands import ACTION_VERBS, PLAY_VERBS, Command, CommandError
@@ -69,12 +72,21 @@ class Session:
 
     def __init__(self, config: Config, clock: Clock, sink: Sink, out_dir: Path,
                  header: dict[str, Any], model: ModelFactory | None = None,
-                 log_in_background: bool = False) -> None:
+                 log_in_background: bool = False, corpora: MemoryCorpora | None = None
+                 ) -> None:
+        """`corpora`: respond.memory_from's, loaded (model/memory_from.load_memory): given
+        exactly when the config names some."""
+        if bool(config.respond.memory_from) != (corpora is not None):
+            raise ValueError("respond.memory_from's corpora are loaded by the caller: "
+                             "given when, and only when, the config names some")
         self.config = config
         self.clock = clock
         self.out_dir = out_dir
+        self.corpora = corpora
         if config.uses_model():
             header = {**header, "model": model_identity(config.model_path())}
+        if corpora is not None:  # which corpora, where, as they were (a replay checks them)
+            header = {**header, "memory_from": list(corpora.corpora)}
         if config.spatial.layout:  # where the layout was (the config's path is relative)
             header = {**header, "layout": str(config.layout_path().resolve())}
         self.log = EventLog(out_dir / LOG_NAME, {
@@ -87,7 +99,7 @@ class Session:
         self.scheduler = Scheduler(clock, sink, ms_to_ns(config.agent.max_note_ms),
                                    self._on_emit)
         self.model = model(self.scheduler, self.log) if model is not None else None
-        self.agent = Agent(config, self.scheduler, self.log, self.model)
+        self.agent = Agent(config, self.scheduler, self.log, self.model, corpora)
         self.errors = 0
         self._recording_said = RECORDING  # the log's state last said on stderr
         # Live actions (policy/commands.ACTION_VERBS) by verb: called with the command's fields
@@ -230,7 +242,7 @@ class Session:
                 summary["trajectories_error"] = str(e)
             except OSError as e:  # the disk full or read-only
                 summary["trajectories_error"] = describe(e)
-        if self.config.uses_model():
+        if self.config.uses_model() or self.corpora is not None:
             try:
                 summary["originality_notes"] = self._originality(records)
             except ModelError as e:  # a replay of recorded answers can run without the model
@@ -239,9 +251,13 @@ class Session:
         return summary
 
     def _originality(self, records: list[dict[str, Any]]) -> int:
-        """The longest run of the agent's notes copied from the model's corpus (in notes)."""
-        from agent.model.checkpoint import load  # torch, only for runs that have a model
+        """The longest run of the agent's notes copied from the model's corpora and the
+        memory's (respond.memory_from), in notes."""
+        lines = [] if self.corpora is None else [self.corpora.lines]
+        if self.config.uses_model():
+            from agent.model.checkpoint import load  # torch, only for runs that have a model
 
+            lines.append(load(self.config.model_path()).corpus_lines)
         _players, agent = notes_of(records, self.config.agent.outputs[0])
-        return longest_shared_run([n.pitch for n in agent],
-                                  load(self.config.model_path()).corpus_lines)
+        # Joined lines end with a separator: one after the other they stay apart.
+        return longest_shared_run([n.pitch for n in agent], np.concatenate(lines))

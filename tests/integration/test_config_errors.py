@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import EXIT_CONFIG
+from tests.corpus_fixtures import Piece, melody, write_corpus
 
 BASE = """
 [performance]
@@ -87,6 +88,13 @@ CASES = {
     "ca-file-not-a-bundle": Broken(
         BASE + '[mqtt]\nhost = "127.0.0.1"\ntls = true\nca_file = "ca.pem"\n', "mqtt.ca_file",
         "not a CA bundle: ", {"ca.pem": b"not a certificate\n"}),
+    "memory-from-missing": Broken(BASE + '[respond]\nmemory_from = ["corpora/none"]\n',
+                                  "respond.memory_from[0]",
+                                  "no such corpus folder: {dir}/corpora/none"),
+    "memory-from-not-a-corpus": Broken(BASE + '[respond]\nmemory_from = ["mine"]\n',
+                                       "respond.memory_from[0]",
+                                       "{dir}/mine: corpus not built (no manifest.json)",
+                                       {"mine/tune.mid": b"MThd"}),
     "checkpoint-not-a-model": Broken(
         BASE.replace('"harmony"', '"call-response"') + '[model]\ncheckpoint = "m.pt"\n',
         "model.checkpoint", "{dir}/m.pt: not a stage-agent model checkpoint",
@@ -115,6 +123,7 @@ def perform(case: Broken, folder: Path, env: dict[str, str]) -> tuple[Path, str]
     if case.toml:
         config.write_text(case.toml)
     for name, content in case.files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(content)
     # Its own process group: whatever it starts (a model worker) is found by the group.
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
@@ -147,6 +156,16 @@ def check_refused(case: Broken, folder: Path, env: dict[str, str],
 @pytest.mark.parametrize("name", [n for n, c in CASES.items() if not c.at_ports])
 def test_a_config_error_refuses_the_run_before_any_port(name: str, tmp_path: Path) -> None:
     check_refused(CASES[name], tmp_path, NO_JACK)
+
+
+def test_a_corpus_file_that_changed_refuses_the_run_before_any_port(tmp_path: Path) -> None:
+    """respond.memory_from's corpora are read whole, each file checked against its manifest,
+    before any port opens."""
+    mine = write_corpus(tmp_path / "mine", [Piece("tune", "train", (melody([60, 62, 64]),))])
+    (mine / "midi" / "tune.mid").write_bytes(b"MThd changed")
+    check_refused(Broken(BASE + '[respond]\nmemory_from = ["mine"]\n', "respond.memory_from[0]",
+                         "{dir}/mine/midi/tune.mid: sha256 differs from {dir}/mine/manifest.json"),
+                  tmp_path, NO_JACK)
 
 
 @pytest.mark.jack

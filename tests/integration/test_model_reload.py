@@ -41,7 +41,7 @@ from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import LOG_NAME, Session
 from agent.service import _worker_factory
 from agent.visuals.state import messages
-from tests.model_fixtures import CORPUS_LINE, random_net, save_random_checkpoint
+from tests.model_fixtures import CORPUS_LINE, random_net, save_random_checkpoint, save_with_style
 
 from .broker import MOSQUITTO, Broker
 from .director import Director
@@ -49,6 +49,7 @@ from .jackpeer import Peer, model_piece, running_agent, write_piece
 from .test_perform_model_jack import log_records
 
 S = 1_000_000_000
+MINE = [64, 66, 69, 71, 73, 71, 69, 66, 64, 61]  # the musician's own corpus, one line
 REQUEST = PhraseRequest(4, Constraints(low=60, high=72, velocity_min=40, velocity_max=90))
 Record = dict[str, Any]
 
@@ -352,7 +353,8 @@ async def test_a_checkpoint_that_does_not_load_is_reported_and_the_old_model_pla
     (tmp_path / "bad.pt").write_bytes(b"\x00" * 64)
     save_checkpoint(tmp_path / "other.pt", ("reel", "jig"))  # lacks the style played: "tune"
     for name, reason in (("bad.pt", "not a stage-agent model checkpoint"),
-                         ("other.pt", "unknown style")):
+                         ("other.pt", "no style 'tune' in the model other.pt (its styles: reel, "
+                                      "jig), which the piece names (model.styles[0])")):
         stage.command(checkpoint=name)
         failed = await stage.until_state(tmp_path / name, "failed")
         path = str((tmp_path / name).resolve())
@@ -368,6 +370,21 @@ async def test_a_checkpoint_that_does_not_load_is_reported_and_the_old_model_pla
         ["reload-started", "reload-failed"] * 2
     # The failed workers are gone: only the old one is left of this test's processes.
     await stage.until(lambda: children() <= before)
+
+
+async def test_a_checkpoint_without_the_blend_played_now_is_refused_saying_so(
+        stages: Callable[..., Any], tmp_path: Path) -> None:
+    """The piece names no style, but a command set one: the new model must have it too (a
+    model without it would silently play another)."""
+    stage: Stage = await stages()
+    old = stage.model()
+    stage.controls(styles={"chorale": 1.0})
+    save_checkpoint(tmp_path / "c.pt", ("tune", "mine"))
+    stage.command(checkpoint="c.pt")
+    failed = await stage.until_state(tmp_path / "c.pt", "failed")
+    assert failed["error"] == ("no style 'chorale' in the model c.pt (its styles: tune, mine), "
+                               "which the blend played now names")
+    assert stage.model() is old and (await stage.ask())[2] == "model"
 
 
 async def test_a_worker_that_hangs_or_dies_while_loading_is_given_up(
@@ -409,7 +426,8 @@ def test_the_model_state_goes_to_the_visuals_as_one_osc_message() -> None:
 
 # -- stage-agent perform, reloaded over MQTT while it plays at JACK ports ---------------------
 
-PIECE = model_piece("a.pt") + """[mqtt]
+PIECE = model_piece("a.pt") + """styles = ["tune"]
+[mqtt]
 host = "127.0.0.1"
 port = {mqtt_port}
 agent = "keys-agent"
@@ -460,7 +478,7 @@ def live(jack_server: JackServer, tmp_path: Path) -> Iterator[tuple[SynthPeer, P
     broker = Broker(tmp_path)
     broker.start()
     save_random_checkpoint(tmp_path / "a.pt", seed=0)
-    save_checkpoint(tmp_path / "b.pt", ("chorale", "tune", "reel"))
+    save_with_style(tmp_path / "a.pt", tmp_path / "b.pt", "mine", MINE)  # a fine-tune's
     config = write_piece(tmp_path, PIECE, name, mqtt_port=broker.port)
     yield peer, config, broker
     broker.stop()
@@ -489,6 +507,9 @@ def watchdog_pings(s: socket.socket, count: int) -> list[bytes]:
 @pytest.mark.jack
 def test_perform_reloads_its_model_over_mqtt_and_plays_on(
         live: tuple[SynthPeer, Path, Broker], jack: dict[str, str], tmp_path: Path) -> None:
+    """On stage: the piece plays the model's "tune" style (named alone, no weights); the
+    model is reloaded to one fine-tuned with the musician's style "mine" besides, which is
+    then played alone, then blended, over MQTT, without a restart, the notes coming on."""
     peer, config, broker = live
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     director = Director(broker.port, "stage/reload/keys-agent/")
@@ -508,6 +529,9 @@ def test_perform_reloads_its_model_over_mqtt_and_plays_on(
                          "and the models folder (model.models_dir): refused"}
             assert len(peer.answer([60, 62, 64, 65], 4)) == 4
             peer.drain()
+            assert director.ask("controls", "c0", styles={"mine": 1}) == {  # not yet: a.pt's
+                "reply": "evt/error", "id": "c0", "verb": "controls",
+                "error": "controls: styles ['mine'] are not in the model (it has chorale, tune)"}
             director.command("model-reload", id="r1", checkpoint="b.pt")
             director.wait_for("evt/ack", {"id": "r1", "verb": "model-reload"})
             identity = {"checkpoint": str(b.resolve()), "sha256": sha256(b)}
@@ -517,11 +541,15 @@ def test_perform_reloads_its_model_over_mqtt_and_plays_on(
             old_pid = next(r["pid"] for r in log_records(recording)
                            if r["k"] == "model" and r["what"] == "ready")
             wait_until(lambda: gone(old_pid))  # the old worker has stopped and been reaped
-            director.command("controls", id="c1", styles={"reel": 1.0})  # the new model's
+            director.command("controls", id="c1", styles={"mine": 1})  # the new model's
             director.wait_for("evt/ack", {"id": "c1", "verb": "controls"})
             # The watchdog's heartbeat follows the new worker (the old one has stopped).
             assert watchdog_pings(notify, 2) == [b"WATCHDOG=1"] * 2
             assert len(peer.answer([67, 65, 64, 62], 4)) == 4
+            peer.drain()
+            director.command("controls", id="c2", styles={"mine": 0.7, "tune": 0.3})  # a blend
+            director.wait_for("evt/ack", {"id": "c2", "verb": "controls"})
+            assert len(peer.answer([62, 64, 65, 67], 4)) == 4
             peer.drain()
             assert agent.wait() == 0, agent.err
         peer.drain(settle=0.2)
@@ -536,10 +564,20 @@ def test_perform_reloads_its_model_over_mqtt_and_plays_on(
     assert [(r["path"], r["sha256"]) for r in reloaded] == [(str(b.resolve()), sha256(b))]
     assert reloaded[0]["t"] > reload_at
     answers = [r for r in records if r["k"] == "decision" and r["what"] == "answer"]
-    assert len(answers) == 2 and answers[0]["t"] < reload_at < reloaded[0]["t"] < answers[1]["t"]
-    assert [d["source"] for d in answers] == ["model", "model"]  # the second: the new model's
+    assert len(answers) == 3 and answers[0]["t"] < reload_at < reloaded[0]["t"] < answers[1]["t"]
+    assert [d["source"] for d in answers] == ["model"] * 3  # then: the new model's
     pids = [r["pid"] for r in records if r["k"] == "model" and r["what"] == "ready"]
     assert len(pids) == 2 and pids[0] == old_pid
+    assert not [r for r in records if r["k"] == "model" and r["what"] in ("restart", "failed")]
+    # What each worker said it plays with: the piece's "tune" (the old one at its start, the
+    # new one taking over), then "mine" alone, then the blend, each after its command.
+    styled = [(r["t"], r["weights"]) for r in records if r["k"] == "model"
+              and r["what"] == "style"]
+    assert [w for _, w in styled] == [{"tune": 1.0}, {"tune": 1.0}, {"mine": 1.0},
+                                      {"mine": 0.7, "tune": 0.3}]
+    commands = [r["t"] for r in records if r["k"] == "ctl" and r["what"] == "controls"]
+    assert reload_at < styled[1][0] and commands[0] < styled[2][0] < answers[1]["t"] \
+        < commands[1] < styled[3][0] < answers[2]["t"]
     # A replay of this log: the reload is not replayed; the recorded answers come in order.
     rec = load_recording(recording)
     replay_fast(rec, fit_config(rec, None), tmp_path / "replayed", "test")
@@ -547,7 +585,7 @@ def test_perform_reloads_its_model_over_mqtt_and_plays_on(
 
     def said(rs: list[Record]) -> list[tuple[str, Any]]:
         return [(r["why"], r["notes"]) for r in rs if r["k"] == "model" and r["what"] == "answer"]
-    assert said(again) == said(records) and len(said(records)) == 2
+    assert said(again) == said(records) and len(said(records)) == 3
     assert not [r for r in again if r["k"] == "ctl" and r["what"] == "model-reload"]
 
     def emitted(rs: list[Record]) -> list[tuple[int | None, str]]:

@@ -133,8 +133,26 @@ async def test_a_bad_checkpoint_fails_at_start_with_its_reason(tmp_path: Path) -
     r.worker.close()
 
 
-async def test_an_unknown_style_fails_at_start(tmp_path: Path) -> None:
+async def test_an_unknown_style_fails_at_start_saying_the_models_styles(tmp_path: Path) -> None:
     r = make_rig(save_random_checkpoint(tmp_path / "m.pt"), style={"jazz": 1.0})
-    with pytest.raises(ModelError, match="unknown style"):
+    with pytest.raises(ModelError, match=r"m\.pt: unknown style \['jazz'\]"):
         await r.worker.wait_ready(60)
+    assert r.worker.styles == ("chorale", "tune")  # so the start can name what it lacks
+    r.worker.close()
+
+
+async def test_the_worker_says_which_blend_it_plays_with(tmp_path: Path) -> None:
+    """Every style set is confirmed by the worker, weights normalised (a `model` record
+    `style` in a run's log); one it cannot take is reported, and it plays on as it was."""
+    r = make_rig(save_random_checkpoint(tmp_path / "m.pt"), style={"tune": 2.0})
+    await r.worker.wait_ready(60)
+    await r.until(lambda: ("style", {"weights": {"tune": 1.0}}) in r.reports)
+    said = len(r.reports)
+    r.worker.set_style({"chorale": 3.0, "tune": 1.0})
+    await r.until(lambda: len(r.reports) > said)
+    assert r.reports[said:] == [("style", {"weights": {"chorale": 0.75, "tune": 0.25}})]
+    r.worker.set_style({"jazz": 1.0})  # the session refuses this first; the worker never dies
+    await r.until(lambda: r.reports[-1][0] == "style-failed")
+    assert "unknown style ['jazz']" in r.reports[-1][1]["reason"]
+    assert (await r.ask(deadline_s=20))[1] == "model"
     r.worker.close()

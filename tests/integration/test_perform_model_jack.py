@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from agent import midi
+from agent.errors import EXIT_CONFIG
 from agent.io.jack_server import JackServer
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
 from tests.model_fixtures import save_random_checkpoint
 
 from .jackpeer import Peer, model_piece, running_agent, write_piece
+from .test_config_errors import left_running
 
 RESPOND = model_piece("m.pt") + "restart_after_ms = 300.0\n"
 
@@ -78,3 +82,70 @@ def test_the_model_answers_and_survives_its_worker_being_killed(
     restarts = [r for r in records if r["k"] == "model" and r["what"] == "restart"]
     assert len(restarts) == 1 and restarts[0]["reason"].startswith("worker exited (")
     assert "model m.pt:" in agent.out
+
+
+@pytest.mark.parametrize(("extra", "key", "style"), [
+    ('styles = ["tune", "jazz"]\n', "model.styles[1]", "jazz"),
+    ('styles = ["tune"]\n[[sections]]\nname = "a"\n'
+     'controls = {{ styles = {{ chorale = 1.0, reel = 2.0 }} }}\n',
+     "sections[0].controls.styles", "reel"),
+])
+def test_a_style_the_model_lacks_refuses_the_run_naming_the_key(
+        extra: str, key: str, style: str, stage: tuple[Peer, Path], jack: dict[str, str],
+        tmp_path: Path) -> None:
+    """Found once the model has loaded (its styles are in the checkpoint): exit 2, the last
+    line names the key, nothing is left running. A section's blend would otherwise have been
+    refused in the middle of the performance, when the section began."""
+    config = write_piece(tmp_path, RESPOND + extra, "modeljack")
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
+                            env={**os.environ, **jack}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_CONFIG, (proc.returncode, out, err)
+    assert err.splitlines()[-1] == (
+        f"stage-agent: error: {config}: {key}: no style {style!r} in the model m.pt (its "
+        "styles: chorale, tune)")
+    deadline = time.monotonic() + 10  # the model worker, let go at the exit, ends after it
+    while left_running(proc.pid):
+        assert time.monotonic() < deadline, f"left running: {left_running(proc.pid)}"
+        time.sleep(0.05)
+
+
+def model_workers(parent: int) -> list[int]:
+    """The model worker processes `parent` has spawned (not multiprocessing's tracker)."""
+    pids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    found = []
+    for pid in pids:
+        try:
+            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text():
+                found.append(int(pid))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def test_a_stop_while_the_model_loads_stops_the_run_without_a_style_error(
+        stage: tuple[Peer, Path], jack: dict[str, str], tmp_path: Path) -> None:
+    """The styles the piece names are checked once the model has loaded; a stop signal
+    before that ends the run (exit 0), never "no style 'tune' in the model (its styles: )"."""
+    peer, _config = stage
+    config = write_piece(tmp_path, RESPOND + 'styles = ["tune"]\n', "modeljack")
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "perform", str(config)],
+                            env={**os.environ, **jack}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        peer.take_reset()  # the session has begun: its model worker is loading
+        deadline = time.monotonic() + 30
+        while not (worker := model_workers(proc.pid)):
+            assert time.monotonic() < deadline, "no model worker started"
+            time.sleep(0.01)
+        for pid in worker:
+            os.kill(pid, signal.SIGSTOP)  # it stays loading: never ready
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "no style" not in err and "written to" in out, err

@@ -34,6 +34,8 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "key_accuracy.py": (["--corpora", CORPORA], "music21"),
     "learn_key_profiles.py": (["--corpora", CORPORA], "the constants for agent/listen/harmony.py"),
     "listener.py": (["--seconds", "1", "--rate", "1000"], "callback p99 ratio"),
+    "memory_from.py": (["--corpora", CORPORA, "--repeat", "1", "--pieces", "1", "--small", "3",
+                        "--modes", "continue"], "copy figure"),
     "model_vs_notochord.py": (["--events", "50", "--corpora", CORPORA],
                               "held-out pitch bits per note"),
     "model_worker.py": (["--seconds", "1"], "ratios (p99 loop lag, peer / worker)"),

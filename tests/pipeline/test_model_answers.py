@@ -136,3 +136,25 @@ def test_a_mirror_takes_the_models_pitches_for_its_varied_notes(piece: Path,
     assert all(r["part"] == "mirror" for r in requests)
     assert {m["source"] for m in mirrors} == {"call+model"}
     assert all(p % 12 in C_MAJOR for m in mirrors for _, p, _, _ in m["plan"])
+
+
+def test_a_style_named_alone_is_played_without_weights(piece: Path, tmp_path: Path) -> None:
+    """`styles = ["tune"]` alone (no style_weights) was refused ("0 weights for 1 styles")."""
+    text = (piece / "performance.toml").read_text()
+    (piece / "performance.toml").write_text(text.replace(
+        'styles = ["tune", "chorale"]\nstyle_weights = [3.0, 1.0]\n', 'styles = ["tune"]\n'))
+    summary = run(piece, tmp_path / "r")
+    header, _records = read_log(tmp_path / "r" / LOG_NAME)
+    assert header["config"]["model"]["styles"] == ["tune"]
+    assert header["config"]["model"]["style_weights"] == []
+    assert summary["model_answers"]["model"] == summary["answers"] > 0
+    # The same answers as the tune style weighed 1 of 1.
+    cfg = config_mod.load(piece / "performance.toml")
+    weighed = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, style_weights=(1.0,)))
+    replay_fast(load_recording(piece / "rehearsal.mid"), weighed, tmp_path / "w", "test")
+    assert emits(tmp_path / "w") == emits(tmp_path / "r")
+    (piece / "performance.toml").write_text(text.replace(
+        'styles = ["tune", "chorale"]', 'styles = ["tune", "jazz"]'))
+    with pytest.raises(ConfigError, match=r"model\.styles\[1\]: no style 'jazz' in the model "
+                                          r"m\.pt \(its styles: chorale, tune\)"):
+        run(piece, tmp_path / "x")

@@ -148,3 +148,45 @@ def test_the_models_folder_is_the_checkpoints_unless_named(tmp_path: Path) -> No
         config.from_dict(table, str(tmp_path / "performance.toml"))
     assert (err.value.key, err.value.problem) == (
         "model.models_dir", f"no such folder: {tmp_path / 'nowhere'}")
+
+
+def styled(tmp_path: Path, model: str, sections: str = "") -> config.Config:
+    return config.load(write(tmp_path, GOOD + "[model]\n" + model + sections))
+
+
+def test_styles_without_weights_weigh_the_same(tmp_path: Path) -> None:
+    c = styled(tmp_path, 'styles = ["mine"]\n')
+    assert c.style() == {"mine": 1.0}
+    assert c.initial_controls().styles == (("mine", 1.0),)
+    both = styled(tmp_path, 'styles = ["mine", "oneill-1850"]\n')
+    assert both.style() == {"mine": 1.0, "oneill-1850": 1.0}
+    weighed = styled(tmp_path, 'styles = ["mine", "oneill-1850"]\nstyle_weights = [3, 1]\n')
+    assert weighed.style() == {"mine": 3.0, "oneill-1850": 1.0}
+    assert styled(tmp_path, "").style() == {}  # none named: the model's first style
+
+
+@pytest.mark.parametrize(("model", "key", "problem"), [
+    ('styles = ["mine", "tune", "mine"]\n', "model.styles[2]", "'mine' is named twice"),
+    ('styles = ["mine", "tune"]\nstyle_weights = [1.0]\n', "model.style_weights",
+     "1 weights for 2 styles: give one weight per style, or none (the styles then weigh the "
+     "same)"),
+    ("style_weights = [1.0]\n", "model.style_weights", "1 weights for 0 styles"),
+])
+def test_style_errors_name_the_key(tmp_path: Path, model: str, key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        styled(tmp_path, model)
+    assert (e.value.key, e.value.problem[:len(problem)]) == (key, problem)
+
+
+def test_a_style_the_model_lacks_is_named_with_its_key(tmp_path: Path) -> None:
+    sections = ('[[sections]]\nname = "a"\n[[sections]]\nname = "b"\n'
+                'controls = { styles = { mine = 1.0, jig = 0.5 } }\n')
+    c = styled(tmp_path, 'styles = ["tune"]\n', sections)
+    assert config.style_problem(c, ("tune", "mine", "jig"), "m.pt") is None
+    assert config.style_problem(c, ("chorale", "tune", "mine"), "m.pt") == (
+        "sections[1].controls.styles", "no style 'jig' in the model m.pt (its styles: chorale, "
+        "tune, mine)")
+    with pytest.raises(ConfigError) as e:
+        config.check_styles(c, ("chorale", "mine", "jig"), "m.pt")
+    assert str(e.value) == (f"{tmp_path / 'performance.toml'}: model.styles[0]: no style 'tune' "
+                            "in the model m.pt (its styles: chorale, mine, jig)")
