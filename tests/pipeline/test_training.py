@@ -50,6 +50,19 @@ def test_training_writes_self_describing_checkpoints(trained: Path, corpora: Pat
     assert last.train["epochs"] == 2
     assert set(last.extra) == {"optimiser", "plateau", "rng", "progress"}
     assert best.corpus_lines.size > 1000  # every voice of every work, for the copy guard
+    # What the model card prints: each corpus's provenance and licence, its flat velocity.
+    assert [c["collections"][0]["name"] for c in best.corpora] == ["bach-chorales",
+                                                                   "oneill-1850"]
+    assert all(c["collections"][0]["licence"].startswith("The music") for c in best.corpora)
+    assert [c["velocity"] for c in best.corpora] == [80, 80]
+    assert best.runs == ({"kind": "scratch", "corpora": ["bach-chorales", "oneill-1850"],
+                          "epochs": 2, "best_epoch": best.train["best_epoch"],
+                          "seconds": best.train["seconds"],
+                          "seconds_to_best": best.train["seconds_to_best"],
+                          "best_valid_bits": best.train["best_valid_bits"],
+                          "best_valid_pitch_bits": history[best.train["best_epoch"] - 1][
+                              "valid_pitch_bits"]},)
+    assert best.parent is None
 
 
 def build_corpus_hash(path: Path) -> str:
