@@ -1,4 +1,4 @@
-"""`stage-agent train` and `stage-agent eval`: the model's commands (see README "The model").
+"""`stage-agent train`, `eval` and `model card`: the model's commands (README "The model").
 
 torch is imported only when one of these runs, so the other commands start quickly.
 """
@@ -51,8 +51,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
     ev = sub.add_parser("eval", help="held-out likelihood, a MIDI sample, originality")
     ev.add_argument("checkpoint", type=Path)
-    ev.add_argument("--corpora", type=Path, default=CORPORA_DIR,
-                    help="folder holding the model's corpora (default: corpora)")
+    ev.add_argument("--corpora", type=Path, nargs="+", default=[CORPORA_DIR], metavar="DIR",
+                    help="corpus folders to score (any corpus), or folders holding the model's "
+                         "own corpora by name (default: corpora)")
+    ev.add_argument("--style", metavar="NAME|blend",
+                    help="score and sample in this style of the model, or `blend` (equal "
+                         "weights over its styles); default: each corpus's own style, the "
+                         "blend for a corpus that is not a style")
     ev.add_argument("--split", default="test", choices=("train", "valid", "test"))
     ev.add_argument("--sample", type=Path, help="write the sample here (default: next to the "
                                                 "checkpoint, <name>.sample.mid)")
@@ -94,6 +99,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     ckpt = checkpoint.load(args.checkpoint)
     sample = args.sample or args.checkpoint.with_suffix(".sample.mid")
-    report = evaluate(ckpt, args.corpora, args.split, args.seed, args.bound, sample)
+    report = evaluate(ckpt, args.corpora, args.split, args.seed, args.bound, sample, args.style)
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return EXIT_OK
+

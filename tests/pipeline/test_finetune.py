@@ -1,5 +1,5 @@
-"""`stage-agent train --init` (fine-tuning) on tiny corpora written by the tests: real MIDI
-files, real training, in seconds."""
+"""`stage-agent train --init` (fine-tuning) and `eval --corpora DIR... --style`, on tiny corpora
+written by the tests: real MIDI files, real training, in seconds."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import pytest
 import torch
 
 from agent.cli import main
+from agent.errors import ModelError
 from agent.model import checkpoint
 from agent.model import representation as rep
 from agent.model.corpus import load_corpus
+from agent.model.eval_checkpoint import evaluate
 from agent.model.finetune import grow_styles
+from agent.model.heldout import Bits, heldout_bits, scored
 from agent.model.net import NetConfig
 from agent.model.originality import join_lines
 from agent.model.plan import record
@@ -143,6 +146,50 @@ def test_a_flat_corpus_teaches_the_velocity_head_nothing(parent: Path, corpora: 
     assert checkpoint.load(tmp_path / "best.pt").runs[-1]["velocity_not_scored"] == ["flat"]
 
 
+def test_eval_scores_the_base_and_the_finetuned_model_on_the_same_notes(
+        parent: Path, child: Path, corpora: dict[str, Path], tmp_path: Path) -> None:
+    base = evaluate(checkpoint.load(parent), [corpora["whole"]], style="blend",
+                    sample_path=tmp_path / "base.mid")
+    tuned = evaluate(checkpoint.load(child), [corpora["whole"]],
+                     sample_path=tmp_path / "tuned.mid")
+    b, t = base["heldout"]["whole"], tuned["heldout"]["whole"]
+    assert b["events"] == t["events"] == len(load_corpus(corpora["whole"]).split("test")) * 48
+    assert (b["style"], b["trained_on"], t["style"], t["trained_on"]) == (
+        "blend", False, "whole", True)
+    assert base["heldout"]["all"]["events"] == b["events"]
+    # Without --style, a corpus that is not a style of the model is scored in the blend.
+    assert evaluate(checkpoint.load(parent), [corpora["whole"]])["heldout"]["whole"] == b
+    minor = evaluate(checkpoint.load(child), [corpora["whole"], corpora["minor"]], style="minor")
+    assert [v["style"] for k, v in minor["heldout"].items() if k != "all"] == ["minor", "minor"]
+    assert minor["heldout"]["all"]["events"] == sum(
+        minor["heldout"][k]["events"] for k in ("whole", "minor"))
+    with pytest.raises(ModelError, match="--style 'jazz': this model's styles are major, "
+                                         "minor, whole, or blend"):
+        evaluate(checkpoint.load(child), [corpora["whole"]], style="jazz")
+    # A folder without a manifest holds the model's own corpora by name: all of them.
+    own = evaluate(checkpoint.load(child), [corpora["whole"].parent])
+    assert [(k, v.get("style")) for k, v in own["heldout"].items()] == [
+        ("all", None), ("major", "major"), ("minor", "minor"), ("whole", "whole")]
+
+
+def test_the_eval_command_takes_corpus_folders_and_refuses_bad_ones(
+        child: Path, corpora: dict[str, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(child), "--corpora", str(corpora["whole"]), str(corpora["flat"]),
+                 "--style", "blend", "--sample", str(tmp_path / "s.mid")]) == 0
+    out = capsys.readouterr().out
+    assert "\ntest whole: " in out and "events, style blend)\n" in out
+    assert "events, style blend, a corpus it was not trained on)\n" in out  # flat
+    for args, message in (
+            (["--corpora", str(tmp_path / "nope")], "no such folder"),
+            (["--corpora", str(corpora["whole"]), "--style", "jazz"], "--style 'jazz'"),
+            (["--corpora", str(corpora["whole"]), str(corpora["whole"])],
+             "two corpora named whole")):
+        assert main(["eval", str(child), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("stage-agent: error: ") and message in err
+
+
 def test_the_train_command_finetunes_with_a_progress_bar(
         parent: Path, corpora: dict[str, Path], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -199,3 +246,16 @@ def test_train_refuses_a_finetune_that_adds_nothing_or_overwrites_its_parent(
                  "--resume"]) == 2
     assert "made by a fine-tune (--init), which is not resumed" in capsys.readouterr().err
 
+
+def test_figures_combined_over_corpora_are_those_of_all_their_notes(
+        corpora: dict[str, Path]) -> None:
+    net = random_net(5)
+    parts = [scored(load_corpus(corpora[n]).split("test"), i % 2)
+             for i, n in enumerate(("major", "whole", "minor"))]
+    together = heldout_bits(net, [s for p in parts for s in p])
+    combined = Bits.combine([heldout_bits(net, p) for p in parts])
+    assert (combined.events, combined.durations) == (together.events, together.durations)
+    for a, b in ((combined.bits_per_event, together.bits_per_event),
+                 (combined.pitch_bits_per_note, together.pitch_bits_per_note),
+                 *((combined.per_head[h], together.per_head[h]) for h in together.per_head)):
+        assert a == pytest.approx(b, rel=1e-5)

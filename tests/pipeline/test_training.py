@@ -89,7 +89,7 @@ def test_resume_continues_where_training_stopped(trained: Path, corpora: Path,
 def test_eval_reports_likelihood_sample_and_originality(trained: Path, corpora: Path,
                                                         tmp_path: Path) -> None:
     ckpt = checkpoint.load(trained / "best.pt")
-    report = evaluate(ckpt, corpora, sample_path=tmp_path / "s.mid")
+    report = evaluate(ckpt, [corpora], sample_path=tmp_path / "s.mid")
     assert set(report["heldout"]) == {"all", "bach-chorales", "oneill-1850"}
     for figures in report["heldout"].values():
         assert 0 < figures["pitch_bits_per_note"] < figures["bits_per_event"]
@@ -121,7 +121,7 @@ def test_a_checkpoint_from_elsewhere_is_refused_by_eval(trained: Path, tmp_path:
     data["corpora"][0]["hash"] = "f" * 64
     torch.save(data, tmp_path / "other.pt")
     with pytest.raises(ModelError, match="differs from the corpus this model was trained on"):
-        evaluate(checkpoint.load(tmp_path / "other.pt"), corpora)
+        evaluate(checkpoint.load(tmp_path / "other.pt"), [corpora])
 
 
 def test_torchrun_trains_with_two_processes(corpora: Path, tmp_path: Path) -> None:
