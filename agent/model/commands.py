@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agent.errors import EXIT_OK, ModelError
+from agent.errors import EXIT_OK, ModelError, OutputError
 from agent.model.freeze import FREEZE
 
 CORPORA_DIR = Path("corpora")
@@ -67,6 +67,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(run=_eval)
 
+    model = sub.add_parser("model", help="what a model checkpoint holds")
+    model_sub = model.add_subparsers(required=True, metavar="ACTION")
+    card = model_sub.add_parser("card", help="what went into a model: corpora, licences, "
+                                             "parents, training, held-out figures")
+    card.add_argument("checkpoint", type=Path)
+    card.add_argument("--md", type=Path, metavar="FILE", help="also write the card as Markdown")
+    card.set_defaults(run=_card)
+
 
 def _train(args: argparse.Namespace) -> int:
     from agent.model.net import NetConfig
@@ -103,3 +111,17 @@ def _eval(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return EXIT_OK
 
+
+def _card(args: argparse.Namespace) -> int:
+    from agent.model import checkpoint
+    from agent.model.card import card, card_markdown, card_text
+
+    data = card(checkpoint.load(args.checkpoint))
+    print(card_text(data))
+    if args.md is not None:
+        try:
+            args.md.write_text(card_markdown(data), encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"{args.md}: cannot write the card: {e.strerror or e}") from None
+        print(f"card: {args.md}")
+    return EXIT_OK

@@ -1,5 +1,5 @@
-"""`stage-agent train --init` (fine-tuning) and `eval --corpora DIR... --style`, on tiny corpora
-written by the tests: real MIDI files, real training, in seconds."""
+"""`stage-agent train --init` (fine-tuning), `eval --corpora DIR... --style` and `model card`,
+on tiny corpora written by the tests: real MIDI files, real training, in seconds."""
 
 from __future__ import annotations
 
@@ -259,3 +259,19 @@ def test_figures_combined_over_corpora_are_those_of_all_their_notes(
                  (combined.pitch_bits_per_note, together.pitch_bits_per_note),
                  *((combined.per_head[h], together.per_head[h]) for h in together.per_head)):
         assert a == pytest.approx(b, rel=1e-5)
+
+
+def test_the_card_of_a_finetuned_model_names_its_parent_and_corpora(
+        parent: Path, child: Path, corpora: dict[str, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["model", "card", str(child)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    sha = hashlib.sha256(parent.read_bytes()).hexdigest()
+    assert f"parents: {parent} (sha256 {sha})" in out
+    assert "styles: major, minor, whole" in out
+    whole = load_corpus(corpora["whole"]).hash
+    assert f"  whole: 30 works, 1,440 notes, velocities vary, hash {whole}" in out
+    assert out.count("      provenance: made by the tests") == 3
+    assert f"  2. fine-tune of {parent} (sha256 {sha[:12]}) on whole, new style whole" in out
+    assert "     rehearsed major: 1 old work per new work each epoch" in out
+    assert any(line.startswith("     old style major: validation ") for line in out)
