@@ -2,9 +2,12 @@
 
 A checkpoint is a dict of plain data and tensors, loaded with `torch.load(weights_only=True)`:
 a checkpoint is data, never code. It records the file format and the representation version it
-was trained with, the network's sizes, the style (corpus) names, each corpus's id and hash, the
-training history, and the corpus's melodic lines for the originality guard. Resume checkpoints
-also carry the optimiser state; the shipped ones do not.
+was trained with, the network's sizes, the style (corpus) names, every corpus it was trained on
+(name, hash, counts, provenance and licence), this file's training history, the runs that made
+the model (from scratch, then each fine-tune with its parent's path and sha256), and the
+corpora's melodic lines for the originality guard. Resume checkpoints also carry the optimiser
+state; the shipped ones do not. Checkpoints from before `runs` and the corpora's provenance
+load as they are: history() makes their one run from `train`.
 """
 
 from __future__ import annotations
@@ -29,18 +32,23 @@ from agent.model.proposer import Proposer
 
 FORMAT = "stage-agent-model"
 VERSION = 1
+# What a run's record in `runs` says of its training (train.py writes them, the card reads them).
+RUN_FIGURES = ("epochs", "best_epoch", "seconds", "seconds_to_best", "best_valid_bits")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     net: EventNet
     styles: tuple[str, ...]
-    corpora: tuple[dict[str, Any], ...]  # name, hash, works, notes per training corpus
-    train: dict[str, Any]  # epochs, best epoch, validation history, seconds, seed, ...
+    # Every corpus the model was trained on, over all its runs (plan.record): name, hash,
+    # works, notes, and (newer checkpoints) velocity and collections (provenance, licence).
+    corpora: tuple[dict[str, Any], ...]
+    train: dict[str, Any]  # this file's run: epochs, best epoch, validation history, seconds...
     corpus_lines: np.ndarray  # originality.join_lines of every work of every corpus
     path: Path
     sha256: str  # of the file: the model's identity in logs
     extra: dict[str, Any] = field(default_factory=dict)  # resume state (optimiser, rng)
+    runs: tuple[dict[str, Any], ...] = ()  # the runs that made the model, oldest first
 
     def proposer(self, seed: int = 0, bound: int = DEFAULT_BOUND,
                  also: np.ndarray | None = None) -> Proposer:
@@ -48,15 +56,32 @@ class Checkpoint:
         lines = self.corpus_lines if also is None else np.concatenate([self.corpus_lines, also])
         return Proposer(self.net, self.styles, CopyGuard(lines, bound), seed)
 
+    def history(self) -> list[dict[str, Any]]:
+        """The runs that made the model, oldest first; an older checkpoint's one run (from
+        scratch, on every corpus it names) is made from its `train` record."""
+        if self.runs:
+            return list(self.runs)
+        best: dict[str, Any] = next((h for h in self.train.get("history", ())
+                     if h.get("epoch") == self.train.get("best_epoch")), {})
+        return [{"kind": "scratch", "corpora": [c["name"] for c in self.corpora],
+                 **{k: self.train.get(k) for k in RUN_FIGURES if k in self.train},
+                 "best_valid_pitch_bits": best.get("valid_pitch_bits")}]
+
+    @property
+    def parent(self) -> dict[str, str] | None:
+        """The checkpoint this one was fine-tuned from ({path, sha256}), or None."""
+        parent: dict[str, str] | None = self.history()[-1].get("parent")
+        return parent
+
 
 def save(path: Path, net: EventNet, styles: tuple[str, ...], corpora: list[dict[str, Any]],
          train: dict[str, Any], corpus_lines: np.ndarray,
-         extra: dict[str, Any] | None = None) -> None:
+         extra: dict[str, Any] | None = None, runs: list[dict[str, Any]] | None = None) -> None:
     data = {
         "format": FORMAT, "version": VERSION, "representation": rep.REPRESENTATION_VERSION,
         "net": net.cfg.as_dict(), "styles": list(styles), "corpora": corpora, "train": train,
         "corpus_lines": torch.from_numpy(corpus_lines.astype(np.int16)),
-        "state_dict": net.state_dict(), "extra": extra or {},
+        "state_dict": net.state_dict(), "extra": extra or {}, "runs": runs or [],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -88,4 +113,5 @@ def load(path: Path) -> Checkpoint:
     return Checkpoint(net=net.eval(), styles=tuple(data["styles"]),
                       corpora=tuple(data["corpora"]), train=data["train"],
                       corpus_lines=data["corpus_lines"].numpy().astype(np.int64), path=path,
-                      sha256=hashlib.sha256(raw).hexdigest(), extra=data.get("extra", {}))
+                      sha256=hashlib.sha256(raw).hexdigest(), extra=data.get("extra", {}),
+                      runs=tuple(data.get("runs", ())))

@@ -22,10 +22,12 @@ from agent.model.net import HEADS, EventNet, event_nll
 
 @dataclass(frozen=True)
 class Scored:
-    """A work ready to score: its tokens int64 [n, 6] and its style index."""
+    """A work ready to score: its tokens int64 [n, 6], its style index, and whether its
+    velocities are scored (not for a flat-velocity corpus in a fine-tune: net.event_nll)."""
 
     tokens: np.ndarray
     style: int
+    velocity: bool = True
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,25 @@ class Bits:
     pitch_bits_per_note: float
     events: int
     per_head: dict[str, float]  # bits per scored event, per head
+    durations: int = 0  # scored durations (the agent's notes): per_head["duration"]'s count
+
+    @staticmethod
+    def combine(parts: Sequence[Bits]) -> Bits:
+        """The figures of all the parts' events together, as if scored in one call."""
+        events, durations = sum(b.events for b in parts), sum(b.durations for b in parts)
+
+        def count(b: Bits, head: str) -> int:
+            return b.durations if head == "duration" else b.events
+
+        per_head = {h: sum(b.per_head[h] * count(b, h) for b in parts)
+                    / max(durations if h == "duration" else events, 1) for h in HEADS}
+        return Bits(sum(b.bits_per_event * b.events for b in parts) / max(events, 1),
+                    sum(b.pitch_bits_per_note * b.events for b in parts) / max(events, 1),
+                    events, per_head, durations)
 
 
-def scored(works: Sequence[rep.NoteArrays], style: int) -> list[Scored]:
-    return [Scored(rep.work_tokens(w, rep.eval_roles(w)), style) for w in works]
+def scored(works: Sequence[rep.NoteArrays], style: int, velocity: bool = True) -> list[Scored]:
+    return [Scored(rep.work_tokens(w, rep.eval_roles(w)), style, velocity) for w in works]
 
 
 def pad_batch(items: Sequence[Scored], n_styles: int) -> tuple[torch.Tensor, ...]:
@@ -62,9 +79,11 @@ def heldout_bits(net: EventNet, items: Sequence[Scored], batch: int = 16,
     totals = dict.fromkeys([*HEADS, "events", "durations"], 0.0)
     ordered = sorted(items, key=lambda s: len(s.tokens))  # similar lengths pad less
     for start in range(0, len(ordered), batch):
-        tokens, own, mask = pad_batch(ordered[start:start + batch], net.cfg.n_styles)
+        chunk = ordered[start:start + batch]
+        tokens, own, mask = pad_batch(chunk, net.cfg.n_styles)
         styles = own if style is None else style.expand(len(tokens), -1)
-        for key, value in event_nll(net, tokens, styles, mask).items():
+        velocity = torch.tensor([s.velocity for s in chunk])
+        for key, value in event_nll(net, tokens, styles, mask, velocity).items():
             totals[key] += float(value)
     net.train(was_training)
     events = max(totals["events"], 1.0)
@@ -72,4 +91,4 @@ def heldout_bits(net: EventNet, items: Sequence[Scored], batch: int = 16,
     per_head = {h: totals[h] / math.log(2) / max(
         totals["durations"] if h == "duration" else events, 1.0) for h in HEADS}
     return Bits(nats / math.log(2) / events, totals["pitch"] / math.log(2) / events,
-                int(totals["events"]), per_head)
+                int(totals["events"]), per_head, int(totals["durations"]))

@@ -106,21 +106,24 @@ class EventNet(nn.Module):
         return {h: self.head_logits(h, heads[h], chosen) for h in HEADS}
 
 
-def event_nll(net: EventNet, tokens: torch.Tensor, style: torch.Tensor,
-              mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def event_nll(net: EventNet, tokens: torch.Tensor, style: torch.Tensor, mask: torch.Tensor,
+              velocity: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Summed negative log-likelihood (nats) per head over the events where mask is true.
 
     tokens [B, T, 6], style [B, n_styles], mask bool [B, T] (padding false). A player's duration
-    is never scored (it is always UNKNOWN_DURATION). Also returns the counts: "events", "notes"
-    (every event is a note onset) and "durations" (scored durations).
+    is never scored (it is always UNKNOWN_DURATION). velocity bool [B]: whether each sequence's
+    velocities are scored (None: all are); a fine-tune leaves out those of a corpus whose notes
+    all have one velocity, so it does not teach the velocity head a flat line. Also returns the
+    counts: "events", "notes" (every event is a note onset) and "durations" (scored durations).
     """
     logits = net(tokens, style)
     out: dict[str, torch.Tensor] = {}
-    scored_duration = mask & (tokens[..., 0] == rep.AGENT)
+    scored = {"duration": mask & (tokens[..., 0] == rep.AGENT),
+              "velocity": mask if velocity is None else mask & velocity[:, None]}
     for i, h in enumerate(HEADS, start=1):
         nll = F.cross_entropy(logits[h].flatten(0, 1), tokens[..., i].flatten(),
                               reduction="none").view(mask.shape)
-        out[h] = (nll * (scored_duration if h == "duration" else mask)).sum()
+        out[h] = (nll * scored.get(h, mask)).sum()
     out["events"] = mask.sum()
-    out["durations"] = scored_duration.sum()
+    out["durations"] = scored["duration"].sum()
     return out

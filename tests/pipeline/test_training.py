@@ -50,6 +50,19 @@ def test_training_writes_self_describing_checkpoints(trained: Path, corpora: Pat
     assert last.train["epochs"] == 2
     assert set(last.extra) == {"optimiser", "plateau", "rng", "progress"}
     assert best.corpus_lines.size > 1000  # every voice of every work, for the copy guard
+    # What the model card prints: each corpus's provenance and licence, its flat velocity.
+    assert [c["collections"][0]["name"] for c in best.corpora] == ["bach-chorales",
+                                                                   "oneill-1850"]
+    assert all(c["collections"][0]["licence"].startswith("The music") for c in best.corpora)
+    assert [c["velocity"] for c in best.corpora] == [80, 80]
+    assert best.runs == ({"kind": "scratch", "corpora": ["bach-chorales", "oneill-1850"],
+                          "epochs": 2, "best_epoch": best.train["best_epoch"],
+                          "seconds": best.train["seconds"],
+                          "seconds_to_best": best.train["seconds_to_best"],
+                          "best_valid_bits": best.train["best_valid_bits"],
+                          "best_valid_pitch_bits": history[best.train["best_epoch"] - 1][
+                              "valid_pitch_bits"]},)
+    assert best.parent is None
 
 
 def build_corpus_hash(path: Path) -> str:
@@ -76,7 +89,7 @@ def test_resume_continues_where_training_stopped(trained: Path, corpora: Path,
 def test_eval_reports_likelihood_sample_and_originality(trained: Path, corpora: Path,
                                                         tmp_path: Path) -> None:
     ckpt = checkpoint.load(trained / "best.pt")
-    report = evaluate(ckpt, corpora, sample_path=tmp_path / "s.mid")
+    report = evaluate(ckpt, [corpora], sample_path=tmp_path / "s.mid")
     assert set(report["heldout"]) == {"all", "bach-chorales", "oneill-1850"}
     for figures in report["heldout"].values():
         assert 0 < figures["pitch_bits_per_note"] < figures["bits_per_event"]
@@ -108,7 +121,7 @@ def test_a_checkpoint_from_elsewhere_is_refused_by_eval(trained: Path, tmp_path:
     data["corpora"][0]["hash"] = "f" * 64
     torch.save(data, tmp_path / "other.pt")
     with pytest.raises(ModelError, match="differs from the corpus this model was trained on"):
-        evaluate(checkpoint.load(tmp_path / "other.pt"), corpora)
+        evaluate(checkpoint.load(tmp_path / "other.pt"), [corpora])
 
 
 def test_torchrun_trains_with_two_processes(corpora: Path, tmp_path: Path) -> None:
