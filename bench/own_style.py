@@ -160,15 +160,18 @@ def leaks(corpus_dir: Path) -> str:
 # --- 3, 4: training and held-out bits ---------------------------------------------------------
 
 def train_step(corpus: Corpus, out: Path, finetune_min: float, scratch_min: float,
-               said: list[str]) -> dict[str, Path]:
+               rehearse: Sequence[Corpus], said: list[str]) -> dict[str, Path]:
+    """The fine-tunes are given the shipped corpora too, as README "Fine-tuning" says to: they
+    rehearse the old styles (and measure them before and after) while learning the new one."""
     heading("3. fine-tune from models/demo.pt (--freeze core, none) and from scratch")
     made: dict[str, Path] = {}
     runs = [("scratch", ["train", str(corpus.path), "--out", str(out / "scratch"), "--minutes",
                          f"{scratch_min:g}"])]
     if supports("train", needles=("--init", "--freeze")):
-        runs = [(f, ["train", str(corpus.path), "--init", str(MODEL), "--freeze", f, "--out",
-                     str(out / f), "--minutes", f"{finetune_min:g}"]) for f in ("core", "none")
-                ] + runs
+        old = [str(c.path) for c in rehearse]
+        runs = [(f, ["train", str(corpus.path), *old, "--init", str(MODEL), "--freeze", f,
+                     "--out", str(out / f), "--minutes", f"{finetune_min:g}"])
+                for f in ("core", "none")] + runs
     else:
         print(f"  core, none: {NEEDS_INIT}")
     for label, args in runs:
@@ -353,7 +356,7 @@ def after_import(corpus: Corpus, shipped: Sequence[Corpus], args: argparse.Names
     """Steps 3-6 on an imported corpus; 1 if a training that could run failed."""
     trainings = 3 if supports("train", needles=("--init", "--freeze")) else 1
     models = train_step(corpus, out / "models", args.finetune_minutes, args.scratch_minutes,
-                        said)
+                        shipped, said)
     bits_step(corpus, models, shipped, said)
     new = [Setting(f"{label}, style {corpus.name}", path, {corpus.name: 1.0})
            for label, path in models.items()]

@@ -1,5 +1,5 @@
 """bench/own_style.py's steps after the import (training, held-out bits, the new style heard,
-velocity), which its smoke run reaches only once `stage-agent corpus import` exists: here on a
+velocity) with their exact labels (its smoke run in test_bench_smoke.py runs them too): here on a
 built corpus standing in for an imported one (copied under another name, as an import of the
 user's folder would name it), with the real `stage-agent train` in its own process. No figure
 is asserted (they are the bench's to print)."""
@@ -59,7 +59,8 @@ def test_the_steps_after_the_import_run_on_a_stand_in_corpus(
     assert own_style.after_import(load_corpus(root / "mine"), shipped, args,
                                   tmp_path / "out", said) == 0
     out = capsys.readouterr().out
-    assert said[0].startswith("scratch: best validation after")
+    assert [line.split(":")[0] for line in said[:3]] == ["core", "none", "scratch"], said
+    assert said[0].startswith("core: best validation after")
     assert any(line.startswith("velocity, corpus mine: 40-100") for line in said)
     assert "scratch: best validation" in out
     assert "base, styles blended evenly" in out and "scratch, style mine" in out
