@@ -195,7 +195,9 @@ def load_corpus(path: Path) -> Corpus:
 
 def read_manifest(path: Path) -> dict[str, Any]:
     file = path / "manifest.json"
-    build = f"run `stage-agent corpus build {path.name}`"
+    build = (f"run `stage-agent corpus build {path.name}`" if path.name in RECIPES else
+             f"make it with `stage-agent corpus import SOURCE... --name {path.name}` (or build "
+             f"one of the recipes: {', '.join(RECIPES)})")
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -181,3 +181,14 @@ def test_cli_builds_and_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     listing = capsys.readouterr().out
     assert "bach-chorales: not built" in listing
     assert "oneill-1850: 2 works" in listing and "MIDI files built" in listing
+
+
+def test_a_missing_corpus_is_told_how_to_make_it(tmp_path: Path) -> None:
+    """A recipe's folder is built; any other is the user's own music, imported."""
+    for name, how in (("bach-chorales", "run `stage-agent corpus build bach-chorales`"),
+                      ("mine", "make it with `stage-agent corpus import SOURCE... --name mine` "
+                               "(or build one of the recipes: bach-chorales, oneill-1850)")):
+        (tmp_path / name).mkdir()
+        with pytest.raises(CorpusError) as e:
+            load_corpus(tmp_path / name)
+        assert str(e.value) == f"{tmp_path / name}: corpus not built (no manifest.json): {how}"
