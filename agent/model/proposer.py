@@ -97,6 +97,9 @@ class Proposer:
         self.styles = styles
         self.guard = guard
         self._rng = np.random.default_rng(seed)
+        # Where in its velocity bin a note falls: a stream of its own, so the notes (pitch,
+        # time, length) a seed gives stay the same whatever the touch.
+        self._touch = np.random.default_rng([seed, 1])
         self._w = _NumpyWeights(net)
         self._fed = 0
         self.set_style({styles[0]: 1.0})
@@ -177,8 +180,10 @@ class Proposer:
             picks[head] = self._sample(self._w.logits(head, self._state.heads[i], chosen), mask, c)
             chosen[head] = picks[head]
         dt = min(max(float(rep.DT_VALUES[picks["dt"]]), c.dt_min_s), c.dt_max_s)
-        velocity = min(max(int(rep.VELOCITY_VALUES[picks["velocity"]]), c.velocity_min),
-                       c.velocity_max)
+        # Anywhere in the chosen bin (16 velocities wide), not its centre: the bins' centres
+        # alone gave a solo three loudness steps where the corpus had seventy velocities.
+        velocity = min(max(rep.velocity_in_bin(picks["velocity"], self._touch.random()),
+                           c.velocity_min), c.velocity_max)
         duration = float(rep.DUR_VALUES[picks["duration"]]) if "duration" in picks else 0.0
         return Proposal(int(picks["pitch"]), dt, velocity, duration)
 

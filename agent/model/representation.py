@@ -100,6 +100,12 @@ def velocity_token(velocity: int) -> int:
     return min(max(velocity, 0), 127) // 16
 
 
+def velocity_in_bin(token: int, where: float) -> int:
+    """A velocity of bin `token` (velocity_token's inverse): `where` in [0, 1) from its lowest
+    to its highest, never 0 (a note-on of velocity 0 is a note-off)."""
+    return max(1, int(token) * 16 + min(int(where * 16), 15))
+
+
 def position_token(beat_in_bar: float | None) -> int:
     if beat_in_bar is None:
         return UNKNOWN_POSITION

@@ -79,6 +79,22 @@ def test_decoded_values_fall_in_their_own_bins() -> None:
 
 
 # -- numpy inference against the torch network --------------------------------------------------
+def test_a_velocity_falls_anywhere_in_its_bin_never_zero() -> None:
+    assert [rep.velocity_in_bin(0, 0.0), rep.velocity_in_bin(0, 0.999), rep.velocity_in_bin(5, 0.5),
+            rep.velocity_in_bin(7, 0.9999)] == [1, 15, 88, 127]
+    assert all(rep.velocity_token(rep.velocity_in_bin(t, w)) == t
+               for t in range(1, rep.N_VELOCITY) for w in np.linspace(0, 0.9999, 50))
+
+
+def test_proposed_velocities_are_not_only_the_bins_centres() -> None:
+    """The touch has its own random stream: the same seed gives the same notes, and their
+    velocities spread over each bin (the centres alone were three loudness steps a solo)."""
+    phrase = Proposer(random_net(), STYLES, seed=3).propose_phrase(64)
+    assert len({p.velocity % 16 for p in phrase}) > 4
+    assert [(p.pitch, p.dt_s) for p in phrase] == [
+        (p.pitch, p.dt_s) for p in Proposer(random_net(), STYLES, seed=3).propose_phrase(64)]
+
+
 def test_numpy_step_gives_the_torch_networks_logits() -> None:
     net = random_net()
     work = tune([60, 62, 64, 65, 67, 65, 64, 62, 60, 67, 72, 71])
