@@ -196,6 +196,8 @@ async def perform(config: Config) -> dict[str, Any]:
     summary["input_unhandled"] = inputs.stats.unhandled
     summary["callback_us"] = {k: v if k == "n" else v * 1000
                               for k, v in inputs.stats.callback_ns.summary_ms().items()}
+    summary["input_handling_us"] = {k: v if k == "n" else v * 1000
+                                    for k, v in inputs.stats.handle_ns.summary_ms().items()}
     if spatial is not None:
         summary["spatial_tick_ms"] = spatial.tick_ns.summary_ms()
         summary["spatial_sent"] = spatial.sender.stats

@@ -56,6 +56,7 @@ class InputStats:
     unhandled: int = 0  # still queued when the ports closed (after the stop): never heard
     failed: int = 0  # messages whose handling raised (logged; the next ones are handled)
     callback_ns: Samples = field(default_factory=Samples)
+    handle_ns: Samples = field(default_factory=Samples)  # one message's handling, on the loop
 
 
 class _Port:
@@ -201,8 +202,9 @@ class MidiInputs:
         """
         if self._closed:
             return
-        queue = self._queue
-        end = time.monotonic_ns() + TURN_NS
+        queue, handle_ns = self._queue, self.stats.handle_ns
+        now = time.monotonic_ns()
+        end = now + TURN_NS
         while True:
             while queue:
                 t, index, data = queue.popleft()
@@ -210,7 +212,9 @@ class MidiInputs:
                     self.feed_bytes(t, index, data)
                 except Exception:  # one message's trouble must not end the listening
                     self._failed(data)
-                if queue and time.monotonic_ns() >= end:
+                began, now = now, time.monotonic_ns()
+                handle_ns.add(now - began)
+                if queue and now >= end:
                     assert self._loop is not None
                     self._loop.call_soon(self._drain)
                     return

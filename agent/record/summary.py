@@ -112,6 +112,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  scheduler lateness p50 {lt['p50']:.3f} ms, p99 {lt['p99']:.3f} ms, "
         f"max {lt['max']:.3f} ms",
         *(_model_lines(s) if s.get("model") else []),
+        *([f"  MIDI input handling p50 {h['p50']:.1f} p99 {h['p99']:.1f} max {h['max']:.1f} us "
+           f"a message (n={h['n']})"] if (h := s.get("input_handling_us")) and h["n"] else []),
         *([f"  MIDI input dropped: {s['input_overflow']} on a full queue, "
             f"{s['input_malformed']} malformed, {s.get('input_unhandled', 0)} still queued "
             "at the stop"]
