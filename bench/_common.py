@@ -201,12 +201,14 @@ def write_toml(path: Path, table: dict[str, Any]) -> None:
 class AgentProcess:
     """`python -m agent.cli perform CONFIG`, its stdout read on a thread (never blocks)."""
 
-    def __init__(self, config: Path, env: dict[str, str], stderr_path: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str], stderr_path: Path,
+                 source: Path = REPO) -> None:
+        """`source`: the checkout whose code runs (`-m` imports from the working folder)."""
         self._stderr: IO[bytes] = stderr_path.open("wb")
         self.stderr_path = stderr_path
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "perform", str(config)],
-            cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=self._stderr,
+            cwd=source, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=self._stderr,
             text=True, bufsize=1)
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []

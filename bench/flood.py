@@ -41,6 +41,7 @@ import _contention as contention
 import paho.mqtt.client as mqtt
 import rtmidi
 from _common import (
+    REPO,
     AgentProcess,
     Broker,
     Jack,
@@ -100,7 +101,7 @@ class Figures:
     handle_us: Summary | None  # per-message handling, from the agent's summary (if it says)
 
 
-def write_config(path: Path, broker_port: int, priority: int, shed_ms: float) -> None:
+def write_config(path: Path, broker_port: int, priority: int, shed_ms: float | None) -> None:
     table: dict[str, Any] = {
         "performance": {"name": "bench-flood", "seed": 7},
         "midi": {"backend": "jack"},
@@ -109,7 +110,7 @@ def write_config(path: Path, broker_port: int, priority: int, shed_ms: float) ->
         "harmony": {"intervals": [INTERVAL]},
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "agent": "agent"},
     }
-    if shed_ms:
+    if shed_ms is not None:
         table["midi"]["shed_after_ms"] = shed_ms
     if priority:
         table["service"] = {"realtime_priority": priority}
@@ -136,7 +137,7 @@ class TelemetryTap:
 
 
 def run_once(args: argparse.Namespace, server: Jack, tmp: Path, broker: Broker,
-             condition: contention.Condition, shed_ms: float) -> Figures:
+             condition: contention.Condition, shed_ms: float | None) -> Figures:
     ctx = mp.get_context("spawn")
     events = {k: ctx.Event() for k in ("ready", "go", "stop")}
     out: Any = ctx.Queue()
@@ -149,12 +150,11 @@ def run_once(args: argparse.Namespace, server: Jack, tmp: Path, broker: Broker,
     synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "bench-flood-sink")
     synth.set_callback(lambda ev, _: synth_got.append((time.monotonic_ns(), bytes(ev[0]))))
     synth.open_virtual_port(SYNTH)
-    config = tmp / f"flood-{condition.load}-{condition.priority}-{shed_ms:g}.toml"
+    config = tmp / f"flood-{condition.load}-{condition.priority}-{shed_ms}.toml"
     write_config(config, broker.port, condition.priority, shed_ms)
-    env = {**server.env}
-    if args.agent_src:
-        env["PYTHONPATH"] = str(Path(args.agent_src).resolve())
-    agent = AgentProcess(config, env, tmp / "agent.err")
+    source = Path(args.agent_src).resolve() if args.agent_src else REPO
+    agent = AgentProcess(config, {**server.env, "PYTHONPATH": str(source)}, tmp / "agent.err",
+                         source)
     tap = TelemetryTap(broker.port)
     sent = 0
     try:
@@ -215,6 +215,11 @@ def figures(args: argparse.Namespace, recording: Path, summary: str, sent: int,
     return f
 
 
+def shed_label(shed_ms: float | None) -> str:
+    return ("shed: the agent's default" if shed_ms is None else
+            "never shed" if shed_ms == 0 else f"shed after {shed_ms:g} ms")
+
+
 def _count(pattern: str, text: str) -> int:
     m = re.search(pattern, text)
     return int(m[1]) if m else 0
@@ -226,14 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=5000.0, help="messages/s (default 5000)")
     p.add_argument("--period", type=int, default=512, help="JACK frames per period (512)")
     p.add_argument("--shed-ms", default="0,50",
-                   help="midi.shed_after_ms values, a run each (0: never shed; default 0,50)")
+                   help="midi.shed_after_ms values, a run each (0: never shed; 'none': the key "
+                   "left out, for code without it; default 0,50)")
     p.add_argument("--bound-ms", type=float, default=50.0,
                    help="count the harmony notes at most this late (default 50)")
     p.add_argument("--agent-src", help="run the agent from this checkout instead")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     contention.add_contention_options(p)
     args = p.parse_args(argv)
-    sheds = [float(x) for x in args.shed_ms.split(",")]
+    sheds = [None if x == "none" else float(x) for x in args.shed_ms.split(",")]
     runs = [(c, s) for c in contention.conditions(args.load, args.realtime) for s in sheds]
     heading(f"flood: {args.rate:.0f} msg/s into a harmony agent for {args.seconds:g} s, "
             f"{len(runs)} runs")
@@ -246,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         try:
             for condition, shed in runs:
-                heading(f"{condition.label}, shed_after_ms {shed:g}"
-                        + (" (never shed)" if not shed else ""))
+                heading(f"{condition.label}, {shed_label(shed)}")
                 results[(condition, shed)] = run_once(args, server, Path(tmp), broker,
                                                       condition, shed)
         finally:
@@ -257,17 +262,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{'in bound':>9}{'shed':>8}{'dropped':>8}{'cut':>5}{'lag p99':>8}{'stuck':>6}")
     for (c, shed), f in results.items():
         lag = f.loop_lag["p99"] if f.loop_lag else float("nan")
-        print(f"  {c.label + f', shed {shed:g} ms':<44}{f.lateness.p50 / 1e6:>9.1f}"
+        print(f"  {c.label + ', ' + shed_label(shed):<44}{f.lateness.p50 / 1e6:>9.1f}"
               f"{f.lateness.p99 / 1e6:>8.1f}{f.lateness.max / 1e6:>8.1f}   "
               f"{f.answered:>10}{f.within_bound:>9}{f.shed:>8}{f.dropped:>8}"
               f"{f.forced_offs:>5}{lag:>8.1f}{f.stuck:>6}")
     server.report()
     if args.json:
-        args.json.write_text(json.dumps({f"{c.label}, shed {s:g}": {
+        args.json.write_text(json.dumps({f"{c.label}, {shed_label(s)}": {
             "lateness_ms": f.lateness.ms(), **{k: v for k, v in f.__dict__.items()
                                                if k not in ("lateness", "handle_us")}}
             for (c, s), f in results.items()}, indent=1) + "\n")
-    broken = [f"{c.label}, shed {s:g}: {f.stuck} stuck" for (c, s), f in results.items()
+    broken = [f"{c.label}, {shed_label(s)}: {f.stuck} stuck" for (c, s), f in results.items()
               if f.stuck]
     if broken:
         print("\n!! NOTES LEFT SOUNDING: " + "; ".join(broken))
