@@ -167,3 +167,25 @@ def test_a_note_released_by_its_own_off_leaves_nothing_due_behind() -> None:
     sched.note_off(clock.now_ns(), held)  # its planned off, after the cut: nothing more
     sched.run_due(clock.now_ns())
     assert len(emitted) == 4 and sched.next_deadline() is None
+
+
+def test_held_wakeups_call_the_driver_once_for_what_is_left() -> None:
+    """A heard note's reaction is planned and run in one call (Session.hear): the driver is
+    not re-armed for each job landing first, nor for jobs run before the call ends."""
+    sched, _emitted, clock = make(set())
+    woken: list[int] = []
+    sched.on_earlier_deadline = woken.append
+    sched.play(1_000, 100, "a", 0, 60, 90)  # planned ahead: the driver hears of it at once
+    assert woken == [1_000]
+    sched.hold_wakeups()
+    sched.note_on(0, "a", 0, 62, 90)  # a reaction, due now
+    sched.call_at(500, lambda t: None)
+    sched.run_due(clock.now_ns())  # the reaction leaves
+    assert woken == [1_000]
+    sched.release_wakeups()
+    assert woken == [1_000, 500]  # once, for the earliest job left
+    sched.hold_wakeups()
+    sched.note_on(0, "a", 0, 63, 90)
+    sched.run_due(clock.now_ns())
+    sched.release_wakeups()
+    assert woken == [1_000, 500, 500]  # the head again: the driver armed for it keeps it
