@@ -13,13 +13,12 @@ and how many came within --bound-ms; note-ons sent, answered, shed (too old when
 note-off never came (released at the maximum note length: a note-off lost); the agent's loop lag
 (its MQTT telemetry just before the SIGTERM: the last 500 wakes, ~50 s); stuck notes at the synth
 after the exit (must be 0). A run per condition: idle and with --load N busy processes
-(bench/_contention.py), and per --shed-ms value (0: no shedding, the peer in the same run).
+(bench/_contention.py), and per --shed-ms value (0: no shedding, the peer in the same run);
+with --before DIR, also the agent of another checkout (the code before a change: its own
+defaults, no shed key written) in each condition, for before and after in one run.
 
     .venv/bin/python bench/flood.py [--seconds 20] [--rate 5000] [--load 2] [--shed-ms 0,50]
-        [--period 512] [--bound-ms 50] [--agent-src DIR]
-
---agent-src runs the agent from another checkout (e.g. the code before a change; its options
-must exist there: --shed-ms 0 only for code without shedding).
+        [--period 512] [--bound-ms 50] [--before DIR] [--realtime PRIORITY] [--json PATH]
 """
 
 from __future__ import annotations
@@ -136,8 +135,22 @@ class TelemetryTap:
         self.client.disconnect()
 
 
+@dataclass(frozen=True)
+class Run:
+    condition: contention.Condition
+    shed_ms: float | None  # midi.shed_after_ms (None: the key left out)
+    source: Path  # the checkout whose agent runs
+
+    @property
+    def label(self) -> str:
+        code = "before" if self.source != REPO else (
+            "never shed" if self.shed_ms == 0 else f"shed after {self.shed_ms:g} ms")
+        return f"{self.condition.label}, {code}"
+
+
 def run_once(args: argparse.Namespace, server: Jack, tmp: Path, broker: Broker,
-             condition: contention.Condition, shed_ms: float | None) -> Figures:
+             run: Run) -> Figures:
+    condition, shed_ms = run.condition, run.shed_ms
     ctx = mp.get_context("spawn")
     events = {k: ctx.Event() for k in ("ready", "go", "stop")}
     out: Any = ctx.Queue()
@@ -152,15 +165,14 @@ def run_once(args: argparse.Namespace, server: Jack, tmp: Path, broker: Broker,
     synth.open_virtual_port(SYNTH)
     config = tmp / f"flood-{condition.load}-{condition.priority}-{shed_ms}.toml"
     write_config(config, broker.port, condition.priority, shed_ms)
-    source = Path(args.agent_src).resolve() if args.agent_src else REPO
-    agent = AgentProcess(config, {**server.env, "PYTHONPATH": str(source)}, tmp / "agent.err",
-                         source)
+    agent = AgentProcess(config, {**server.env, "PYTHONPATH": str(run.source)},
+                         tmp / "agent.err", run.source)
     tap = TelemetryTap(broker.port)
     sent = 0
     try:
         recording = agent.wait_ready()
-        print(f"  the agent runs at {contention.scheduler_of(agent.proc.pid)}"
-              + (f", from {args.agent_src}" if args.agent_src else ""))
+        print(f"  the agent runs at {contention.scheduler_of(agent.proc.pid)}, from "
+              f"{run.source}")
         with contention.busy_load(condition.load):
             events["go"].set()
             time.sleep(args.seconds)
@@ -215,11 +227,6 @@ def figures(args: argparse.Namespace, recording: Path, summary: str, sent: int,
     return f
 
 
-def shed_label(shed_ms: float | None) -> str:
-    return ("shed: the agent's default" if shed_ms is None else
-            "never shed" if shed_ms == 0 else f"shed after {shed_ms:g} ms")
-
-
 def _count(pattern: str, text: str) -> int:
     m = re.search(pattern, text)
     return int(m[1]) if m else 0
@@ -231,19 +238,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=5000.0, help="messages/s (default 5000)")
     p.add_argument("--period", type=int, default=512, help="JACK frames per period (512)")
     p.add_argument("--shed-ms", default="0,50",
-                   help="midi.shed_after_ms values, a run each (0: never shed; 'none': the key "
-                   "left out, for code without it; default 0,50)")
+                   help="midi.shed_after_ms values, a run each (0: never shed; default 0,50)")
     p.add_argument("--bound-ms", type=float, default=50.0,
                    help="count the harmony notes at most this late (default 50)")
-    p.add_argument("--agent-src", help="run the agent from this checkout instead")
+    p.add_argument("--before", type=Path, metavar="DIR",
+                   help="also run the agent of this checkout (the code before a change)")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     contention.add_contention_options(p)
     args = p.parse_args(argv)
-    sheds = [None if x == "none" else float(x) for x in args.shed_ms.split(",")]
-    runs = [(c, s) for c in contention.conditions(args.load, args.realtime) for s in sheds]
+    runs = [Run(c, shed, REPO) for c in contention.conditions(args.load, args.realtime)
+            for shed in [float(x) for x in args.shed_ms.split(",")]]
+    if args.before:
+        runs = [r for c in dict.fromkeys(r.condition for r in runs)
+                for r in [Run(c, None, args.before.resolve()),
+                          *(r for r in runs if r.condition == c)]]
     heading(f"flood: {args.rate:.0f} msg/s into a harmony agent for {args.seconds:g} s, "
             f"{len(runs)} runs")
-    results: dict[tuple[contention.Condition, float], Figures] = {}
+    results: dict[Run, Figures] = {}
     with (jack(f"bench-flood-{os.getpid()}", period=args.period,
                realtime_priority=contention.jack_priority(args)) as server,
           tempfile.TemporaryDirectory(prefix="bench-flood-") as tmp):
@@ -251,29 +262,27 @@ def main(argv: list[str] | None = None) -> int:
         broker = Broker(Path(tmp))
         broker.start()
         try:
-            for condition, shed in runs:
-                heading(f"{condition.label}, {shed_label(shed)}")
-                results[(condition, shed)] = run_once(args, server, Path(tmp), broker,
-                                                      condition, shed)
+            for run in runs:
+                heading(run.label)
+                results[run] = run_once(args, server, Path(tmp), broker, run)
         finally:
             broker.stop()
     heading("side by side")
     print(f"  {'run':<44}{'late p50':>9}{'p99':>8}{'max':>8} ms{'answered':>10}"
           f"{'in bound':>9}{'shed':>8}{'dropped':>8}{'cut':>5}{'lag p99':>8}{'stuck':>6}")
-    for (c, shed), f in results.items():
+    for run, f in results.items():
         lag = f.loop_lag["p99"] if f.loop_lag else float("nan")
-        print(f"  {c.label + ', ' + shed_label(shed):<44}{f.lateness.p50 / 1e6:>9.1f}"
+        print(f"  {run.label:<44}{f.lateness.p50 / 1e6:>9.1f}"
               f"{f.lateness.p99 / 1e6:>8.1f}{f.lateness.max / 1e6:>8.1f}   "
               f"{f.answered:>10}{f.within_bound:>9}{f.shed:>8}{f.dropped:>8}"
               f"{f.forced_offs:>5}{lag:>8.1f}{f.stuck:>6}")
     server.report()
     if args.json:
-        args.json.write_text(json.dumps({f"{c.label}, {shed_label(s)}": {
+        args.json.write_text(json.dumps({run.label: {
             "lateness_ms": f.lateness.ms(), **{k: v for k, v in f.__dict__.items()
                                                if k not in ("lateness", "handle_us")}}
-            for (c, s), f in results.items()}, indent=1) + "\n")
-    broken = [f"{c.label}, {shed_label(s)}: {f.stuck} stuck" for (c, s), f in results.items()
-              if f.stuck]
+            for run, f in results.items()}, indent=1) + "\n")
+    broken = [f"{run.label}: {f.stuck} stuck" for run, f in results.items() if f.stuck]
     if broken:
         print("\n!! NOTES LEFT SOUNDING: " + "; ".join(broken))
         return 1
