@@ -329,8 +329,8 @@ def _report_input_trouble(session: Session, inputs: MidiInputs, now: int,
         if count > reported[what]:
             text = (f"MIDI input {what}: {count - reported[what]} dropped ({count} in all)"
                     if what != "shed" else
-                    f"MIDI input shed: {count - reported[what]} note-ons older than "
-                    f"{session.config.midi.shed_after_ms:g} ms when their turn came, and their "
+                    f"MIDI input shed: {count - reported[what]} messages, note-ons older than "
+                    f"{session.config.midi.shed_after_ms:g} ms when their turn came and their "
                     f"note-offs, not heard ({count} in all): the agent cannot keep up")
             log.warning(text)
             session.log.write("note", now, text=text)

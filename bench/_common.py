@@ -273,6 +273,17 @@ def proc_status(pid: int) -> dict[str, str]:
     return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
 
 
+def cpu_seconds(pid: int, thread: int | None = None) -> float | None:
+    """CPU time (user + system) of a process, or of one of its threads (the main thread's id
+    is the pid), from /proc; None once it is gone."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    try:
+        fields = Path(path).read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def rss_mib(pid: int) -> float | None:
     """Resident set size of a process (VmRSS), or None once it is gone."""
     rss = proc_status(pid).get("VmRSS")

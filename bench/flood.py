@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
 import queue
@@ -46,6 +47,7 @@ from _common import (
     Jack,
     PacedMidi,
     Summary,
+    cpu_seconds,
     heading,
     jack,
     show,
@@ -98,6 +100,9 @@ class Figures:
     loop_lag: dict[str, float] | None  # the last telemetry snapshot's, ms
     stuck: int  # notes sounding at the synth after the exit
     handle_us: Summary | None  # per-message handling, from the agent's summary (if it says)
+    cpu_share: float  # the agent's CPU during the flood, in cores (all its threads)
+    main_share: float  # its main thread's (the loop: the scheduler, input, the log's encoding)
+    main_us: float  # the main thread's CPU per message heard during the flood (us)
 
 
 def write_config(path: Path, broker_port: int, priority: int, shed_ms: float | None) -> None:
@@ -173,9 +178,12 @@ def run_once(args: argparse.Namespace, server: Jack, tmp: Path, broker: Broker,
         recording = agent.wait_ready()
         print(f"  the agent runs at {contention.scheduler_of(agent.proc.pid)}, from "
               f"{run.source}")
+        pid = agent.proc.pid
         with contention.busy_load(condition.load):
             events["go"].set()
+            cpu = [cpu_now(pid)]
             time.sleep(args.seconds)
+            cpu.append(cpu_now(pid))
             snapshot = tap.latest
             summary = agent.stop()  # SIGTERM during the flood
             events["stop"].set()
@@ -191,12 +199,25 @@ def run_once(args: argparse.Namespace, server: Jack, tmp: Path, broker: Broker,
         synth.delete()
     if agent.proc.returncode != 0:
         print(f"  !! the agent exited {agent.proc.returncode}")
-    return figures(args, recording, summary, sent, snapshot, synth_got)
+    return figures(args, recording, summary, sent, snapshot, synth_got, cpu)
+
+
+def cpu_now(pid: int) -> tuple[int, float, float]:
+    """(now, the agent's CPU seconds, its main thread's); NaN once it is gone."""
+    process, main = cpu_seconds(pid), cpu_seconds(pid, pid)
+    return (time.monotonic_ns(), math.nan if process is None else process,
+            math.nan if main is None else main)
 
 
 def figures(args: argparse.Namespace, recording: Path, summary: str, sent: int,
-            snapshot: dict[str, Any] | None, synth_got: list[tuple[int, bytes]]) -> Figures:
+            snapshot: dict[str, Any] | None, synth_got: list[tuple[int, bytes]],
+            cpu: list[tuple[int, float, float]]) -> Figures:
     _, records = read_log(recording / "log.jsonl")
+    (t0, process0, main0), (t1, process1, main1) = cpu
+    heard_then = sum(r["k"] == "in" and t0 <= r["t"] <= t1 for r in records)
+    cpu_share = (process1 - process0) / ((t1 - t0) / S)
+    main_share = (main1 - main0) / ((t1 - t0) / S)
+    main_us = (main1 - main0) / heard_then * 1e6 if heard_then else math.nan
     harmony = [r for r in records if r["k"] == "emit" and "cause" in r
                and midi.is_note_on(bytes.fromhex(r["data"]))]
     late = [r["t"] - r["cause"] for r in harmony]
@@ -210,7 +231,8 @@ def figures(args: argparse.Namespace, recording: Path, summary: str, sent: int,
         lateness=Summary.of(late), within_bound=sum(x <= args.bound_ms * 1e6 for x in late),
         sent=sent, heard_ons=heard_ons, answered=len(harmony), shed=shed, dropped=dropped,
         forced_offs=forced, loop_lag=(snapshot or {}).get("loop_lag_ms"),
-        stuck=len(sounding_notes(synth_got)),
+        stuck=len(sounding_notes(synth_got)), cpu_share=cpu_share, main_share=main_share,
+        main_us=main_us,
         handle_us=Summary(0, float(handle[1]), float(handle[2]), float(handle[3]))
         if handle else None)
     show("harmony note lateness", f.lateness)
@@ -222,8 +244,11 @@ def figures(args: argparse.Namespace, recording: Path, summary: str, sent: int,
     lag = f.loop_lag
     print("  loop lag (telemetry before SIGTERM): " + (
         f"p50 {lag['p50']} p99 {lag['p99']} max {lag['max']} ms" if lag else "no snapshot"))
+    print(f"  the agent's CPU during the flood: {f.cpu_share:.2f} of a core, its main thread "
+          f"{f.main_share:.2f}: {f.main_us:.1f} us per message heard")
     if f.handle_us is not None:
-        print(f"  per message handled: p50 {f.handle_us.p50} p99 {f.handle_us.p99} us")
+        print(f"  per message handled (its summary): p50 {f.handle_us.p50} p99 "
+              f"{f.handle_us.p99} us")
     return f
 
 
@@ -269,13 +294,15 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
     heading("side by side")
     print(f"  {'run':<44}{'late p50':>9}{'p99':>8}{'max':>8} ms{'answered':>10}"
-          f"{'in bound':>9}{'shed':>8}{'dropped':>8}{'cut':>5}{'lag p99':>8}{'stuck':>6}")
+          f"{'in bound':>9}{'shed':>8}{'dropped':>8}{'cut':>5}{'lag p99':>8}{'stuck':>6}"
+          f"{'us/msg':>8}")
     for run, f in results.items():
         lag = f.loop_lag["p99"] if f.loop_lag else float("nan")
         print(f"  {run.label:<44}{f.lateness.p50 / 1e6:>9.1f}"
               f"{f.lateness.p99 / 1e6:>8.1f}{f.lateness.max / 1e6:>8.1f}   "
               f"{f.answered:>10}{f.within_bound:>9}{f.shed:>8}{f.dropped:>8}"
-              f"{f.forced_offs:>5}{lag:>8.1f}{f.stuck:>6}")
+              f"{f.forced_offs:>5}{lag:>8.1f}{f.stuck:>6}{f.main_us:>8.1f}")
+    print("  (us/msg: the agent's main thread's CPU per message heard during the flood)")
     server.report()
     if args.json:
         args.json.write_text(json.dumps({run.label: {
