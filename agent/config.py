@@ -58,6 +58,7 @@ class MidiSection:
     sysex_limit: int = 256  # bytes; longer SysEx is dropped and counted
     queue_size: int = 4096  # input queue bound; overflow is counted
     feedback_guard: bool = True  # stop answering a player whose port plays the agent's notes back
+    shed_after_ms: float = 50.0  # a note-on this old when its turn comes is shed (0: never)
 
 
 @dataclass(frozen=True)
@@ -396,6 +397,7 @@ def _check(c: Config, check_files: bool = True) -> None:
     _range(s, "midi.poll_ports_ms", c.midi.poll_ports_ms, 50, 2000)
     _range(s, "midi.sysex_limit", c.midi.sysex_limit, 3, 1 << 20)
     _range(s, "midi.queue_size", c.midi.queue_size, 16, 1 << 20)
+    _range(s, "midi.shed_after_ms", c.midi.shed_after_ms, 0.0, 10_000.0)
     if c.agent.mode not in MODES:
         raise ConfigError(s, "agent.mode", f"must be one of {', '.join(MODES)}")
     if not c.agent.outputs:

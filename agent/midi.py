@@ -7,7 +7,7 @@ truncated messages, stray data bytes, oversized SysEx. It never raises; what it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 NOTE_OFF = 0x80
@@ -52,8 +52,9 @@ def channel_reset(channel: int) -> list[bytes]:
             control_change(channel, CC_ALL_SOUND_OFF, 0)]
 
 
-def is_note_on(data: bytes) -> bool:
-    """A note-on with velocity > 0 (velocity 0 means note-off by the MIDI spec)."""
+def is_note_on(data: bytes | Sequence[int]) -> bool:
+    """A note-on with velocity > 0 (velocity 0 means note-off by the MIDI spec); bytes, or a
+    message as rtmidi's callback gets it (a list)."""
     return len(data) == 3 and data[0] & 0xF0 == NOTE_ON and data[2] > 0
 
 

@@ -159,7 +159,7 @@ async def perform(config: Config) -> dict[str, Any]:
             spatial.state(kind, payload)
         session.agent.publish = publish
         spatial_task = asyncio.create_task(spatial.run(stop), name="spatial")
-    reported = {"overflow": 0, "malformed": 0}  # input drops already reported
+    reported = {"overflow": 0, "malformed": 0, "shed": 0}  # input drops already reported
     try:
         # The waits of the start-up end at a stop signal (a model may take a minute to load).
         if isinstance(session.model, WorkerModel):
@@ -202,10 +202,14 @@ async def perform(config: Config) -> dict[str, Any]:
     summary = session.finish()
     signals.remove()  # the recording is written: nothing is left that a signal could lose
     summary["input_overflow"] = inputs.stats.overflow
+    summary["input_shed"] = inputs.stats.shed
+    summary["shed_after_ms"] = config.midi.shed_after_ms
     summary["input_malformed"] = inputs.stats.malformed
     summary["input_unhandled"] = inputs.stats.unhandled
     summary["callback_us"] = {k: v if k == "n" else v * 1000
                               for k, v in inputs.stats.callback_ns.summary_ms().items()}
+    summary["input_handling_us"] = {k: v if k == "n" else v * 1000
+                                    for k, v in inputs.stats.handle_ns.summary_ms().items()}
     if spatial is not None:
         summary["spatial_tick_ms"] = spatial.tick_ns.summary_ms()
         summary["spatial_sent"] = spatial.sender.stats
@@ -296,7 +300,8 @@ async def _housekeeping(config: Config, session: Session, inputs: MidiInputs,
                 remote.refresh()
             if tick % telemetry_every == 0:  # to MQTT and the monitor, when there are
                 remote.telemetry(telemetry.snapshot(
-                    session.scheduler.stats, inputs.stats.overflow + inputs.stats.malformed))
+                    session.scheduler.stats, inputs.stats.overflow + inputs.stats.malformed,
+                    inputs.stats.shed))
             if tick % poll_every == 0:
                 inputs.poll()
                 outputs.poll()
@@ -354,12 +359,17 @@ def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop,
 
 def _report_input_trouble(session: Session, inputs: MidiInputs, now: int,
                           reported: dict[str, int]) -> None:
-    """Say so (stderr and log) when input was dropped since the last look: a full queue or bytes
-    that were not MIDI. Once per poll at most, so a flood of garbage cannot flood the log."""
+    """Say so (stderr and log) when input was dropped since the last look: a full queue, bytes
+    that were not MIDI, note-ons too old to answer (shed, with their note-offs). Once per poll
+    at most, so a flood of garbage cannot flood the log."""
     for what, count in (("overflow", inputs.stats.overflow),
-                        ("malformed", inputs.stats.malformed)):
+                        ("malformed", inputs.stats.malformed), ("shed", inputs.stats.shed)):
         if count > reported[what]:
-            text = f"MIDI input {what}: {count - reported[what]} dropped ({count} in all)"
+            text = (f"MIDI input {what}: {count - reported[what]} dropped ({count} in all)"
+                    if what != "shed" else
+                    f"MIDI input shed: {count - reported[what]} messages, note-ons older than "
+                    f"{session.config.midi.shed_after_ms:g} ms when their turn came and their "
+                    f"note-offs, not heard ({count} in all): the agent cannot keep up")
             log.warning(text)
             session.log.write("note", now, text=text)
             reported[what] = count

@@ -201,12 +201,14 @@ def write_toml(path: Path, table: dict[str, Any]) -> None:
 class AgentProcess:
     """`python -m agent.cli perform CONFIG`, its stdout read on a thread (never blocks)."""
 
-    def __init__(self, config: Path, env: dict[str, str], stderr_path: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str], stderr_path: Path,
+                 source: Path = REPO) -> None:
+        """`source`: the checkout whose code runs (`-m` imports from the working folder)."""
         self._stderr: IO[bytes] = stderr_path.open("wb")
         self.stderr_path = stderr_path
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "perform", str(config)],
-            cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=self._stderr,
+            cwd=source, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=self._stderr,
             text=True, bufsize=1)
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
@@ -269,6 +271,17 @@ def proc_status(pid: int) -> dict[str, str]:
     except (FileNotFoundError, ProcessLookupError):
         return {}
     return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def cpu_seconds(pid: int, thread: int | None = None) -> float | None:
+    """CPU time (user + system) of a process, or of one of its threads (the main thread's id
+    is the pid), from /proc; None once it is gone."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    try:
+        fields = Path(path).read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def rss_mib(pid: int) -> float | None:

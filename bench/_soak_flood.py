@@ -174,12 +174,13 @@ class FloodPhase:
 
 def dropped(summary: str) -> dict[str, int] | None:
     """The agent's summary line "MIDI input dropped: N on a full queue, M malformed, K still
-    queued at the stop" (absent: nothing dropped)."""
+    queued at the stop, S shed ..." (absent: nothing dropped)."""
     m = re.search(r"MIDI input dropped: (\d+) on a full queue, (\d+) malformed"
-                  r"(?:, (\d+) still queued)?", summary)
+                  r"(?:, (\d+) still queued)?(?: at the stop, (\d+) shed)?", summary)
     if m is None:
-        return {"full_queue": 0, "malformed": 0, "unhandled": 0} if summary else None
-    return {"full_queue": int(m[1]), "malformed": int(m[2]), "unhandled": int(m[3] or 0)}
+        return {"full_queue": 0, "malformed": 0, "unhandled": 0, "shed": 0} if summary else None
+    return {"full_queue": int(m[1]), "malformed": int(m[2]), "unhandled": int(m[3] or 0),
+            "shed": int(m[4] or 0)}
 
 
 def exited(agent: AgentProcess, until_ns: int) -> int | None:

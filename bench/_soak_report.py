@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from _common import Jack, Summary, first, heading, rss_growth, show, show_ratio, sounding_notes
 
+from agent import midi
 from agent.record.log import records_lost
 from agent.record.telemetry import RECENT
 
@@ -82,6 +83,27 @@ class Run:
     stderr: str = ""
 
 
+def stale_note_ons(sounding: list[tuple[int, int]], synth: list[tuple[int, bytes]],
+                   emits: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Of the notes (channel, pitch) left sounding at the synth, those whose last note-on there
+    arrived after the agent, by its log, had sent its last message for the note, a note-off: in
+    a cycle a JACK client misses, receivers get a stale buffer again (the soak's band ports,
+    deleted while the flood runs, make the graph do so). The agent did not leave them on."""
+    last_sent: dict[tuple[int, int], tuple[int, bytes]] = {}
+    for r in emits:
+        data = bytes.fromhex(r["data"])
+        if len(data) == 3 and data[0] & 0xE0 == 0x80:
+            last_sent[(data[0] & 0x0F, data[1])] = (r["t"], data)
+    stale = []
+    for note in sounding:
+        arrived = max(t for t, d in synth if len(d) == 3 and midi.is_note_on(d)
+                      and (d[0] & 0x0F, d[1]) == note)
+        sent = last_sent.get(note)
+        if sent is not None and midi.is_note_off(sent[1]) and sent[0] < arrived:
+            stale.append(note)
+    return stale
+
+
 def analyse(run: Run, band: Band, director: Director,
             server: Jack) -> tuple[dict[str, Any], list[str]]:
     """Print the report; return the figures and what broke (empty: the run held up)."""
@@ -128,10 +150,15 @@ def analyse(run: Run, band: Band, director: Director,
             unheard.append(r)
     for r in unheard[:8]:
         print(f"    not heard: {r['data']} ({r['why']}) sent at {(r['t'] - run.t0) / S:.3f} s")
-    stuck = sounding_notes(run.synth)
-    f["stuck_notes"] = len(stuck)
+    sounding = sounding_notes(run.synth)
+    stale = stale_note_ons(sounding, run.synth, emits)
+    stuck = [note for note in sounding if note not in stale]
+    f["stuck_notes"], f["stale_note_ons"] = len(stuck), len(stale)
     print(f"  stuck notes at the synth after {run.stop_signal}: {len(stuck)}"
           + (f"   !! {stuck[:10]}" if stuck else "   (target 0)"))
+    if stale:
+        print(f"    and {len(stale)} sounding there on a note-on the agent did not send then "
+              f"(after its note-off, by its log: a stale JACK buffer delivered again): {stale}")
     if stuck:
         broken.append(f"{len(stuck)} stuck notes")
     if run.died:

@@ -4,12 +4,16 @@ The rtmidi callback runs on rtmidi's own thread. It only stamps the arrival (mon
 agent's clock), appends to a bounded deque, and wakes the loop once per burst with
 call_soon_threadsafe; parsing and dispatch to players happen on the loop, a bounded turn at a
 time (TURN_NS), so a flood of input never keeps the loop from its timers, signals and sockets.
-When the queue is full, a new message is dropped (the ones queued keep their order) and counted
-(`InputStats.overflow`): the service reports the count on stderr and in the log once per port
-poll, and in its telemetry and summary. A message whose handling raises is logged and counted,
-and the next one handled. Given a feedback guard (listen/feedback.py), every message a player
-hears passes it first. Ports are matched by name and polled: a vanished port is reported, and
-reopened when it returns.
+A note-on that has waited longer than `midi.shed_after_ms` when its turn comes is shed, with
+its note-off (listen/shedding.py): under a flood the agent answers what is fresh and never falls
+behind the music. When the queue is full, a new note-on is dropped, and its note-off after it
+(the same pairing, on rtmidi's thread); other messages (note-offs, pedals, controls) have room
+for as many again before they are dropped too (the ones queued keep their order). Both are
+counted (`InputStats.shed`, `.overflow`): the service reports the counts on stderr and in the
+log once per port poll, and in its telemetry and summary. A message whose handling raises is
+logged and counted, and the next one handled. Given a feedback guard (listen/feedback.py),
+every message a player hears passes it first. Ports are matched by name and polled: a vanished
+port is reported, and reopened when it returns.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from agent.errors import ConfigError
 from agent.events import Heard
 from agent.io.ports import Backend, is_virtual, match_port, virtual_name
 from agent.listen.feedback import FeedbackGuard, Trip
+from agent.listen.shedding import PortShedding
 from agent.midi import MidiByteParser, channel_of
 from agent.stats import LogThrottle, Samples
 
@@ -46,16 +51,21 @@ PortEvent = Callable[[str, str, list[str]], None]
 # loop (a few us), nothing against a turn. A time budget, not a count of messages: their cost
 # varies fivefold by mode, and more by machine.
 TURN_NS = 1_000_000
+# A full queue (midi.queue_size) refuses note-ons; the messages that end sounds have room for as
+# many again, so a flood of note-ons never makes the agent miss a note-off.
+RESERVE_FACTOR = 2
 
 
 @dataclass
 class InputStats:
     received: int = 0
     overflow: int = 0  # dropped because the queue was full
+    shed: int = 0  # note-ons too old when their turn came, and their note-offs (not heard)
     malformed: int = 0  # bytes the parser had to drop
     unhandled: int = 0  # still queued when the ports closed (after the stop): never heard
     failed: int = 0  # messages whose handling raised (logged; the next ones are handled)
     callback_ns: Samples = field(default_factory=Samples)
+    handle_ns: Samples = field(default_factory=Samples)  # one message's handling, on the loop
 
 
 class _Port:
@@ -65,6 +75,8 @@ class _Port:
         self.ref = ref
         self.players = players
         self.parser = MidiByteParser(sysex_limit=sysex_limit)
+        self.refusing = PortShedding()  # a full queue (on rtmidi's thread)
+        self.shedding = PortShedding()  # too old when its turn comes (on the loop)
         self.rt: rtmidi.MidiIn | None = None
         self.opened_name: str | None = None  # the real port name we matched
 
@@ -82,6 +94,7 @@ class MidiInputs:
         self._guard = guard
         self._queue: collections.deque[tuple[int, int, list[int]]] = collections.deque()
         self._limit = config.midi.queue_size
+        self._shed_after_ns = round(config.midi.shed_after_ms * 1e6) or None  # 0: never
         self._wake_pending = False
         self._closed = False
         self._failure_log = LogThrottle()
@@ -176,12 +189,15 @@ class MidiInputs:
 
     # -- the hot path -----------------------------------------------------------------------
     def _callback(self, event: tuple[list[int], float], index: int) -> None:
-        """rtmidi's thread. Stamp, append, wake the loop once per burst. Nothing else."""
+        """rtmidi's thread. Stamp, append (or refuse: a full queue), wake the loop once per
+        burst. Nothing else."""
         t = time.monotonic_ns()
-        if len(self._queue) >= self._limit:
+        queued = len(self._queue)
+        if (not self._ports[index].refusing.admit(data := event[0], queued >= self._limit)
+                or queued >= self._limit * RESERVE_FACTOR):
             self.stats.overflow += 1
         else:
-            self._queue.append((t, index, event[0]))
+            self._queue.append((t, index, data))
             if not self._wake_pending:
                 self._wake_pending = True
                 assert self._loop is not None
@@ -201,16 +217,25 @@ class MidiInputs:
         """
         if self._closed:
             return
-        queue = self._queue
-        end = time.monotonic_ns() + TURN_NS
+        queue, ports, stats = self._queue, self._ports, self.stats
+        shed_after = self._shed_after_ns
+        now = time.monotonic_ns()
+        end = now + TURN_NS
         while True:
             while queue:
                 t, index, data = queue.popleft()
-                try:
-                    self.feed_bytes(t, index, data)
-                except Exception:  # one message's trouble must not end the listening
-                    self._failed(data)
-                if queue and time.monotonic_ns() >= end:
+                stale = shed_after is not None and now - t > shed_after
+                if ports[index].shedding.admit(data, stale):
+                    try:
+                        self.feed_bytes(t, index, data)
+                    except Exception:  # one message's trouble must not end the listening
+                        self._failed(data)
+                    began, now = now, time.monotonic_ns()
+                    stats.handle_ns.add(now - began)
+                else:  # not heard: a few hundred ns, against tens of us for one handled
+                    stats.shed += 1
+                    now = time.monotonic_ns()
+                if queue and now >= end:
                     assert self._loop is not None
                     self._loop.call_soon(self._drain)
                     return

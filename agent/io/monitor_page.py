@@ -224,7 +224,8 @@ const handlers = {
     rows("latency", figures, ([name, f]) => [name, fixed(f.p50, 2), fixed(f.p99, 2),
                                              fixed(f.max, 2), String(f.n)]);
     show("emitted", t.emitted);
-    show("dropped", `input ${t.dropped.input}, output ${t.dropped.output}`);
+    show("dropped", `input ${t.dropped.input}, shed ${t.dropped.shed ?? 0}, ` +
+         `output ${t.dropped.output}`);
     show("fallbacks", t.fallbacks);
   },
   meters(m) {

@@ -380,9 +380,14 @@ class EventLog:
         self._on_status(status)
 
 
+# json.dumps with any option builds a new encoder at every call: 3.2 us for an `in` record, 1.4
+# with this one kept (4.2 -> 3.0 for an `emit`), and every message heard and sent is a record.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def log_line(obj: dict[str, Any]) -> str:
-    """A record (or the header) as one line of the log."""
-    return json.dumps(obj, separators=(",", ":")) + "\n"
+    """A record (or the header) as one line of the log (as json.dumps with these separators)."""
+    return _ENCODER.encode(obj) + "\n"
 
 
 def read_log(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

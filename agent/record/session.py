@@ -139,8 +139,12 @@ class Session:
 
     def hear(self, ev: Heard) -> None:
         self.scheduler.run_due(ev.time_ns)  # what was due before this event happens first
-        self.agent.hear(ev)
-        self.scheduler.run_due(self.clock.now_ns())  # immediate reactions leave now
+        self.scheduler.hold_wakeups()  # the driver re-arms once, for what is left
+        try:
+            self.agent.hear(ev)
+            self.scheduler.run_due(self.clock.now_ns())  # immediate reactions leave now
+        finally:
+            self.scheduler.release_wakeups()
 
     def command(self, cmd: Command, t_ns: int) -> None:
         """A checked command from the control plane or a cue: recorded, then applied.

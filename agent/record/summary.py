@@ -112,11 +112,14 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  scheduler lateness p50 {lt['p50']:.3f} ms, p99 {lt['p99']:.3f} ms, "
         f"max {lt['max']:.3f} ms",
         *(_model_lines(s) if s.get("model") else []),
+        *([f"  MIDI input handling p50 {h['p50']:.1f} p99 {h['p99']:.1f} max {h['max']:.1f} us "
+           f"a message (n={h['n']})"] if (h := s.get("input_handling_us")) and h["n"] else []),
         *([f"  MIDI input dropped: {s['input_overflow']} on a full queue, "
             f"{s['input_malformed']} malformed, {s.get('input_unhandled', 0)} still queued "
-            "at the stop"]
+            f"at the stop, {s.get('input_shed', 0)} shed (note-ons older than "
+            f"{s.get('shed_after_ms', 0):g} ms when their turn came, and their note-offs)"]
           if s.get("input_overflow") or s.get("input_malformed") or s.get("input_unhandled")
-          else []),
+          or s.get("input_shed") else []),
         *([f"  spatial tick p50 {s['spatial_tick_ms']['p50']:.3f} ms, p99 "
            f"{s['spatial_tick_ms']['p99']:.3f} ms (n={s['spatial_tick_ms']['n']})"]
           if s.get("spatial_tick_ms") else []),

@@ -31,7 +31,8 @@ class Telemetry:
             self.model_wait.add(r["t"] - r["asked"])
             self.model_answers[r["why"]] += 1
 
-    def snapshot(self, scheduler: SchedulerStats, input_dropped: int) -> dict[str, Any]:
+    def snapshot(self, scheduler: SchedulerStats, input_dropped: int,
+                 input_shed: int) -> dict[str, Any]:
         in_time = self.model_answers.get("model", 0)
         return {
             "reaction_ms": _rounded(self.reaction.summary_ms()),
@@ -39,7 +40,8 @@ class Telemetry:
             "lateness_ms": _rounded(scheduler.lateness.summary_ms()),
             "loop_lag_ms": _rounded(self.loop_lag.summary_ms()),
             "emitted": scheduler.emitted,
-            "dropped": {"input": input_dropped, "output": scheduler.undelivered},
+            "dropped": {"input": input_dropped, "output": scheduler.undelivered,
+                        "shed": input_shed},
             "fallbacks": sum(self.model_answers.values()) - in_time,
         }
 

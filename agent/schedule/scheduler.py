@@ -67,9 +67,17 @@ class Scheduler:
         # note of the last max_note_ms (10,000 in a 5,000 msg/s flood), and every note heard
         # cancels the rest of an answer; a scan made each message cost ~0.3 ms.
         self._cancellable: dict[str, set[_Job]] = {}
+        # A sounding note's maximum-length release, by the note's serial, cancelled when the
+        # note's own off runs first. Left in place, a release that would do nothing is the
+        # heap's head: a real-time driver spins the last 2 ms before a head's deadline, and in
+        # a flood of short notes one fell due every 0.4 ms, so the loop spun on no-ops (15% of
+        # its time in a 5,000 msg/s harmony flood, by py-spy).
+        self._max_length: dict[int, _Job] = {}
         self._order = 0
         # Called when a job lands before the current head, so a real-time driver can re-arm.
         self.on_earlier_deadline: Callable[[int], None] | None = None
+        self._holding = False  # hold_wakeups(): the call waits for release_wakeups()
+        self._woken_early = False  # a job landed before the head meanwhile
         self._closed = False  # after close(): nothing more is planned
 
     # -- planning ---------------------------------------------------------------------------
@@ -104,6 +112,23 @@ class Scheduler:
                 n += 1
         self.stats.cancelled += n
         return n
+
+    def hold_wakeups(self) -> None:
+        """Until release_wakeups(), a job landing before the head does not call
+        on_earlier_deadline at once: for planning and running at one moment (a heard note's
+        reaction leaves in the same call), where the driver would otherwise re-arm its timer
+        for each job (a cancel and a new timer: ~5% of the loop in a harmony flood) and then
+        wake for jobs already run."""
+        self._holding = True
+
+    def release_wakeups(self) -> None:
+        """The held call, once, for the head as it is now (if any job landed earlier)."""
+        self._holding = False
+        if self._woken_early:
+            self._woken_early = False
+            head = self.next_deadline()
+            if head is not None and self.on_earlier_deadline is not None:
+                self.on_earlier_deadline(head)
 
     def next_deadline(self) -> int | None:
         while self._heap and self._heap[0][2].cancelled:
@@ -151,6 +176,7 @@ class Scheduler:
             self._closed = True
             self._heap.clear()  # the policy's timers too (the panic released every note)
             self._cancellable.clear()
+            self._max_length.clear()
 
     def _cancel_sounds(self) -> None:
         for jobs in self._cancellable.values():
@@ -197,7 +223,10 @@ class Scheduler:
         if job.kind != "off":
             self._cancellable.setdefault(job.tag, set()).add(job)
         if self.on_earlier_deadline is not None and (head is None or t_ns < head):
-            self.on_earlier_deadline(t_ns)
+            if self._holding:
+                self._woken_early = True
+            else:
+                self.on_earlier_deadline(t_ns)
 
     def _forget(self, job: _Job) -> None:
         """A job leaves the heap to run: nothing can cancel it any more."""
@@ -218,15 +247,20 @@ class Scheduler:
             note = job.note
             assert note is not None
             retrigger = self.ledger.note_on(note)  # a re-trigger releases the older note first
-            # The maximum note length: an off that is a no-op if the planned one came first
+            # The maximum note length: an off cancelled when the planned one comes first
             # (planned before anything is sent, so that it stands whatever the hook does).
-            self._push(deadline + self._max_note_ns, _Job("off", "max-length", note=note))
+            guard = _Job("off", "max-length", note=note)
+            self._max_length[note.serial] = guard
+            self._push(deadline + self._max_note_ns, guard)
             self._emit_each(deadline, [
                 *((note.port, data, "retrigger", None) for data in retrigger),
                 (note.port, midi.note_on(note.channel, note.pitch, job.velocity), "planned",
                  job.cause_ns)])
         else:
             assert job.note is not None
+            cut = self._max_length.pop(job.note.serial, None)
+            if cut is not None and cut is not job:
+                cut.cancelled = True  # the note's own off came first
             data_off = self.ledger.note_off(job.note)
             if data_off is not None:
                 if job.tag == "max-length":

@@ -86,7 +86,7 @@ def test_commands_over_mqtt_change_the_playing_and_the_state_is_published(
             telemetry = director.wait_for("telemetry/agent")  # once a second, QoS 0
             assert set(telemetry) == {"reaction_ms", "model_wait_ms", "lateness_ms",
                                       "loop_lag_ms", "emitted", "dropped", "fallbacks"}
-            assert telemetry["dropped"] == {"input": 0, "output": 0}
+            assert telemetry["dropped"] == {"input": 0, "output": 0, "shed": 0}
             director.command("mode", id="md", mode="call-response")
             assert director.wait_for("state/mode") == {"mode": "call-response", "section": None}
             assert agent.wait() == 0, agent.err

@@ -29,6 +29,8 @@ SMOKE: dict[str, tuple[list[str], str]] = {
                       "hindsight beat tracker"),
     "beat_tracking.py": (["--limit", "2", "--corpora", CORPORA], "quarter-level share"),
     "corpus_import.py": (["--files", "20"], "import files/s"),
+    # A stuck controller into a harmony agent, idle and beside a busy loop (each run 2 s).
+    "flood.py": (["--seconds", "2", "--load", "1", "--shed-ms", "50"], "side by side"),
     "improv_targets.py": (["--pieces", "1", "--modes", "accompany", "--corpora", CORPORA],
                           "grid p50"),
     "key_accuracy.py": (["--corpora", CORPORA], "music21"),

@@ -148,3 +148,44 @@ def test_close_panics_and_nothing_is_planned_or_run_after_it() -> None:
     sched.run_due(10_000)
     assert emitted == [] and fired == [] and sched.next_deadline() is None
     assert sched.ledger.sounding() == []
+
+
+def test_a_note_released_by_its_own_off_leaves_nothing_due_behind() -> None:
+    """The maximum-length release of a note whose off came is cancelled: a real-time driver
+    wakes (and spins its last 2 ms) for the heap's head, which must be work, not a no-op."""
+    sched, emitted, clock = make(set())
+    sched.play(0, 100, "a", 0, 60, 90)
+    clock.advance_to(100)
+    sched.run_due(100)
+    assert sched.next_deadline() is None  # before: 0 + MAX_NOTE_NS, a release of nothing
+    held = sched.note_on(200, "a", 0, 62, 90)  # no off planned: cut at the maximum length
+    sched.run_due(200)
+    assert sched.next_deadline() == 200 + MAX_NOTE_NS
+    clock.advance_to(200 + MAX_NOTE_NS)
+    sched.run_due(clock.now_ns())
+    assert emitted[-1].data == midi.note_off(0, 62) and sched.stats.forced_offs == 1
+    sched.note_off(clock.now_ns(), held)  # its planned off, after the cut: nothing more
+    sched.run_due(clock.now_ns())
+    assert len(emitted) == 4 and sched.next_deadline() is None
+
+
+def test_held_wakeups_call_the_driver_once_for_what_is_left() -> None:
+    """A heard note's reaction is planned and run in one call (Session.hear): the driver is
+    not re-armed for each job landing first, nor for jobs run before the call ends."""
+    sched, _emitted, clock = make(set())
+    woken: list[int] = []
+    sched.on_earlier_deadline = woken.append
+    sched.play(1_000, 100, "a", 0, 60, 90)  # planned ahead: the driver hears of it at once
+    assert woken == [1_000]
+    sched.hold_wakeups()
+    sched.note_on(0, "a", 0, 62, 90)  # a reaction, due now
+    sched.call_at(500, lambda t: None)
+    sched.run_due(clock.now_ns())  # the reaction leaves
+    assert woken == [1_000]
+    sched.release_wakeups()
+    assert woken == [1_000, 500]  # once, for the earliest job left
+    sched.hold_wakeups()
+    sched.note_on(0, "a", 0, 63, 90)
+    sched.run_due(clock.now_ns())
+    sched.release_wakeups()
+    assert woken == [1_000, 500, 500]  # the head again: the driver armed for it keeps it
