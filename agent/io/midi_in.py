@@ -54,6 +54,10 @@ TURN_NS = 1_000_000
 # A full queue (midi.queue_size) refuses note-ons; the messages that end sounds have room for as
 # many again, so a flood of note-ons never makes the agent miss a note-off.
 RESERVE_FACTOR = 2
+# close(): how long the cancelled callbacks get to finish before the ports are deleted (a few
+# ms is a callback on a loaded machine; the wait ends as soon as none is running), at most.
+CLOSE_SETTLE_S = 0.005
+CLOSE_WAIT_S = 1.0
 
 
 @dataclass
@@ -77,6 +81,7 @@ class _Port:
         self.parser = MidiByteParser(sysex_limit=sysex_limit)
         self.refusing = PortShedding()  # a full queue (on rtmidi's thread)
         self.shedding = PortShedding()  # too old when its turn comes (on the loop)
+        self.in_callback = 0  # 1 while its callback runs (on rtmidi's thread): close() waits
         self.rt: rtmidi.MidiIn | None = None
         self.opened_name: str | None = None  # the real port name we matched
 
@@ -123,12 +128,25 @@ class MidiInputs:
 
     def close(self) -> None:
         """Close every port. What is still queued is never handled (a turn may be pending on
-        the loop): counted as `unhandled`."""
-        for port in self._ports:
-            if port.rt is not None:
-                port.rt.cancel_callback()
-                port.rt.delete()
-                port.rt = None
+        the loop): counted as `unhandled`.
+
+        The callbacks are cancelled first, and the ports deleted only once none is running:
+        deleting one holds the GIL while it waits for rtmidi's thread to finish its cycle, and
+        a callback of that cycle that had let go of the GIL (to wake the loop: a socket write)
+        waits for it to come back. The stop during a flood hung so (2 of 10 runs here, killed
+        by the watchdog, no performance.mid). Cancelled, a callback is never entered again."""
+        ports = [port for port in self._ports if port.rt is not None]
+        for port in ports:
+            assert port.rt is not None
+            port.rt.cancel_callback()
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        time.sleep(CLOSE_SETTLE_S)  # the GIL let go: a callback already on its way finishes
+        while any(port.in_callback for port in ports) and time.monotonic() < deadline:
+            time.sleep(CLOSE_SETTLE_S)
+        for port in ports:
+            assert port.rt is not None
+            port.rt.delete()
+            port.rt = None
         self._lister.delete()
         self._closed = True
         self.stats.unhandled += len(self._queue)
@@ -192,17 +210,22 @@ class MidiInputs:
         """rtmidi's thread. Stamp, append (or refuse: a full queue), wake the loop once per
         burst. Nothing else."""
         t = time.monotonic_ns()
-        queued = len(self._queue)
-        if (not self._ports[index].refusing.admit(data := event[0], queued >= self._limit)
-                or queued >= self._limit * RESERVE_FACTOR):
-            self.stats.overflow += 1
-        else:
-            self._queue.append((t, index, data))
-            if not self._wake_pending:
-                self._wake_pending = True
-                assert self._loop is not None
-                self._loop.call_soon_threadsafe(self._drain)
-        self.stats.callback_ns.add(time.monotonic_ns() - t)
+        port = self._ports[index]
+        port.in_callback += 1  # this port's own thread is the only one to write it
+        try:
+            queued = len(self._queue)
+            if (not port.refusing.admit(data := event[0], queued >= self._limit)
+                    or queued >= self._limit * RESERVE_FACTOR):
+                self.stats.overflow += 1
+            else:
+                self._queue.append((t, index, data))
+                if not self._wake_pending:
+                    self._wake_pending = True
+                    assert self._loop is not None
+                    self._loop.call_soon_threadsafe(self._drain)
+            self.stats.callback_ns.add(time.monotonic_ns() - t)
+        finally:
+            port.in_callback -= 1
 
     def _drain(self) -> None:
         """On the loop: parse and dispatch what is queued, in arrival order, for one turn
