@@ -58,7 +58,10 @@ class MidiSection:
     sysex_limit: int = 256  # bytes; longer SysEx is dropped and counted
     queue_size: int = 4096  # input queue bound; overflow is counted
     feedback_guard: bool = True  # stop answering a player whose port plays the agent's notes back
-    shed_after_ms: float = 50.0  # a note-on this old when its turn comes is shed (0: never)
+    # A note-on this old when its turn comes is shed (0: never, the default: a shed note is
+    # not in the log yet, so a replay cannot know it was not heard; 50 keeps a flood's answers
+    # within 50 ms on a loaded machine: README "On stage").
+    shed_after_ms: float = 0.0
 
 
 @dataclass(frozen=True)
