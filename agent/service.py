@@ -21,7 +21,7 @@ from typing import Any
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
 from agent.config import Config, check_styles, host_port, monitor_address
 from agent.console import say
-from agent.errors import ConfigError, ModelError, PortError
+from agent.errors import ConfigError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
@@ -33,7 +33,7 @@ from agent.listen.feedback import FeedbackGuard
 from agent.model.live import ModelFactory
 from agent.model.memory_from import MemoryCorpora, load_memory
 from agent.model.reload import ModelReload
-from agent.model.worker import WorkerModel
+from agent.model.worker import WorkerModel, ready_with_styles
 from agent.record.log import EventLog
 from agent.record.replay import Recording, replay_realtime
 from agent.record.session import Session, new_recording_dir
@@ -137,10 +137,11 @@ async def perform(config: Config) -> dict[str, Any]:
     for ref in config.agent.outputs:  # before the loop runs again: before any answer
         session.control("reset", clock.now_ns(), port=ref)  # recorded and replayed
     driver = session.drive_realtime(loop)
-    duplicate = {"text": ""}  # another agent with this one's MQTT name (io/presence.py)
+    duplicate = ""  # another agent with this one's MQTT name (io/presence.py)
 
     def presence(text: str) -> None:  # systemctl status shows it, until READY's and after
-        duplicate["text"] = text
+        nonlocal duplicate
+        duplicate = text
         notifier.notify(status=text or f"performing {config.performance.name}")
     remote = Remote(config, session, on_presence=presence)
     # record start/stop/mark and capture-save (live only); their outcome goes to state/take|capture
@@ -171,7 +172,7 @@ async def perform(config: Config) -> dict[str, Any]:
         priority = (request_realtime(config.service.realtime_priority)
                     if config.service.realtime_priority else "normal")
         freeze_heap()  # after start-up, before the first note (stage-requirements 19)
-        notifier.ready(duplicate["text"] or
+        notifier.ready(duplicate or
                        f"performing {config.performance.name}; scheduler {priority}"
                        + ("" if remote.mqtt is None or remote.mqtt.online.is_set()
                           else "; MQTT broker not reachable yet"))
@@ -330,14 +331,9 @@ async def _model_ready(config: Config, model: WorkerModel, signals: StopSignals)
     """The model loaded and answering, with every style the piece names (ConfigError naming
     the key of one it lacks: the worker reports its styles then). A stop signal meanwhile
     ends the wait: nothing is checked, the run stops."""
-    try:
-        await signals.unless_stopped(model.wait_ready(config.model.start_timeout_s))
-    except ModelError:
-        if model.styles:
-            check_styles(config, model.styles, config.model_path().name)
-        raise
-    if model.styles:  # loaded (else stopped while loading)
-        check_styles(config, model.styles, config.model_path().name)
+    await ready_with_styles(
+        model, signals.unless_stopped(model.wait_ready(config.model.start_timeout_s)),
+        lambda styles: check_styles(config, styles, config.model_path().name))
 
 
 def _worker_factory(config: Config, loop: asyncio.AbstractEventLoop,

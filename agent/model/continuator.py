@@ -22,12 +22,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.events import PhraseNote
-from agent.model.originality import SEPARATOR, CopyGuard, CorpusIndex, window_hash
+from agent.model.originality import (
+    ALL_PITCHES,
+    SEPARATOR,
+    CopyGuard,
+    CorpusIndex,
+    window_hash,
+)
 
 MIN_IOI_NS = 30_000_000
 MAX_IOI_NS = 2_000_000_000
 MIN_DURATION_NS = 30_000_000
-ALL_PITCHES = np.arange(128)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@ from a musician's own MIDI files and recordings.
 A corpus is a folder `<root>/<name>/` holding `manifest.json` (what was built, from what, under
 which rules and licence, with a sha256 per file) and `midi/<work-id>.mid`, one Standard MIDI File
 per work. Building needs music21 (agent/model/corpus_build.py); importing needs neither music21
-nor mido (agent/model/corpus_write.py); loading needs only mido and numpy, so a machine that
-trains or performs never imports music21. corpora/README.md describes the format.
+nor mido (agent/model/corpus_write.py); loading needs only numpy (agent/model/smf_bytes.py reads
+the files), so a machine that trains or performs never imports music21. corpora/README.md
+describes the format.
 
 The split of a work depends on its id alone, so it never changes with build order, `--limit`, or
 the other works in the corpus: a test work stays a test work in every build.
@@ -14,19 +15,18 @@ the other works in the corpus: a test work stays a test work in every build.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mido
 import numpy as np
 
 from agent.errors import CorpusError
 from agent.events import PhraseNote
-from agent.listen.keys import Keys
+from agent.listen.keys import file_keys
+from agent.model.smf_bytes import SmfError, read_smf
 
 CORPUS_FORMAT = "stage-agent-corpus"
 CORPUS_VERSION = 1
@@ -223,27 +223,24 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 def _work(entry: dict[str, Any], data: bytes, file: Path) -> Work:
     try:
-        mid = mido.MidiFile(file=io.BytesIO(data))
-    except (OSError, EOFError, ValueError, KeyError) as e:
+        smf = read_smf(data)  # the lean reader (smf_bytes.py): ~3x mido over a whole corpus
+    except SmfError as e:
         raise CorpusError(f"{file}: not a readable MIDI file: {e}") from None
-    tpb = mid.ticks_per_beat
+    if smf.ticks_per_beat is None:
+        raise CorpusError(f"{file}: not a readable MIDI file: SMPTE time, not beats")
+    tpb = smf.ticks_per_beat
     rows: list[tuple[int, int, int, int, int]] = []  # start, pitch, voice, end, velocity
     # Track 0 is the conductor (tempo, metre, key); each later track is one voice.
     # Notes are paired as the agent hears them live (listen/keys.py: pedals, grace notes sorted
     # note-off first, overlapping notes of one key), with times in ticks; a note still sounding
     # at the end of its track ends there.
-    for voice, track in enumerate(mid.tracks[1:]):
-        # A file's "same moment" is the same tick, and its overlapping notes of one key are
-        # written so: every owed note-off is the old note's, however late.
-        keys = Keys(same_moment=0, owed_within=1 << 62)
-        tick = 0
+    for voice, track in enumerate(smf.tracks[1:]):
+        keys = file_keys()
         notes: list[PhraseNote] = []
-        for msg in track:
-            tick += msg.time
-            if not msg.is_meta and msg.type != "sysex":
-                sound = keys.hear(tick, bytes(msg.bytes()))
-                notes += [*sound.ended, *sound.grace]
-        notes += keys.release_all(tick)
+        for tick, message in track.messages:
+            sound = keys.hear(tick, message)
+            notes += [*sound.ended, *sound.grace]
+        notes += keys.release_all(track.end)
         rows += [(n.onset_ns, n.pitch, voice, n.onset_ns + n.duration_ns, n.velocity)
                  for n in notes]
     rows.sort()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from agent.errors import EXIT_OK, StageAgentError
 from agent.model.corpus import RECIPES, SPLITS, build_corpus, read_manifest
+from agent.model.corpus_plan import MIN_WORKS, SEGMENT_BARS
 from agent.model.corpus_sources import ReadRecording
 from agent.model.corpus_write import (
     DEFAULT_JOBS,
@@ -134,7 +135,8 @@ def format_import(s: dict[str, object]) -> str:
         f"  {s['seconds']} s: {s['files_per_second']} files/s, {s['notes_per_second']} notes/s",
     ]
     if s["split_unit"] == "segment":
-        lines.append("  fewer than 10 works: each cut into 8-bar segments, split by segment")
+        lines.append(f"  fewer than {MIN_WORKS} works: each cut into {SEGMENT_BARS}-bar segments, "
+                     "split by segment")
     if s["licence"] is None:
         lines.append("  no --licence declared: the manifest says null (not declared)")
     return "\n".join(lines)

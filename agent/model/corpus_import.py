@@ -23,7 +23,7 @@ import numpy as np
 
 from agent import midi
 from agent.events import PhraseNote
-from agent.listen.keys import Keys
+from agent.listen.keys import Keys, file_keys
 from agent.model.corpus import TICKS_PER_BEAT
 from agent.model.smf_bytes import (
     META_KEY_SIGNATURE,
@@ -166,7 +166,7 @@ def piece_from_smf(data: bytes, source: str, *, title: str,
                      if (c := _gs_drum_channel(body)) is not None)
     names = [t.name for t in smf.tracks[:1] if t.name and t.name.strip()]
     return _piece(tracks, to_ticks, kits, source, hashlib.sha256(data).hexdigest(),
-                  names[0].strip() if names else title, conductor, _file_keys)
+                  names[0].strip() if names else title, conductor, file_keys)
 
 
 def piece_from_players(players: Sequence[SourceTrack], source: str, source_sha256: str, *,
@@ -213,12 +213,6 @@ def _gs_drum_channel(body: bytes) -> int | None:
         return None
     block = body[5] & 0x0F
     return DRUM_CHANNEL if block == 0 else block - 1 if block <= 9 else block
-
-
-def _file_keys() -> Keys:
-    """Keys for a file's ticks: its "same moment" is the same tick, and a key struck again owes
-    its old note's note-off however late it comes (a file loses no message on the way)."""
-    return Keys(same_moment=0, owed_within=1 << 62)
 
 
 def _piece(tracks: Sequence[SourceTrack], to_ticks: ToTicks, kits: frozenset[int],

@@ -42,7 +42,6 @@ from agent.model.corpus import Corpus
 from agent.model.freeze import FREEZE, HEAD_MODULES
 from agent.model.heldout import scored
 from agent.model.net import EventNet
-from agent.model.originality import join_lines
 from agent.model.plan import Plan, TrainWork, flat_velocity, record
 
 
@@ -84,13 +83,12 @@ def finetune_plan(corpora: list[Corpus], init: Path, freeze: str, rehearse: floa
         corpora=(*parent.corpora, *(record(c) for c in new)),
         # The copy guard covers every corpus the model was ever trained on: the parent's lines
         # (each line ends in a separator, so the two arrays join as one).
-        lines=np.concatenate([parent.corpus_lines, join_lines(
-            [line for c in new for w in c.works for line in rep.melodic_lines(w)])]),
+        lines=np.concatenate([parent.corpus_lines,
+                              rep.copy_lines(w for c in new for w in c.works)]),
         run=run, runs=tuple(parent.history()), rehearsal=rehearsal,
         rehearsal_draw=round(rehearse * len(new_works) / len(old)) if old else 0,
         old_valid={c.name: tuple(scored(c.split("valid"), index[c.name], flat[c.name] is None))
-                   for c in old},
-        resumable=False)
+                   for c in old})
 
 
 def grow_styles(net: EventNet, added: int) -> EventNet:
@@ -109,8 +107,9 @@ def trainable(net: EventNet, freeze: str, old_styles: int) -> list[torch.Tensor]
         return [p.requires_grad_(True) for p in net.parameters()]
     learn = [net.style.weight] + [p for m in HEAD_MODULES
                                   for p in net.get_submodule(m).parameters()]
+    learning = {id(q) for q in learn}
     for p in net.parameters():
-        p.requires_grad_(any(p is q for q in learn))
+        p.requires_grad_(id(p) in learning)
     # One table holds every style row: the old rows' gradient is zeroed, so Adam (no weight
     # decay) never moves them: a zero gradient keeps its moments at zero and its step at zero.
     keep = torch.zeros(net.style.weight.shape[0], 1)

@@ -31,7 +31,7 @@ from agent.errors import ConfigError, CorpusError
 from agent.model import representation as rep
 from agent.model.continuator import NoteLine, PrimedIndex
 from agent.model.corpus import Corpus, Work, load_corpus
-from agent.model.originality import CopyGuard, join_lines
+from agent.model.originality import CopyGuard
 
 MEMORY_SPLITS = ("train", "valid")
 NS_PER_MINUTE = 60_000_000_000
@@ -77,8 +77,8 @@ def from_corpora(corpora: list[Corpus], max_order: int, bound: int) -> MemoryCor
 
 
 def all_lines(corpora: list[Corpus]) -> np.ndarray:
-    """originality.join_lines of every voice of every work, all splits: what a copy is of."""
-    return join_lines([line for c in corpora for w in c.works for line in rep.melodic_lines(w)])
+    """rep.copy_lines of every work of the corpora, all splits: what a copy is of."""
+    return rep.copy_lines(w for c in corpora for w in c.works)
 
 
 def recorded_lines(memory_from: list[dict[str, Any]]) -> np.ndarray | None:

@@ -21,6 +21,7 @@ import numpy as np
 DEFAULT_BOUND = 12  # notes; the sampler never completes a shared run longer than this
 MAX_BOUND = 255  # notes: model.originality_bound's range is 2..MAX_BOUND
 SEPARATOR = 1000
+ALL_PITCHES = np.arange(128)  # the candidates a proposer asks the guard about
 _OFFSET = 128  # intervals -127..127 become 1..255, so 0 never appears inside a line
 _BASE = int(np.random.default_rng(20261121).integers(1, 2**63)) | 1  # odd: invertible
 
@@ -35,10 +36,12 @@ def join_lines(lines: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def window_hash(symbols: np.ndarray) -> np.uint64:
-    """The hash CorpusIndex.hashes gives a window holding these symbols (uint64 [n] or int)."""
+    """The hash CorpusIndex.hashes gives a window holding these symbols (uint64 [n] or int).
+    Called for every note the model or the memory proposes: the powers come from a table."""
+    n = len(symbols)
+    powers = _WINDOW_POWERS[:n] if n <= len(_WINDOW_POWERS) else _powers(n, _BASE)
     with np.errstate(over="ignore"):
-        digest: np.uint64 = (symbols.astype(np.uint64) * _powers(len(symbols), _BASE)).sum(
-            dtype=np.uint64)
+        digest: np.uint64 = (symbols.astype(np.uint64) * powers).sum(dtype=np.uint64)
     return digest
 
 
@@ -48,6 +51,9 @@ def _powers(n: int, base: int) -> np.ndarray:
     factors[0] = 1
     powers: np.ndarray = np.cumprod(factors, dtype=np.uint64)[:n]
     return powers
+
+
+_WINDOW_POWERS = _powers(MAX_BOUND + 1, _BASE)  # every window a guard hashes (<= MAX_BOUND)
 
 
 class CorpusIndex:

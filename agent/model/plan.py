@@ -44,7 +44,6 @@ class Plan:
     rehearsal: tuple[tuple[TrainWork, ...], ...] = ()
     rehearsal_draw: int = 0
     old_valid: dict[str, tuple[Scored, ...]] = field(default_factory=dict)
-    resumable: bool = True  # last.pt carries the optimiser for --resume (not for fine-tunes)
 
     def epoch_works(self, rng: np.random.Generator, rank: int = 0, world: int = 1
                     ) -> list[TrainWork]:

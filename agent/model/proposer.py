@@ -21,7 +21,7 @@ import numpy as np
 
 from agent.model import representation as rep
 from agent.model.net import FIELD_SIZES, HEADS, EventNet
-from agent.model.originality import CopyGuard
+from agent.model.originality import ALL_PITCHES, CopyGuard
 from agent.model.proposals import ANYTHING, Constraints, Proposal
 
 
@@ -167,7 +167,7 @@ class Proposer:
         chosen = {"role": role}
         allowed = self._pitch_mask(c)
         if role == rep.AGENT and self.guard is not None:
-            copies = self.guard.forbidden(self._state.agent_line, _ALL_PITCHES)
+            copies = self.guard.forbidden(self._state.agent_line, ALL_PITCHES)
             if copies is not None:
                 allowed &= ~copies
         if not allowed.any():
@@ -226,11 +226,11 @@ class Proposer:
 
     @staticmethod
     def _pitch_mask(c: Constraints) -> np.ndarray:
-        mask = (c.low <= _ALL_PITCHES) & (c.high >= _ALL_PITCHES)
+        mask = (c.low <= ALL_PITCHES) & (c.high >= ALL_PITCHES)
         if c.pitch_classes is not None:
             classes = np.zeros(12, dtype=bool)
             classes[list(c.pitch_classes)] = True
-            mask &= classes[_ALL_PITCHES % 12]
+            mask &= classes[ALL_PITCHES % 12]
         return mask
 
     @staticmethod
@@ -247,5 +247,4 @@ class Proposer:
         return mask if mask.any() else np.ones(rep.N_VELOCITY, dtype=bool)
 
 
-_ALL_PITCHES = np.arange(rep.N_PITCHES)
 _DURATION_KNOWN = np.arange(rep.N_DURATION) != rep.UNKNOWN_DURATION

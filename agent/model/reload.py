@@ -37,7 +37,7 @@ from agent.config import Config, style_problem
 from agent.errors import ModelError
 from agent.files import confined, size_text
 from agent.model.live import MAX_CHECKPOINT_BYTES
-from agent.model.worker import WorkerModel
+from agent.model.worker import WorkerModel, ready_with_styles
 from agent.policy.commands import CommandError
 from agent.record.session import Session, model_identity
 
@@ -147,13 +147,9 @@ class ModelReload:
         """The new worker ready, with the styles the piece needs; else ModelError. A worker
         that lacks a style it was started with fails, saying its styles: the reason is then
         the style and where the piece names it."""
-        try:
-            await candidate.wait_ready(self._session.config.model.start_timeout_s)
-        except ModelError:
-            if candidate.styles:
-                self._check_styles(candidate)
-            raise
-        self._check_styles(candidate)
+        await ready_with_styles(
+            candidate, candidate.wait_ready(self._session.config.model.start_timeout_s),
+            lambda _styles: self._check_styles(candidate))
 
     def _check_styles(self, candidate: WorkerModel) -> None:
         """ModelError unless the new model has every style the piece names (model.styles and

@@ -24,11 +24,13 @@ REPRESENTATION_VERSION; checkpoints record the version they were trained with.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from agent.model.originality import join_lines
 
 REPRESENTATION_VERSION = 1
 
@@ -216,6 +218,12 @@ def voice_orders(work: NoteArrays) -> list[np.ndarray]:
 def melodic_lines(work: NoteArrays) -> list[np.ndarray]:
     """Each voice's pitches in time order (what 'copying a piece' would copy). int64 [n_v]."""
     return [work.pitch[order].astype(np.int64) for order in voice_orders(work)]
+
+
+def copy_lines(works: Iterable[NoteArrays]) -> np.ndarray:
+    """originality.join_lines of every voice of every work: what the copy guard calls a copy
+    of (a model's corpora, a performance's memory_from corpora)."""
+    return join_lines([line for w in works for line in melodic_lines(w)])
 
 
 def decode_time(tokens: Sequence[int]) -> tuple[float, float | None]:

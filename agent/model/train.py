@@ -42,7 +42,6 @@ from agent.model.corpus import Corpus, load_corpus
 from agent.model.finetune import finetune_plan
 from agent.model.heldout import Bits, Scored, heldout_bits, pad_batch, scored
 from agent.model.net import HEADS, EventNet, NetConfig, event_nll
-from agent.model.originality import join_lines
 from agent.model.plan import Plan, TrainWork, record
 
 
@@ -154,11 +153,13 @@ def train(corpus_dirs: list[Path], settings: TrainSettings) -> Path:
             if improved:
                 checkpoint.save(best_path, net, plan.styles, list(plan.corpora), info,
                                 plan.lines, runs=runs)
+            # last.pt carries the optimiser for --resume: a scratch run's only (finetune.py)
+            resumable = plan.run["kind"] == "scratch"
             checkpoint.save(last_path, net, plan.styles, list(plan.corpora), info, plan.lines,
                             runs=runs, extra={
                                 "optimiser": optimiser.state_dict(),
                                 "plateau": plateau.state_dict(), "rng": rng.bit_generator.state,
-                                "progress": asdict(progress)} if plan.resumable else None)
+                                "progress": asdict(progress)} if resumable else None)
         if progress.bad_epochs >= settings.patience:
             say(f"train: stopped, no better validation score for {settings.patience} epochs")
             break
@@ -193,8 +194,7 @@ def _scratch_plan(corpora: list[Corpus], settings: TrainSettings) -> Plan:
                     for w in c.split("train")),
         valid=tuple(s for i, c in enumerate(corpora) for s in scored(c.split("valid"), i)),
         corpora=tuple(record(c) for c in corpora),
-        lines=join_lines([line for c in corpora for w in c.works
-                          for line in rep.melodic_lines(w)]),
+        lines=rep.copy_lines(w for c in corpora for w in c.works),
         run={"kind": "scratch", "corpora": list(styles)})
 
 

@@ -35,7 +35,7 @@ import multiprocessing.connection
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -398,3 +398,19 @@ class WorkerModel:
                 entry[1](notes, "model") if notes else entry[1](None, "nothing-allowed")
             if self._retiring and not self._pending:
                 self._let_go("restart")
+
+
+async def ready_with_styles(model: WorkerModel, waiting: Awaitable[None],
+                            check: Callable[[tuple[str, ...]], None]) -> None:
+    """Await `waiting` (the model's wait_ready, perhaps cut short by a stop), then `check` the
+    styles the worker reported. Also when the wait failed: a worker that lacks a style it was
+    started with fails on it, and the check says which style and where the piece names it
+    better than the worker can. Nothing is checked if no styles came (stopped while loading)."""
+    try:
+        await waiting
+    except ModelError:
+        if model.styles:
+            check(model.styles)
+        raise
+    if model.styles:
+        check(model.styles)

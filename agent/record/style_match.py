@@ -39,7 +39,6 @@ INTERVAL_LIMIT = 12  # semitones; larger leaps share an end bin per direction
 LENGTH_K = 8  # length bins k = -LENGTH_K..LENGTH_K, bin k centred on 2**(k/2) beats
 CHORD_BEATS = 0.05  # onsets this close are one moment (~30 ms at 100 BPM: a played chord)
 LINE_BREAK_BEATS = 2.0  # a longer rest between two notes of a line: no interval across it
-HISTOGRAMS = ("pitch_class", "interval", "length")
 
 
 @dataclass(frozen=True)
