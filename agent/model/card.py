@@ -103,8 +103,9 @@ def _run_details(r: dict[str, Any]) -> list[str]:
     if r.get("kind") == "finetune":
         out.append(f"freeze {r['freeze']}: trained {r['trained']}")
         rehearsed = r.get("rehearsed", [])
-        out.append(f"rehearsed {', '.join(rehearsed)}: {r['rehearse']:g} old work per new work "
-                   "each epoch" if rehearsed else "rehearsed no old corpus")
+        works = "work" if r["rehearse"] == 1 else "works"
+        out.append(f"rehearsed {', '.join(rehearsed)}: {r['rehearse']:g} old {works} per new "
+                   "work each epoch" if rehearsed else "rehearsed no old corpus")
         if r.get("velocity_not_scored"):
             out.append(f"velocities not scored (flat): {', '.join(r['velocity_not_scored'])}")
     out.append(f"{_num(r.get('epochs'), 'd')} epochs, best epoch {_num(r.get('best_epoch'), 'd')}"

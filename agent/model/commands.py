@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from agent.errors import EXIT_OK, ModelError, OutputError
-from agent.model.freeze import FREEZE
+from agent.model.freeze import DEFAULT_REHEARSE, FREEZE
 
 CORPORA_DIR = Path("corpora")
 
@@ -46,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     train.add_argument("--rehearse", type=float, metavar="SHARE",
                        help="with --init: each epoch also trains on SHARE times as many works of "
                             "the given corpora the checkpoint was trained on as of the new "
-                            "ones, so the old styles are not forgotten (default 1)")
+                            "ones, so the old styles are not forgotten (default 2)")
     train.set_defaults(run=_train)
 
     ev = sub.add_parser("eval", help="held-out likelihood, a MIDI sample, originality")
@@ -96,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
                              lr=lr, seed=args.seed, device=args.device, resume=args.resume,
                              net=NetConfig(hidden=args.hidden or 256), init=args.init,
                              freeze=freeze,
-                             rehearse=1.0 if args.rehearse is None else args.rehearse)
+                             rehearse=DEFAULT_REHEARSE if args.rehearse is None else args.rehearse)
     train(args.corpora, settings)
     return EXIT_OK
 

@@ -40,6 +40,7 @@ from agent.model import checkpoint
 from agent.model import representation as rep
 from agent.model.corpus import Corpus, load_corpus
 from agent.model.finetune import finetune_plan
+from agent.model.freeze import DEFAULT_REHEARSE
 from agent.model.heldout import Bits, Scored, heldout_bits, pad_batch, scored
 from agent.model.net import HEADS, EventNet, NetConfig, event_nll
 from agent.model.plan import Plan, TrainWork, record
@@ -60,7 +61,9 @@ class TrainSettings:
     net: NetConfig = field(default_factory=NetConfig)
     init: Path | None = None  # fine-tune this checkpoint (finetune.py); net is then its own
     freeze: str = "core"  # with init: what learns (finetune.FREEZE)
-    rehearse: float = 1.0  # with init: old-corpus works per new work drawn each epoch
+    # With init: old-corpus works per new work drawn each epoch. 2: at 1, --freeze core on the
+    # madrigals left the O'Neill style +0.145 bits/event worse on its test split; at 2, +0.067.
+    rehearse: float = DEFAULT_REHEARSE
 
 
 @dataclass

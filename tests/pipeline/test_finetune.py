@@ -17,7 +17,7 @@ from agent.model import checkpoint
 from agent.model import representation as rep
 from agent.model.corpus import load_corpus
 from agent.model.eval_checkpoint import evaluate
-from agent.model.finetune import grow_styles
+from agent.model.finetune import finetune_plan, grow_styles
 from agent.model.heldout import Bits, heldout_bits, scored
 from agent.model.net import NetConfig
 from agent.model.originality import join_lines
@@ -59,6 +59,19 @@ def child(corpora: dict[str, Path], parent: Path, tmp_path_factory: pytest.TempP
     return out / "best.pt"
 
 
+def test_a_rehearsed_flat_corpus_keeps_its_velocities_scored(
+        corpora: dict[str, Path], parent: Path) -> None:
+    """What is rehearsed is what the parent plays in that style, its one velocity included:
+    unscored, the shared velocity head drifted to the new corpus's dynamics in the old styles
+    (--freeze core on the madrigals: the chorales' velocity bits 0.007 -> 0.265 per event).
+    A new flat corpus stays unscored (test below)."""
+    plan = finetune_plan([load_corpus(corpora["major"]), load_corpus(corpora["whole"])], parent,
+                         "core", 1.0)
+    assert [w.velocity for works in plan.rehearsal for w in works] == [True] * sum(
+        len(works) for works in plan.rehearsal) and plan.rehearsal
+    assert all(s.velocity for s in plan.old_valid["major"])
+
+
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return checkpoint.load(path).net.state_dict()
 
@@ -82,7 +95,7 @@ def test_a_finetune_adds_a_style_and_records_what_went_in(parent: Path, child: P
     assert {k: run[k] for k in ("kind", "corpora", "added", "rehearsed", "rehearse", "freeze",
                                 "velocity_not_scored", "epochs")} == {
         "kind": "finetune", "corpora": ["whole"], "added": ["whole"], "rehearsed": ["major"],
-        "rehearse": 1.0, "freeze": "core", "velocity_not_scored": ["major"], "epochs": 2}
+        "rehearse": 2.0, "freeze": "core", "velocity_not_scored": [], "epochs": 2}
     assert set(run["old_styles"]["major"]) == {"before", "after"}
     assert run["best_valid_bits"] == min(h["valid_bits"] for h in c.train["history"])
     assert checkpoint.load(child.with_name("last.pt")).extra == {}  # a fine-tune is not resumed
@@ -273,5 +286,5 @@ def test_the_card_of_a_finetuned_model_names_its_parent_and_corpora(
     assert f"  whole: 30 works, 1,440 notes, velocities vary, hash {whole}" in out
     assert out.count("      provenance: made by the tests") == 3
     assert f"  2. fine-tune of {parent} (sha256 {sha[:12]}) on whole, new style whole" in out
-    assert "     rehearsed major: 1 old work per new work each epoch" in out
+    assert "     rehearsed major: 2 old works per new work each epoch" in out
     assert any(line.startswith("     old style major: validation ") for line in out)
