@@ -37,7 +37,17 @@ from agent.model.originality import MAX_BOUND
 from agent.policy import ensemble as ens
 from agent.policy import modes, sections
 from agent.policy.accompanist import COMP_LEAD_NS, Accompanist
-from agent.policy.beat_lock import entry_point, lock_to_grid, phrase_boundary_check
+from agent.policy.beat_lock import (
+    FORM_CALLS,
+    call_goes_on,
+    closes_there,
+    entry_point,
+    grid_point_at_or_after,
+    lock_to_grid,
+    nearest_grid_point,
+    next_closing,
+    phrase_boundary_check,
+)
 from agent.policy.commands import Command
 from agent.policy.controls import mood
 from agent.policy.develop import (
@@ -98,6 +108,10 @@ class Agent:
                                     config.harmony.intervals)
         self._last_bpm: float | None = None
         self._last_call: list[PhraseNote] = []
+        # The beats (bars.beat_at) the last answered calls ended on: the form of a game of
+        # call and response (beat_lock.next_closing).
+        self._closings: deque[float] = deque(maxlen=FORM_CALLS)
+        self._anticipated: tuple[int, int] | None = None  # (entry, beat) of the last one
         self._caller: str | None = None  # who played most of the last call
         self._solo_phrases = 0
         self._prefed = 0  # answer notes already fed to the model (a developed motif)
@@ -151,6 +165,9 @@ class Agent:
             if self.config.respond.yield_to_players and self.plan.drop(ANSWER, ev.time_ns):
                 self.log.write("decision", ev.time_ns, what="yield", player=ev.player)
                 self._stop_leading(ev.time_ns)
+                if self._anticipated is not None and \
+                        ev.time_ns - self._anticipated[0] < self._anticipated[1]:
+                    self._closings.clear()  # the call went on: not the game it seemed
             self._arm_tick(ev.time_ns)
             for note in sound.grace:  # a zero-length grace note (listen/keys.py)
                 self._note_ended(ev.player, note, ev.time_ns)
@@ -302,26 +319,86 @@ class Agent:
         self.scheduler.call_at(at, lambda t: self._phrase_end(t, serial, t_ns),
                                tag="phrase-end")
 
-    def _phrase_end(self, t_ns: int, serial: int, call_end_ns: int,
+    def _phrase_end(self, t_ns: int, serial: int | None, call_end_ns: int,
                     ringing: bool = False) -> None:
         """`ringing`: the phrase ends although a pedal still holds notes (the keys have been
         up for PEDAL_PHRASE_BARS: a pianist lets a phrase's end ring in the pedal, and a
-        pedal that never lifts, wired the wrong way round, must not silence the agent)."""
+        pedal that never lifts, wired the wrong way round, must not silence the agent).
+        `serial` None: the phrase is expected to end on the beat at `call_end_ns`
+        (_anticipate_call_end), whatever sounds now; the answer comes in on that beat."""
+        anticipated = serial is None
         sounding = self.listening.keys_down() if ringing else self.listening.anyone_holding()
-        if serial != self._silence_serial or sounding:
+        if not anticipated and (serial != self._silence_serial or sounding):
             return  # someone played since: the phrase goes on
+        if not anticipated and self._call_goes_on(call_end_ns):
+            self.log.write("decision", t_ns, what="wait", why="form")
+            return  # a rest within a call of the form heard: its end is answered on
+        role_of = self._band(t_ns)[1]
+        part = self._choose(modes.PHRASE_END, role_of, t_ns) if anticipated else None
+        if anticipated and part is None:
+            return  # the agent would not answer it: the call goes on being heard
         self._caller = self.listening.caller()
-        call = self.listening.take_phrase(t_ns if ringing else None)
+        call = self.listening.take_phrase(t_ns if ringing or anticipated else None,
+                                          keys_down=anticipated)
         if not call:
             return
         self.memory.learn(call)
         self._last_call = call
-        role_of = self._band(t_ns)[1]
         self._publish_hearing(t_ns, role_of)  # at each phrase end (and at each beat)
-        part = self._choose(modes.PHRASE_END, role_of, t_ns)
+        if not anticipated:
+            part = self._choose(modes.PHRASE_END, role_of, t_ns)
         if part is not None:
+            self._learn_form(call_end_ns)
             self.plan.drop(COMP, t_ns)  # the comp gives way to the agent's own line
-            self._respond(part, call, t_ns, call_end_ns)
+            self._respond(part, call, t_ns, call_end_ns,
+                          self._anticipated_entry(t_ns, call_end_ns) if anticipated else None)
+
+    def _learn_form(self, end_ns: int) -> None:
+        """An answered call's ending: the beat nearest where it stopped."""
+        beat = self.bars.beat_at(end_ns)
+        if beat is not None:
+            self._closings.append(float(round(beat)))
+
+    def _call_goes_on(self, end_ns: int) -> bool:
+        bar_beats = self.config.performance.beats_per_bar
+        expected, end = next_closing(self._closings, bar_beats), self.bars.beat_at(end_ns)
+        return expected is not None and end is not None and call_goes_on(expected, end,
+                                                                          bar_beats)
+
+    def _anticipated_entry(self, t_ns: int, expected_ns: int) -> int | None:
+        """Where an anticipated answer comes in: the beat the call was expected to end on, as
+        the grid heard now places it (the grid moves a little with every onset since); None
+        (an entry placed as after any call) when it moved by more than a quarter beat or too
+        near to be played on."""
+        grid = self.pulse.grid(t_ns)
+        if grid is None:
+            return None
+        at = nearest_grid_point(expected_ns, *grid)
+        if abs(at - expected_ns) > grid[1] // 4 or at - t_ns < self._answer_lead_ns() // 2:
+            return None
+        return at
+
+    def _anticipate_call_end(self, t_ns: int) -> None:
+        """With the form of a game of call and response heard (beat_lock.next_closing), the
+        call playing is taken as over the answer's lead before the beat it is expected to end
+        on, its last note sounding or not, so that the answer comes in on that beat. A player
+        who plays on within a beat of it cancels the answer (respond.yield_to_players) and
+        the form."""
+        expected = next_closing(self._closings, self.config.performance.beats_per_bar)
+        grid = self.pulse.grid(t_ns)
+        if expected is None or grid is None or self.listening.phrase_start() is None or \
+                self.config.respond.beat_lock <= 0:
+            return  # (without the beat lock, answers come in when they can, off the grid)
+        lead = self._answer_lead_ns()
+        # The first beat that can still be answered on: a tick falls a hair before or after
+        # a beat, so the beat just after the tick itself is usually too near.
+        beat_ns = grid_point_at_or_after(t_ns + lead, *grid)
+        decide = beat_ns - lead
+        beat = self.bars.beat_at(beat_ns)
+        if t_ns <= decide < t_ns + grid[1] and beat is not None and closes_there(expected, beat):
+            self._anticipated = (beat_ns, grid[1])
+            self.scheduler.call_at(decide, lambda t: self._phrase_end(t, None, beat_ns),
+                                   tag="phrase-end")
 
     def _choose(self, trigger: str, role_of: dict[str, str], t_ns: int) -> str | None:
         if self.ensemble is not None:  # a leading member counts as a soloist
@@ -341,14 +418,15 @@ class Agent:
     def _can_lead(self) -> bool:
         return self.controls.mode in modes.LEADING_MODES and not self.controls.mute
 
-    def _respond(self, part: str, call: list[PhraseNote], t_ns: int, cause: int | None) -> None:
+    def _respond(self, part: str, call: list[PhraseNote], t_ns: int, cause: int | None,
+                 start_ns: int | None = None) -> None:
         """Play a phrase of `part` after `call`: from the model if it answers in time, else
         from the live memory. A mirror is the call itself, varied (with the model's pitches
-        for the varied notes when it answers)."""
+        for the varied notes when it answers). `start_ns`: where it comes in (else _entry)."""
         m = mood(self.controls)
         scale = self.hearing.key_scale() if self.config.model.keep_to_key else None
         notes = modes.answer_length(len(call), m, self.config.respond.max_notes)
-        start = self._entry(t_ns, cause)
+        start = self._entry(t_ns, cause) if start_ns is None else start_ns
         if self.ensemble is not None:  # the floor is taken now, at the decision's logged time,
             # not when the model answers: live and replay then agree on who yields to whom
             self.ensemble.lead(start + call[-1].onset_ns + call[-1].duration_ns
@@ -514,6 +592,7 @@ class Agent:
         beat = self.pulse.grid(t_ns)
         if beat is None:
             return
+        self._anticipate_call_end(t_ns)
         period = beat[1]
         expected = self._expect(t_ns)  # the form is learned whether the agent comps or not
         if not self._comp_held and self._choose(modes.BEAT, role_of, t_ns) == modes.COMP:
@@ -611,13 +690,16 @@ class Agent:
         at = self.bars.half_bar(t_ns)
         if grid is None or at is None or self.config.respond.beat_lock <= 0:
             return t_ns + self._latency_ns
-        # On the grid, the output latency is a budget, not a floor: what must be in by the
-        # first note is the model's answer (or its fallback), at the model's deadline.
-        earliest = t_ns + max(self._model_deadline_ns + ENTRY_MARGIN_NS,
-                              self._latency_ns * 3 // 4)
-        return entry_point(earliest, t_ns if call_end_ns is None else call_end_ns, at.start_ns,
+        return entry_point(t_ns + self._answer_lead_ns(),
+                           t_ns if call_end_ns is None else call_end_ns, at.start_ns,
                            at.length_ns, grid[0], grid[1],
                            self.config.performance.beat_division)
+
+    def _answer_lead_ns(self) -> int:
+        """How long before its first note an answer on the grid is decided. The output
+        latency is a budget there, not a floor: what must be in by the first note is the
+        model's answer (or its fallback), at the model's deadline."""
+        return max(self._model_deadline_ns + ENTRY_MARGIN_NS, self._latency_ns * 3 // 4)
 
     def _developed(self, call: list[PhraseNote], scale: frozenset[int] | None, notes: int,
                    start_ns: int) -> tuple[list[PlannedNote], str]:

@@ -82,10 +82,12 @@ class Keys:
         """A key is down (not only a pedal holding a note)."""
         return bool(self.down)
 
-    def ringing(self, t: int) -> list[PhraseNote]:
-        """The notes a pedal holds, as they are at t (they go on sounding)."""
+    def ringing(self, t: int, keys_down: bool = False) -> list[PhraseNote]:
+        """The notes a pedal holds (and with `keys_down`, those whose key is down too), as
+        they are at t (they go on sounding)."""
+        held = {**self.pedalled, **self.down} if keys_down else self.pedalled
         return [PhraseNote(onset, key[1], velocity, t - onset, key[0])
-                for key, (onset, velocity) in self.pedalled.items()]
+                for key, (onset, velocity) in held.items()]
 
     def hear(self, t: int, data: bytes) -> Sound:
         if len(data) != 3:

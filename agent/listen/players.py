@@ -77,14 +77,16 @@ class Listening:
         """A key is down somewhere (a pedal holding notes does not count)."""
         return any(s.keys.any_down() for s in self.players.values())
 
-    def take_phrase(self, ringing_at: int | None = None) -> list[PhraseNote]:
+    def take_phrase(self, ringing_at: int | None = None,
+                    keys_down: bool = False) -> list[PhraseNote]:
         """Every player's notes since the last boundary, by onset; starts a new phrase. With
-        `ringing_at`, the notes a pedal still holds belong to it too, as they are then (when
-        they end, they are not counted again in the next phrase)."""
+        `ringing_at`, the notes a pedal still holds (with `keys_down`, every note sounding: a
+        phrase taken as it ends) belong to it too, as they are then (when they end, they are
+        not counted again in the next phrase)."""
         notes = [n for s in self.players.values() for n in s.phrase]
         if ringing_at is not None:
             for s in self.players.values():
-                ringing = [n for n in s.keys.ringing(ringing_at)
+                ringing = [n for n in s.keys.ringing(ringing_at, keys_down)
                            if (n.channel, n.pitch, n.onset_ns) not in s.taken]
                 s.taken.update((n.channel, n.pitch, n.onset_ns) for n in ringing)
                 notes += ringing

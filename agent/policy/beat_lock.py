@@ -9,6 +9,7 @@ never changes. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from itertools import pairwise
 
@@ -136,3 +137,46 @@ def phrase_boundary_check(silent_from_ns: int, strong_ns: int, bar_line: bool, b
         # even, so any bar line from the first on may close it.
         return None
     return max(silent_from_ns + min_gap_ns, strong_ns + round(BOUNDARY_WAIT * beat_ns))
+
+
+
+
+# The game of call and response, heard as a form: when the calls have ended on beats coming
+# round at a steady period of whole bars (FORM_CALLS endings, alike to half a beat), the next call
+# is expected to end one period after the last, and the answer is decided in time to come in on
+# that beat, as a player who has caught the form does, instead of after hearing the silence
+# (which puts it half a beat to a beat late). Endings, not lengths: a call may begin with a
+# pickup or after a rest of its own, but it ends where the form says. Beats, not bar lines: the
+# form holds even where the bar's phase is heard wrong (a 3/4 tune's downbeat from accents).
+FORM_CALLS = 3
+FORM_TOLERANCE_BEATS = 0.5
+
+
+def next_closing(closings: Sequence[float], bar_beats: int) -> float | None:
+    """The beat (numbered as the bars count them) the call playing is expected to end on,
+    from the beats the last calls ended on; None until FORM_CALLS of them came round at a
+    steady period of whole bars (a game played in bars: calls ending anywhere in the bar,
+    as a hymn's lines with their held last notes do, are answered when they are heard to
+    end, on the strong beat after)."""
+    if len(closings) < FORM_CALLS:
+        return None
+    recent = list(closings)[-FORM_CALLS:]
+    periods = [b - a for a, b in pairwise(recent)]
+    period = sum(periods) / len(periods)
+    bars = round(period / bar_beats)
+    if max(periods) - min(periods) > FORM_TOLERANCE_BEATS or bars < 1 or \
+            abs(period - bars * bar_beats) > FORM_TOLERANCE_BEATS:
+        return None
+    return recent[-1] + period
+
+
+def closes_there(expected_beat: float, beat: float) -> bool:
+    return abs(beat - expected_beat) <= FORM_TOLERANCE_BEATS
+
+
+def call_goes_on(expected_beat: float, end_beat: float, bar_beats: int) -> bool:
+    """A phrase that stops at `end_beat`, more than half a beat and at most a bar before the
+    beat its call is expected to end on, is a rest within the call: a player who knows the
+    form waits for its end (which is answered on, anticipated). Farther from it, the form may
+    have changed: it is a phrase end like any other."""
+    return FORM_TOLERANCE_BEATS < expected_beat - end_beat <= bar_beats

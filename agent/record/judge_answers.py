@@ -29,6 +29,7 @@ import numpy as np
 from agent.model.originality import join_lines, longest_shared_run
 from agent.record.judge import (
     ON_GRID_S,
+    SOUNDING_TOLERANCE_S,
     Grid,
     Key,
     Note,
@@ -136,6 +137,7 @@ class AnswerFigures:
     copy_from_call: int | None  # longest run of an answer's pitches found in its call; <= 12
     rests: int  # the players' rests of two beats or more
     rests_answered: float | None  # share of them with an answer note starting in them
+    over_players: float | None = None  # share of answer onsets struck over a player's note
 
 
 def answer_figures(notes: Sequence[Note], players: Sequence[Note], windows: Sequence[Window],
@@ -185,7 +187,19 @@ def answer_figures(notes: Sequence[Note], players: Sequence[Note], windows: Sequ
         lift=float(np.mean(in_call) - np.mean(elsewhere)) if in_call else None,
         triad_share=triad_share(notes, windows),
         copy_from_call=max(copies) if copies else None,
-        rests=len(rests), rests_answered=_mean(answered))
+        rests=len(rests), rests_answered=_mean(answered),
+        over_players=_mean(over_players(onsets, players).tolist()))
+
+
+def over_players(onsets: np.ndarray, players: Sequence[Note]) -> np.ndarray:
+    """Per onset, whether a player's note sounds then: struck before it (or within
+    SOUNDING_TOLERANCE_S after) and ending more than ON_GRID_S after it (a call's last note,
+    cut at the bar line an answer comes in on, is not played over)."""
+    starts = np.array([n.onset for n in players], dtype=np.float64)
+    ends = np.array([n.end for n in players], dtype=np.float64)
+    t = onsets[:, None]
+    sounding = (starts[None, :] - SOUNDING_TOLERANCE_S <= t) & (t < ends[None, :] - ON_GRID_S)
+    return np.asarray(sounding.any(axis=1), dtype=bool)
 
 
 def _mean(values: Sequence[float] | Sequence[bool]) -> float | None:

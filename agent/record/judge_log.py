@@ -177,6 +177,7 @@ ROWS = (
     ("answer triad tones", "answers", "triad_share", ">= 0.55"),
     ("longest copy of the call (notes)", "answers", "copy_from_call", "<= 12"),
     ("rests answered", "answers", "rests_answered", "1.0"),
+    ("answer onsets over a player's note", "answers", "over_players", "~ 0"),
 )
 
 

@@ -21,12 +21,13 @@ class Run:
 
     def __init__(self, tmp_path: Path, beat_lock: float = 0.0, gap_beats: float = 0.0,
                  solo_after_ms: float = 0.0, extra: dict[str, object] | None = None,
-                 **agent: object) -> None:
+                 respond: dict[str, object] | None = None, **agent: object) -> None:
         table: dict[str, object] = {
             "players": [{"name": "a", "port": "virtual:a"}, {"name": "b", "port": "virtual:b"}],
             "agent": {"outputs": ["out"], "channel": 1, "output_latency_ms": 100.0, **agent},
             "respond": {"phrase_gap_ms": 500.0, "beat_lock": beat_lock,
-                        "phrase_gap_beats": gap_beats, "solo_after_ms": solo_after_ms},
+                        "phrase_gap_beats": gap_beats, "solo_after_ms": solo_after_ms,
+                        **(respond or {})},
             **(extra or {}),
         }
         self.clock = ManualClock()
@@ -248,3 +249,36 @@ def test_a_burst_of_midi_clock_neither_crashes_nor_floods_the_beat(tmp_path: Pat
     run.until(3000)
     run.at(3000, "a", 0x80, 60, 0)
     run.until(6000)
+
+
+
+
+def test_once_the_game_is_heard_the_answer_comes_in_on_the_strong_beat_closing_the_call(
+        tmp_path: Path) -> None:
+    """Calls of two bars at 120 BPM (4/4, downbeats louder), each held to 20 ms before the
+    bar line that closes it, then two bars of rest. The first three are answered once the
+    silence is heard, after the bar line. Their closings came round every four bars: the
+    fourth call is expected to close four bars after the third, and its rest of a beat and a
+    half in its last bar is a rest within the call, not its end: the answer comes in on the
+    bar line. A fifth call that goes on over its bar line cancels that answer at once, and the
+    sixth is answered late again: the form is lost."""
+    run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="call-response",
+              respond={"max_notes": 6})
+    entries: list[float] = []
+    for k in range(6):
+        start = 1000 + 8000 * k
+        beats = {3: [0, 1, 2, 3, 4, 5, 7], 4: list(range(9))}.get(k, list(range(8)))
+        for i in beats:  # the fourth call rests on beat 7; the fifth plays on into bar 3
+            run.at(start + 500 * i, "a", 0x90, 60 + i % 5, 100 if i % 4 == 0 else 70)
+            run.at(start + 500 * i + (480 if i == 7 else 400), "a", 0x80, 60 + i % 5, 0)
+        before = len(run.notes_on())
+        run.until(start + 8000 - 1)
+        played = run.notes_on()[before:]
+        entries.append(played[0][0] - (start + 4000))  # from the bar line closing the call
+    assert all(e > 0 for e in entries[:3]) and entries[3] == 0 and entries[5] > 0, entries
+    assert [d["why"] for d in run.decisions("wait")] == ["form"]
+    # The fifth: decided the answer's lead (75 ms: three quarters of the output latency)
+    # before the bar line, and given up at the player's note on it.
+    line = 1000 + 8000 * 4 + 4000
+    assert [d["t"] / MS for d in run.decisions("answer")][4] == line - 75
+    assert line in [d["t"] / MS for d in run.decisions("yield")]

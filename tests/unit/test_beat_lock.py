@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from agent.events import PlannedNote
-from agent.policy.beat_lock import lock_to_grid
+from agent.policy.beat_lock import (
+    call_goes_on,
+    closes_there,
+    lock_to_grid,
+    next_closing,
+)
 
 MS = 1_000_000
 
@@ -113,3 +118,23 @@ def test_a_point_of_a_fractional_grid_stays_where_it_is() -> None:
 def test_a_line_that_comes_in_on_the_beat_keeps_its_syncopations() -> None:
     line = [PlannedNote(t * MS, 60, 80, 100 * MS) for t in (0, 1500, 2500, 3500)]
     assert starts(lock_to_grid(line, 0, 1000 * MS, 1.0)) == [0.0, 1500.0, 2500.0, 3500.0]
+
+
+
+def test_the_next_closing_comes_a_steady_period_of_whole_bars_after_the_last() -> None:
+    assert next_closing([8.0, 24.0], 4) is None  # one period: no form yet
+    assert next_closing([8.0, 24.0, 40.0], 4) == 56.0
+    assert next_closing([8.0, 24.0, 40.25], 4) == 56.375  # alike to half a beat
+    assert next_closing([8.0, 24.0, 40.75], 4) is None  # not alike
+    assert next_closing([0.0, 8.0, 24.0, 40.0], 4) == 56.0  # the last three count
+    assert next_closing([6.0, 23.0, 40.0], 4) is None  # 17 beats: not whole bars of 4/4
+    assert next_closing([6.0, 23.0, 40.0], 17) == 57.0
+    assert next_closing([8.0, 9.0, 10.0], 4) is None  # under a bar is no form
+    assert closes_there(56.0, 55.6) and not closes_there(56.0, 55.4)
+
+
+def test_a_rest_within_a_bar_before_the_expected_closing_is_within_the_call() -> None:
+    assert call_goes_on(56.0, 54.0, 4)  # two beats before it: the call goes on
+    assert call_goes_on(56.0, 52.0, 4)
+    assert not call_goes_on(56.0, 51.5, 4)  # more than a bar before: a phrase end
+    assert not call_goes_on(56.0, 55.7, 4)  # at it: the call's end

@@ -25,6 +25,7 @@ from agent.record.judge_answers import (
     answer_figures,
     call_echo,
     kept_time_in_rests,
+    over_players,
     rests_of,
     top_line,
 )
@@ -224,3 +225,12 @@ def test_the_log_is_read_as_played() -> None:
         (0, 500, 60, "melody"), (500, 1000, 60, "melody"), (900, 1000, 62, "bass")]
     assert [(n.onset * 1e9, n.end * 1e9, n.pitch, n.who) for n in agent_notes(records, "out")] \
         == [(100, 300, 48, "comp"), (300, 500, 50, "answer")]
+
+
+def test_an_answer_onset_over_a_players_note_counts_unless_that_note_ends_there() -> None:
+    players = [Note(0.0, 1.0, 60, "p"), Note(2.0, 2.5, 62, "p")]
+    onsets = np.array([0.5, 0.98, 1.5, 1.995, 2.49])
+    # 0.5: over the first note; 0.98: it ends 20 ms later, at the bar line the answer comes
+    # in on; 1.5: silence; 1.995: the second note is struck within 10 ms after; 2.49: it
+    # ends 10 ms later.
+    assert over_players(onsets, players).tolist() == [True, False, False, True, False]

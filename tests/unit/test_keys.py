@@ -45,6 +45,25 @@ def test_sustain_holds_a_let_go_key_until_the_pedal_lifts() -> None:
     assert listening.take_phrase() == [PhraseNote(0, 60, 80, 900 * MS)]
 
 
+
+def test_a_phrase_taken_as_it_ends_keeps_the_note_still_held_and_not_twice() -> None:
+    # The call's last note still sounds when the phrase is taken (its end anticipated): it
+    # belongs to that phrase, as it is then, and when its key is let go it is not counted
+    # again in the next phrase.
+    listening = Listening.for_players(["p"])
+    for ev in play([(0, ON, 60, 80), (300, OFF, 60, 0), (400, ON, 62, 90)]):
+        listening.sound(ev)
+    assert listening.take_phrase(900 * MS, keys_down=True) == [
+        PhraseNote(0, 60, 80, 300 * MS), PhraseNote(400 * MS, 62, 90, 500 * MS)]
+    assert listening.sound(play([(1000, OFF, 62, 0)])[0]).ended == (
+        PhraseNote(400 * MS, 62, 90, 600 * MS),)
+    assert listening.take_phrase() == []
+    # Without keys_down, a held key is not the phrase's (only a pedal's ringing notes are).
+    other = Listening.for_players(["p"])
+    for ev in play([(0, ON, 60, 80)]):
+        other.sound(ev)
+    assert other.take_phrase(900 * MS) == []
+
 def test_the_sustain_pedal_holds_only_keys_let_go_while_it_is_down() -> None:
     assert notes([(0, ON, 60, 80), (200, OFF, 60, 0), (300, CC, 64, 127), (400, ON, 64, 80),
                   (500, OFF, 64, 0), (1000, CC, 64, 0)]) == [(0, 60, 200), (400, 64, 600)]
