@@ -52,6 +52,7 @@ from agent.policy.commands import Command
 from agent.policy.controls import mood
 from agent.policy.develop import (
     diatonic_shift,
+    land_on_chords,
     mirror,
     relative_to,
     scale_pitches,
@@ -506,6 +507,11 @@ class Agent:
         shift = mood(self.controls).velocity_shift if source != "model" else 0
         plan = [replace(n, velocity=min(max(n.velocity + shift, 1), 127)) for n in plan]
         plan = self._beat_locked(plan, t_ns, cause)
+        if source == "model" and part != modes.MIRROR:
+            # The model's own notes are aimed at the chords; a mirror's are the call's, and the
+            # live memory's the players' own (a tune a musician taught it keeps its shape).
+            plan = plan[:motif] + self._landed(plan[motif:], plan[0].start_ns if plan else 0,
+                                               t_ns)
         self._prefed = motif if prefed else 0
         # The plan as made: [start ns, pitch, velocity, duration ns] per note. Notes a player's
         # entry later cancels are in here, and not among the emitted messages.
@@ -672,6 +678,17 @@ class Agent:
             return PEDAL_PHRASE_NS
         return PEDAL_PHRASE_BARS * self.config.performance.beats_per_bar * period
 
+    def _landed(self, line: list[PlannedNote], start_ns: int, t_ns: int) -> list[PlannedNote]:
+        """The line's structural notes on the chords expected under them (develop.
+        land_on_chords): the motif's statements were placed on them already; the rest of the
+        answer, the model's or the memory's, is aimed at them here. With the beat lock only:
+        what is on a beat is known then."""
+        grid = self.pulse.grid(t_ns)
+        if not line or grid is None or self.config.respond.beat_lock <= 0:
+            return line
+        chords = self._chords_ahead(start_ns)
+        return line if chords is None else land_on_chords(line, chords, start_ns, grid[1])
+
     def _beat_locked(self, plan: list[PlannedNote], t_ns: int,
                      cause: int | None) -> list[PlannedNote]:
         """With a beat heard, the phrase locks to it (respond.beat_lock: 1 quantises to the
@@ -707,22 +724,7 @@ class Agent:
         placed on the chords expected over the answer (the form's, else the likeliest
         progression from the chord heard last)."""
         grid = self.pulse.grid(start_ns)
-        at = self.bars.half_bar(start_ns)
-        key = self.hearing.key()
-        chords: list[frozenset[int]] | None = None
-        if grid is not None and at is not None and key is not None:
-            span_beats = max(round(at.length_ns / grid[1]), 1)
-            into = max(round((start_ns - at.start_ns) / grid[1]), 0)  # beats into the half bar
-            beats = 4 * self.config.performance.beats_per_bar  # up to four bars ahead
-            triads = self.progression.foresee(at, -(-(beats + into) // span_beats),
-                                              (key.tonic, key.mode))
-            for i in range(len(triads)):  # a chart, where the section has one, says better
-                later = HalfBar(at.index + i, at.start_ns + i * at.length_ns, at.length_ns,
-                                at.starts_bar, at.beat_ns)
-                charted = self.comp.chart_triad(later, self.place.index)
-                triads[i] = triads[i] if charted is None else charted
-            # One per beat from the answer's first (develop counts from there).
-            chords = [TRIADS[triads[(into + b) // span_beats]] for b in range(beats)]
+        chords = self._chords_ahead(start_ns)
         motif, plan = develop(call, scale, self.rng, notes,
                               beat_ns=None if grid is None else grid[1],
                               chord_tones=chords[0] if chords else None,
@@ -731,6 +733,28 @@ class Agent:
         # _entry put it (the rest is moved onto the beats by the beat lock).
         first = motif[0].start_ns if motif else 0
         return [replace(n, start_ns=n.start_ns - first) for n in motif[:max(notes - 1, 0)]], plan
+
+    def _chords_ahead(self, start_ns: int) -> list[frozenset[int]] | None:
+        """The chords expected over an answer from `start_ns`, one per beat, up to four bars:
+        the section's chart where it has one, else the form's (the matching half bars of the
+        last pass), else the likeliest progression from the chord heard last. None without a
+        grid, a bar or a key heard."""
+        grid = self.pulse.grid(start_ns)
+        at = self.bars.half_bar(start_ns)
+        key = self.hearing.key()
+        if grid is None or at is None or key is None:
+            return None
+        span_beats = max(round(at.length_ns / grid[1]), 1)
+        into = max(round((start_ns - at.start_ns) / grid[1]), 0)  # beats into the half bar
+        beats = 4 * self.config.performance.beats_per_bar
+        triads = self.progression.foresee(at, -(-(beats + into) // span_beats),
+                                          (key.tonic, key.mode))
+        for i in range(len(triads)):  # a chart, where the section has one, says better
+            later = HalfBar(at.index + i, at.start_ns + i * at.length_ns, at.length_ns,
+                            at.starts_bar, at.beat_ns)
+            charted = self.comp.chart_triad(later, self.place.index)
+            triads[i] = triads[i] if charted is None else charted
+        return [TRIADS[triads[(into + b) // span_beats]] for b in range(beats)]
 
     def _beat_in_bar(self) -> float | None:
         return self.pulse.beat_in_bar(self.config.performance.beats_per_bar)

@@ -103,3 +103,35 @@ def top_line(call: Sequence[PhraseNote]) -> list[PhraseNote]:
             continue
         out.append(n)
     return out
+
+
+LANDING_MOVE = 2  # semitones a structural note may move to reach a chord tone
+ON_BEAT_SHARE = 0.05  # of a beat: an onset this near a beat is struck on it
+
+
+def land_on_chords(line: Sequence[PlannedNote], chords: Sequence[Collection[int]], start_ns: int,
+                   beat_ns: int) -> list[PlannedNote]:
+    """A line's structural notes on the tones of the chords expected under them, as a player
+    aims at chord tones: a note struck on a beat, or held a beat or more, that is no tone of
+    the chord expected in its beat (`chords`: one per beat from `start_ns`) moves to the
+    nearest one within LANDING_MOVE semitones (the lower on a tie). Notes between the beats
+    stay as they are (passing and neighbour tones), and so does every note beyond the chords
+    given or with no tone near."""
+    out = []
+    for n in line:
+        position = (n.start_ns - start_ns) / beat_ns
+        beat = round(position)
+        struck_on_beat = abs(position - beat) <= ON_BEAT_SHARE
+        if not (struck_on_beat or n.duration_ns >= beat_ns * (1 - ON_BEAT_SHARE)):
+            out.append(n)
+            continue
+        index = beat if struck_on_beat else int(position)
+        chord = chords[index] if 0 <= index < len(chords) else None
+        if not chord or n.pitch % 12 in chord:
+            out.append(n)
+            continue
+        near = [p for p in range(n.pitch - LANDING_MOVE, n.pitch + LANDING_MOVE + 1)
+                if 0 <= p <= 127 and p % 12 in chord]
+        out.append(replace(n, pitch=min(near, key=lambda p: (abs(p - n.pitch), p)))
+                   if near else n)
+    return out

@@ -27,6 +27,7 @@ from agent.policy.develop import (
     VARY_EVERY,
     develop_motif,
     diatonic_shift,
+    land_on_chords,
     mirror,
     relative,
     scale_pitches,
@@ -603,3 +604,23 @@ def test_develop_on_a_known_progression_puts_more_notes_on_its_chord_tones() -> 
     without = sum(on_chords(develop(TUNE, C_MAJOR, random.Random(seed), 16, beat)[0])
                   for seed in range(20))
     assert with_chords > without * 1.2
+
+
+def test_structural_notes_land_on_the_expected_chords_and_passing_notes_stay() -> None:
+    beat = 500 * MS
+    c_major, g_major = frozenset({0, 4, 7}), frozenset({7, 11, 2})
+    line = [PlannedNote(0, 62, 80, beat // 2),            # D on beat 0 (C major): C or E,
+            # two semitones each: the lower
+            PlannedNote(beat // 2, 65, 80, beat // 2),    # F between beats: a passing note
+            PlannedNote(beat, 64, 80, beat // 2),         # E on beat 1 (C): a chord tone
+            PlannedNote(2 * beat, 69, 80, beat // 2),     # A on beat 2 (G major): to G
+            PlannedNote(5 * beat // 2, 72, 80, 2 * beat),  # C held two beats, from 2.5: to B
+            PlannedNote(5 * beat, 61, 80, beat // 2)]     # beyond the chords given: stays
+    landed = land_on_chords(line, [c_major, c_major, g_major, g_major], 0, beat)
+    assert [n.pitch for n in landed] == [60, 65, 64, 67, 71, 61]
+    assert [(n.start_ns, n.duration_ns, n.velocity) for n in landed] == \
+        [(n.start_ns, n.duration_ns, n.velocity) for n in line]  # only pitches move
+    # The nearest tone, up or down: D# over C major to E (1), A# to C (2; G is 3 away).
+    assert [n.pitch for n in land_on_chords(
+        [PlannedNote(0, 63, 80, beat), PlannedNote(beat, 70, 80, beat)],
+        [frozenset({0, 4, 7})] * 2, 0, beat)] == [64, 72]
