@@ -378,3 +378,14 @@ def piece_config(toml: Path, mode: str | None = None) -> Config:
     table = cfg.to_dict()
     table.update(agent={**table["agent"], "mode": mode}, sections=[])
     return config_mod.from_dict(table, str(toml))
+
+
+def no_nan(value: Any) -> Any:
+    """JSON has no NaN: an empty figure is null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [no_nan(v) for v in value]
+    return value

@@ -268,17 +268,6 @@ def drop_recovery(drop: tuple[str, int, int], records: list[dict[str, Any]]) -> 
             "answered_after_s": None if answer is None else (answer - back) / S}
 
 
-def no_nan(value: Any) -> Any:
-    """JSON has no NaN: an empty figure is null."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: no_nan(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [no_nan(v) for v in value]
-    return value
-
-
 def _s(value: float | None) -> str:
     return "NEVER" if value is None else f"{value:.2f} s"
 

@@ -50,6 +50,7 @@ from _common import (
     cpu_seconds,
     heading,
     jack,
+    no_nan,
     show,
     sounding_notes,
     write_toml,
@@ -103,6 +104,14 @@ class Figures:
     cpu_share: float  # the agent's CPU during the flood, in cores (all its threads)
     main_share: float  # its main thread's (the loop: the scheduler, input, the log's encoding)
     main_us: float  # the main thread's CPU per message heard during the flood (us)
+
+
+def figures_json(figures: dict[str, Figures]) -> str:
+    """The runs' figures as JSON (a figure of no samples, NaN, is null: JSON has no NaN)."""
+    return json.dumps(no_nan({label: {
+        "lateness_ms": f.lateness.ms(), **{k: v for k, v in f.__dict__.items()
+                                           if k not in ("lateness", "handle_us")}}
+        for label, f in figures.items()}), indent=1, allow_nan=False) + "\n"
 
 
 def write_config(path: Path, broker_port: int, priority: int, shed_ms: float | None) -> None:
@@ -305,10 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  (us/msg: the agent's main thread's CPU per message heard during the flood)")
     server.report()
     if args.json:
-        args.json.write_text(json.dumps({run.label: {
-            "lateness_ms": f.lateness.ms(), **{k: v for k, v in f.__dict__.items()
-                                               if k not in ("lateness", "handle_us")}}
-            for run, f in results.items()}, indent=1) + "\n")
+        args.json.write_text(figures_json({run.label: f for run, f in results.items()}))
     broken = [f"{run.label}: {f.stuck} stuck" for run, f in results.items() if f.stuck]
     if broken:
         print("\n!! NOTES LEFT SOUNDING: " + "; ".join(broken))

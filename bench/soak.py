@@ -57,6 +57,7 @@ from _common import (
     every,
     heading,
     jack,
+    no_nan,
     proc_status,
     rss_mib,
     sleep_until_ns,
@@ -64,7 +65,7 @@ from _common import (
 )
 from _soak_disk import DISK_FULL_S, DiskPhase, recordings_disk
 from _soak_flood import FloodPhase
-from _soak_report import FLUSH_S, HOLD_S, PLAYERS, Run, S, analyse, no_nan
+from _soak_report import FLUSH_S, HOLD_S, PLAYERS, Run, S, analyse
 from _soak_takeover import TAKEOVER_S, Takeover
 from paho.mqtt.enums import CallbackAPIVersion
 

@@ -22,6 +22,7 @@ from agent.model.corpus import build_corpus
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 CORPORA = "{corpora}"  # replaced by the fixture's folder
+JSON_OUT = "{json}"  # replaced by a file the bench writes its figures to: strict JSON
 
 # bench -> (arguments for a short run, a line its output must hold)
 SMOKE: dict[str, tuple[list[str], str]] = {
@@ -30,7 +31,9 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "beat_tracking.py": (["--limit", "2", "--corpora", CORPORA], "quarter-level share"),
     "corpus_import.py": (["--files", "20"], "import files/s"),
     # A stuck controller into a harmony agent, idle and beside a busy loop (each run 2 s).
-    "flood.py": (["--seconds", "2", "--load", "1", "--shed-ms", "50"], "side by side"),
+    # Its --json once wrote NaN (not JSON) for a figure with no samples.
+    "flood.py": (["--seconds", "2", "--load", "1", "--shed-ms", "50", "--json", JSON_OUT],
+                 "side by side"),
     "improv_targets.py": (["--pieces", "1", "--modes", "accompany", "--corpora", CORPORA],
                           "grid p50"),
     "key_accuracy.py": (["--corpora", CORPORA], "music21"),
@@ -107,12 +110,20 @@ def test_every_bench_has_a_smoke_run() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
-def test_the_bench_runs(name: str, corpora: Path) -> None:
+def test_the_bench_runs(name: str, corpora: Path, tmp_path: Path) -> None:
     args, headline = SMOKE[name]
-    done = run_bench(name, [str(corpora) if a == CORPORA else a for a in args])
+    figures = tmp_path / "figures.json"
+    done = run_bench(name, [str(corpora) if a == CORPORA else str(figures) if a == JSON_OUT
+                            else a for a in args])
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     assert headline in done.stdout, done.stdout[-4000:]
     assert "Traceback" not in done.stderr, done.stderr[-4000:]
+    if JSON_OUT in args:
+        json.loads(figures.read_text(), parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def test_notochord_peer_runs_or_says_how_to_install_it() -> None:
@@ -157,3 +168,12 @@ def test_develop_lift_runs(corpora: Path, capsys: pytest.CaptureFixture[str]) ->
     bench("develop_lift").main(["--root", str(corpora), "--split", "train"])
     out = capsys.readouterr().out
     assert "lift" in out and "oneill-1850" in out and "bach-chorales" in out
+
+
+def test_flood_writes_a_run_that_answered_nothing_as_json() -> None:
+    """Every note shed, or the agent gone: no lateness sample. Its NaN was written as is."""
+    flood, common = bench("flood"), bench("_common")
+    empty = flood.Figures(common.Summary.of([]), 0, 5000, 0, 0, 5000, 0, 0, None, 0, None,
+                          0.5, 0.4, 0.0)
+    figures = json.loads(flood.figures_json({"shed all": empty}), parse_constant=_no_constant)
+    assert figures["shed all"]["lateness_ms"] == {"n": 0, "p50": None, "p99": None, "max": None}
