@@ -114,7 +114,11 @@ async def perform(config: Config) -> dict[str, Any]:
             guard.sent(clock.now_ns(), data)
         return outputs.send(port, data)
 
-    inputs = MidiInputs(config, backend, on_heard, on_input_event, guard)
+    def on_shed(ev: Heard) -> None:
+        assert session is not None
+        session.shed(ev)
+
+    inputs = MidiInputs(config, backend, on_heard, on_input_event, guard, on_shed)
     _check_listen_addresses(config)  # before any port: a taken address refuses the run (exit 2)
     # Every port is opened (or the run refused, exit 2) before anything is recorded. Heard
     # messages wait in the input queue until the loop runs again, by which time the session

@@ -91,10 +91,13 @@ class MidiInputs:
     agent sends. A trip and a re-arm go out as port events, after which the agent decides."""
 
     def __init__(self, config: Config, backend: Backend, on_heard: Callable[[Heard], None],
-                 on_port_event: PortEvent, guard: FeedbackGuard | None = None) -> None:
+                 on_port_event: PortEvent, guard: FeedbackGuard | None = None,
+                 on_shed: Callable[[Heard], None] | None = None) -> None:
+        """`on_shed`: given each message shed (not heard, but played: to be recorded)."""
         self._config = config
         self._backend = backend
         self._on_heard = on_heard
+        self._on_shed = on_shed
         self._on_port_event = on_port_event
         self._guard = guard
         self._queue: collections.deque[tuple[int, int, list[int]]] = collections.deque()
@@ -255,8 +258,9 @@ class MidiInputs:
                         self._failed(data)
                     began, now = now, time.monotonic_ns()
                     stats.handle_ns.add(now - began)
-                else:  # not heard: a few hundred ns, against tens of us for one handled
+                else:  # not heard (recorded: a few us, against tens for one handled)
                     stats.shed += 1
+                    self._shed(t, index, data)
                     now = time.monotonic_ns()
                 if queue and now >= end:
                     assert self._loop is not None
@@ -292,6 +296,20 @@ class MidiInputs:
                             self._tripped(port, trip)
                     self._on_heard(Heard(t_ns, player.name, message))
         self.stats.malformed += port.parser.stats.dropped - dropped_before
+
+    def _shed(self, t_ns: int, index: int, data: list[int]) -> None:
+        """A shed message to its players, to be recorded. Only whole note messages are shed
+        (listen/shedding.py), so the port's parser, which may hold a SysEx in progress, is
+        left alone."""
+        if self._on_shed is None:
+            return
+        ch = data[0] & 0x0F
+        for player in self._ports[index].players:
+            if not player.channels or ch + 1 in player.channels:
+                try:
+                    self._on_shed(Heard(t_ns, player.name, bytes(data)))
+                except Exception:  # recording is best effort: the drain goes on
+                    self._failed(data)
 
     def _tripped(self, port: _Port, trip: Trip) -> None:
         assert self._guard is not None

@@ -91,7 +91,7 @@ def load_recording(path: Path) -> Recording:
     for r in records:
         if r["k"] == "model" and r.get("what") == "answer":
             answers.append(r)
-        elif r["k"] == "in":
+        elif r["k"] == "in" and not r.get("shed"):  # a shed one was never heard live
             inputs.append(Heard(r["t"], r["player"], bytes.fromhex(r["data"])))
         elif r["k"] == "ctl" and r["what"] in REPLAYED_CONTROLS:
             fields = {k: v for k, v in r.items() if k not in ("t", "k", "what")}

@@ -104,7 +104,7 @@ def _notes(v: Any) -> str | None:
 
 # The fields of each kind of record, and of each (kind, what).
 FIELDS: dict[str, Fields] = {
-    "in": {"player": (_text, True), "data": (_message, True)},
+    "in": {"player": (_text, True), "data": (_message, True), "shed": (_bool, False)},
     "emit": {"deadline": (_time, True), "port": (_text, True), "data": (_message, True),
              "why": (_text, True), "ok": (_bool, True), "cause": (_time, False)},
     "ctl": {"what": (_text, True)},

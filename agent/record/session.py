@@ -137,6 +137,11 @@ class Session:
         """Run the scheduler's jobs at their deadlines on this loop (live and --realtime)."""
         return drive(loop, self.scheduler)
 
+    def shed(self, ev: Heard) -> None:
+        """A message the input shed (too old when its turn came: io/midi_in.py): recorded, as
+        the player played it, and marked, so that a replay does not answer it either."""
+        self.log.write("in", ev.time_ns, player=ev.player, data=ev.data.hex(), shed=True)
+
     def hear(self, ev: Heard) -> None:
         self.scheduler.run_due(ev.time_ns)  # what was due before this event happens first
         self.scheduler.hold_wakeups()  # the driver re-arms once, for what is left

@@ -88,6 +88,25 @@ def test_replaying_a_log_reproduces_its_emitted_midi(tmp_path: Path) -> None:
     assert again["notes_played"] > 0
 
 
+
+def test_input_shed_live_is_recorded_and_not_answered_in_a_replay(tmp_path: Path) -> None:
+    """A note the input shed (too old when its turn came) is in the log, marked `shed`: a
+    replay does not hear it either, so it plays exactly what the live run played."""
+    demo(tmp_path / "first")
+    log = tmp_path / "first" / LOG_NAME
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines[1:]]
+    middle = records[len(records) // 2]["t"]
+    shed = [json.dumps({"t": middle + k, "k": "in", "player": "melody", "data": data,
+                        "shed": True}) for k, data in ((1, "904f70"), (2, "804f00"))]
+    at = next(i for i, r in enumerate(records, 1) if r["t"] > middle + 2)
+    log.write_text("\n".join([*lines[:at], *shed, *lines[at:]]) + "\n")
+    rec = load_recording(log)
+    assert bytes.fromhex("904f70") not in [getattr(i, "data", None) for i in rec.inputs]
+    again = replay_fast(rec, fit_config(rec, None), tmp_path / "second", "first")
+    assert emitted(tmp_path / "second") == emitted(tmp_path / "first")
+    assert again["notes_heard"] == 128  # the shed note was played, not heard
+
 def test_every_agent_note_is_released_by_the_end(tmp_path: Path) -> None:
     demo(tmp_path / "r")
     sounding: set[tuple[str, int, int]] = set()
