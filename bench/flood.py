@@ -93,7 +93,7 @@ class Figures:
     lateness: Summary  # harmony note-ons: sent - the heard note's arrival (ns)
     within_bound: int  # harmony notes at most --bound-ms late
     sent: int  # messages the flood sent (through the agent's exit)
-    heard_ons: int  # note-ons the agent handled (its log's `in` records)
+    heard_ons: int  # note-ons the agent handled (its log's `in` records, not shed)
     answered: int  # harmony note-ons the agent sent
     shed: int
     dropped: int
@@ -223,7 +223,9 @@ def figures(args: argparse.Namespace, recording: Path, summary: str, sent: int,
             cpu: list[tuple[int, float, float]]) -> Figures:
     _, records = read_log(recording / "log.jsonl")
     (t0, process0, main0), (t1, process1, main1) = cpu
-    heard_then = sum(r["k"] == "in" and t0 <= r["t"] <= t1 for r in records)
+    # Heard: the log's `in` records but those shed (recorded as played, never handled).
+    heard = [r for r in records if r["k"] == "in" and not r.get("shed")]
+    heard_then = sum(t0 <= r["t"] <= t1 for r in heard)
     cpu_share = (process1 - process0) / ((t1 - t0) / S)
     main_share = (main1 - main0) / ((t1 - t0) / S)
     main_us = (main1 - main0) / heard_then * 1e6 if heard_then else math.nan
@@ -234,8 +236,7 @@ def figures(args: argparse.Namespace, recording: Path, summary: str, sent: int,
     shed = _count(r"(\d+) shed", summary)
     dropped = _count(r"MIDI input dropped: (\d+) on a full queue", summary)
     handle = re.search(r"input handling p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+) us", summary)
-    heard_ons = sum(r["k"] == "in" and midi.is_note_on(bytes.fromhex(r["data"]))
-                    for r in records)
+    heard_ons = sum(midi.is_note_on(bytes.fromhex(r["data"])) for r in heard)
     f = Figures(
         lateness=Summary.of(late), within_bound=sum(x <= args.bound_ms * 1e6 for x in late),
         sent=sent, heard_ons=heard_ons, answered=len(harmony), shed=shed, dropped=dropped,
