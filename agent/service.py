@@ -382,9 +382,17 @@ async def rehearse(recording: Recording, config: Config, out_dir: Path,
     backend = choose_backend(config.midi.backend)
     outputs = MidiOutputs(config.agent.outputs, backend, config.midi.client_name,
                           lambda event, ref: None, config.source)
-    outputs.open()
+    # A stop signal ends it as `perform` ends: through the panic, the drain (cut short by a
+    # second one), the recording; never the default action, with notes sounding.
+    signals = StopSignals(asyncio.get_running_loop())
+    signals.install()
     try:
-        return await replay_realtime(recording, config, out_dir, source, outputs.send, header)
+        outputs.open()
+        try:
+            return await replay_realtime(recording, config, out_dir, source, outputs.send,
+                                         header, signals.stop)
+        finally:
+            await signals.unless_hurried(asyncio.sleep(DRAIN_S))  # the final note-offs leave
+            outputs.close()
     finally:
-        await asyncio.sleep(DRAIN_S)  # let the final note-offs leave
-        outputs.close()
+        signals.remove()

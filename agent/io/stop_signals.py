@@ -14,11 +14,12 @@ without its performance.mid).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable
 from typing import TypeVar
+
+from agent.schedule.realtime import until_event
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +53,8 @@ class StopSignals:
 
     async def unless_stopped(self, awaitable: Awaitable[T]) -> T | None:
         """`awaitable`'s result, or None (it is cancelled) once the run is stopped."""
-        return await _unless(self.stop, awaitable)
+        return await until_event(self.stop, awaitable)
 
     async def unless_hurried(self, awaitable: Awaitable[T]) -> T | None:
         """`awaitable`'s result, or None (it is cancelled) after a second signal."""
-        return await _unless(self.hurry, awaitable)
-
-
-async def _unless(event: asyncio.Event, awaitable: Awaitable[T]) -> T | None:
-    if event.is_set():
-        if asyncio.iscoroutine(awaitable):
-            awaitable.close()  # never started: no "coroutine was never awaited" warning
-        return None
-    task = asyncio.ensure_future(awaitable)
-    waiter = asyncio.create_task(event.wait())
-    try:
-        await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        waiter.cancel()
-    if task.done():
-        return task.result()  # its own exception, if it raised one
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return None
+        return await until_event(self.hurry, awaitable)

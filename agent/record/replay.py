@@ -26,7 +26,7 @@ from agent.policy.commands import PLAY_VERBS
 from agent.record import smf
 from agent.record.log import read_log
 from agent.record.session import Session, log_path, new_recording_dir
-from agent.schedule.realtime import sleep_until
+from agent.schedule.realtime import EARLY_NS, sleep_until, until_event
 from agent.schedule.scheduler import Sink
 
 REPLAYED_CONTROLS = ("port-lost", "port-feedback", "port-feedback-over", "output-lost",
@@ -261,8 +261,12 @@ def replay_fast(recording: Recording, cfg: Config, out_dir: Path, source: str,
 
 
 async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, source: str,
-                          sink: Sink, header: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The recorded input at real speed, the agent's answer to real ports."""
+                          sink: Sink, header: dict[str, Any] | None = None,
+                          stop: asyncio.Event | None = None) -> dict[str, Any]:
+    """The recorded input at real speed, the agent's answer to real ports. `stop` set (a stop
+    signal): the rest is not played; the run ends as at its end, through the panic, and its
+    recording is written."""
+    stop = stop or asyncio.Event()
     inputs = _renamed(recording, cfg)
     clock = MonotonicClock()
     loop = asyncio.get_running_loop()
@@ -277,11 +281,16 @@ async def replay_realtime(recording: Recording, cfg: Config, out_dir: Path, sour
     try:
         for item in inputs:
             t = item.time_ns + offset
-            await sleep_until(clock, t)  # recorded players arrive on time, not ~1 ms late
+            # Recorded players arrive on time, not ~1 ms late: the sleep ends early, at a stop
+            # too, and the last stretch is spun.
+            await until_event(stop, sleep_until(clock, t - EARLY_NS, 0))
+            if stop.is_set():
+                break
+            await sleep_until(clock, t)
             _feed(session, dataclasses.replace(item, time_ns=t))
             session.log.flush_if_due(clock.now_ns())
-        while (d := session.scheduler.next_deadline()) is not None:
-            await asyncio.sleep(max(0.0, (d - clock.now_ns()) / 1e9) + 0.005)
+        while not stop.is_set() and (d := session.scheduler.next_deadline()) is not None:
+            await until_event(stop, asyncio.sleep(max(0.0, (d - clock.now_ns()) / 1e9) + 0.005))
     finally:
         driver.stop()
         session.stop(clock.now_ns())

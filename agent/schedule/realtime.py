@@ -9,8 +9,9 @@ every planned event leaves within tens of microseconds of its deadline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from agent.clock import Clock
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from agent.schedule.scheduler import Scheduler
 
 EARLY_NS = 2_000_000
+T = TypeVar("T")
 
 
 async def sleep_until(clock: Clock, t_ns: int, early_ns: int = EARLY_NS) -> None:
@@ -27,6 +29,29 @@ async def sleep_until(clock: Clock, t_ns: int, early_ns: int = EARLY_NS) -> None
         await asyncio.sleep(remaining / 1e9)
     while clock.now_ns() < t_ns:
         pass
+
+
+async def until_event(event: asyncio.Event, awaitable: Awaitable[T]) -> T | None:
+    """`awaitable`'s result, or None (it is cancelled) once `event` is set (a stop)."""
+    if event.is_set():
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()  # never started: no "coroutine was never awaited" warning
+        return None
+    task = asyncio.ensure_future(awaitable)
+    waiter = asyncio.create_task(event.wait())
+    try:
+        await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()  # its own exception, if it raised one
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 class RealtimeDriver:

@@ -144,6 +144,35 @@ def test_realtime_replay_plays_the_agent_to_a_real_port(
     assert "notes heard  3" in result.stdout
 
 
+
+def test_a_stop_signal_ends_a_realtime_replay_through_the_panic(
+        stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
+    """`replay --realtime` stopped by SIGHUP (its terminal closed) while the agent holds a
+    harmony note: the note is released, the CC tail goes out, it exits 0 and its recording is
+    written (before, the default action killed it with the note sounding)."""
+    peer, config = stage
+    part = mido.MidiFile(type=1)  # one note held for 20 s
+    part.tracks.append(mido.MidiTrack([mido.MetaMessage("track_name", name="keys"),
+                                       mido.Message("note_on", note=60, velocity=70, time=0),
+                                       mido.Message("note_off", note=60, time=480 * 40)]))
+    part.save(config.parent / "part.mid")
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "replay", str(config.parent / "part.mid"),
+         "--config", str(config), "--realtime", "--out", str(config.parent / "out")],
+        env={**os.environ, **jack}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert [m for _, m in peer.expect(1, timeout=20)] == [[0x91, 67, 70]]
+        replay.send_signal(signal.SIGHUP)
+        out, err = replay.communicate(timeout=30)
+    finally:
+        if replay.poll() is None:
+            replay.kill()
+    assert replay.returncode == 0, err
+    assert [m for _, m in peer.expect(4)] == [[0x81, 67, 0], [0xB1, 64, 0], [0xB1, 123, 0],
+                                               [0xB1, 120, 0]]
+    assert "SIGHUP: stopping" in err and "notes heard  1" in out
+    assert (config.parent / "out" / "performance.mid").is_file()
+
 def test_midi_clock_is_followed_and_stop_silences_the_agent(
         stage: tuple[Peer, Path], jack: dict[str, str]) -> None:
     peer, config = stage
