@@ -26,6 +26,10 @@ class FileRefused(Exception):
     message says which, without the path (the caller names the file as it knows it)."""
 
 
+class FileTooLarge(FileRefused):
+    """Larger than the reader allows (a caller may say so in its own words)."""
+
+
 def open_regular(path: Path, max_bytes: int | None = None) -> BinaryIO:
     """The file, opened for reading in binary; FileRefused unless it is a regular file (after
     symlinks) of at most `max_bytes`."""
@@ -38,8 +42,8 @@ def open_regular(path: Path, max_bytes: int | None = None) -> BinaryIO:
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused(f"not a regular file (a {_kind(info.st_mode)}): refused")
         if max_bytes is not None and info.st_size > max_bytes:
-            raise FileRefused(f"{info.st_size} bytes, more than the {size_text(max_bytes)} "
-                              "allowed")
+            raise FileTooLarge(f"{info.st_size} bytes, more than the {size_text(max_bytes)} "
+                               "allowed")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -53,7 +57,7 @@ def read_regular(path: Path, max_bytes: int) -> bytes:
     with open_regular(path, max_bytes) as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise FileRefused(f"more than the {size_text(max_bytes)} allowed")
+        raise FileTooLarge(f"more than the {size_text(max_bytes)} allowed")
     return data
 
 
@@ -80,7 +84,7 @@ def sha256_file(path: Path, max_bytes: int) -> str:
         while chunk := f.read(CHUNK):
             read += len(chunk)
             if read > max_bytes:
-                raise FileRefused(f"more than the {size_text(max_bytes)} allowed")
+                raise FileTooLarge(f"more than the {size_text(max_bytes)} allowed")
             digest.update(chunk)
     return digest.hexdigest()
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.files import FileRefused, read_regular, size_text
+from agent.files import FileRefused, FileTooLarge, read_regular, size_text
 from agent.model.corpus_import import Piece, Skip, piece_from_smf
 
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar", ".rmi")
@@ -127,10 +127,10 @@ def read_midi_file(path: Path) -> bytes:
     """A MIDI file's bytes: Skip for one that cannot be read (the reason in words)."""
     try:
         return read_regular(path, MAX_FILE_BYTES)
+    except FileTooLarge:
+        raise Skip(f"larger than the {size_text(MAX_FILE_BYTES)} a MIDI file is read up to"
+                   ) from None
     except FileRefused as e:
-        text = str(e)
-        if "allowed" in text:
-            text = f"larger than the {size_text(MAX_FILE_BYTES)} a MIDI file is read up to"
-        raise Skip(text) from None
+        raise Skip(str(e)) from None
     except OSError as e:
         raise Skip(f"cannot read: {e.strerror}") from None

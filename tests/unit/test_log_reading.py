@@ -8,6 +8,7 @@ timeline and window, the spatial paths, and a fast replay of it."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from agent import config as config_mod
 from agent.errors import RecordingError
-from agent.files import FileRefused, lines, open_regular
+from agent.files import FileRefused, FileTooLarge, lines, open_regular, read_regular, sha256_file
 from agent.record import smf
 from agent.record.evaluate import evaluate_log
 from agent.record.log import FORMAT, VERSION, read_log
@@ -166,3 +167,20 @@ def test_lines_are_read_in_bounded_pieces(tmp_path: Path) -> None:
             for line in lines(f, 6):
                 got.append(line)
     assert got == [(1, b"12345", True), (2, b"123456", True)]
+
+
+def test_a_file_too_large_is_refused_as_too_large_and_a_fifo_as_not_regular(
+        tmp_path: Path) -> None:
+    """Callers tell the two apart by the exception's class (a corpus import says the size in
+    its own words), never by its message."""
+    big = tmp_path / "big.mid"
+    big.write_bytes(b"\0" * 100)
+    with pytest.raises(FileTooLarge, match="100 bytes, more than the 64 bytes allowed"):
+        read_regular(big, 64)
+    with pytest.raises(FileTooLarge):
+        sha256_file(big, 64)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FileRefused, match="not a regular file") as refused:
+        read_regular(fifo, 64)
+    assert not isinstance(refused.value, FileTooLarge)
