@@ -387,9 +387,12 @@ class Agent:
         the form."""
         expected = next_closing(self._closings, self.config.performance.beats_per_bar)
         grid = self.pulse.grid(t_ns)
+        # Not without the beat lock (answers come in when they can, off the grid), nor in an
+        # ensemble: its members take turns at phrase ends (policy/ensemble.py), and a turn
+        # decided early, then again at the phrase end, would be passed twice.
         if expected is None or grid is None or self.listening.phrase_start() is None or \
-                self.config.respond.beat_lock <= 0:
-            return  # (without the beat lock, answers come in when they can, off the grid)
+                self.config.respond.beat_lock <= 0 or self.ensemble is not None:
+            return
         lead = self._answer_lead_ns()
         # The first beat that can still be answered on: a tick falls a hair before or after
         # a beat, so the beat just after the tick itself is usually too near.

@@ -282,3 +282,22 @@ def test_once_the_game_is_heard_the_answer_comes_in_on_the_strong_beat_closing_t
     line = 1000 + 8000 * 4 + 4000
     assert [d["t"] / MS for d in run.decisions("answer")][4] == line - 75
     assert line in [d["t"] / MS for d in run.decisions("yield")]
+
+
+
+def test_in_an_ensemble_calls_are_answered_when_heard_to_end_never_anticipated(
+        tmp_path: Path) -> None:
+    """Its members take turns at phrase ends: an answer decided early, and the turn with it,
+    would pass a turn twice. The same game as above, one agent of an ensemble of one."""
+    run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="call-response",
+              respond={"max_notes": 6}, extra={"ensemble": {"members": ["agent"]},
+                                               "mqtt": {"agent": "agent", "host": "127.0.0.1"}})
+    for k in range(5):
+        start = 1000 + 8000 * k
+        for i in range(8):
+            run.at(start + 500 * i, "a", 0x90, 60 + i % 5, 100 if i % 4 == 0 else 70)
+            run.at(start + 500 * i + (480 if i == 7 else 400), "a", 0x80, 60 + i % 5, 0)
+        run.until(start + 8000 - 1)
+    answers = [d["t"] / MS for d in run.decisions("answer")]
+    assert len(answers) == 5
+    assert all(t > 1000 + 8000 * k + 4000 for k, t in enumerate(answers))  # after the bar line
