@@ -321,19 +321,25 @@ class Agent:
                                tag="phrase-end")
 
     def _phrase_end(self, t_ns: int, serial: int | None, call_end_ns: int,
-                    ringing: bool = False) -> None:
+                    ringing: bool = False, waited: bool = False) -> None:
         """`ringing`: the phrase ends although a pedal still holds notes (the keys have been
         up for PEDAL_PHRASE_BARS: a pianist lets a phrase's end ring in the pedal, and a
         pedal that never lifts, wired the wrong way round, must not silence the agent).
         `serial` None: the phrase is expected to end on the beat at `call_end_ns`
-        (_anticipate_call_end), whatever sounds now; the answer comes in on that beat."""
+        (_anticipate_call_end), whatever sounds now; the answer comes in on that beat.
+        `waited`: the form's end of the call was waited for, and has gone by unanswered."""
         anticipated = serial is None
         sounding = self.listening.keys_down() if ringing else self.listening.anyone_holding()
         if not anticipated and (serial != self._silence_serial or sounding):
             return  # someone played since: the phrase goes on
-        if not anticipated and self._call_goes_on(call_end_ns):
+        wait_ns = None if anticipated or waited else self._call_goes_on(call_end_ns)
+        if wait_ns is not None:
+            # A rest within a call of the form heard: its end is answered on. Should that not
+            # come (the beat lost in the silence, say), the phrase ends half a beat after it.
             self.log.write("decision", t_ns, what="wait", why="form")
-            return  # a rest within a call of the form heard: its end is answered on
+            self.scheduler.call_at(max(t_ns, call_end_ns + wait_ns), lambda t: self._phrase_end(
+                t, serial, call_end_ns, ringing, waited=True), tag="phrase-end")
+            return
         role_of = self._band(t_ns)[1]
         part = self._choose(modes.PHRASE_END, role_of, t_ns) if anticipated else None
         if anticipated and part is None:
@@ -355,16 +361,26 @@ class Agent:
                           self._anticipated_entry(t_ns, call_end_ns) if anticipated else None)
 
     def _learn_form(self, end_ns: int) -> None:
-        """An answered call's ending: the beat nearest where it stopped."""
+        """An answered call's ending: the beat nearest where it stopped. Not in an ensemble:
+        its members take turns at phrase ends (policy/ensemble.py), and a turn decided early,
+        then again at the phrase end, would be passed twice."""
+        if self.ensemble is not None:
+            return
         beat = self.bars.beat_at(end_ns)
         if beat is not None:
             self._closings.append(float(round(beat)))
 
-    def _call_goes_on(self, end_ns: int) -> bool:
+    def _call_goes_on(self, end_ns: int) -> int | None:
+        """If a phrase stopping at `end_ns` is a rest within the call (beat_lock.call_goes_on),
+        how long from `end_ns` until half a beat after the beat the call is expected to end
+        on; else None."""
         bar_beats = self.config.performance.beats_per_bar
         expected, end = next_closing(self._closings, bar_beats), self.bars.beat_at(end_ns)
-        return expected is not None and end is not None and call_goes_on(expected, end,
-                                                                          bar_beats)
+        period = self.pulse.period_guess(end_ns)
+        if expected is None or end is None or period is None or \
+                not call_goes_on(expected, end, bar_beats):
+            return None
+        return round((expected - end + 0.5) * period)
 
     def _anticipated_entry(self, t_ns: int, expected_ns: int) -> int | None:
         """Where an anticipated answer comes in: the beat the call was expected to end on, as
@@ -387,12 +403,9 @@ class Agent:
         the form."""
         expected = next_closing(self._closings, self.config.performance.beats_per_bar)
         grid = self.pulse.grid(t_ns)
-        # Not without the beat lock (answers come in when they can, off the grid), nor in an
-        # ensemble: its members take turns at phrase ends (policy/ensemble.py), and a turn
-        # decided early, then again at the phrase end, would be passed twice.
         if expected is None or grid is None or self.listening.phrase_start() is None or \
-                self.config.respond.beat_lock <= 0 or self.ensemble is not None:
-            return
+                self.config.respond.beat_lock <= 0:
+            return  # (without the beat lock, answers come in when they can, off the grid)
         lead = self._answer_lead_ns()
         # The first beat that can still be answered on: a tick falls a hair before or after
         # a beat, so the beat just after the tick itself is usually too near.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent import config as config_mod
 from agent import midi
 from agent.clock import ManualClock
@@ -301,3 +303,26 @@ def test_in_an_ensemble_calls_are_answered_when_heard_to_end_never_anticipated(
     answers = [d["t"] / MS for d in run.decisions("answer")]
     assert len(answers) == 5
     assert all(t > 1000 + 8000 * k + 4000 for k, t in enumerate(answers))  # after the bar line
+
+
+def test_a_call_waited_for_is_answered_even_if_its_expected_end_is_never_anticipated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The game above; the fourth call stops for good on beat 6 of its two bars, a rest
+    within the call by the form. Were the anticipation at the expected bar line not to come
+    (faked here: the beat lost in the silence, which a test cannot arrange on a manual clock),
+    the phrase still ends half a beat after that bar line and is answered: a wait never
+    leaves a call unanswered."""
+    run = Run(tmp_path, beat_lock=1.0, gap_beats=0.5, mode="call-response",
+              respond={"max_notes": 6})
+    for k in range(4):
+        start = 1000 + 8000 * k
+        if k == 3:
+            monkeypatch.setattr(run.session.agent, "_anticipate_call_end", lambda t: None)
+        for i in range(6 if k == 3 else 8):
+            run.at(start + 500 * i, "a", 0x90, 60 + i % 5, 100 if i % 4 == 0 else 70)
+            run.at(start + 500 * i + (480 if i == 7 else 400), "a", 0x80, 60 + i % 5, 0)
+        run.until(start + 8000 - 1)
+    line = 1000 + 8000 * 3 + 4000
+    assert [d["why"] for d in run.decisions("wait")] == ["form"]
+    answers = [d["t"] / MS for d in run.decisions("answer")]
+    assert len(answers) == 4 and answers[3] == line + 250  # half a beat after the bar line
