@@ -85,6 +85,11 @@ class _Port:
         self.rt: rtmidi.MidiIn | None = None
         self.opened_name: str | None = None  # the real port name we matched
 
+    def players_on(self, channel: int | None) -> list[Player]:
+        """The port's players a message of `channel` (0-15; None: no channel) is for."""
+        return [p for p in self.players
+                if channel is None or not p.channels or channel + 1 in p.channels]
+
 
 class MidiInputs:
     """`guard` (optional) is fed every message a player hears; the service feeds it what the
@@ -287,14 +292,12 @@ class MidiInputs:
         dropped_before = port.parser.stats.dropped
         for message in port.parser.feed(data):
             self.stats.received += 1
-            ch = channel_of(message)
-            for player in port.players:
-                if ch is None or not player.channels or ch + 1 in player.channels:
-                    if self._guard is not None:
-                        trip = self._guard.heard(t_ns, player.name, message)
-                        if trip is not None:  # first: the message that tripped is not answered
-                            self._tripped(port, trip)
-                    self._on_heard(Heard(t_ns, player.name, message))
+            for player in port.players_on(channel_of(message)):
+                if self._guard is not None:
+                    trip = self._guard.heard(t_ns, player.name, message)
+                    if trip is not None:  # first: the message that tripped is not answered
+                        self._tripped(port, trip)
+                self._on_heard(Heard(t_ns, player.name, message))
         self.stats.malformed += port.parser.stats.dropped - dropped_before
 
     def _shed(self, t_ns: int, index: int, data: list[int]) -> None:
@@ -303,13 +306,11 @@ class MidiInputs:
         left alone."""
         if self._on_shed is None:
             return
-        ch = data[0] & 0x0F
-        for player in self._ports[index].players:
-            if not player.channels or ch + 1 in player.channels:
-                try:
-                    self._on_shed(Heard(t_ns, player.name, bytes(data)))
-                except Exception:  # recording is best effort: the drain goes on
-                    self._failed(data)
+        for player in self._ports[index].players_on(data[0] & 0x0F):
+            try:
+                self._on_shed(Heard(t_ns, player.name, bytes(data)))
+            except Exception:  # recording is best effort: the drain goes on
+                self._failed(data)
 
     def _tripped(self, port: _Port, trip: Trip) -> None:
         assert self._guard is not None
