@@ -153,6 +153,23 @@ class Peer:
         """The reset an agent playing to this synth port sends first (RESET_CONTROLS), taken
         off the port; the agent's channel (0-15)."""
         got = [m for _, m in self.expect(3)]
+        return self._check_reset(got)
+
+    def take_reset_unless_lost(self) -> int | None:
+        """As take_reset, for a start that loads a model: the worker importing torch starves a
+        JACK server with no real-time rights, and a cycle it misses (an xrun, in its log) loses
+        the MIDI sent in it. Then None; with no xrun since this peer started, a missing reset
+        fails the test."""
+        try:
+            got = [m for _, m in self.expect(3)]
+        except AssertionError:
+            if self._xruns() > self._xruns_at_start:
+                return None
+            raise
+        return self._check_reset(got)
+
+    @staticmethod
+    def _check_reset(got: list[list[int]]) -> int:
         assert [m[1:] for m in got] == RESET_CONTROLS, f"not a reset: {got}"
         assert len({m[0] for m in got}) == 1 and got[0][0] & 0xF0 == 0xB0, f"not a reset: {got}"
         return got[0][0] & 0x0F

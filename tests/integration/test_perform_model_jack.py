@@ -134,7 +134,7 @@ def test_a_stop_while_the_model_loads_stops_the_run_without_a_style_error(
                             env={**os.environ, **jack}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        peer.take_reset()  # the session has begun: its model worker is loading
+        peer.take_reset_unless_lost()  # the session has begun: its model worker is loading
         deadline = time.monotonic() + 30
         while not (worker := model_workers(proc.pid)):
             assert time.monotonic() < deadline, "no model worker started"

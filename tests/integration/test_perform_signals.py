@@ -152,10 +152,14 @@ class Terminal:
 
 
 @contextmanager
-def on_a_terminal(config: Path, env: dict[str, str], synth: Peer) -> Iterator[Terminal]:
+def on_a_terminal(config: Path, env: dict[str, str], synth: Peer,
+                  loads_model: bool = False) -> Iterator[Terminal]:
     terminal = Terminal(config, env)
     try:
-        synth.take_reset()
+        if loads_model:
+            synth.take_reset_unless_lost()
+        else:
+            synth.take_reset()
         yield terminal
     finally:
         terminal.close()
@@ -195,7 +199,8 @@ def test_ctrl_c_at_the_terminal_leaves_the_model_worker_to_the_agent(
     nothing dies, is restarted or prints a traceback in the middle of the stop."""
     save_random_checkpoint(tmp_path / "m.pt", seed=0)
     stage = on_stage("ctrlcmodel", jack_server.xruns, tmp_path, model_piece("m.pt"))
-    with stage as (peer, config), on_a_terminal(config, jack, peer) as terminal:
+    with stage as (peer, config), \
+            on_a_terminal(config, jack, peer, loads_model=True) as terminal:
         for pitch in (60, 62, 64):  # a call; its answer (the model's) arrives
             peer.send(0x90, pitch, 80)
             peer.send(0x80, pitch, 0)
