@@ -246,17 +246,49 @@ class GridFigures:
     early: float | None  # the same in the first 100 beats...
     late: float | None  # ...and in beats 200-300 (the last 100 when shorter)
     drift_ms_per_100_beats: float | None  # slope of the signed offset to the nearest 8th point
+    # on_grid counting only the onsets where the players keep the 8th grid (players_keep_grid);
+    # None when no players were given or they keep it nowhere near these onsets
+    where_players_keep: float | None = None
 
 
-def grid_figures(notes: Sequence[Note], grid: Grid) -> GridFigures | None:
-    if not notes:
-        return None
-    onsets = np.array(sorted(n.onset for n in notes))
+def offsets_from_eighths(onsets: np.ndarray, grid: Grid) -> np.ndarray:
+    """Signed seconds from each onset to the nearest point of the grid's 8th grid."""
     eighths = grid.eighths()
     i = np.clip(np.searchsorted(eighths, onsets), 1, len(eighths) - 1)
     nearest = np.where(onsets - eighths[i - 1] <= eighths[i] - onsets, eighths[i - 1], eighths[i])
-    offset = onsets - nearest
+    offset: np.ndarray = onsets - nearest
+    return offset
+
+
+def players_keep_grid(onsets: np.ndarray, players: Sequence[Note], grid: Grid) -> np.ndarray:
+    """For each onset: do the players keep the written 8th grid around it, i.e. are at least
+    half of their onsets within a beat either side on it? Some transcriptions shift a strain by
+    a sixteenth (an ornament or tuplet mis-timed at the source) and the players play it so: a
+    comp that follows them there is in time with the band, though off the written grid. A
+    dotted rhythm or a sixteenth run keeps half its onsets on the grid, so it still counts;
+    with no player onset within a beat, False."""
+    played = np.array(sorted(n.onset for n in players))
+    if played.size == 0:
+        return np.zeros(onsets.size, dtype=bool)
+    kept = np.abs(offsets_from_eighths(played, grid)) <= ON_GRID_S + 1e-9
+    beat = grid.beat_index(played)
+    at = grid.beat_index(onsets)
+    lo, hi = np.searchsorted(beat, at - 1.0), np.searchsorted(beat, at + 1.0, side="right")
+    counts = hi - lo
+    on_counts = np.concatenate([[0], np.cumsum(kept)])
+    keeping: np.ndarray = (counts > 0) & (2 * (on_counts[hi] - on_counts[lo]) >= counts)
+    return keeping
+
+
+def grid_figures(notes: Sequence[Note], grid: Grid,
+                 players: Sequence[Note] = ()) -> GridFigures | None:
+    """`players`: for where_players_keep (players_keep_grid)."""
+    if not notes:
+        return None
+    onsets = np.array(sorted(n.onset for n in notes))
+    offset = offsets_from_eighths(onsets, grid)
     on = np.abs(offset) <= ON_GRID_S + 1e-9
+    keeping = players_keep_grid(onsets, players, grid)
     beat = grid.beat_index(onsets)
     last = float(beat.max())
     late_from = 200.0 if last >= 300 else max(last - 100.0, 0.0)
@@ -266,7 +298,8 @@ def grid_figures(notes: Sequence[Note], grid: Grid) -> GridFigures | None:
              if len(onsets) >= 3 and np.ptp(beat) >= DRIFT_MIN_BEATS else None)
     return GridFigures(float(on.mean()),
                        float(on[early_mask].mean()) if early_mask.any() else None,
-                       float(on[late_mask].mean()) if late_mask.any() else None, slope)
+                       float(on[late_mask].mean()) if late_mask.any() else None, slope,
+                       float(on[keeping].mean()) if keeping.any() else None)
 
 
 @dataclass(frozen=True)
@@ -280,7 +313,7 @@ class CompFigures:
 def comp_figures(comp: Sequence[Note], players: Sequence[Note], windows: Sequence[Window],
                  grid: Grid) -> CompFigures:
     return CompFigures(len(comp), triad_share(comp, windows), dissonant_share(comp, players),
-                       grid_figures(comp, grid))
+                       grid_figures(comp, grid, players))
 
 
 def played_span(players: Sequence[Note]) -> tuple[float, float]:

@@ -163,6 +163,7 @@ ROWS = (
     ("comp triad tones (share of note-time)", "comp", "triad_share", ">= 0.65, > static"),
     ("comp dissonant onsets", "comp", "dissonant_onsets", "<= 0.12 (0.15 multi)"),
     ("comp on the 8th grid (+-25 ms)", "comp", "grid.on_grid", ">= 0.95"),
+    ("  where the players keep that grid", "comp", "grid.where_players_keep", ""),
     ("  first 100 beats", "comp", "grid.early", ""),
     ("  beats 200-300 (last 100)", "comp", "grid.late", "= first"),
     ("  drift (ms per 100 beats)", "comp", "grid.drift_ms_per_100_beats", "~ 0"),

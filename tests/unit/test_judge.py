@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from agent.model.corpus import Work
 from agent.policy.modes import RESPONSES
@@ -92,6 +93,28 @@ def test_a_comp_a_sixteenth_late_is_never_on_the_8th_grid() -> None:
     assert grid_figures(on, GRID) == grid_figures(on, GRID)
     assert grid_figures(on, GRID).on_grid == 1.0  # type: ignore[union-attr]
     assert grid_figures(on, GRID).drift_ms_per_100_beats is None  # type: ignore[union-attr]
+
+
+def test_a_comp_following_a_strain_the_players_shift_by_a_sixteenth_is_in_time_with_them() -> None:
+    """Beats 0-39 played on the written 8th grid, beats 40-79 a sixteenth late (a strain the
+    source shifted): a comp striking with the players is off the written grid in the second
+    half, which the figure where the players keep the grid leaves out."""
+    grid = grid_of(np.arange(120) * BEAT, 4, 0)
+    eighths = grid.eighths()[:160]
+    players = [Note(t + (BEAT / 4 if t >= 40 * BEAT else 0.0), t + BEAT / 2, 72, "fiddle")
+               for t in eighths]
+    with_them = [Note(n.onset, n.end, 48, "comp") for n in players]
+    figures = grid_figures(with_them, grid, players)
+    assert figures is not None
+    assert figures.on_grid == pytest.approx(0.5, abs=0.02)
+    assert figures.where_players_keep == 1.0
+    written = [Note(t, t + BEAT / 2, 48, "comp") for t in eighths]  # the written grid throughout
+    assert grid_figures(written, grid, players).where_players_keep == 1.0  # type: ignore[union-attr]
+    assert grid_figures(written, grid).where_players_keep is None  # type: ignore[union-attr]
+    # A dotted rhythm keeps half its onsets on the grid: the players keep it there.
+    dotted = [Note(t + d, t + d + 0.1, 72, "fiddle")
+              for t in grid.beats[:40] for d in (0, 0.75 * BEAT)]
+    assert grid_figures(written[:60], grid, dotted).where_players_keep == 1.0  # type: ignore[union-attr]
 
 
 def test_scale_steps_round_off_scale_pitches_down() -> None:
