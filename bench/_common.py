@@ -339,13 +339,16 @@ def rss_growth(samples: list[tuple[int, float]], since: int) -> dict[str, float]
 
 
 def sounding_notes(messages: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
-    """(channel, pitch) of every note whose last message at the synth was a note-on."""
+    """(channel, pitch) of every note whose last message at the synth was a note-on (and no
+    all-notes-off or all-sound-off, CC123/CC120, on its channel since: a synth silences it)."""
     on: set[tuple[int, int]] = set()
     for _, d in messages:
         if midi.is_note_on(d):
             on.add((d[0] & 0x0F, d[1]))
         elif midi.is_note_off(d):
             on.discard((d[0] & 0x0F, d[1]))
+        elif len(d) >= 2 and d[0] & 0xF0 == 0xB0 and d[1] in (120, 123):
+            on = {note for note in on if note[0] != d[0] & 0x0F}
     return sorted(on)
 
 
