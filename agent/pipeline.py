@@ -619,12 +619,16 @@ class Agent:
         expected = self._expect(t_ns)  # the form is learned whether the agent comps or not
         if not self._comp_held and self._choose(modes.BEAT, role_of, t_ns) == modes.COMP:
             self._comp_soloist_low = soloist_low(role_of, band)
-            self._comp(t_ns, expected)
             # The strokes of the off-beat and of the next beat are decided just before they
             # sound, with what is heard by then (a timer tagged as the comp: dropped with it).
+            # Armed before this beat's plan: the plan's commit timer for a stroke falls due at
+            # the same moment (its start less COMP_LEAD_NS), and the scheduler runs jobs due
+            # together in the order they were armed, so the decision comes first and commits
+            # what it decides, not the plan made a half beat earlier.
             for frac in (0.5, 1.0):
                 self.scheduler.call_at(t_ns + round(frac * period) - COMP_LEAD_NS,
                                        lambda t: self._comp(t, self._expect(t)), tag=COMP)
+            self._comp(t_ns, expected)
         else:
             self.plan.drop(COMP, t_ns)
         last = self.hearing.last_onset_ns
@@ -639,14 +643,14 @@ class Agent:
         what sounds within COMP_LEAD_NS is committed (the rest is decided again just before
         it sounds, with what is heard by then)."""
         planned = self.comp.strokes(t_ns, expected, mood(self.controls), self._comp_soloist_low)
-        if expected is None or planned is None:
+        if planned is None:
             return
-        notes, beat_ns = planned
-        self.log.write("decision", t_ns, what=modes.COMP, chord=expected.name,
-                       source=expected.source,
-                       plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns] for n in notes
-                             if n.start_ns < t_ns + beat_ns])
-        self.plan.set(COMP, notes, t_ns, horizon_ns=COMP_LEAD_NS, guard_ns=beat_ns // 8)
+        self.log.write("decision", t_ns, what=modes.COMP, chord=planned.chord,
+                       source=planned.source,
+                       plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns]
+                             for n in planned.notes if n.start_ns < t_ns + planned.beat_ns])
+        self.plan.set(COMP, planned.notes, t_ns, horizon_ns=COMP_LEAD_NS,
+                      guard_ns=planned.beat_ns // 8)
 
     def _expect(self, t_ns: int) -> Expectation | None:
         return self.comp.expect(t_ns, self.place.index)

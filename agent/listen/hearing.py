@@ -21,6 +21,7 @@ from agent.listen.harmony import (
     estimate_chord,
     estimate_key,
 )
+from agent.listen.texture import Strikes
 
 KEY_HALF_LIFE_S = 30.0  # the key changes slowly: what was played half a minute ago counts half
 CHORD_HALF_LIFE_S = 0.5  # the chord is what sounds now and just before
@@ -39,12 +40,14 @@ class Hearing:
     held: dict[tuple[str, int, int], int] = field(default_factory=dict)  # -> onset ns
     velocities: deque[int] = field(default_factory=lambda: deque(maxlen=16))
     last_onset_ns: int | None = None
+    strikes: Strikes = field(default_factory=Strikes)  # struck together, changing? (texture)
     _published: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def note_on(self, player: str, channel: int, pitch: int, velocity: int, t_ns: int) -> None:
         self.held[(player, channel, pitch)] = t_ns
         self.velocities.append(velocity)
         self.last_onset_ns = t_ns
+        self.strikes.note_on(pitch, t_ns)
 
     def note_off(self, player: str, channel: int, pitch: int) -> None:
         self.held.pop((player, channel, pitch), None)

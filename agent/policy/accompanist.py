@@ -9,13 +9,19 @@ No scheduling, no logging: the pipeline commits what it gets and records why.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 from agent.chart import chord_at, parse_chart
 from agent.config import Config
 from agent.events import PlannedNote
 from agent.listen.bars import Bars
+from agent.listen.harmony import estimate_chord
 from agent.listen.hearing import Hearing
 from agent.listen.progression import Expectation, HalfBar, Progression
 from agent.policy.comping import (
+    after_the_beat,
     bass_note,
     clear_of,
     comp_range,
@@ -30,6 +36,18 @@ from agent.policy.controls import Mood
 # loop's jitter (p99 of a few ms, bench/soak.py) never makes it late.
 COMP_LEAD_NS = 40_000_000
 SURE_TONE = 0.5  # a chord tone less likely than this to be in the players' chord is left out
+
+
+@dataclass(frozen=True)
+class CompStrokes:
+    """What Accompanist.strokes decided: the notes, the beat's length, and the chord they
+    voice with what decided it (an Expectation's source, or "struck": the chord the players
+    struck on the beat just gone, see Accompanist.strokes)."""
+
+    notes: list[PlannedNote]
+    beat_ns: int
+    chord: str
+    source: str
 
 
 class Accompanist:
@@ -88,10 +106,13 @@ class Accompanist:
         return None if chord is None else chord.triad
 
     def strokes(self, t_ns: int, expected: Expectation | None, m: Mood,
-                soloist_low: int | None) -> tuple[list[PlannedNote], int] | None:
+                soloist_low: int | None) -> CompStrokes | None:
         """The comp from now to the end of the next bar in the expected chord, under the
-        soloist, on the grid heard now, and the beat's length; None when there is nothing to
-        play (no grid, no chord, no room under the soloist)."""
+        soloist, on the grid heard now; None when there is nothing to play (no grid, no chord,
+        no room under the soloist). Where the players strike a new chord together at nearly
+        every beat (Hearing.strikes), a chord foreseen for the beat would be struck with their
+        change and often clash with it: the comp then plays just after each beat, the chord of
+        the notes held then (what they struck), and lets go before the next beat."""
         at = self.bars.half_bar(t_ns + COMP_LEAD_NS)
         if expected is None or at is None:
             return None
@@ -99,15 +120,25 @@ class Accompanist:
         velocity = min(max(round(self.hearing.recent_velocity() - 18 + m.velocity_shift), 1),
                        127)
         held = [pitch for (_p, _c, pitch) in self.hearing.held]
-        chord = clear_of(expected.likely_tones(SURE_TONE), held)
+        halves = self.bars.halves
+        chordal = self.hearing.strikes.chordal()
+        # Between two beats of a legato chorale no key may be down: then the expected chord
+        # (the strokes decided now sound after the next beat, and are decided again before).
+        struck = estimate_chord(np.bincount([p % 12 for p in held], minlength=12)
+                                .astype(np.float64), min(held)) if chordal and held else None
+        if struck is not None:
+            tones, name, source = struck.pitch_classes, struck.name, "struck"
+        else:
+            tones, name, source = expected.likely_tones(SURE_TONE), expected.name, expected.source
+        strokes = (after_the_beat if chordal else pattern)(
+            self.bars.beats_per_bar // halves, m.density, self._division)
+        chord = clear_of(tones, held)
         voiced = voicing(chord, low, high, self._voicing)
         if not voiced:
             return None
         self._voicing = voiced
         surest = expected.tones[0][0] if expected.tones else expected.triad % 12
         bass = bass_note(surest, voiced) if surest in chord else voiced[0]
-        halves = self.bars.halves
-        strokes = pattern(self.bars.beats_per_bar // halves, m.density, self._division)
         notes: list[PlannedNote] = []
         for h in range(halves + 1):  # this half bar and a bar more
             start = at.start_ns + h * at.length_ns
@@ -118,4 +149,4 @@ class Accompanist:
                 vel = stroke_velocity(stroke, i == 0, velocity)
                 notes += [PlannedNote(onset, p, vel, round(stroke.length * at.beat_ns))
                           for p in ([bass] if stroke.bass else voiced)]
-        return notes, at.beat_ns
+        return CompStrokes(notes, at.beat_ns, name, source)

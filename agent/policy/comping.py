@@ -72,6 +72,19 @@ def pattern(beats: int, density: float, division: int = 2) -> tuple[Stroke, ...]
                  for s in strokes)
 
 
+def after_the_beat(beats: int, density: float, division: int = 2) -> tuple[Stroke, ...]:
+    """The strokes of a half bar where the players strike a new chord together on (nearly)
+    every beat (listen/texture.py): the chord on the eighth after the beat, on what was just
+    struck, let go before the next beat (where the players change it again). Sparse
+    (density < 1.5): after the half bar's first beat only; otherwise after every beat."""
+    if beats < 1:
+        return ()
+    eighth = 1.0 / division
+    length = math.floor((1.0 - eighth - 0.1) * 1e6 + 1e-6) / 1e6
+    return tuple(Stroke(b + eighth, length, False)
+                 for b in range(1 if density < 1.5 else beats))
+
+
 def comp_range(soloist_low: int | None, register: int) -> tuple[int, int]:
     """The comp's pitch range: below the soloist (or around DEFAULT_TOP), moved by register."""
     top = (soloist_low - GAP_BELOW_SOLOIST) if soloist_low is not None else DEFAULT_TOP

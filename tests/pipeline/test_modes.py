@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent import midi
 from agent.policy.commands import parse_command
 from agent.policy.develop import scale_pitches
 from agent.record.replay import load_recording, replay_fast
@@ -282,3 +283,40 @@ def test_a_chord_chart_stays_with_the_bars_while_the_tempo_drifts(tmp_path: Path
         at = d["t"] / MS + 40  # the half bar that sounds 40 ms after the decision
         bar = max(i for i, s in enumerate(bar_starts) if s <= at)
         assert d["chord"] == names[bar % 4], (d["t"] / MS, bar)
+
+
+def test_under_a_chorale_the_comp_strikes_after_each_beat_what_the_players_struck(
+        tmp_path: Path) -> None:
+    """Two players strike a new chord together on every beat (a chorale's soprano and bass,
+    each note held to the next beat): a chord foreseen for the beat would be struck with their
+    change. Once that is heard, the comp plays on the eighth after each beat, in the chord the
+    players struck on it, and lets go before the next beat."""
+    run = Run(tmp_path, mode="accompany", extra={"controls": {"density": 2.0}})
+    # (soprano, bass) a beat each, the downbeats louder: C, G, Am, F, G7, C ... round again.
+    chords = [(76, 48), (74, 43), (72, 45), (72, 41), (71, 43), (72, 48), (79, 52), (77, 50)]
+    start, beats = 1000, 48
+    struck: dict[int, set[int]] = {}  # beat's time (ms) -> pitch classes struck on it
+    for i in range(beats):
+        t = start + i * BEAT
+        soprano, bass = chords[i % len(chords)]
+        struck[t] = {soprano % 12, bass % 12}
+        for player, pitch in (("a", soprano), ("b", bass)):
+            run.at(t, player, 0x90, pitch, 100 if i % 4 == 0 else 75)
+        for player, pitch in (("a", soprano), ("b", bass)):
+            run.at(t + BEAT - 10, player, 0x80, pitch, 0)
+    run.until(start + beats * BEAT + 4_000)
+    after = [r for r in run.decisions("comp") if r["source"] == "struck"]
+    assert after, "the comp never heard the chorale as chords struck together"
+    last_beat = start + (beats - 1) * BEAT
+    ons = [(t, p) for t, p in run.notes_on() if after[0]["t"] / MS <= t < last_beat + BEAT]
+    assert len(ons) >= 3 * (beats - 12)  # a three-note chord after (nearly) every beat
+    for t, p in ons:
+        beat = start + (t - start) // BEAT * BEAT
+        assert t - beat == BEAT // 2, (t, p)  # on the eighth after the beat, never on it
+        # A tone of a triad holding both struck pitch classes (the comp fills the third).
+        assert any({p % 12, *struck[beat]} <= {r, (r + 3 + m) % 12, (r + 7) % 12}
+                   for r in range(12) for m in (0, 1)), (t, p, struck[beat])
+    offs = {t / MS: d[1] for t, d in run.out
+            if midi.is_note_off(d) and ons[0][0] <= t / MS < last_beat + BEAT}
+    assert all((t - start) % BEAT < BEAT - 1 for t in offs)  # let go before the next beat
+    assert run.session.scheduler.ledger.sounding() == []

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from agent.policy.comping import (
     Stroke,
+    after_the_beat,
     bass_note,
     clear_of,
     comp_range,
@@ -160,3 +161,10 @@ def test_a_voicing_is_close_distinct_and_in_range(chord: frozenset[int], low: in
     assert all(low <= p <= low + span and p % 12 in chord for p in out)
     assert len({p % 12 for p in out}) == len(out)
     assert out[-1] - out[0] <= 12
+
+
+def test_after_the_beat_the_chord_on_each_beats_eighth_let_go_before_the_next() -> None:
+    assert after_the_beat(2, 2.0) == (Stroke(0.5, 0.4, False), Stroke(1.5, 0.4, False))
+    assert after_the_beat(2, 1.0) == (Stroke(0.5, 0.4, False),)  # sparse: the first beat only
+    assert after_the_beat(1, 2.0, division=3) == (Stroke(1 / 3, 0.566666, False),)
+    assert after_the_beat(0, 2.0) == ()
