@@ -13,20 +13,19 @@ import asyncio
 import contextlib
 import gc
 import logging
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
-from agent.config import Config, check_styles, host_port, monitor_address
+from agent.config import Config, check_styles
 from agent.console import say
 from agent.errors import ConfigError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
 from agent.io.ports import choose_backend
-from agent.io.remote import Remote
+from agent.io.remote import Remote, check_listen_addresses
 from agent.io.stop_signals import StopSignals
 from agent.io.systemd import Notifier, request_realtime
 from agent.listen.feedback import FeedbackGuard
@@ -119,7 +118,7 @@ async def perform(config: Config) -> dict[str, Any]:
         session.shed(ev)
 
     inputs = MidiInputs(config, backend, on_heard, on_input_event, guard, on_shed)
-    _check_listen_addresses(config)  # before any port: a taken address refuses the run (exit 2)
+    check_listen_addresses(config)  # before any port: a taken address refuses the run (exit 2)
     # Every port is opened (or the run refused, exit 2) before anything is recorded. Heard
     # messages wait in the input queue until the loop runs again, by which time the session
     # exists: nothing heard goes unrecorded.
@@ -228,29 +227,6 @@ async def _drain(signals: StopSignals) -> None:
     started = loop.time()
     await signals.unless_hurried(asyncio.sleep(DRAIN_S))
     await asyncio.sleep(max(0.0, HURRIED_DRAIN_S - (loop.time() - started)))
-
-
-def _check_listen_addresses(config: Config) -> None:
-    """Bind, then let go, each address the run will listen on (OSC commands: UDP; the monitor:
-    TCP): an address already taken or not on this machine refuses the run naming its key,
-    before a port is opened or a recording begun. (Another program could still take it in the
-    moment between: then the surface's own error stops the run, exit 1.)"""
-    wanted = []
-    if config.osc.control:
-        wanted.append(("osc.control", *host_port(config.source, "osc.control",
-                                                 config.osc.control), socket.SOCK_DGRAM))
-    if config.monitor.listen:
-        wanted.append(("monitor.listen", *monitor_address(config), socket.SOCK_STREAM))
-    for key, host, port, kind in wanted:
-        try:
-            infos = socket.getaddrinfo(host, port, type=kind)
-            with socket.socket(infos[0][0], kind) as sock:
-                if kind == socket.SOCK_STREAM:  # as asyncio's server does: a port left in
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is ok
-                sock.bind(infos[0][4])
-        except OSError as e:
-            raise ConfigError(config.source, key, f"cannot listen on {host}:{port}: "
-                              f"{e.strerror or e}") from None
 
 
 async def _until_online(remote: Remote, wait_s: float) -> None:
