@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,12 @@ from agent.model.reload import ModelReload
 from agent.model.worker import WorkerModel, ready_with_styles
 from agent.record.log import EventLog
 from agent.record.replay import Recording, replay_realtime
-from agent.record.session import Session, new_recording_dir
+from agent.record.session import Session, model_identity, new_recording_dir
 from agent.record.takes import Takes
 from agent.record.telemetry import Telemetry
 from agent.schedule.scheduler import Scheduler
 from agent.spatial.runtime import SpatialRuntime
+from agent.threads import in_daemon_thread
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,11 @@ def freeze_heap() -> None:
 
 async def perform(config: Config) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
+    # The checkpoint's sha256, for the log's header, is hashed on a thread meanwhile: 0.7-0.8 s
+    # for one of the largest size allowed (1 GiB; 5 s from a cold disk cache), which on the loop
+    # held up the stop signals and the input heard. Waited for before an input port opens.
+    hashing = (in_daemon_thread(lambda: model_identity(config.model_path()), "model-hash")
+               if config.uses_model() else None)
     # The piece's own files first: a bad one refuses the run before anything else is done.
     corpora, primed = _memory_corpora(config)
     try:
@@ -127,6 +134,7 @@ async def perform(config: Config) -> dict[str, Any]:
     # later JACK cycle. No input is open yet, so nothing heard is waiting to be answered first.
     await signals.unless_stopped(asyncio.sleep(PORT_SETTLE_S))
     try:
+        model_id = None if hashing is None else await _model_identity(config, hashing, signals)
         inputs.open(loop)
     except Exception:
         outputs.close()
@@ -136,7 +144,7 @@ async def perform(config: Config) -> dict[str, Any]:
     session = Session(config, clock, send, out_dir,
                       {"clock": "monotonic", "backend": backend.name},
                       _worker_factory(config, loop, corpora) if config.uses_model() else None,
-                      log_in_background=True, corpora=corpora)
+                      log_in_background=True, corpora=corpora, model_id=model_id)
     for ref in config.agent.outputs:  # before the loop runs again: before any answer
         session.control("reset", clock.now_ns(), port=ref)  # recorded and replayed
     driver = session.drive_realtime(loop)
@@ -227,6 +235,14 @@ async def _drain(signals: StopSignals) -> None:
     started = loop.time()
     await signals.unless_hurried(asyncio.sleep(DRAIN_S))
     await asyncio.sleep(max(0.0, HURRIED_DRAIN_S - (loop.time() - started)))
+
+
+async def _model_identity(config: Config, hashing: Future[dict[str, Any]],
+                          signals: StopSignals) -> dict[str, Any]:
+    """The checkpoint's identity once hashed; a stop signal meanwhile ends the wait (a model on
+    a hung disk): its sha256 is then unknown (None), as for a file that cannot be read."""
+    identity = await signals.unless_stopped(asyncio.wrap_future(hashing))
+    return identity or {"path": str(config.model_path().resolve()), "sha256": None}
 
 
 async def _until_online(remote: Remote, wait_s: float) -> None:
