@@ -13,20 +13,20 @@ import asyncio
 import contextlib
 import gc
 import logging
-import socket
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
-from agent.config import Config, check_styles, host_port, monitor_address
+from agent.config import Config, check_styles
 from agent.console import say
 from agent.errors import ConfigError, PortError
 from agent.events import Heard
 from agent.io.midi_in import MidiInputs
 from agent.io.midi_out import MidiOutputs
 from agent.io.ports import choose_backend
-from agent.io.remote import Remote
+from agent.io.remote import Remote, check_listen_addresses
 from agent.io.stop_signals import StopSignals
 from agent.io.systemd import Notifier, request_realtime
 from agent.listen.feedback import FeedbackGuard
@@ -36,11 +36,12 @@ from agent.model.reload import ModelReload
 from agent.model.worker import WorkerModel, ready_with_styles
 from agent.record.log import EventLog
 from agent.record.replay import Recording, replay_realtime
-from agent.record.session import Session, new_recording_dir
+from agent.record.session import Session, model_identity, new_recording_dir
 from agent.record.takes import Takes
 from agent.record.telemetry import Telemetry
 from agent.schedule.scheduler import Scheduler
 from agent.spatial.runtime import SpatialRuntime
+from agent.threads import in_daemon_thread
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ def freeze_heap() -> None:
 
 async def perform(config: Config) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
+    # The checkpoint's sha256, for the log's header, is hashed on a thread meanwhile: 0.7-0.8 s
+    # for one of the largest size allowed (1 GiB; 5 s from a cold disk cache), which on the loop
+    # held up the stop signals and the input heard. Waited for before an input port opens.
+    hashing = (in_daemon_thread(lambda: model_identity(config.model_path()), "model-hash")
+               if config.uses_model() else None)
     # The piece's own files first: a bad one refuses the run before anything else is done.
     corpora, primed = _memory_corpora(config)
     try:
@@ -119,7 +125,7 @@ async def perform(config: Config) -> dict[str, Any]:
         session.shed(ev)
 
     inputs = MidiInputs(config, backend, on_heard, on_input_event, guard, on_shed)
-    _check_listen_addresses(config)  # before any port: a taken address refuses the run (exit 2)
+    check_listen_addresses(config)  # before any port: a taken address refuses the run (exit 2)
     # Every port is opened (or the run refused, exit 2) before anything is recorded. Heard
     # messages wait in the input queue until the loop runs again, by which time the session
     # exists: nothing heard goes unrecorded.
@@ -128,6 +134,7 @@ async def perform(config: Config) -> dict[str, Any]:
     # later JACK cycle. No input is open yet, so nothing heard is waiting to be answered first.
     await signals.unless_stopped(asyncio.sleep(PORT_SETTLE_S))
     try:
+        model_id = None if hashing is None else await _model_identity(config, hashing, signals)
         inputs.open(loop)
     except Exception:
         outputs.close()
@@ -137,7 +144,7 @@ async def perform(config: Config) -> dict[str, Any]:
     session = Session(config, clock, send, out_dir,
                       {"clock": "monotonic", "backend": backend.name},
                       _worker_factory(config, loop, corpora) if config.uses_model() else None,
-                      log_in_background=True, corpora=corpora)
+                      log_in_background=True, corpora=corpora, model_id=model_id)
     for ref in config.agent.outputs:  # before the loop runs again: before any answer
         session.control("reset", clock.now_ns(), port=ref)  # recorded and replayed
     driver = session.drive_realtime(loop)
@@ -230,27 +237,12 @@ async def _drain(signals: StopSignals) -> None:
     await asyncio.sleep(max(0.0, HURRIED_DRAIN_S - (loop.time() - started)))
 
 
-def _check_listen_addresses(config: Config) -> None:
-    """Bind, then let go, each address the run will listen on (OSC commands: UDP; the monitor:
-    TCP): an address already taken or not on this machine refuses the run naming its key,
-    before a port is opened or a recording begun. (Another program could still take it in the
-    moment between: then the surface's own error stops the run, exit 1.)"""
-    wanted = []
-    if config.osc.control:
-        wanted.append(("osc.control", *host_port(config.source, "osc.control",
-                                                 config.osc.control), socket.SOCK_DGRAM))
-    if config.monitor.listen:
-        wanted.append(("monitor.listen", *monitor_address(config), socket.SOCK_STREAM))
-    for key, host, port, kind in wanted:
-        try:
-            infos = socket.getaddrinfo(host, port, type=kind)
-            with socket.socket(infos[0][0], kind) as sock:
-                if kind == socket.SOCK_STREAM:  # as asyncio's server does: a port left in
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is ok
-                sock.bind(infos[0][4])
-        except OSError as e:
-            raise ConfigError(config.source, key, f"cannot listen on {host}:{port}: "
-                              f"{e.strerror or e}") from None
+async def _model_identity(config: Config, hashing: Future[dict[str, Any]],
+                          signals: StopSignals) -> dict[str, Any]:
+    """The checkpoint's identity once hashed; a stop signal meanwhile ends the wait (a model on
+    a hung disk): its sha256 is then unknown (None), as for a file that cannot be read."""
+    identity = await signals.unless_stopped(asyncio.wrap_future(hashing))
+    return identity or {"path": str(config.model_path().resolve()), "sha256": None}
 
 
 async def _until_online(remote: Remote, wait_s: float) -> None:

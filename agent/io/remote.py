@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.config import Config, host_port
+from agent.config import Config, host_port, monitor_address
 from agent.console import say_err
+from agent.errors import ConfigError
 from agent.io.monitor import Monitor, monitor_for
 from agent.io.mqtt import NO_BROKER_MESSAGE, ControlPlane, make_control_plane, shorten
 from agent.io.osc import OscControlIn, OscOut
@@ -185,3 +187,25 @@ class Remote:
         if self.osc_out is not None:
             self.osc_out.close()
 
+
+def check_listen_addresses(config: Config) -> None:
+    """Bind, then let go, each address the run will listen on (OSC commands: UDP; the monitor:
+    TCP): an address already taken or not on this machine refuses the run naming its key,
+    before a port is opened or a recording begun. (Another program could still take it in the
+    moment between: then the surface's own error stops the run, exit 1.)"""
+    wanted = []
+    if config.osc.control:
+        wanted.append(("osc.control", *host_port(config.source, "osc.control",
+                                                 config.osc.control), socket.SOCK_DGRAM))
+    if config.monitor.listen:
+        wanted.append(("monitor.listen", *monitor_address(config), socket.SOCK_STREAM))
+    for key, host, port, kind in wanted:
+        try:
+            infos = socket.getaddrinfo(host, port, type=kind)
+            with socket.socket(infos[0][0], kind) as sock:
+                if kind == socket.SOCK_STREAM:  # as asyncio's server does: a port left in
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is ok
+                sock.bind(infos[0][4])
+        except OSError as e:
+            raise ConfigError(config.source, key, f"cannot listen on {host}:{port}: "
+                              f"{e.strerror or e}") from None

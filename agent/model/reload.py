@@ -40,6 +40,7 @@ from agent.model.live import MAX_CHECKPOINT_BYTES
 from agent.model.worker import WorkerModel, ready_with_styles
 from agent.policy.commands import CommandError
 from agent.record.session import Session, model_identity
+from agent.threads import off_loop
 
 log = logging.getLogger(__name__)
 
@@ -187,5 +188,7 @@ class ModelReload:
 
 async def _identity(path: Path) -> dict[str, Any]:
     """The log header's fields (path, sha256), hashed in a thread, in chunks (model_identity):
-    a model file is megabytes, and the loop plays on meanwhile."""
-    return await asyncio.to_thread(model_identity, path)
+    a model file is megabytes, and the loop plays on meanwhile. A daemon thread, not
+    asyncio.to_thread's: asyncio.run joins those at the exit, and a file on a hung disk would
+    then hold the exit for good (the reload itself is abandoned at the stop)."""
+    return await off_loop(lambda: model_identity(path), "model-hash")

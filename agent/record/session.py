@@ -57,7 +57,7 @@ def new_recording_dir(base: Path, name: str, suffix: str = "") -> Path:
 def model_identity(path: Path) -> dict[str, Any]:
     """Which model a run used: its file and the file's sha256 (None if it cannot be read: not
     a regular file, or larger than a checkpoint may be). Read in chunks: a blocking call that
-    keeps one chunk in memory (model-reload runs it in a thread)."""
+    keeps one chunk in memory (perform and model-reload run it in a thread)."""
     try:
         digest: str | None = sha256_file(path, MAX_CHECKPOINT_BYTES)
     except (FileRefused, OSError):
@@ -72,10 +72,11 @@ class Session:
 
     def __init__(self, config: Config, clock: Clock, sink: Sink, out_dir: Path,
                  header: dict[str, Any], model: ModelFactory | None = None,
-                 log_in_background: bool = False, corpora: MemoryCorpora | None = None
-                 ) -> None:
+                 log_in_background: bool = False, corpora: MemoryCorpora | None = None,
+                 model_id: dict[str, Any] | None = None) -> None:
         """`corpora`: respond.memory_from's, loaded (model/memory_from.load_memory): given
-        exactly when the config names some."""
+        exactly when the config names some. `model_id`: the checkpoint's model_identity, when
+        the caller worked it out off the loop (perform); otherwise it is, here."""
         if bool(config.respond.memory_from) != (corpora is not None):
             raise ValueError("respond.memory_from's corpora are loaded by the caller: "
                              "given when, and only when, the config names some")
@@ -84,7 +85,7 @@ class Session:
         self.out_dir = out_dir
         self.corpora = corpora
         if config.uses_model():
-            header = {**header, "model": model_identity(config.model_path())}
+            header = {**header, "model": model_id or model_identity(config.model_path())}
         if corpora is not None:  # which corpora, where, as they were (a replay checks them)
             header = {**header, "memory_from": list(corpora.corpora)}
         if config.spatial.layout:  # where the layout was (the config's path is relative)

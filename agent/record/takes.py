@@ -37,6 +37,8 @@ long (at worst the interpreter's switch interval, 5 ms, while mido builds the fi
 comes back to the loop: a `note` record in the main log (what="take-saved", "capture-failed",
 ...: summary.py lists them), a line for the operator (stdout, or the error on stderr) and, with
 a control plane, the retained MQTT state `take` / `capture` (not OSC: its stream has fixed kinds).
+At the stop the saves left get SAVE_WAIT_S in all: one a hung disk holds is reported not saved
+("failed") and left to the writer thread, a daemon one, so that the process still exits.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,7 @@ from agent.policy.commands import MAX_NAME, CommandError
 from agent.record import smf
 from agent.record.log import Mark, log_line, read_log
 from agent.record.session import LOG_NAME, MIDI_NAME, Session
+from agent.threads import DaemonWorker
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,12 @@ BATCH = 500  # records encoded (or parsed) between two GIL releases on the write
 SETTLE_S = 0.1  # a slice is taken this long after its command (see Takes._defer)
 MAX_WAITING = 4  # capture-saves not written yet: more are refused (each holds a snapshot)
 MARK_TIMEOUT_S = 3.0  # a take waits this long for the log's disk to take its records
+# At the stop, the saves not finished yet (a take running at the end among them) get this long
+# in all; then each one left is reported not saved and abandoned to its (daemon) thread. A hung
+# disk must not hold the exit past systemd's TimeoutStopSec=30, whose other work takes up to
+# ~15 s: the log's close (CLOSE_TIMEOUT_S, 5 s), performance.mid and the summary from a long
+# show's log (6-8 s), the drain. A take of a long busy show takes seconds to save.
+SAVE_WAIT_S = 8.0
 TAKES, CAPTURES = "takes", "captures"
 Record = dict[str, Any]
 Publish = Callable[[str, dict[str, Any]], None]
@@ -217,8 +226,9 @@ class Takes:
         self._take_start: Future[Mark] | None = None  # the log's mark when the take began
         self._made = {"take": 0, "capture": 0}
         self._deferred: list[tuple[asyncio.TimerHandle, Callable[[], None]]] = []
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="takes")
-        self._saving: set[asyncio.Task[None]] = set()
+        # A daemon thread: one stuck in a write to a hung disk must not hold the exit.
+        self._writer = DaemonWorker("takes")
+        self._saving: dict[asyncio.Task[None], Slice] = {}  # in the order submitted
         self._closed = False
 
     def actions(self) -> dict[str, Action]:
@@ -330,13 +340,13 @@ class Takes:
             write_slice(folder, header, chosen)
             return len(chosen)
         task = self._loop.create_task(self._save(sl, write), name=f"save {sl.folder}")
-        self._saving.add(task)
-        task.add_done_callback(self._saving.discard)
+        self._saving[task] = sl
+        task.add_done_callback(lambda done: self._saving.pop(done, None))
 
     async def _save(self, sl: Slice, write: Callable[[], int]) -> None:
         seconds = round((sl.to_ns - sl.from_ns) / NS_PER_S, 3)
         try:
-            count = await self._loop.run_in_executor(self._writer, write)
+            count = await asyncio.wrap_future(self._writer.submit(write))
         except Exception as e:  # the show goes on: say what failed, where the full log still is
             error = f"{type(e).__name__}: {e}"
             log.error("%s %s not saved: %s (the full recording has it)", sl.kind, sl.folder,
@@ -357,11 +367,10 @@ class Takes:
                                 to_ns=sl.to_ns, **fields)
         self._publish(sl.kind, {"state": state, "folder": sl.folder, "name": sl.name, **fields})
 
-    async def close(self, t_ns: int) -> None:
+    async def close(self, t_ns: int, wait_s: float = SAVE_WAIT_S) -> None:
         """The end of the run (after session.stop, whose panic belongs in a running take): the
-        take still running is closed and saved, and every save finishes, before returning
-        (and before session.finish() exports its own file: mido's text encoding is a global
-        while it saves)."""
+        take still running is closed and saved, and the saves finish, before returning; those
+        not finished within `wait_s` (a hung disk) are reported not saved, and left behind."""
         self._closed = True
         self._run_deferred()
         if self._take is not None:
@@ -369,9 +378,19 @@ class Takes:
             self._take = None
             assert self._take_start is not None
             self._save_take(take, self._take_start)
-        while self._saving:
-            await asyncio.gather(*self._saving)
-        self._writer.shutdown(wait=True)
+        if self._saving:
+            await asyncio.wait(list(self._saving), timeout=wait_s)
+        left = list(self._saving.items())  # still being written, or waiting to be
+        for task, sl in left:
+            task.cancel()  # nothing more is said of it (a save not begun never will be)
+            error = (f"not written within {wait_s:g} s of the stop (a hung or slow disk?): "
+                     f"abandoned, {sl.folder} may be incomplete")
+            log.error("%s %s not saved: %s (the full recording has it)", sl.kind, sl.folder,
+                      error)
+            self._report(sl, "failed", error=error)
+        if left:  # cancelled: they end at once (a stuck thread is no longer awaited)
+            await asyncio.wait([task for task, _ in left])
+        self._writer.close()  # its thread ends once unstuck, or with the process
         if self.ring.tap in self._session.log.taps:
             self._session.log.taps.remove(self.ring.tap)
 
