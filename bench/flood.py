@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     # The agent's own log says what it sent. A note it released that still sounds at the synth
     # was lost on the way: in a cycle a starved JACK server missed (an xrun), which a bench on a
     # loaded machine cannot rule out. That is reported, and fails the run only with no xrun.
-    xruns = server.server.xruns()
+    xruns = server.xruns if server.xruns is not None else server.server.xruns()
     broken = [f"{run.label}: {f.stuck} stuck at the synth, {f.left_by_agent} left sounding "
               "by the agent" for run, f in results.items()
               if f.left_by_agent or (f.stuck and not xruns)]

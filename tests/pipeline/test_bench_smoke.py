@@ -173,7 +173,7 @@ def test_develop_lift_runs(corpora: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_flood_writes_a_run_that_answered_nothing_as_json() -> None:
     """Every note shed, or the agent gone: no lateness sample. Its NaN was written as is."""
     flood, common = bench("flood"), bench("_common")
-    empty = flood.Figures(common.Summary.of([]), 0, 5000, 0, 0, 5000, 0, 0, None, 0, None,
+    empty = flood.Figures(common.Summary.of([]), 0, 5000, 0, 0, 5000, 0, 0, None, 0, 0, None,
                           0.5, 0.4, 0.0)
     figures = json.loads(flood.figures_json({"shed all": empty}), parse_constant=_no_constant)
     assert figures["shed all"]["lateness_ms"] == {"n": 0, "p50": None, "p99": None, "max": None}
