@@ -619,14 +619,17 @@ class Agent:
         expected = self._expect(t_ns)  # the form is learned whether the agent comps or not
         if not self._comp_held and self._choose(modes.BEAT, role_of, t_ns) == modes.COMP:
             self._comp_soloist_low = soloist_low(role_of, band)
-            # The strokes of the off-beat and of the next beat are decided just before they
-            # sound, with what is heard by then (a timer tagged as the comp: dropped with it).
+            # The strokes on the eighths to come (the off-beat and the next beat; in a compound
+            # metre the beat's two later eighths and the next beat) are decided just before
+            # they sound, with what is heard by then (a timer tagged as the comp: dropped
+            # with it).
             # Armed before this beat's plan: the plan's commit timer for a stroke falls due at
             # the same moment (its start less COMP_LEAD_NS), and the scheduler runs jobs due
             # together in the order they were armed, so the decision comes first and commits
             # what it decides, not the plan made a half beat earlier.
-            for frac in (0.5, 1.0):
-                self.scheduler.call_at(t_ns + round(frac * period) - COMP_LEAD_NS,
+            division = self.config.performance.beat_division
+            for eighth in range(1, division + 1):
+                self.scheduler.call_at(t_ns + round(eighth * period / division) - COMP_LEAD_NS,
                                        lambda t: self._comp(t, self._expect(t)), tag=COMP)
             self._comp(t_ns, expected)
         else:
