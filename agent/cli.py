@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent import __version__
 from agent import config as config_mod
 from agent.console import say
 from agent.errors import EXIT_FAILURE, EXIT_OK, StageAgentError
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stage-agent", description=__doc__)
+    p.add_argument("--version", action="version", version=f"stage-agent {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agent import __version__
 from agent.clock import Clock, ms_to_ns
 from agent.config import Config
 from agent.errors import ModelError, RecordingError, StageAgentError
@@ -91,7 +92,9 @@ class Session:
         if config.spatial.layout:  # where the layout was (the config's path is relative)
             header = {**header, "layout": str(config.layout_path().resolve())}
         self.log = EventLog(out_dir / LOG_NAME, {
-            "config": config.to_dict(), "seed": config.performance.seed, **header,
+            "agent_version": __version__, "config": config.to_dict(),
+            "seed": config.performance.seed,
+            **header,
         }, flush_ms=config.record.flush_ms, background=log_in_background,
             on_status=self._recording_changed)
         if not self.log.on_disk:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import __version__
 from agent.errors import RecordingError
 from agent.record.log import read_log
 from agent.record.replay import Recording, replay_fast
@@ -147,7 +148,7 @@ def strict_replay(path: Path, recording: Recording, out_dir: Path) -> StrictResu
         raise RecordingError(f"{path}: --strict cannot check a {kind} (a slice of a "
                              "performance: the agent's state at its start was not recorded, "
                              "so its output cannot be reproduced)")
-    _header, records = read_log(log_path(path))
+    header, records = read_log(log_path(path))
     line = timeline_of(records, recording, str(path))
     # A log without its stop record is one whose run was killed (a log's stop is its last
     # control; what follows it is the panic and the drain).
@@ -163,5 +164,9 @@ def strict_replay(path: Path, recording: Recording, out_dir: Path) -> StrictResu
                        "sent past the log's end was not compared)")
     else:
         report = format_divergence(divergence, line.origin_ns, line.bars)
+    recorded = header.get("agent_version", "unknown (not written before 0.1.0)")
+    if recorded != __version__:  # what a byte-identical replay depends on
+        report += (f"\nnote: recorded by stage-agent {recorded}, replayed by {__version__}: "
+                   "a difference may come from the code's change")
     return StrictResult(watch.matched, divergence, f"{path}: {report}\nthe replay: {out_dir}",
                         summary)

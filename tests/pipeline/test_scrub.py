@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent import midi
+from agent import __version__, midi
 from agent.cli import main
 from agent.record.log import read_log
 from agent.record.replay import load_recording
@@ -51,6 +51,25 @@ def test_strict_replay_of_a_log_matches_every_message(
     assert capsys.readouterr().out.splitlines() == [
         f"{demo_log}: identical: {count} emitted messages matched",
         f"the replay: {tmp_path / 's'}"]
+
+
+def test_a_log_says_which_version_made_it_and_strict_says_when_another_replays_it(
+        demo_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The header holds the package's version (`stage-agent --version`); a strict replay of a
+    log made by another version says so under its verdict: a byte-identical replay depends on
+    the code."""
+    header = json.loads((demo_log / LOG_NAME).read_text().splitlines()[0])
+    assert header["agent_version"] == __version__ != "unknown"
+    older = tmp_path / "older"
+    older.mkdir()
+    lines = (demo_log / LOG_NAME).read_text().splitlines()
+    (older / LOG_NAME).write_text("\n".join(
+        [json.dumps({**header, "agent_version": "0.0.9"}), *lines[1:]]) + "\n")
+    assert main(["replay", str(older), "--strict", "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{older}: identical: ")
+    assert out[1] == (f"note: recorded by stage-agent 0.0.9, replayed by {__version__}: "
+                      "a difference may come from the code's change")
 
 
 def test_strict_replay_stops_at_an_edited_message_and_says_where(
