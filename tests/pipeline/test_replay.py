@@ -16,6 +16,7 @@ from agent.errors import RecordingError
 from agent.record.log import read_log
 from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import LOG_NAME, MIDI_NAME
+from tests.midi_files import mido_export
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "performances" / "demo"
@@ -125,6 +126,9 @@ def test_every_agent_note_is_released_by_the_end(tmp_path: Path) -> None:
 
 def test_smf_export_has_a_track_per_player_and_one_for_the_agent(tmp_path: Path) -> None:
     demo(tmp_path / "r")
+    # The bytes mido wrote for the same log (the export writes them itself now).
+    assert (tmp_path / "r" / MIDI_NAME).read_bytes() == mido_export(*read_log(tmp_path / "r" /
+                                                                               LOG_NAME))
     mid = mido.MidiFile(tmp_path / "r" / MIDI_NAME)
     names = [next(m.name for m in t if m.type == "track_name") for t in mid.tracks[1:]]
     assert names == ["melody", "cello", "stage-agent"]
