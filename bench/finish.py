@@ -6,8 +6,11 @@ are repeated, shifted in time (trajectories.long_show), until there are N. Each 
 them through a fresh Session's log, as a run does (every tap on the log sees them), then times
 finish. Peer in the same run, on the same file: the log read back and everything made again from
 the records (read_log, summarise, smf.export, picture, the originality figure), timed part by
-part. With --before DIR, the same is measured with the code of another checkout (its own
-finish), in a child process, for before and after in one run.
+part: what finish did before it kept what it needs as the records came. With --before DIR, the
+same is measured with the code of another checkout (its own finish), in a child process, for
+before and after in one run. Torch is imported by the replay here; a live run's finish imports
+it for a model piece's originality figure (the model runs in a worker process): that import is
+timed on its own, in a fresh process.
 
     .venv/bin/python bench/finish.py [--records 200000] [--repeat 5] [--before DIR]
 """
@@ -141,6 +144,11 @@ def main(argv: list[str] | None = None) -> None:
                                                              args.repeat))
         show_ratio("p50 ratio, finish", ours.p50, before.p50, "this checkout / before")
         show_ratio("p99 ratio, finish", ours.p99, before.p99, "this checkout / before")
+    imported = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); "
+                               "import torch; print(time.perf_counter() - t)"],
+                              capture_output=True, text=True, check=True)
+    print(f"  and a live model piece's finish imports torch: {float(imported.stdout):.2f} s "
+          "(a fresh process)")
 
 
 if __name__ == "__main__":
