@@ -167,7 +167,7 @@ class FloodPhase:
                                                        "only after the flood stopped"))
         stopped = "never" if stop is None else f"{f['sigterm_to_stop_ms']:.1f} ms"
         print(f"  SIGTERM -> the stop's panic (its log record): {stopped}; -> exit: {term} "
-              "(the exit writes performance.mid and the summary from the whole log)")
+              "(the exit writes performance.mid and the summary)")
         print(f"  dropped by the agent: {f['dropped']}")
         return f
 

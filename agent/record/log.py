@@ -14,7 +14,7 @@ hex strings. Kinds:
   note     something worth knowing    text (what="records-lost": lost, error; see below)
 
 Taps (`taps`) see every record as it is written: the spatial engine follows the performance this
-way, live and in replay alike.
+way, live and in replay alike, and the session keeps what the end of the run needs (session.Kept).
 
 Writing is best effort and never reaches back into the caller, which is the music's note path
 (the scheduler records every message it sends through here). A record is encoded where it is

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agent import __version__
+from agent import __version__, midi
 from agent.clock import Clock, ms_to_ns
 from agent.config import Config
 from agent.errors import ModelError, RecordingError, StageAgentError
@@ -32,9 +33,10 @@ from agent.pipeline import Agent
 from agent.policy.commands import ACTION_VERBS, PLAY_VERBS, Command, CommandError
 from agent.record import smf
 from agent.record.log import FAILING, OFF, RECORDING, EventLog, LogStatus, describe, read_log
-from agent.record.summary import notes_of, summarise
+from agent.record.summary import Tally
 from agent.schedule.realtime import RealtimeDriver, drive
 from agent.schedule.scheduler import Scheduler, Sink
+from agent.spatial.engine import PathRecords
 
 LOG_NAME = "log.jsonl"
 MIDI_NAME = "performance.mid"
@@ -97,6 +99,8 @@ class Session:
             **header,
         }, flush_ms=config.record.flush_ms, background=log_in_background,
             on_status=self._recording_changed)
+        self.kept = Kept(self.log.header, config)  # first: it must see every record
+        self.log.taps.append(self.kept.tap)
         if not self.log.on_disk:
             log.error("NOT RECORDING: %s; the performance plays on without a recording",
                       self.log.status().error)
@@ -218,26 +222,35 @@ class Session:
 
     def finish(self) -> dict[str, Any]:
         """Close the log; write the Standard MIDI File and the summary; return the summary.
-        Made from what the log file holds; what the disk did not take is said (`recorded`,
-        `recording_lost`, `recording_error`, `midi_error`), on stderr too, never raised."""
+        Made from what the log file holds: when the file took every record, from what the
+        session kept of them as they were written (Kept), so that the end of a long show does
+        not read its log back (seconds for 200,000 records: bench/finish.py); otherwise (records
+        lost, no file, or the keeping failed) from the file, read back, so that the summary and
+        performance.mid never hold more than the recording. What the disk did not take is said
+        (`recorded`, `recording_lost`, `recording_error`, `midi_error`), on stderr too, never
+        raised."""
         self.log.close()
         status = self.log.status()
-        header = self.log.header
-        records: list[dict[str, Any]] = []
-        error = status.error
-        if self.log.on_disk:
-            try:
-                header, records = read_log(self.log.path)
-            except RecordingError as e:  # the folder went away, say
-                error = str(e)
-        summary = summarise(header, records)
+        header, kept, error = self.log.header, self.kept, status.error
+        if status.lost or not self.log.on_disk or kept.failed is not None:
+            if kept.failed is not None:
+                log.warning("the run's records were not all kept (%s): read back from %s",
+                            kept.failed, self.log.path)
+            records: list[dict[str, Any]] = []
+            if self.log.on_disk:
+                try:
+                    header, records = read_log(self.log.path)
+                except RecordingError as e:  # the folder went away, say
+                    error = str(e)
+            kept = Kept.of(header, records, self.config)
+        summary = kept.tally.summary(header)
         summary.update(recording=str(self.out_dir), recorded=self.log.created,
                        recording_lost=status.lost, recording_error=error)
-        if status.state == OFF and not records:
+        if status.state == OFF and not kept.records:
             summary["midi_error"] = "no log to make it from"
         else:
             try:
-                smf.export(header, records, self.out_dir / MIDI_NAME)
+                kept.tracks.write(self.out_dir / MIDI_NAME)
             except OSError as e:
                 summary["midi_error"] = f"cannot write {self.out_dir / MIDI_NAME}: {describe(e)}"
         if not self.log.created:
@@ -246,31 +259,73 @@ class Session:
             log.error("the recording in %s is incomplete: %d records lost (%s)%s", self.out_dir,
                       status.lost, error, f"; {MIDI_NAME} not written: {summary['midi_error']}"
                       if summary.get("midi_error") else "")
-        if self.config.spatial.layout:
-            from agent.spatial.runtime import picture  # matplotlib only for spatial pieces
+        if kept.paths is not None:  # a spatial piece
+            from agent.spatial.runtime import picture_of  # matplotlib only for spatial pieces
 
             try:
-                summary["trajectories"] = str(picture(self.config, records, self.out_dir))
+                summary["trajectories"] = str(picture_of(self.config, kept.paths, self.out_dir))
             except StageAgentError as e:  # e.g. a replay whose layout file has moved since
                 summary["trajectories_error"] = str(e)
             except OSError as e:  # the disk full or read-only
                 summary["trajectories_error"] = describe(e)
         if self.config.uses_model() or self.corpora is not None:
             try:
-                summary["originality_notes"] = self._originality(records)
+                summary["originality_notes"] = self._originality(kept.pitches)
             except ModelError as e:  # a replay of recorded answers can run without the model
                 summary["originality_notes"] = None
                 summary["originality_error"] = str(e)
         return summary
 
-    def _originality(self, records: list[dict[str, Any]]) -> int:
-        """The longest run of the agent's notes copied from the model's corpora and the
-        memory's (respond.memory_from), in notes."""
+    def _originality(self, pitches: Sequence[int]) -> int:
+        """The longest run of the agent's notes (`pitches`, on its first port) copied from the
+        model's corpora and the memory's (respond.memory_from), in notes."""
         lines = [] if self.corpora is None else [self.corpora.lines]
         if self.config.uses_model():
             from agent.model.checkpoint import load  # torch, only for runs that have a model
 
             lines.append(load(self.config.model_path()).corpus_lines)
-        _players, agent = notes_of(records, self.config.agent.outputs[0])
         # Joined lines end with a separator: one after the other they stay apart.
-        return longest_shared_run([n.pitch for n in agent], np.concatenate(lines))
+        return longest_shared_run(pitches, np.concatenate(lines))
+
+
+class Kept:
+    """What the end of a run makes its files and summary from, gathered from each record as the
+    log is written (the session's first tap on it): the summary's figures (summary.Tally), the
+    MIDI file's tracks (smf.Tracks), the agent's pitches on its first port (the originality
+    figure) and, for a spatial piece, the records that move the voices (PathRecords). Compact:
+    ~20 bytes a MIDI message and no object for it, the voices' few decisions by reference.
+    The same as reading the log file back gives, as long as the file took every record."""
+
+    def __init__(self, header: dict[str, Any], config: Config) -> None:
+        self.tally = Tally()
+        self.tracks = smf.Tracks([p["name"] for p in header["config"]["players"]])
+        self.pitches = array("B")
+        self.paths = PathRecords() if config.spatial.layout else None
+        self.records = 0
+        self.failed: str | None = None  # why the tap stopped keeping (finish reads the file)
+        self._first_port = config.agent.outputs[0]
+
+    @classmethod
+    def of(cls, header: dict[str, Any], records: list[dict[str, Any]], config: Config) -> Kept:
+        kept = cls(header, config)
+        for r in records:
+            kept.add(r)
+        return kept
+
+    def tap(self, record: dict[str, Any]) -> None:
+        if self.failed is None:
+            try:
+                self.add(record)
+            except Exception as e:  # never into the note path: the end reads the file instead
+                self.failed = f"{type(e).__name__}: {e}"
+
+    def add(self, r: dict[str, Any]) -> None:
+        self.records += 1
+        self.tally.add(r)
+        self.tracks.add(r)
+        if r["k"] == "emit" and r["port"] == self._first_port:
+            data = bytes.fromhex(r["data"])
+            if midi.is_note_on(data):
+                self.pitches.append(data[1])
+        if self.paths is not None:
+            self.paths.add(r)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,15 @@ import mido
 from agent.errors import RecordingError
 from agent.events import Heard
 from agent.files import FileRefused, read_regular
+from agent.midi import SYSEX_START
+from agent.model.smf_bytes import (
+    META_MARKER,
+    META_TEMPO,
+    META_TRACK_NAME,
+    meta,
+    varlen_bytes,
+    write_smf,
+)
 from agent.record.schema import MAX_TIME_NS
 
 TICKS_PER_BEAT = 960
@@ -29,49 +40,99 @@ SUSTAIN = 64  # the sustain pedal's controller number
 MAX_MIDI_BYTES = 4 << 20
 
 
-def export(header: dict[str, Any], records: list[dict[str, Any]], path: Path,
+def export(header: dict[str, Any], records: Iterable[dict[str, Any]], path: Path,
            start_ns: int | None = None, end_ns: int | None = None) -> None:
     """The log as a type-1 file: a conductor track (tempo, markers), then one track per player
-    and one for the agent.
-
-    `start_ns` is the file's time 0 (default: its first MIDI message); `end_ns` is when notes
-    still sounding are released (default: the last record's time). A slice of a log (a take, a
-    capture) can start inside a note or end inside one: a note-on whose note-off is not in the
-    records gets one at `end_ns` (and a held sustain pedal is lifted there), so nothing hangs in
-    a DAW; a note-off whose note-on came before the slice is kept (it silences nothing).
-    Markers: `record mark` commands (their label, else "mark") and take starts and stops.
-    """
-    players = [p["name"] for p in header["config"]["players"]]
-    timed: dict[str, list[tuple[int, bytes]]] = {name: [] for name in [*players, AGENT_TRACK]}
-    markers: list[tuple[int, str]] = []
+    and one for the agent (Tracks, fed every record, then Tracks.write)."""
+    tracks = Tracks([p["name"] for p in header["config"]["players"]])
     for r in records:
-        if r["k"] == "in":
-            timed[r["player"]].append((r["t"], bytes.fromhex(r["data"])))
-        elif r["k"] == "emit":
-            timed[AGENT_TRACK].append((r["t"], bytes.fromhex(r["data"])))
-        elif r["k"] == "ctl" and r.get("what") == "record":
+        tracks.add(r)
+    tracks.write(path, start_ns, end_ns)
+
+
+class _Messages:
+    """One track's MIDI messages in the order they came: their bytes end to end in one
+    bytearray, their times and ends in arrays. No object a message: a long show's messages cost
+    ~17 bytes each to hold, and nothing to the garbage collector's passes."""
+
+    def __init__(self) -> None:
+        self.times = array("q")
+        self.ends = array("q")
+        self.data = bytearray()
+
+    def append(self, t_ns: int, data: bytes) -> None:
+        self.times.append(t_ns)
+        self.data += data
+        self.ends.append(len(self.data))
+
+    def in_time_order(self) -> Iterator[tuple[int, bytes]]:
+        """(time, message), by time. Stable: a track's records are in time order already, give
+        or take a reordering of messages stamped a tick apart (a negative delta cannot be
+        written)."""
+        times, ends, data = self.times, self.ends, self.data
+        for i in sorted(range(len(times)), key=times.__getitem__):
+            yield times[i], bytes(data[ends[i - 1] if i else 0:ends[i]])
+
+
+class Tracks:
+    """A log's MIDI file, gathered record by record (`add`), then written (`write`): export
+    feeds it a log's records; a Session keeps one as a tap on its log, so that the end of a run
+    need not read the log back (record/session.py)."""
+
+    def __init__(self, players: Sequence[str]) -> None:
+        self._tracks = {name: _Messages() for name in [*players, AGENT_TRACK]}
+        self._markers: list[tuple[int, str]] = []
+        self._first_ns: int | None = None  # the earliest MIDI message, even one left out
+        self._last_ns: int | None = None  # the latest record
+
+    def add(self, r: dict[str, Any]) -> None:
+        kind, t = r["k"], r["t"]
+        if self._last_ns is None or t > self._last_ns:
+            self._last_ns = t
+        if kind == "in" or kind == "emit":
+            if self._first_ns is None or t < self._first_ns:
+                self._first_ns = t
+            data = bytes.fromhex(r["data"])
+            # A file holds channel messages and SysEx; system common and real-time bytes
+            # (song position, tune request, clock, ...) are timing, not music: they stay in
+            # the log only.
+            if data and data[0] <= 0xF0:
+                self._tracks[r["player"] if kind == "in" else AGENT_TRACK].append(t, data)
+        elif kind == "ctl" and r.get("what") == "record":
             text = marker_text(r)
             if text is not None:
-                markers.append((r["t"], text))
-    t0 = start_ns if start_ns is not None else min(
-        (t for events in timed.values() for t, _ in events), default=0)
-    end = end_ns if end_ns is not None else max((r["t"] for r in records), default=t0)
-    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    conductor = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0)])
-    last_tick = 0
-    for t, text in sorted(markers, key=lambda m: m[0]):
-        tick = _tick(t, t0)
-        conductor.append(mido.MetaMessage("marker", text=_latin1(text), time=tick - last_tick))
-        last_tick = tick
-    mid.tracks.append(conductor)
-    for name, events in timed.items():
-        mid.tracks.append(_track(name, events, t0, end))
-    try:
-        mid.save(path)
-    except OSError:  # a disk full half-way: no file is better than a cut one
-        with contextlib.suppress(OSError):
-            path.unlink()
-        raise
+                self._markers.append((t, text))
+
+    def write(self, path: Path, start_ns: int | None = None, end_ns: int | None = None) -> None:
+        """`start_ns` is the file's time 0 (default: its first MIDI message); `end_ns` is when
+        notes still sounding are released (default: the last record's time). A slice of a log
+        (a take, a capture) can start inside a note or end inside one: a note-on whose note-off
+        is not in the records gets one at `end_ns` (and a held sustain pedal is lifted there),
+        so nothing hangs in a DAW; a note-off whose note-on came before the slice is kept (it
+        silences nothing). Markers: `record mark` commands (their label, else "mark") and take
+        starts and stops.
+
+        The bytes are mido's for the same file (running status and all: tests/unit/
+        test_smf_export.py checks it), written here at ~1 us a message rather than mido's ~8
+        (an object made and checked for each message, then encoded): 1.6 s of the end of a
+        200,000-record show (bench/finish.py)."""
+        t0 = start_ns if start_ns is not None else (
+            self._first_ns if self._first_ns is not None else 0)
+        end = end_ns if end_ns is not None else (
+            self._last_ns if self._last_ns is not None else t0)
+        conductor = [(0, meta(META_TEMPO, TEMPO_US.to_bytes(3, "big")))]
+        for t, text in sorted(self._markers, key=lambda m: m[0]):
+            conductor.append((_tick(t, t0), meta(META_MARKER, _latin1(text))))
+        tracks = [conductor, *(_track(name, messages, t0, end)
+                               for name, messages in self._tracks.items())]
+        data = write_smf(tracks, TICKS_PER_BEAT, running_status=True)
+        try:
+            with path.open("wb") as f:
+                f.write(data)
+        except OSError:  # a disk full half-way: no file is better than a cut one
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
 
 
 def marker_text(record: dict[str, Any]) -> str | None:
@@ -86,34 +147,26 @@ def marker_text(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _track(name: str, events: list[tuple[int, bytes]], t0: int, end_ns: int) -> mido.MidiTrack:
-    track = mido.MidiTrack([mido.MetaMessage("track_name", name=_latin1(name), time=0)])
+def _track(name: str, messages: _Messages, t0: int, end_ns: int) -> list[tuple[int, bytes]]:
+    """(tick, event) of a track: its name, its messages, then a release of what they leave on."""
+    events = [(0, meta(META_TRACK_NAME, _latin1(name)))]
     sounding: dict[tuple[int, int], int] = {}  # (channel, pitch) -> note-ons not yet released
     pedal: set[int] = set()  # channels whose sustain pedal is down
-    last_tick = 0
-    # Stable sort: a track's records are in time order already, give or take a reordering of
-    # messages stamped a tick apart (a negative delta cannot be written).
-    for t, data in sorted(events, key=lambda e: e[0]):
-        # A file holds channel messages and SysEx; system common and real-time bytes
-        # (song position, tune request, clock, ...) are timing, not music (and mido refuses
-        # several): they stay in the log only.
-        if not data or data[0] > 0xF0:
-            continue
+    tick = 0
+    for t, data in messages.in_time_order():
         tick = _tick(t, t0)
-        track.append(mido.Message.from_bytes(data, time=tick - last_tick))
-        last_tick = tick
-        _follow(data, sounding, pedal)
-    tick = max(_tick(end_ns, t0), last_tick)
+        if data[0] == SYSEX_START:  # in a file: F0, the length of the rest, then the rest
+            events.append((tick, b"\xf0" + varlen_bytes(len(data) - 1) + data[1:]))
+        else:
+            events.append((tick, data))
+            _follow(data, sounding, pedal)
+    tick = max(_tick(end_ns, t0), tick)
     for (channel, pitch), count in sorted(sounding.items()):
-        for _ in range(count):
-            track.append(mido.Message("note_off", channel=channel, note=pitch,
-                                      time=tick - last_tick))
-            last_tick = tick
+        # mido's note_off, as the file had it: velocity 64
+        events.extend([(tick, bytes((0x80 | channel, pitch, 64)))] * count)
     for channel in sorted(pedal):
-        track.append(mido.Message("control_change", channel=channel, control=SUSTAIN, value=0,
-                                  time=tick - last_tick))
-        last_tick = tick
-    return track
+        events.append((tick, bytes((0xB0 | channel, SUSTAIN, 0))))
+    return events
 
 
 def _follow(data: bytes, sounding: dict[tuple[int, int], int], pedal: set[int]) -> None:
@@ -139,10 +192,10 @@ def _tick(t_ns: int, t0: int) -> int:
     return max(t_ns - t0, 0) // NS_PER_TICK
 
 
-def _latin1(text: str) -> str:
-    """Text as a file can hold it: mido writes meta text as Latin-1, so anything else would
-    fail the whole export; it becomes "?" here (the log keeps the text as it was)."""
-    return text.encode("latin-1", "replace").decode("latin-1")
+def _latin1(text: str) -> bytes:
+    """Text as a file holds it: meta text is Latin-1 (as mido reads and writes it), and a
+    character outside it becomes "?" (the log keeps the text as it was)."""
+    return text.encode("latin-1", "replace")
 
 
 def read_players(path: Path) -> list[Heard]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,59 +45,79 @@ REACTS_TO = {"call-response": "end of a call -> first answer note",
 SLICE_NOTES = ("take-saved", "take-failed", "capture-saved", "capture-failed")
 
 
-def summarise(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
-    heard = played = undelivered = answers = 0
-    reaction, lateness, model_wait = Samples(), Samples(), Samples()
-    model_answers: dict[str, int] = {}
-    restarts = 0
-    t_first = t_last = None
-    markers: list[dict[str, Any]] = []
-    slices: dict[str, list[dict[str, Any]]] = {"take": [], "capture": []}
+def summarise(header: dict[str, Any], records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    tally = Tally()
     for r in records:
+        tally.add(r)
+    return tally.summary(header)
+
+
+class Tally:
+    """summarise's figures, gathered record by record: a Session keeps one as a tap on its log,
+    so that the end of a run need not read the log back (record/session.py)."""
+
+    def __init__(self) -> None:
+        self.heard = self.played = self.undelivered = self.answers = self.restarts = 0
+        self.reaction, self.lateness, self.model_wait = Samples(), Samples(), Samples()
+        self.model_answers: dict[str, int] = {}
+        self.t_first: int | None = None
+        self.t_last: int | None = None
+        self.markers: list[dict[str, Any]] = []
+        self.slices: dict[str, list[dict[str, Any]]] = {"take": [], "capture": []}
+
+    def add(self, r: dict[str, Any]) -> None:
         t = r["t"]
-        t_first = t if t_first is None else t_first
-        t_last = t
-        if r["k"] == "in":  # (a shed one was played, not heard: io/midi_in.py)
-            heard += not r.get("shed") and midi.is_note_on(bytes.fromhex(r["data"]))
-        elif r["k"] == "emit":
-            lateness.add(t - r["deadline"])
-            undelivered += not r["ok"]
+        if self.t_first is None:
+            self.t_first = t
+        self.t_last = t
+        kind = r["k"]
+        if kind == "in":  # (a shed one was played, not heard: io/midi_in.py)
+            self.heard += not r.get("shed") and midi.is_note_on(bytes.fromhex(r["data"]))
+        elif kind == "emit":
+            self.lateness.add(t - r["deadline"])
+            self.undelivered += not r["ok"]
             if midi.is_note_on(bytes.fromhex(r["data"])):
-                played += 1
+                self.played += 1
                 if "cause" in r:
-                    reaction.add(t - r["cause"])
-        elif r["k"] == "decision" and r.get("what") in RESPONSES:
-            answers += 1
-        elif r["k"] == "model" and r.get("what") == "answer":
-            model_answers[r["why"]] = model_answers.get(r["why"], 0) + 1
+                    self.reaction.add(t - r["cause"])
+        elif kind == "decision" and r.get("what") in RESPONSES:
+            self.answers += 1
+        elif kind == "model" and r.get("what") == "answer":
+            self.model_answers[r["why"]] = self.model_answers.get(r["why"], 0) + 1
             if r["why"] == "model":
-                model_wait.add(t - r["asked"])
-        elif r["k"] == "model" and r.get("what") == "restart":
-            restarts += 1
-        elif r["k"] == "ctl" and r.get("what") == "record" and r.get("action") == "mark":
-            markers.append({"label": r.get("label"), "ms": round((t - t_first) / 1e6, 3)})
-        elif r["k"] == "note" and r.get("what") in SLICE_NOTES:
-            slices[r["what"].split("-")[0]].append(
+                self.model_wait.add(t - r["asked"])
+        elif kind == "model" and r.get("what") == "restart":
+            self.restarts += 1
+        elif kind == "ctl" and r.get("what") == "record" and r.get("action") == "mark":
+            self.markers.append({"label": r.get("label"),
+                                 "ms": round((t - self.t_first) / 1e6, 3)})
+        elif kind == "note" and r.get("what") in SLICE_NOTES:
+            self.slices[r["what"].split("-")[0]].append(
                 {k: r[k] for k in ("folder", "seconds", "records", "at_end", "error") if k in r})
-    return {
-        "performance": header["config"]["performance"]["name"],
-        "mode": header["config"]["agent"]["mode"],
-        "clock": header.get("clock", "?"),
-        "seconds": round(((t_last or 0) - (t_first or 0)) / 1e9, 3),
-        "notes_heard": heard,
-        "notes_played": played,
-        "answers": answers,
-        "undelivered": undelivered,
-        "reaction_ms": reaction.summary_ms(),
-        "lateness_ms": lateness.summary_ms(),
-        "model": header["config"].get("model", {}).get("checkpoint") or None,
-        "model_answers": model_answers,  # why -> count: "model" in time, else the fallback's cause
-        "model_wait_ms": model_wait.summary_ms(),  # request -> answer, when in time
-        "model_restarts": restarts,
-        "markers": markers,  # `record mark`: label (None if none given), ms from the first record
-        "takes": slices["take"],  # folder, seconds, records, at_end (closed at the stop); or error
-        "captures": slices["capture"],
-    }
+
+    def summary(self, header: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "performance": header["config"]["performance"]["name"],
+            "mode": header["config"]["agent"]["mode"],
+            "clock": header.get("clock", "?"),
+            "seconds": round(((self.t_last or 0) - (self.t_first or 0)) / 1e9, 3),
+            "notes_heard": self.heard,
+            "notes_played": self.played,
+            "answers": self.answers,
+            "undelivered": self.undelivered,
+            "reaction_ms": self.reaction.summary_ms(),
+            "lateness_ms": self.lateness.summary_ms(),
+            "model": header["config"].get("model", {}).get("checkpoint") or None,
+            # why -> count: "model" in time, else the fallback's cause
+            "model_answers": dict(self.model_answers),
+            "model_wait_ms": self.model_wait.summary_ms(),  # request -> answer, when in time
+            "model_restarts": self.restarts,
+            # `record mark`: label (None if none given), ms from the first record
+            "markers": list(self.markers),
+            # folder, seconds, records, at_end (closed at the stop); or error
+            "takes": list(self.slices["take"]),
+            "captures": list(self.slices["capture"]),
+        }
 
 
 def format_summary(s: dict[str, Any]) -> str:

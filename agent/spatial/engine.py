@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ from agent.spatial.trajectory import Gesture, Point, position
 LEAD, COMP = "lead", "comp"
 VOICES = (LEAD, COMP)
 PHRASES = ("answer", "continue", "mirror", "solo")
+# The decisions that move the voices (a new gesture, or another style); nothing else does: a
+# note-on only marks an onset at a voice's place, a mute only silences the voices.
+MOVES = (*PHRASES, "comp", "section")
 @dataclass(frozen=True, slots=True)
 class Onset:
     voice: int  # voice number, from 1
@@ -62,7 +66,7 @@ class SpatialEngine:
         kind, t = r["k"], r["t"]
         if kind == "decision":
             what = r.get("what")
-            if what in PHRASES or what == "comp":
+            if what in PHRASES or what == "comp":  # (MOVES: what moves the voices)
                 self._phrase(LEAD if what in PHRASES else COMP, what, t, r.get("plan") or [],
                              r.get("caller"))
             elif what == "section":
@@ -131,21 +135,65 @@ def sample_step_ns(span_ns: int, tick_hz: float, max_samples: int = MAX_SAMPLES)
     return max(round(1e9 / tick_hz), -(-span_ns // max(max_samples - 1, 1)))
 
 
-def trajectories(engine: SpatialEngine, records: Sequence[Mapping[str, Any]],
+def moves(r: Mapping[str, Any]) -> bool:
+    """Whether the record moves the voices (SpatialEngine.record of a MOVES decision)."""
+    return r["k"] == "decision" and r.get("what") in MOVES
+
+
+class PathRecords:
+    """What `trajectories` needs of a run, gathered record by record (a Session keeps one as a
+    tap on its log, so that the end of a run need not read the log back): the records that move
+    the voices (`moves`: a few in a hundred), each with the latest time of any record up to it,
+    and the span of all the records."""
+
+    def __init__(self) -> None:
+        self.records: list[Mapping[str, Any]] = []
+        # Going through every record, the paths are sampled up to each record's time before it
+        # goes to the engine: up to the latest time so far, for the records kept here.
+        self.upto = array("q")
+        self.start_ns: int | None = None  # the first record's time
+        self.end_ns = 0  # the latest
+
+    def add(self, r: Mapping[str, Any]) -> None:
+        t = r["t"]
+        if self.start_ns is None:
+            self.start_ns = self.end_ns = t
+        elif t > self.end_ns:
+            self.end_ns = t
+        if moves(r):
+            self.records.append(r)
+            self.upto.append(self.end_ns)
+
+    def sample(self, engine: SpatialEngine, tick_hz: float, max_samples: int = MAX_SAMPLES
+               ) -> dict[str, list[tuple[int, Point]]]:
+        """trajectories, of the records gathered here."""
+        out: dict[str, list[tuple[int, Point]]] = {v: [] for v in engine.voices}
+        if self.start_ns is None:
+            return out
+        t = self.start_ns
+        step = sample_step_ns(self.end_ns - t, tick_hz, max_samples)
+
+        def until(end_ns: int) -> None:
+            nonlocal t
+            while t <= end_ns:
+                for name, voice in zip(engine.voices, engine.frame(t).voices, strict=True):
+                    out[name].append((t, (voice.x, voice.y, voice.z)))
+                t += step
+
+        for r, upto in zip(self.records, self.upto, strict=True):
+            until(upto)
+            engine.record(r)
+        until(self.end_ns)
+        return out
+
+
+def trajectories(engine: SpatialEngine, records: Iterable[Mapping[str, Any]],
                  tick_hz: float, max_samples: int = MAX_SAMPLES
                  ) -> dict[str, list[tuple[int, Point]]]:
     """Every voice's path over a recorded run, sampled at `tick_hz` as live, or evenly at most
     `max_samples` times when the run is longer (the same records in the same order move the
     engine as they did on stage)."""
-    out: dict[str, list[tuple[int, Point]]] = {v: [] for v in engine.voices}
-    if not records:
-        return out
-    t = records[0]["t"]
-    step = sample_step_ns(max(r["t"] for r in records) - t, tick_hz, max_samples)
+    paths = PathRecords()
     for r in records:
-        while t <= r["t"]:
-            for name, voice in zip(engine.voices, engine.frame(t).voices, strict=True):
-                out[name].append((t, (voice.x, voice.y, voice.z)))
-            t += step
-        engine.record(r)
-    return out
+        paths.add(r)
+    return paths.sample(engine, tick_hz, max_samples)

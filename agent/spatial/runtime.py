@@ -4,13 +4,15 @@ Live: the engine taps the event log (so it sees exactly what a replay of the log
 every 1/tick_hz seconds (absolute deadlines, never accumulated sleeps) the timer asks for a
 frame, pans it when a destination wants per-speaker gains, and sends it (change-only, with each
 destination's rate cap and refresh). A panic in the log mutes every object at once. After a run,
-`picture` draws the voices' paths from the log alone.
+`picture` draws the voices' paths from the log's records alone (`picture_of` from those a
+Session kept as they came).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from agent.clock import Clock
 from agent.config import Config
 from agent.io.osc_spatial import Destination, SpatialSender
 from agent.spatial.choreography import direction
-from agent.spatial.engine import SpatialEngine, trajectories
+from agent.spatial.engine import PathRecords, SpatialEngine
 from agent.spatial.importers import import_layout
 from agent.spatial.layout import Layout
 from agent.spatial.panning import Vbap, dbap_gains
@@ -49,12 +51,20 @@ def make_engine(config: Config, layout: Layout) -> SpatialEngine:
         seed=config.performance.seed, output=config.agent.outputs[0])
 
 
-def picture(config: Config, records: list[dict[str, Any]], out_dir: Path) -> Path | None:
+def picture(config: Config, records: Iterable[dict[str, Any]], out_dir: Path) -> Path | None:
     """The voices' trajectories over a recorded run (None without a layout)."""
+    kept = PathRecords()
+    for r in records:
+        kept.add(r)
+    return picture_of(config, kept, out_dir)
+
+
+def picture_of(config: Config, kept: PathRecords, out_dir: Path) -> Path | None:
+    """picture, of a run's records as a PathRecords gathered them (a Session, as they came)."""
     if not config.spatial.layout:
         return None
     layout = import_layout(config.layout_path(), subwoofers=config.spatial.subwoofers)
-    paths = trajectories(make_engine(config, layout), records, config.spatial.tick_hz)
+    paths = kept.sample(make_engine(config, layout), config.spatial.tick_hz)
     speakers = [s.xyz for s in layout.panning_speakers()]
     times = [t for t, _ in next(iter(paths.values()), [])[:2]]
     apart_ns = times[1] - times[0] if len(times) == 2 else 0

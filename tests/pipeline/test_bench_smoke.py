@@ -32,6 +32,8 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "corpus_import.py": (["--files", "20"], "import files/s"),
     # A stuck controller into a harmony agent, idle and beside a busy loop (each run 2 s).
     # Its --json once wrote NaN (not JSON) for a figure with no samples.
+    # Issue "the show goes on": the end of a run, now and as the log read back.
+    "finish.py": (["--records", "3000", "--repeat", "1"], "(finish / read back)"),
     "flood.py": (["--seconds", "2", "--load", "1", "--shed-ms", "50", "--json", JSON_OUT],
                  "side by side"),
     "improv_targets.py": (["--pieces", "1", "--modes", "accompany", "--corpora", CORPORA],

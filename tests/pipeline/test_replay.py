@@ -13,9 +13,14 @@ import pytest
 from agent import config as config_mod
 from agent import midi
 from agent.errors import RecordingError
+from agent.model.checkpoint import load
+from agent.model.originality import longest_shared_run
 from agent.record.log import read_log
 from agent.record.replay import fit_config, load_recording, replay_fast
 from agent.record.session import LOG_NAME, MIDI_NAME
+from agent.record.summary import notes_of, summarise
+from agent.spatial.runtime import picture
+from tests.midi_files import mido_export
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "performances" / "demo"
@@ -125,6 +130,9 @@ def test_every_agent_note_is_released_by_the_end(tmp_path: Path) -> None:
 
 def test_smf_export_has_a_track_per_player_and_one_for_the_agent(tmp_path: Path) -> None:
     demo(tmp_path / "r")
+    # The bytes mido wrote for the same log (the export writes them itself now).
+    assert (tmp_path / "r" / MIDI_NAME).read_bytes() == mido_export(*read_log(tmp_path / "r" /
+                                                                               LOG_NAME))
     mid = mido.MidiFile(tmp_path / "r" / MIDI_NAME)
     names = [next(m.name for m in t if m.type == "track_name") for t in mid.tracks[1:]]
     assert names == ["melody", "cello", "stage-agent"]
@@ -136,6 +144,24 @@ def test_smf_export_has_a_track_per_player_and_one_for_the_agent(tmp_path: Path)
         assert [n[1:] for n in exported] == [n[1:] for n in original]
         # Times survive the round trip to within a tick of either file (~1.1 ms).
         assert max(abs(e[0] + t0 - o[0]) for e, o in zip(exported, original, strict=True)) < 2e-3
+
+
+def test_the_end_of_a_run_makes_what_its_log_file_makes(tmp_path: Path) -> None:
+    """The demo (its model, its speaker layout) ends from what its session kept of each record,
+    without reading its log back: the same figures, picture and copy figure as the log file's
+    records make (its MIDI file: the test above)."""
+    summary = demo(tmp_path / "r")
+    header, records = read_log(tmp_path / "r" / LOG_NAME)
+    expected = summarise(header, records)
+    assert {k: summary[k] for k in expected} == expected
+    config = load_recording(tmp_path / "r").config
+    assert config is not None
+    (tmp_path / "again").mkdir()
+    again = picture(config, records, tmp_path / "again")
+    assert again is not None and again.read_bytes() == Path(summary["trajectories"]).read_bytes()
+    _players, notes = notes_of(records, config.agent.outputs[0])
+    assert summary["originality_notes"] == longest_shared_run(
+        [n.pitch for n in notes], load(config.model_path()).corpus_lines)
 
 
 def notes_in_seconds(mid: mido.MidiFile, track: int) -> list[tuple[float, str, int]]:

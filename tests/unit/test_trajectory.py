@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.spatial.choreography import azimuth_of, direction, elevation_for, new_gesture
@@ -165,3 +166,46 @@ def test_a_huge_time_gap_takes_no_more_samples() -> None:
     paths = trajectories(engine(), [{"t": 0, "k": "in"}, {"t": 10**18, "k": "in"}], 50.0)
     assert [len(p) for p in paths.values()] == [MAX_SAMPLES - 1] * 2
 
+
+
+def every_record(e: SpatialEngine, records: list[dict[str, Any]], tick_hz: float
+                 ) -> dict[str, list[tuple[int, tuple[float, float, float]]]]:
+    """trajectories as it was: every record of the run, in order (the reference)."""
+    out: dict[str, list[tuple[int, tuple[float, float, float]]]] = {v: [] for v in e.voices}
+    t = records[0]["t"]
+    step = sample_step_ns(max(r["t"] for r in records) - t, tick_hz, 50)
+    for r in records:
+        while t <= r["t"]:
+            for name, voice in zip(e.voices, e.frame(t).voices, strict=True):
+                out[name].append((t, (voice.x, voice.y, voice.z)))
+            t += step
+        e.record(r)
+    return out
+
+
+TIMES = st.integers(0, 20 * S)
+RECORDS = st.one_of(
+    st.builds(lambda t, what, pitch: {"t": t, "k": "decision", "what": what, "caller": "keys",
+                                      "name": "calm", "plan": [[t + S, pitch, 90, S // 2]]},
+              TIMES, st.sampled_from(["answer", "solo", "comp", "section", "yield"]),
+              st.integers(40, 90)),
+    st.builds(lambda t, port, data: {"t": t, "k": "emit", "port": port, "deadline": t,
+                                     "data": data}, TIMES, st.sampled_from(["out", "other"]),
+              st.sampled_from(["904890", "804800", "b04000"])),
+    st.builds(lambda t, what: {"t": t, "k": "ctl", "what": what}, TIMES,
+              st.sampled_from(["panic", "unmute", "mode"])),
+    st.builds(lambda t: {"t": t, "k": "in", "player": "keys", "data": "903c40"}, TIMES),
+    st.builds(lambda t: {"t": t, "k": "state", "what": "tempo", "bpm": 90}, TIMES),
+)
+
+
+@given(st.lists(RECORDS, min_size=1, max_size=40))
+@example([{"t": 0, "k": "in"}, {"t": S, "k": "decision", "what": "section", "name": "calm"},
+          {"t": 2 * S, "k": "decision", "what": "solo", "plan": [[3 * S, 60, 90, S]]},
+          {"t": 10 * S, "k": "emit", "port": "out", "deadline": 0, "data": "903c40"}])
+def test_the_paths_from_the_records_that_move_the_voices_are_the_paths_from_every_record(
+        records: list[dict[str, Any]]) -> None:
+    """A Session keeps only the records that move the voices (PathRecords), for the picture at
+    the end of a run: the same samples as going through every record, times out of order too."""
+    assert trajectories(engine(), records, 50.0, max_samples=50) == every_record(
+        engine(), records, 50.0)
