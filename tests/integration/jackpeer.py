@@ -26,7 +26,8 @@ port = "{player}"
 """
 STALE_WINDOW_NS = 50_000_000  # a re-delivered buffer is at most a few JACK periods old
 # The messages of one JACK cycle reach the peer's callback back to back (at most 0.15 ms apart
-# on a loaded 2-core machine), a later cycle's at least 6 ms later (a period is 10.7 ms).
+# on a loaded 2-core machine). A later cycle's mostly come a period (10.7 ms) later, but not
+# always: a server catching up after a stall runs cycles back to back.
 BATCH_GAP_NS = 2_000_000
 # What an agent sends each output at start, on its channel (service.py): sustain off, all notes
 # off, all sound off, silencing what a crashed run left sounding.
@@ -83,17 +84,24 @@ class StaleRepeats:
     In a cycle a client misses (an xrun), JACK may hand a receiver the previous cycle's buffer
     again: its messages arrive twice, and nothing newer comes between (a port buffer is only
     rewritten when its client runs, and each synth port here has one sender). So a message is a
-    stale repeat only if it equals one of the latest batch (the messages that arrived back to
-    back, in one cycle), within STALE_WINDOW_NS of it, and the server's log shows an xrun. A
-    message sent again after another one, as a note played, released and played again as fast
-    as the peer answers, is never taken for one: any equal message within the window was, and
-    under load such a note-on was thrown away (test_perform_osc_flood, 10 in 22 runs).
+    stale repeat only if it equals one of the latest batch, within STALE_WINDOW_NS of it, and
+    the server's log shows an xrun. The latest batch: the messages kept since the last that came
+    BATCH_GAP_NS after the one before it, or after the peer sent something (what answers it
+    is of a later cycle; a server catching up runs a cycle in a millisecond). So a note played,
+    released and played again as fast as the peer answers is never taken for a repeat: any
+    equal message within the window was, and under load such a note-on was thrown away
+    (test_perform_osc_flood, 10 in 22 runs).
     """
 
     def __init__(self, xrun_seen: Callable[[], bool]) -> None:
         self._xrun_seen = xrun_seen
         self._batch: list[tuple[int, list[int]]] = []  # the latest cycle's messages, kept
+        self._sends: list[int] = []  # when the peer sent something, within the window
         self.count = 0  # repeats forgiven
+
+    def sent(self, t: int) -> None:
+        """The peer sent a message at `t` (ns, taken before sending)."""
+        self._sends = [u for u in self._sends if t - u < STALE_WINDOW_NS] + [t]
 
     def is_stale(self, t: int, message: list[int]) -> bool:
         """Whether `message`, arrived at `t` (ns), is a stale repeat; if not, it is kept."""
@@ -101,7 +109,8 @@ class StaleRepeats:
                 self._xrun_seen():
             self.count += 1
             return True
-        if self._batch and t - self._batch[-1][0] > BATCH_GAP_NS:
+        if self._batch and (t - self._batch[-1][0] > BATCH_GAP_NS or
+                            any(self._batch[-1][0] < u < t for u in self._sends)):
             self._batch = []
         self._batch.append((t, message))
         return False
@@ -128,6 +137,7 @@ class Peer:
 
     def send(self, *data: int) -> int:
         t = time.monotonic_ns()
+        self._stale.sent(t)
         self.out.send_message(list(data))
         return t
 

@@ -31,3 +31,18 @@ def test_a_cycle_delivered_again_is_forgiven_only_after_an_xrun() -> None:
 
 def test_a_repeat_past_the_window_is_kept() -> None:
     assert stale([(0, ON), (10.7, ON), (60, ON)]) == [False, True, False]
+
+
+def test_what_came_after_the_peer_sent_is_of_a_later_cycle() -> None:
+    # A server catching up after a stall runs cycles back to back: the note-on, its release
+    # and the note-on again came within 2 ms of each other, each answering the peer (under a
+    # rule of arrival times alone, the second note-on was taken for a stale repeat).
+    repeats = StaleRepeats(lambda: True)
+    assert not repeats.is_stale(0, ON)
+    repeats.sent(int(0.5 * MS))  # the player releases its key
+    assert not repeats.is_stale(int(1.4 * MS), OFF)
+    repeats.sent(int(1.6 * MS))  # and plays it again
+    assert not repeats.is_stale(int(2.5 * MS), ON)
+    # What comes again before anything newer is still forgiven, sent something or not.
+    repeats.sent(int(3 * MS))
+    assert repeats.is_stale(int(13 * MS), ON)
