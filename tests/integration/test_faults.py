@@ -140,8 +140,9 @@ def piece(peer: RecordingPeer, folder: Path, template: str, **extra: Any) -> Pat
 
 
 def without_repeats(timed: list[tuple[int, bytes]]) -> list[bytes]:
-    """Messages less those equal to one kept within STALE_WINDOW_NS before (jackpeer.Peer's
-    rule for a buffer JACK delivered twice in a missed cycle)."""
+    """Messages less those equal to one kept within STALE_WINDOW_NS before: what a buffer JACK
+    delivered twice in a missed cycle may add to the agent's input, told apart without the
+    arrival times of its batches (jackpeer.StaleRepeats has them at the synth port)."""
     kept: list[tuple[int, bytes]] = []
     out: list[bytes] = []
     for t, data in timed:
@@ -189,10 +190,11 @@ def check_recording(peer: RecordingPeer, records: list[Record]) -> None:
     Without a missed JACK cycle the lists compare exactly: the player's messages with the log's
     `in` records, the log's `emit` records with what the synth received. In a cycle a client
     misses, JACK delivers the previous buffer again, or loses what was due then: when the server
-    saw missed cycles, repeats are forgiven (jackpeer.Peer) and so is a loss of at most
-    LOST_PER_XRUN messages a missed cycle. Forgiving repeats also drops a message really sent
-    twice within a few periods (a note-off on a retrigger, then in the panic): the pairing is
-    then checked on what the agent sent, which the synth received but for JACK's doing.
+    saw missed cycles, re-delivered buffers are forgiven (at the synth port by jackpeer.Peer,
+    at the agent's input by without_repeats) and so is a loss of at most LOST_PER_XRUN messages
+    a missed cycle. Forgiving repeats also drops a message really sent twice close together (at
+    the synth port: twice in one cycle), which then counts as lost: the pairing is checked on
+    what the agent sent, which the synth received but for JACK's doing.
     """
     peer.drain(settle=0.2)  # the agent has exited: whatever was still on its way
     assert all(r["ok"] and r["port"] == f"{peer.name}-synth"
@@ -210,7 +212,7 @@ def check_recording(peer: RecordingPeer, records: list[Record]) -> None:
     assert unpaired([d for _, d in emitted]) == [], "sent by the agent"
     allowed = LOST_PER_XRUN * xruns
     for part, whole, what in ((without_repeats(heard), without_repeats(sent), "heard"),
-                              (got, without_repeats(emitted), "received at the synth")):
+                              (got, [d for _, d in emitted], "received at the synth")):
         lost = missing(part, whole)
         if lost is None or lost > allowed:
             same(part, whole, f"messages {what}", f"sent, in {xruns} missed JACK cycles")
