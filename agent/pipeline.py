@@ -51,6 +51,7 @@ from agent.policy.beat_lock import (
 from agent.policy.commands import Command
 from agent.policy.controls import mood
 from agent.policy.develop import (
+    MOTIF_NOTES,
     diatonic_shift,
     land_on_chords,
     mirror,
@@ -452,7 +453,8 @@ class Agent:
         use_model = self.model is not None and not (
             self.controls.memory_weight > 0 and self.rng.random() < self.controls.memory_weight)
         if part == modes.MIRROR and not use_model:
-            self._play(part, relative_to(mirror(call, scale, self.rng), start), t_ns, cause,
+            self._play(part, relative_to(mirror(call, scale, self.rng, head=MOTIF_NOTES),
+                                         start), t_ns, cause,
                        "call", "no-model" if self.model is None else "memory-weight")
             return
         motif, development = (self._developed(call, scale, notes, start)
@@ -485,7 +487,7 @@ class Agent:
                     self.scheduler.clock.now_ns()):
                 return  # another member took the floor meanwhile (a "yield" decision)
             if part == modes.MIRROR:
-                varied = mirror(call, scale, self.rng, alternatives=[
+                varied = mirror(call, scale, self.rng, head=MOTIF_NOTES, alternatives=[
                     n.pitch for n in answer or []])
                 self._play(part, relative_to(varied, start), t_ns, cause,
                            "call+model" if answer else "call", why)

@@ -49,13 +49,16 @@ def develop_motif(call: Sequence[PhraseNote], scale: Collection[int] | None,
 
 
 def mirror(call: Sequence[PhraseNote], scale: Collection[int] | None, rng: random.Random,
-           variation: float = 0.3, alternatives: Sequence[int] = ()) -> list[PlannedNote]:
+           variation: float = 0.3, alternatives: Sequence[int] = (),
+           head: int = 0) -> list[PlannedNote]:
     """An imitation of the call with variation.
 
-    The line (top notes) moves a third up or down in the scale. Then a share `variation` of the
-    notes (and at least one in every VARY_EVERY) changes: a long note may be split into two (a
-    passing note on the way to its neighbour), or a pitch becomes a neighbour in the scale, or
-    the model's pitch for that note when `alternatives` (one per note) offers one nearby.
+    The line (top notes) moves a third up or down in the scale. Its first `head` notes stay so
+    (the motif a listener recognises the call by: the pipeline keeps MOTIF_NOTES); of the rest,
+    a share `variation` (and at least one in every VARY_EVERY notes of the line) changes: a
+    long note may be split into two (a passing note on the way to its neighbour), or a pitch
+    becomes a neighbour in the scale, or the model's pitch for that note when `alternatives`
+    (one per note) offers one nearby.
     """
     line = relative(top_line(call))
     ladder = scale_pitches(scale)
@@ -65,6 +68,9 @@ def mirror(call: Sequence[PhraseNote], scale: Collection[int] | None, rng: rando
     for i, note in enumerate(line):
         moved = replace(note, pitch=diatonic_shift(note.pitch, steps, ladder))
         since_change += 1
+        if i < head and since_change < VARY_EVERY:
+            out.append(moved)  # the head: no draw
+            continue
         if rng.random() >= variation and since_change < VARY_EVERY:
             out.append(moved)
             continue

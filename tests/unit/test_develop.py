@@ -266,6 +266,22 @@ def test_mirror_with_no_variation_still_changes_every_sixth_note() -> None:
     assert rng.used_up()
 
 
+def test_mirror_keeps_its_head_and_varies_after_it() -> None:
+    """The first `head` notes are the call's a third up, unvaried, with no draw: the motif a
+    listener recognises the call by. The variation starts after them."""
+    rng = Scripted(choices=[2, -1], randoms=[0.1, 0.9])
+    out = mirror(line([60, 62, 64, 65, 67, 69]), C_MAJOR, rng, variation=0.3, head=4)
+    assert [n.pitch for n in out] == [64, 65, 67, 69,
+                                      69,  # varied (0.1 < 0.3): G up a third is B, a step down
+                                      72]  # 0.9: kept
+    assert rng.used_up()
+    # A head longer than VARY_EVERY still changes the sixth note.
+    rng = Scripted(choices=[2, 1], randoms=[0.5])
+    out = mirror(line([60, 62, 64, 65, 67, 69, 71]), C_MAJOR, rng, variation=0.0, head=7)
+    assert [n.pitch for n in out] == [64, 65, 67, 69, 71, 74, 74]
+    assert rng.used_up()
+
+
 def test_mirror_of_nothing() -> None:
     assert mirror([], C_MAJOR, Scripted(choices=[2])) == []
 
