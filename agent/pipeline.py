@@ -36,7 +36,7 @@ from agent.model.memory_from import MemoryCorpora
 from agent.model.originality import MAX_BOUND
 from agent.policy import ensemble as ens
 from agent.policy import modes, sections
-from agent.policy.accompanist import COMP_LEAD_NS, Accompanist
+from agent.policy.accompanist import COMP_COMMIT_NS, COMP_LEAD_NS, Accompanist
 from agent.policy.beat_lock import (
     FORM_CALLS,
     call_goes_on,
@@ -625,10 +625,10 @@ class Agent:
             # metre the beat's two later eighths and the next beat) are decided just before
             # they sound, with what is heard by then (a timer tagged as the comp: dropped
             # with it).
-            # Armed before this beat's plan: the plan's commit timer for a stroke falls due at
-            # the same moment (its start less COMP_LEAD_NS), and the scheduler runs jobs due
-            # together in the order they were armed, so the decision comes first and commits
-            # what it decides, not the plan made a half beat earlier.
+            # A plan commits a stroke only COMP_COMMIT_NS before it sounds, after the decision
+            # COMP_LEAD_NS before it: the stroke plays what was decided with the most heard,
+            # not the plan made a half beat earlier (even when the grid heard moved since by
+            # up to the difference).
             division = self.config.performance.beat_division
             for eighth in range(1, division + 1):
                 self.scheduler.call_at(t_ns + round(eighth * period / division) - COMP_LEAD_NS,
@@ -645,7 +645,7 @@ class Agent:
 
     def _comp(self, t_ns: int, expected: Expectation | None) -> None:
         """Comp the rest of this half bar and the next bar (policy/accompanist.py); only
-        what sounds within COMP_LEAD_NS is committed (the rest is decided again just before
+        what sounds within COMP_COMMIT_NS is committed (the rest is decided again just before
         it sounds, with what is heard by then)."""
         planned = self.comp.strokes(t_ns, expected, mood(self.controls), self._comp_soloist_low)
         if planned is None:
@@ -654,7 +654,7 @@ class Agent:
                        source=planned.source,
                        plan=[[n.start_ns, n.pitch, n.velocity, n.duration_ns]
                              for n in planned.notes if n.start_ns < t_ns + planned.beat_ns])
-        self.plan.set(COMP, planned.notes, t_ns, horizon_ns=COMP_LEAD_NS,
+        self.plan.set(COMP, planned.notes, t_ns, horizon_ns=COMP_COMMIT_NS,
                       guard_ns=planned.beat_ns // 8)
 
     def _expect(self, t_ns: int) -> Expectation | None:

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 TOGETHER_NS = 30_000_000  # onsets this close to a cluster's first are struck together
 CLUSTERS = 8  # the recent clusters judged: two bars of a chorale's beats
 CHANGING = 0.5  # a share of changing, struck-together clusters at least this is chordal
+# A silence this long ends the texture heard: the next tune (or the chorale's last chord held
+# and let go) starts afresh rather than being comped after the beat for two bars.
+FORGET_NS = 3_000_000_000
 
 
 @dataclass
 class _Cluster:
     t_ns: int
-    notes: int
     pitch_classes: set[int]
 
 
@@ -36,23 +38,35 @@ class Strikes:
     def note_on(self, pitch: int, t_ns: int) -> None:
         last = self._clusters[-1] if self._clusters else None
         if last is not None and 0 <= t_ns - last.t_ns <= TOGETHER_NS:
-            last.notes += 1
             last.pitch_classes.add(pitch % 12)
-        else:
-            self._clusters.append(_Cluster(t_ns, 1, {pitch % 12}))
+            return
+        if last is not None and t_ns - last.t_ns > FORGET_NS:
+            self._clusters.clear()
+        self._clusters.append(_Cluster(t_ns, {pitch % 12}))
 
     def changing_together(self) -> float:
-        """The share of the last CLUSTERS clusters (each against the one before) of two notes or
-        more (by one player or several) with pitch classes the one before did not hold: a new
-        chord, struck together. 0 until CLUSTERS + 1 clusters are heard."""
+        """The share of the last CLUSTERS clusters (each against the one before) of two pitch
+        classes or more (by one player or several: unison and octaves are one line, not a
+        chord) with pitch classes the one before did not hold: a new chord, struck together.
+        0 until CLUSTERS + 1 clusters are heard."""
         clusters = list(self._clusters)
         if len(clusters) <= CLUSTERS:
             return 0.0
         changing = sum(1 for before, now in itertools.pairwise(clusters)
-                       if now.notes >= 2
+                       if len(now.pitch_classes) >= 2
                        and not now.pitch_classes <= before.pitch_classes)
         return changing / CLUSTERS
 
     def chordal(self) -> bool:
         """The players strike a new chord together at most onsets (changing_together)."""
         return self.changing_together() >= CHANGING
+
+    def last_chord(self, now_ns: int, within_ns: int) -> frozenset[int] | None:
+        """The pitch classes of the newest cluster of two or more, if it began within
+        `within_ns` of now: what was struck on the beat, though its keys may be up again."""
+        for cluster in reversed(self._clusters):
+            if now_ns - cluster.t_ns > within_ns:
+                return None
+            if len(cluster.pitch_classes) >= 2:
+                return frozenset(cluster.pitch_classes)
+        return None

@@ -17,7 +17,7 @@ from agent.chart import chord_at, parse_chart
 from agent.config import Config
 from agent.events import PlannedNote
 from agent.listen.bars import Bars
-from agent.listen.harmony import estimate_chord
+from agent.listen.harmony import ChordEstimate, estimate_chord
 from agent.listen.hearing import Hearing
 from agent.listen.progression import Expectation, HalfBar, Progression
 from agent.policy.comping import (
@@ -35,7 +35,17 @@ from agent.policy.controls import Mood
 # played up to it (the beat's melody note, for the off-beat's chord), early enough that the
 # loop's jitter (p99 of a few ms, bench/soak.py) never makes it late.
 COMP_LEAD_NS = 40_000_000
+# And committed (sent to the scheduler) this long before it sounds, after that decision: a
+# plan made earlier on the grid heard then places the stroke up to a few ms away from where the
+# decision's timer (armed on that grid) falls, and must not be committed before it runs.
+COMP_COMMIT_NS = 25_000_000
 SURE_TONE = 0.5  # a chord tone less likely than this to be in the players' chord is left out
+
+
+@dataclass(frozen=True)
+class _Struck:
+    struck: frozenset[int]  # the pitch classes struck together on the beat
+    chord: ChordEstimate  # the chord they make
 
 
 @dataclass(frozen=True)
@@ -122,14 +132,14 @@ class Accompanist:
         held = [pitch for (_p, _c, pitch) in self.hearing.held]
         halves = self.bars.halves
         chordal = self.hearing.strikes.chordal()
-        # Between two beats of a legato chorale no key may be down: then the expected chord
-        # (the strokes decided now sound after the next beat, and are decided again before).
-        struck = estimate_chord(np.bincount([p % 12 for p in held], minlength=12)
-                                .astype(np.float64), min(held)) if chordal and held else None
-        if struck is not None:
-            tones, name, source = struck.pitch_classes, struck.name, "struck"
-        else:
-            tones, name, source = expected.likely_tones(SURE_TONE), expected.name, expected.source
+        tones, name, source = expected.likely_tones(SURE_TONE), expected.name, expected.source
+        struck = self._struck(t_ns, held, at.beat_ns) if chordal else None
+        # The chart, when the players keep to it, still says the chord; so does the expected
+        # chord when it holds every pitch class struck (two voices leave the triad open: E and
+        # G are C as often as E minor). Otherwise the chord of what was struck.
+        if struck is not None and source != "chart" \
+                and not struck.struck <= expected.pitch_classes:
+            tones, name, source = struck.chord.pitch_classes, struck.chord.name, "struck"
         strokes = (after_the_beat if chordal else pattern)(
             self.bars.beats_per_bar // halves, m.density, self._division)
         chord = clear_of(tones, held)
@@ -150,3 +160,16 @@ class Accompanist:
                 notes += [PlannedNote(onset, p, vel, round(stroke.length * at.beat_ns))
                           for p in ([bass] if stroke.bass else voiced)]
         return CompStrokes(notes, at.beat_ns, name, source)
+
+    def _struck(self, t_ns: int, held: list[int], beat_ns: int) -> _Struck | None:
+        """What the players struck on the beat: the keys down now if they hold two pitch
+        classes or more, else the last chord struck within a beat (detached playing lets go
+        before the stroke after the beat is decided); None without one."""
+        down = frozenset(p % 12 for p in held)
+        struck = down if len(down) >= 2 else self.hearing.strikes.last_chord(t_ns, beat_ns)
+        if struck is None:
+            return None
+        profile = np.zeros(12)
+        profile[list(struck)] = 1.0
+        chord = estimate_chord(profile, min(held) if len(down) >= 2 else None)
+        return None if chord is None else _Struck(struck, chord)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from agent import midi
+from agent.policy.accompanist import COMP_COMMIT_NS, COMP_LEAD_NS
 from agent.policy.commands import parse_command
 from agent.policy.develop import scale_pitches
 from agent.record.replay import load_recording, replay_fast
@@ -285,6 +287,29 @@ def test_a_chord_chart_stays_with_the_bars_while_the_tempo_drifts(tmp_path: Path
         assert d["chord"] == names[bar % 4], (d["t"] / MS, bar)
 
 
+CHORALE_BEATS = [(76, 48), (74, 43), (72, 45), (72, 41), (71, 43), (72, 48), (79, 52), (77, 50)]
+
+
+def sing(run: Run, pairs: list[tuple[int, int]], start: int, beats: int,
+         jitter_ms: int = 0) -> dict[int, set[int]]:
+    """Two players (soprano "a", bass "b") strike `pairs` round, a beat each, held to just
+    before the next beat, the downbeats louder, each onset up to `jitter_ms` early or late
+    (seeded); returns {the beat's time (ms): the pitch classes struck on it}."""
+    rng = random.Random(5)
+    struck: dict[int, set[int]] = {}
+    for i in range(beats):
+        t = start + i * BEAT
+        soprano, bass = pairs[i % len(pairs)]
+        struck[t] = {soprano % 12, bass % 12}
+        onsets = sorted((t + rng.randint(-jitter_ms, jitter_ms), player, pitch)
+                        for player, pitch in (("a", soprano), ("b", bass)))
+        for at, player, pitch in onsets:
+            run.at(at, player, 0x90, pitch, 100 if i % 4 == 0 else 75)
+        for player, pitch in (("a", soprano), ("b", bass)):
+            run.at(t + BEAT - 10 - jitter_ms, player, 0x80, pitch, 0)
+    return struck
+
+
 def test_under_a_chorale_the_comp_strikes_after_each_beat_what_the_players_struck(
         tmp_path: Path) -> None:
     """Two players strike a new chord together on every beat (a chorale's soprano and bass,
@@ -292,18 +317,8 @@ def test_under_a_chorale_the_comp_strikes_after_each_beat_what_the_players_struc
     change. Once that is heard, the comp plays on the eighth after each beat, in the chord the
     players struck on it, and lets go before the next beat."""
     run = Run(tmp_path, mode="accompany", extra={"controls": {"density": 2.0}})
-    # (soprano, bass) a beat each, the downbeats louder: C, G, Am, F, G7, C ... round again.
-    chords = [(76, 48), (74, 43), (72, 45), (72, 41), (71, 43), (72, 48), (79, 52), (77, 50)]
     start, beats = 1000, 48
-    struck: dict[int, set[int]] = {}  # beat's time (ms) -> pitch classes struck on it
-    for i in range(beats):
-        t = start + i * BEAT
-        soprano, bass = chords[i % len(chords)]
-        struck[t] = {soprano % 12, bass % 12}
-        for player, pitch in (("a", soprano), ("b", bass)):
-            run.at(t, player, 0x90, pitch, 100 if i % 4 == 0 else 75)
-        for player, pitch in (("a", soprano), ("b", bass)):
-            run.at(t + BEAT - 10, player, 0x80, pitch, 0)
+    struck = sing(run, CHORALE_BEATS, start, beats)
     run.until(start + beats * BEAT + 4_000)
     after = [r for r in run.decisions("comp") if r["source"] == "struck"]
     assert after, "the comp never heard the chorale as chords struck together"
@@ -311,7 +326,7 @@ def test_under_a_chorale_the_comp_strikes_after_each_beat_what_the_players_struc
     ons = [(t, p) for t, p in run.notes_on() if after[0]["t"] / MS <= t < last_beat + BEAT]
     assert len(ons) >= 3 * (beats - 12)  # a three-note chord after (nearly) every beat
     for t, p in ons:
-        beat = start + (t - start) // BEAT * BEAT
+        beat = start + int(t - start) // BEAT * BEAT
         assert t - beat == BEAT // 2, (t, p)  # on the eighth after the beat, never on it
         # A tone of a triad holding both struck pitch classes (the comp fills the third).
         assert any({p % 12, *struck[beat]} <= {r, (r + 3 + m) % 12, (r + 7) % 12}
@@ -320,3 +335,37 @@ def test_under_a_chorale_the_comp_strikes_after_each_beat_what_the_players_struc
             if midi.is_note_off(d) and ons[0][0] <= t / MS < last_beat + BEAT}
     assert all((t - start) % BEAT < BEAT - 1 for t in offs)  # let go before the next beat
     assert run.session.scheduler.ledger.sounding() == []
+
+
+def test_each_stroke_plays_what_was_decided_just_before_it_though_the_grid_moves(
+        tmp_path: Path) -> None:
+    """Sung with human timing (onsets up to 10 ms early or late), the grid heard moves a few
+    ms from beat to beat; every comp stroke still plays as the decision made COMP_LEAD_NS
+    before it planned it, not as a plan made a half beat earlier on the grid heard then."""
+    run = Run(tmp_path, mode="accompany", extra={"controls": {"density": 2.0}})
+    sing(run, CHORALE_BEATS, 1000, 48, jitter_ms=10)
+    run.until(1000 + 48 * BEAT + 4_000)
+    decisions = run.decisions("comp")
+    played = [(round(t * MS), p) for t, p in run.notes_on()]
+    assert len(played) > 100
+    for start, pitch in played:
+        # The last decision before its commit (COMP_COMMIT_NS before it sounds), or, for a
+        # stroke decided later than that (the first, at the beat it sounds on), at once.
+        before = [r for r in decisions if r["t"] <= start - COMP_COMMIT_NS] or \
+            [r for r in decisions if r["t"] <= start][:1]
+        assert before and [start, pitch] in [n[:2] for n in before[-1]["plan"]], (start, pitch)
+        # ...the one just before it (COMP_LEAD_NS, and what the grid moved since it was
+        # armed), never the plan of the half beat before.
+        assert start - before[-1]["t"] < COMP_LEAD_NS + BEAT // 4 * MS, (start, pitch)
+
+
+def test_two_players_in_unison_are_one_line_comped_as_before(tmp_path: Path) -> None:
+    """Two fiddles playing the tune in unison strike together on every beat, but one pitch
+    class: a melody, not chords. The comp keeps its patterns (strokes on the beat too)."""
+    run = Run(tmp_path, mode="accompany", extra={"controls": {"density": 2.0}})
+    tune = [72, 74, 76, 77, 79, 77, 76, 74]
+    sing(run, [(p, p) for p in tune], 1000, 48)
+    run.until(1000 + 48 * BEAT + 4_000)
+    assert run.decisions("comp")
+    assert not [r for r in run.decisions("comp") if r["source"] == "struck"]
+    assert any((t - 1000) % BEAT == 0 for t, _ in run.notes_on())  # on the beat too
