@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -242,7 +243,8 @@ async def _model_identity(config: Config, hashing: Future[dict[str, Any]],
     """The checkpoint's identity once hashed; a stop signal meanwhile ends the wait (a model on
     a hung disk): its sha256 is then unknown (None), as for a file that cannot be read."""
     identity = await signals.unless_stopped(asyncio.wrap_future(hashing))
-    return identity or {"path": str(config.model_path().resolve()), "sha256": None}
+    # abspath, not resolve: no look at the (perhaps hung) disk on the loop.
+    return identity or {"path": os.path.abspath(config.model_path()), "sha256": None}
 
 
 async def _until_online(remote: Remote, wait_s: float) -> None:

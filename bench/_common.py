@@ -338,16 +338,19 @@ def rss_growth(samples: list[tuple[int, float]], since: int) -> dict[str, float]
             "per_hour": float(np.polyfit(t, m, 1)[0])}
 
 
-def sounding_notes(messages: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
-    """(channel, pitch) of every note whose last message at the synth was a note-on (and no
-    all-notes-off or all-sound-off, CC123/CC120, on its channel since: a synth silences it)."""
+def sounding_notes(messages: list[tuple[int, bytes]],
+                   all_notes_off: bool = True) -> list[tuple[int, int]]:
+    """(channel, pitch) of every note whose last message was a note-on. `all_notes_off`: and
+    no CC123/CC120 on its channel since, which a synth silences it with; False for what the
+    agent sent, which must release every note with its own note-off (a synth in omni mode
+    ignores CC123)."""
     on: set[tuple[int, int]] = set()
     for _, d in messages:
         if midi.is_note_on(d):
             on.add((d[0] & 0x0F, d[1]))
         elif midi.is_note_off(d):
             on.discard((d[0] & 0x0F, d[1]))
-        elif len(d) >= 2 and d[0] & 0xF0 == 0xB0 and d[1] in (120, 123):
+        elif all_notes_off and len(d) >= 2 and d[0] & 0xF0 == 0xB0 and d[1] in (120, 123):
             on = {note for note in on if note[0] != d[0] & 0x0F}
     return sorted(on)
 

@@ -244,7 +244,8 @@ def figures(args: argparse.Namespace, recording: Path, summary: str, sent: int,
         forced_offs=forced, loop_lag=(snapshot or {}).get("loop_lag_ms"),
         stuck=len(sounding_notes(synth_got)),
         left_by_agent=len(sounding_notes([(r["t"], bytes.fromhex(r["data"])) for r in records
-                                          if r["k"] == "emit" and r.get("ok", True)])),
+                                          if r["k"] == "emit" and r.get("ok", True)],
+                                         all_notes_off=False)),
         cpu_share=cpu_share, main_share=main_share,
         main_us=main_us,
         handle_us=Summary(0, float(handle[1]), float(handle[2]), float(handle[3]))

@@ -380,7 +380,9 @@ class Takes:
             self._save_take(take, self._take_start)
         if self._saving:
             await asyncio.wait(list(self._saving), timeout=wait_s)
-        left = list(self._saving.items())  # still being written, or waiting to be
+        # Still being written, or waiting to be. A save done in this very turn (its callback,
+        # which reports it saved and forgets it, not run yet) is not one of them.
+        left = [(task, sl) for task, sl in self._saving.items() if not task.done()]
         for task, sl in left:
             task.cancel()  # nothing more is said of it (a save not begun never will be)
             error = (f"not written within {wait_s:g} s of the stop (a hung or slow disk?): "

@@ -179,3 +179,15 @@ def test_flood_writes_a_run_that_answered_nothing_as_json() -> None:
                           0.5, 0.4, 0.0)
     figures = json.loads(flood.figures_json({"shed all": empty}), parse_constant=_no_constant)
     assert figures["shed all"]["lateness_ms"] == {"n": 0, "p50": None, "p99": None, "max": None}
+
+
+def test_a_note_is_left_sounding_by_the_agent_unless_its_own_note_off_ends_it() -> None:
+    """A synth silences a channel at CC123 (all notes off), so the notes stuck at the synth
+    count it; what the agent sent must end each note with its own note-off (a synth in omni
+    mode ignores CC123): the CC tail does not hide a note its ledger forgot."""
+    common = bench("_common")
+    sent = [(0, bytes([0x91, 60, 80])), (1, bytes([0x91, 64, 80])), (2, bytes([0x81, 64, 0])),
+            (3, bytes([0xB1, 123, 0])), (4, bytes([0xB0, 120, 0]))]
+    assert common.sounding_notes(sent) == []
+    assert common.sounding_notes(sent, all_notes_off=False) == [(1, 60)]
+    assert common.sounding_notes(sent[:1] + sent[4:]) == [(1, 60)]  # another channel's CC120
