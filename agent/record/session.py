@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from agent import __version__, midi
+from agent import __version__, code_digest, midi
 from agent.clock import Clock, ms_to_ns
 from agent.config import Config
 from agent.errors import ModelError, RecordingError, StageAgentError
@@ -94,7 +94,8 @@ class Session:
         if config.spatial.layout:  # where the layout was (the config's path is relative)
             header = {**header, "layout": str(config.layout_path().resolve())}
         self.log = EventLog(out_dir / LOG_NAME, {
-            "agent_version": __version__, "config": config.to_dict(),
+            "agent_version": __version__, "agent_code": code_digest(),
+            "config": config.to_dict(),
             "seed": config.performance.seed,
             **header,
         }, flush_ms=config.record.flush_ms, background=log_in_background,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import __version__
+from agent import __version__, code_digest
 from agent.errors import RecordingError
 from agent.record.log import read_log
 from agent.record.replay import Recording, replay_fast
@@ -164,9 +164,11 @@ def strict_replay(path: Path, recording: Recording, out_dir: Path) -> StrictResu
                        "sent past the log's end was not compared)")
     else:
         report = format_divergence(divergence, line.origin_ns, line.bars)
-    recorded = header.get("agent_version", "unknown (not written before 0.1.0)")
-    if recorded != __version__:  # what a byte-identical replay depends on
-        report += (f"\nnote: recorded by stage-agent {recorded}, replayed by {__version__}: "
-                   "a difference may come from the code's change")
+    # What a byte-identical replay depends on: the code (logs before these fields: unknown).
+    recorded = (header.get("agent_version", "unknown"), header.get("agent_code", "unknown"))
+    if recorded != (__version__, code_digest()):
+        report += (f"\nnote: recorded by stage-agent {recorded[0]} (code {recorded[1]}), "
+                   f"replayed by {__version__} (code {code_digest()}): a difference may come "
+                   "from the code's change")
     return StrictResult(watch.matched, divergence, f"{path}: {report}\nthe replay: {out_dir}",
                         summary)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent import __version__, midi
+from agent import __version__, code_digest, midi
 from agent.cli import main
 from agent.record.log import read_log
 from agent.record.replay import load_recording
@@ -60,16 +60,21 @@ def test_a_log_says_which_version_made_it_and_strict_says_when_another_replays_i
     the code."""
     header = json.loads((demo_log / LOG_NAME).read_text().splitlines()[0])
     assert header["agent_version"] == __version__ != "unknown"
-    older = tmp_path / "older"
-    older.mkdir()
+    assert header["agent_code"] == code_digest() and len(code_digest()) == 16
     lines = (demo_log / LOG_NAME).read_text().splitlines()
-    (older / LOG_NAME).write_text("\n".join(
-        [json.dumps({**header, "agent_version": "0.0.9"}), *lines[1:]]) + "\n")
-    assert main(["replay", str(older), "--strict", "--out", str(tmp_path / "s")]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{older}: identical: ")
-    assert out[1] == (f"note: recorded by stage-agent 0.0.9, replayed by {__version__}: "
-                      "a difference may come from the code's change")
+    for name, changed in (("older", {"agent_version": "0.0.9"}),
+                          ("edited", {"agent_code": "0123456789abcdef"})):
+        log_dir = tmp_path / name
+        log_dir.mkdir()
+        (log_dir / LOG_NAME).write_text("\n".join(
+            [json.dumps({**header, **changed}), *lines[1:]]) + "\n")
+        assert main(["replay", str(log_dir), "--strict", "--out", str(tmp_path / f"s{name}")]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith(f"{log_dir}: identical: ")
+        was = {**header, **changed}
+        assert out[1] == (f"note: recorded by stage-agent {was['agent_version']} (code "
+                          f"{was['agent_code']}), replayed by {__version__} (code "
+                          f"{code_digest()}): a difference may come from the code's change")
 
 
 def test_strict_replay_stops_at_an_edited_message_and_says_where(
