@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from typing import Any
@@ -11,7 +12,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.spatial.choreography import azimuth_of, direction, elevation_for, new_gesture
-from agent.spatial.engine import MAX_SAMPLES, SpatialEngine, sample_step_ns, trajectories
+from agent.spatial.engine import (
+    MAX_SAMPLES,
+    PathRecords,
+    SpatialEngine,
+    sample_step_ns,
+    trajectories,
+)
 from agent.spatial.trajectory import Gesture, clamp, position
 
 S = 1_000_000_000
@@ -209,3 +216,16 @@ def test_the_paths_from_the_records_that_move_the_voices_are_the_paths_from_ever
     the end of a run: the same samples as going through every record, times out of order too."""
     assert trajectories(engine(), records, 50.0, max_samples=50) == every_record(
         engine(), records, 50.0)
+
+
+def test_the_kept_decisions_are_nothing_the_garbage_collector_walks() -> None:
+    """A show's thousands of kept decisions (dicts of lists) made each full collection slower
+    on stage; kept as text they add no object the collector tracks."""
+    kept = PathRecords()
+    for i in range(100):
+        kept.add({"t": i * S, "k": "decision", "what": "comp", "plan": [[i * S, 60, 90, S]]})
+    assert len(kept.records) == 100
+    assert not any(gc.is_tracked(r) for r in kept.records)
+    assert kept.sample(engine(), 50.0, max_samples=50) == every_record(
+        engine(), [{"t": i * S, "k": "decision", "what": "comp", "plan": [[i * S, 60, 90, S]]}
+                   for i in range(100)], 50.0)
