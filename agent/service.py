@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from agent import code_digest
 from agent.clock import NS_PER_MS, MonotonicClock, ms_to_ns
 from agent.config import Config, check_styles
 from agent.console import say
@@ -80,6 +81,9 @@ async def perform(config: Config) -> dict[str, Any]:
                if config.uses_model() else None)
     # The piece's own files first: a bad one refuses the run before anything else is done.
     corpora, primed = _memory_corpora(config)
+    # The agent's own sources, hashed for the log's header (agent_code, ~1.5 MB): read here,
+    # before any port opens, so that no input waits on the reading (cached for the Session).
+    code_digest()
     try:
         backend = choose_backend(config.midi.backend)
     except PortError as e:

@@ -15,7 +15,9 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
-TOGETHER_NS = 30_000_000  # onsets this close to a cluster's first are struck together
+from agent.listen.beat import MERGE_NS
+
+TOGETHER_NS = MERGE_NS  # onsets this close to a cluster's first are struck together (one chord)
 CLUSTERS = 8  # the recent clusters judged: two bars of a chorale's beats
 CHANGING = 0.5  # a share of changing, struck-together clusters at least this is chordal
 # A silence this long ends the texture heard: the next tune (or the chorale's last chord held

@@ -73,7 +73,8 @@ class ModelReload:
         self._retired: list[WorkerModel] = []
         self._tasks: set[asyncio.Task[None]] = set()
         if isinstance(session.model, WorkerModel):
-            self._spawn(self._announce(session.model))
+            # The configured model's identity is the log header's (hashed at the start).
+            self._spawn(self._announce(session.model, session.log.header["model"]))
 
     def command(self, fields: dict[str, Any], t_ns: int) -> None:
         """Start a reload, or refuse it (CommandError). The loading happens after this
@@ -111,10 +112,9 @@ class ModelReload:
         self._tasks.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._tasks.discard)
 
-    async def _announce(self, model: WorkerModel) -> None:
-        """The configured model, once its worker is ready (perform gives it start_timeout_s;
-        a failure ends the run)."""
-        identity = await _identity(model.path)
+    async def _announce(self, model: WorkerModel, identity: dict[str, Any]) -> None:
+        """The configured model (`identity`: its path and sha256), once its worker is ready
+        (perform gives it start_timeout_s; a failure ends the run)."""
         try:
             await model.wait_ready(None)
         except ModelError:

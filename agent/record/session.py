@@ -294,7 +294,7 @@ class Kept:
     log is written (the session's first tap on it): the summary's figures (summary.Tally), the
     MIDI file's tracks (smf.Tracks), the agent's pitches on its first port (the originality
     figure) and, for a spatial piece, the records that move the voices (PathRecords). Compact:
-    ~20 bytes a MIDI message and no object for it, the voices' few decisions by reference.
+    ~20 bytes a MIDI message and no object for it, the voices' few decisions as their text.
     The same as reading the log file back gives, as long as the file took every record."""
 
     def __init__(self, header: dict[str, Any], config: Config) -> None:
@@ -322,11 +322,13 @@ class Kept:
 
     def add(self, r: dict[str, Any]) -> None:
         self.records += 1
-        self.tally.add(r)
-        self.tracks.add(r)
-        if r["k"] == "emit" and r["port"] == self._first_port:
-            data = bytes.fromhex(r["data"])
-            if midi.is_note_on(data):
-                self.pitches.append(data[1])
+        kind = r["k"]
+        # Each message decoded once (this runs on the loop, for every record written).
+        data = bytes.fromhex(r["data"]) if kind == "in" or kind == "emit" else None
+        self.tally.add(r, data)
+        self.tracks.add(r, data)
+        if kind == "emit" and r["port"] == self._first_port and data is not None \
+                and midi.is_note_on(data):
+            self.pitches.append(data[1])
         if self.paths is not None:
             self.paths.add(r)

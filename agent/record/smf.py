@@ -85,14 +85,15 @@ class Tracks:
         self._first_ns: int | None = None  # the earliest MIDI message, even one left out
         self._last_ns: int | None = None  # the latest record
 
-    def add(self, r: dict[str, Any]) -> None:
+    def add(self, r: dict[str, Any], data: bytes | None = None) -> None:
+        """`data`: an `in` or `emit` record's message, when the caller decoded it already."""
         kind, t = r["k"], r["t"]
         if self._last_ns is None or t > self._last_ns:
             self._last_ns = t
         if kind == "in" or kind == "emit":
             if self._first_ns is None or t < self._first_ns:
                 self._first_ns = t
-            data = bytes.fromhex(r["data"])
+            data = bytes.fromhex(r["data"]) if data is None else data
             # A file holds channel messages and SysEx; system common and real-time bytes
             # (song position, tune request, clock, ...) are timing, not music: they stay in
             # the log only.

@@ -65,18 +65,20 @@ class Tally:
         self.markers: list[dict[str, Any]] = []
         self.slices: dict[str, list[dict[str, Any]]] = {"take": [], "capture": []}
 
-    def add(self, r: dict[str, Any]) -> None:
+    def add(self, r: dict[str, Any], data: bytes | None = None) -> None:
+        """`data`: an `in` or `emit` record's message, when the caller decoded it already."""
         t = r["t"]
         if self.t_first is None:
             self.t_first = t
         self.t_last = t
         kind = r["k"]
         if kind == "in":  # (a shed one was played, not heard: io/midi_in.py)
-            self.heard += not r.get("shed") and midi.is_note_on(bytes.fromhex(r["data"]))
+            self.heard += not r.get("shed") and midi.is_note_on(
+                bytes.fromhex(r["data"]) if data is None else data)
         elif kind == "emit":
             self.lateness.add(t - r["deadline"])
             self.undelivered += not r["ok"]
-            if midi.is_note_on(bytes.fromhex(r["data"])):
+            if midi.is_note_on(bytes.fromhex(r["data"]) if data is None else data):
                 self.played += 1
                 if "cause" in r:
                     self.reaction.add(t - r["cause"])

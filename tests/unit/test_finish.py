@@ -106,11 +106,11 @@ def test_keeping_that_fails_never_reaches_the_note_path_and_the_end_reads_the_fi
     session, clock = run(tmp_path / "run")
     add = Tally.add
 
-    def broken(self: Tally, r: dict[str, Any]) -> None:
+    def broken(self: Tally, r: dict[str, Any], data: bytes | None = None) -> None:
         if r["k"] == "emit" and midi.is_note_on(bytes.fromhex(r["data"])) and \
                 bytes.fromhex(r["data"])[1] == 84:
             raise ValueError("a bug")
-        add(self, r)
+        add(self, r, data)
     monkeypatch.setattr(Tally, "add", broken)
     play(session, clock, range(77, 80), start_ms=4000)  # 84 is the fifth above 77
     monkeypatch.setattr(Tally, "add", add)
