@@ -32,6 +32,7 @@ import rtmidi
 from _common import AgentProcess, Jack, heading, jack, show, sleep_until_ns, write_toml
 
 from agent import midi
+from agent.io.midi_in import delete_inputs
 from tests.disks import fill, slow_write_library, small_tmpfs
 
 S = 1_000_000_000
@@ -65,7 +66,7 @@ class Stage:
 
     def close(self) -> None:
         self.player.delete()
-        self.synth.delete()
+        delete_inputs([self.synth])
 
 
 def piece(folder: Path, name: str, intervals: list[int]) -> Path:

@@ -58,6 +58,7 @@ from _common import (
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import midi
+from agent.io.midi_in import delete_inputs
 from agent.record.log import read_log
 
 S = 1_000_000_000
@@ -206,7 +207,7 @@ def run_once(args: argparse.Namespace, server: Jack, tmp: Path, broker: Broker,
             sent = out.get(timeout=10)
         sender.join(10)
         time.sleep(0.3)  # the last note-offs arrive
-        synth.delete()
+        delete_inputs([synth])
     if agent.proc.returncode != 0:
         print(f"  !! the agent exited {agent.proc.returncode}")
     return figures(args, recording, summary, sent, snapshot, synth_got, cpu)

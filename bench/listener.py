@@ -30,7 +30,7 @@ from _common import PacedMidi, Summary, find_port, heading, jack, show, show_rat
 
 from agent import config as config_mod
 from agent.events import Heard
-from agent.io.midi_in import MidiInputs
+from agent.io.midi_in import MidiInputs, delete_inputs
 from agent.io.ports import choose_backend
 from agent.service import freeze_heap
 
@@ -100,8 +100,7 @@ def peer(ready: Event, done: Event, out: Any) -> None:
     bare.open_port(find_port(bare.get_ports(), PORT), "bare")
     ready.set()
     done.wait(600)
-    bare.cancel_callback()
-    bare.delete()
+    delete_inputs([bare])
     out.put({"times": [t for t, _ in seen], "seqs": [decode(d) for _, d in seen],
              "callback_ns": durations})
 

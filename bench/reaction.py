@@ -40,6 +40,7 @@ from _common import (
     write_toml,
 )
 
+from agent.io.midi_in import delete_inputs
 from agent.record.log import read_log
 
 INTERVAL = 7
@@ -139,9 +140,9 @@ def run_once(args: argparse.Namespace, server: Jack, tmp: Path,
             time.sleep(0.5)
     finally:
         summary = agent.stop()
-        for port in (player, synth, bare):
-            if port is not None:
-                port.delete()
+        if player is not None:
+            player.delete()
+        delete_inputs([port for port in (synth, bare) if port is not None])
     bare_s, cost = report(sent, match(sent, direct), match(sent, via_agent))
     _, records = read_log(recording / "log.jsonl")
     lateness = show("agent's scheduler lateness (log)",

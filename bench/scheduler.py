@@ -46,6 +46,7 @@ from _common import (
 
 from agent import config as config_mod
 from agent.events import Heard
+from agent.io.midi_in import delete_inputs
 from agent.record.log import read_log
 from agent.record.replay import Recording, replay_fast
 from agent.record.smf import read_players
@@ -157,8 +158,9 @@ class Ports:
         return cls(band, synth, received)
 
     def close(self) -> None:
-        for port in [*self.band.values(), self.synth]:
+        for port in self.band.values():
             port.delete()
+        delete_inputs([self.synth])
 
 
 def run_once(config: Path, server: Jack, ports: Ports, inputs: list[Heard], deadlines: list[int],

@@ -71,6 +71,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import midi
 from agent.events import Heard
+from agent.io.midi_in import delete_inputs
 from agent.record.log import read_log
 from agent.record.smf import read_players
 
@@ -387,7 +388,7 @@ def main() -> int:
             agent.stop(sig=stop_signal)
             run.exit_code = agent.proc.returncode
             time.sleep(0.5)  # the panic's note-offs arrive
-            synth.delete()
+            delete_inputs([synth])
             director.close()
             broker.stop()
             with contextlib.suppress(queue.Empty):

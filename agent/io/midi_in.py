@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -70,6 +71,35 @@ class InputStats:
     failed: int = 0  # messages whose handling raised (logged; the next ones are handled)
     callback_ns: Samples = field(default_factory=Samples)
     handle_ns: Samples = field(default_factory=Samples)  # one message's handling, on the loop
+
+
+def delete_inputs(inputs: list[rtmidi.MidiIn],
+                  running: Callable[[], bool] = lambda: False) -> None:
+    """Cancel the inputs' callbacks, then delete them once no callback runs (`running`: a
+    callback of ours is inside, as its own counter says; waited for CLOSE_WAIT_S at most).
+
+    Deleting an input holds the GIL while it waits for rtmidi's thread to finish its cycle,
+    and a callback of that cycle that had let go of the GIL (to wake the loop: a socket write)
+    waits for it to come back: the stop during a flood hung so (2 of 10 runs here, killed by
+    the watchdog, no performance.mid). Cancelled, a callback is never entered again, and the
+    GIL let go (the sleeps) lets one already on its way finish.
+
+    What python-rtmidi's callback holds is kept alive until the input is deleted:
+    `cancel_callback` drops the (function, data) pair whose address rtmidi's thread uses, and
+    rtmidi's thread may be waiting for the GIL with that address in hand, to read it once it
+    has the GIL. Freed, that was a use-after-free: closing a port under a flood crashed the
+    process (SIGSEGV, or a heap found corrupt later), 3 runs of 3 here (test_input_flood.py's
+    test_inputs_closed_again_and_again_under_a_flood_never_crash)."""
+    held = [gc.get_referents(rt) for rt in inputs]  # the pair among them (test_midi_ports.py)
+    for rt in inputs:
+        rt.cancel_callback()
+    deadline = time.monotonic() + CLOSE_WAIT_S
+    time.sleep(CLOSE_SETTLE_S)  # the GIL let go: a callback already on its way finishes
+    while running() and time.monotonic() < deadline:
+        time.sleep(CLOSE_SETTLE_S)
+    for rt in inputs:
+        rt.delete()
+    del held  # rtmidi's thread went with the inputs
 
 
 class _Port:
@@ -136,29 +166,18 @@ class MidiInputs:
 
     def close(self) -> None:
         """Close every port. What is still queued is never handled (a turn may be pending on
-        the loop): counted as `unhandled`.
-
-        The callbacks are cancelled first, and the ports deleted only once none is running:
-        deleting one holds the GIL while it waits for rtmidi's thread to finish its cycle, and
-        a callback of that cycle that had let go of the GIL (to wake the loop: a socket write)
-        waits for it to come back. The stop during a flood hung so (2 of 10 runs here, killed
-        by the watchdog, no performance.mid). Cancelled, a callback is never entered again."""
-        ports = [port for port in self._ports if port.rt is not None]
-        for port in ports:
-            assert port.rt is not None
-            port.rt.cancel_callback()
-        deadline = time.monotonic() + CLOSE_WAIT_S
-        time.sleep(CLOSE_SETTLE_S)  # the GIL let go: a callback already on its way finishes
-        while any(port.in_callback for port in ports) and time.monotonic() < deadline:
-            time.sleep(CLOSE_SETTLE_S)
-        for port in ports:
-            assert port.rt is not None
-            port.rt.delete()
-            port.rt = None
+        the loop): counted as `unhandled`."""
+        self._release([port for port in self._ports if port.rt is not None])
         self._lister.delete()
         self._closed = True
         self.stats.unhandled += len(self._queue)
         self._queue.clear()
+
+    def _release(self, ports: list[_Port]) -> None:
+        delete_inputs([port.rt for port in ports if port.rt is not None],
+                      lambda: any(port.in_callback for port in ports))
+        for port in ports:
+            port.rt = None
 
     def poll(self) -> None:
         """Look for vanished and returning ports (no MIDI library gives hot-plug events)."""
@@ -171,9 +190,7 @@ class MidiInputs:
             if is_virtual(port.ref):
                 continue
             if port.rt is not None and port.opened_name not in names:
-                port.rt.cancel_callback()
-                port.rt.delete()
-                port.rt = None
+                self._release([port])
                 log.warning("MIDI input %r (%s) vanished", port.ref, port.opened_name)
                 self._on_port_event("lost", port.ref, [p.name for p in port.players])
             elif port.rt is None and match_port(names, port.ref) is not None and self._open(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import rtmidi
 
+from agent.io.midi_in import delete_inputs
+
 # The start of every test's performance.toml: one player on the peer's port, quick port polling.
 STAGE_HEAD = """
 [performance]
@@ -229,7 +231,7 @@ class Peer:
 
     def close(self) -> None:
         self.out.delete()
-        self.inp.delete()
+        delete_inputs([self.inp])  # the agent's way: a callback may be on its way
 
 
 class RunningAgent:
