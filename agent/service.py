@@ -215,8 +215,12 @@ async def perform(config: Config) -> dict[str, Any]:
         await _drain(signals)
         inputs.close()
         outputs.close()
+        for ref in outputs.unconfirmed:  # before finish: the log is still open
+            session.log.write("note", clock.now_ns(), text=f"MIDI output {ref!r}: its drain "
+                              "at the stop is not confirmed (no JACK cycle within 1 s)")
         notifier.close()
     summary = session.finish()
+    summary["outputs_unconfirmed"] = outputs.unconfirmed
     signals.remove()  # the recording is written: nothing is left that a signal could lose
     summary["input_overflow"] = inputs.stats.overflow
     summary["input_shed"] = inputs.stats.shed

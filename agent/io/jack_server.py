@@ -24,6 +24,7 @@ class JackServer:
     name: str
     env: dict[str, str]  # what a client process needs to find this server
     log: Path  # jackd's stderr: errors, and a line for every client that missed a cycle
+    pid: int  # jackd's (the tests stop it, as a starved server)
 
     def xruns(self) -> int:
         return self.log.read_text(errors="replace").count("was not finished")
@@ -62,7 +63,7 @@ def dummy_jack(name: str, period: int = 128, rate: int = 48000,
         if waited.returncode != 0 or proc.poll() is not None:
             raise PortError(f"jackd {name!r} did not start: {waited.stdout}{waited.stderr}"
                             f"{log.read_text(errors='replace')[-2000:]}")
-        yield JackServer(name, env, log)
+        yield JackServer(name, env, log, proc.pid)
     finally:
         proc.terminate()
         try:

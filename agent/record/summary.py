@@ -143,6 +143,9 @@ def format_summary(s: dict[str, Any]) -> str:
             f"{s.get('shed_after_ms', 0):g} ms when their turn came, and their note-offs)"]
           if s.get("input_overflow") or s.get("input_malformed") or s.get("input_unhandled")
           or s.get("input_shed") else []),
+        *([f"  MIDI output drain NOT confirmed at the stop (JACK ran no cycle within 1 s): "
+           f"{', '.join(s['outputs_unconfirmed'])}; a synth may hold notes until the next "
+           f"start's reset"] if s.get("outputs_unconfirmed") else []),
         *([f"  spatial tick p50 {s['spatial_tick_ms']['p50']:.3f} ms, p99 "
            f"{s['spatial_tick_ms']['p99']:.3f} ms (n={s['spatial_tick_ms']['n']})"]
           if s.get("spatial_tick_ms") else []),
