@@ -51,16 +51,17 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "own_style.py": (["--quick", "--corpora", CORPORA], "5a. the measure's check"),
     "panning.py": (["--seconds", "1", "--voices", "8", "--speakers", "32", "--naive-ticks", "1"],
                    "peer: naive 3x3 solve"),
-    # 512 frames and no --realtime (here and for scheduler.py): with jackd and the bench at
-    # SCHED_FIFO on a loaded machine, python-rtmidi 1.5.8's JACK input callback (jackProcessIn,
-    # which does not check jack_midi_event_get) crashed the bench's process (exit -11) in 4 of
-    # 11 runs here, leaving its jackd behind. The smoke runs check that the benches run, with
-    # their load; the realtime figures are measured by hand (bench/README.md).
-    "reaction.py": (["--notes", "20", "--rate", "20", "--load", "1", "--period", "512"],
+    # 512 frames, and --realtime (here and for scheduler.py): jackd and the bench's agent at
+    # SCHED_FIFO. The bench's own process used to die of SIGSEGV in 4 of 11 such runs here: it
+    # deleted its rtmidi inputs with their callbacks set while JACK's thread waited for the GIL
+    # (agent/io/midi_in.py's delete_inputs is the fix; 11 of 11 reaction and 6 of 6 scheduler
+    # runs at 128 frames passed after it).
+    "reaction.py": (["--notes", "20", "--rate", "20", "--load", "1", "--period", "512",
+                     "--realtime", "40"],
                     "side by side: idle and loaded, normal priority and realtime"),
     "reopen.py": (["--runs", "1"], "port back -> first answer"),
     "replay_speed.py": (["--repeat", "1"], "replay_fast wall"),
-    "scheduler.py": (["--seconds", "3", "--load", "1"],
+    "scheduler.py": (["--seconds", "3", "--load", "1", "--realtime", "40"],
                      "side by side: lateness, idle and loaded, normal priority and realtime"),
     "shutdown.py": (["--runs", "1", "--notes", "4"], "signal -> last note-off"),
     # 512 frames, as the tests' JACK: at 128 a shared machine's xruns lose MIDI, and a lost
