@@ -22,11 +22,13 @@ import asyncio
 import collections
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import rtmidi
+from rtmidi._rtmidi import MidiBase
 
 from agent.config import Config, Player
 from agent.errors import ConfigError
@@ -55,8 +57,10 @@ TURN_NS = 1_000_000
 # A full queue (midi.queue_size) refuses note-ons; the messages that end sounds have room for as
 # many again, so a flood of note-ons never makes the agent miss a note-off.
 RESERVE_FACTOR = 2
-# close(): how long the cancelled callbacks get to finish before the ports are deleted (a few
-# ms is a callback on a loaded machine; the wait ends as soon as none is running), at most.
+# delete_inputs(): how long a callback already on its way gets to finish once its port is
+# closed, in sleeps of CLOSE_SETTLE_S (the GIL let go each time): two of the interpreter's switch
+# intervals at least (a thread waiting for the GIL gets it within one), then for as long as one
+# of ours still runs, up to CLOSE_WAIT_S.
 CLOSE_SETTLE_S = 0.005
 CLOSE_WAIT_S = 1.0
 
@@ -75,29 +79,36 @@ class InputStats:
 
 def delete_inputs(inputs: list[rtmidi.MidiIn],
                   running: Callable[[], bool] = lambda: False) -> None:
-    """Cancel the inputs' callbacks, then delete them once no callback runs (`running`: a
-    callback of ours is inside, as its own counter says; waited for CLOSE_WAIT_S at most).
+    """Close the inputs' ports, let a callback already on its way finish, then cancel the
+    callbacks and delete the inputs (`running`: a callback of ours is inside, as its own counter
+    says). Each step is there for a way python-rtmidi 1.5.8 on JACK crashed or hung here:
 
-    Deleting an input holds the GIL while it waits for rtmidi's thread to finish its cycle,
-    and a callback of that cycle that had let go of the GIL (to wake the loop: a socket write)
-    waits for it to come back: the stop during a flood hung so (2 of 10 runs here, killed by
-    the watchdog, no performance.mid). Cancelled, a callback is never entered again, and the
-    GIL let go (the sleeps) lets one already on its way finish.
-
-    What python-rtmidi's callback holds is kept alive until the input is deleted:
-    `cancel_callback` drops the (function, data) pair whose address rtmidi's thread uses, and
-    rtmidi's thread may be waiting for the GIL with that address in hand, to read it once it
-    has the GIL. Freed, that was a use-after-free: closing a port under a flood crashed the
-    process (SIGSEGV, or a heap found corrupt later), 3 runs of 3 here (test_input_flood.py's
-    test_inputs_closed_again_and_again_under_a_flood_never_crash)."""
-    held = [gc.get_referents(rt) for rt in inputs]  # the pair among them (test_midi_ports.py)
+    - The port closes first (rtmidi's MidiBase.close_port: MidiIn's own cancels the callback
+      first), so rtmidi's thread is given no new message. Cancelling while messages come is
+      racy inside rtmidi: cancelCallback clears the function, the data, then the flag, with no
+      barrier, and a thread between its look at the flag and the call calls NULL (a reviewer
+      hit it within a minute of cancels in a tight loop under a flood). On JACK a closed port
+      delivers nothing more; an ALSA virtual port keeps delivering, so there the window stays.
+    - Deleting an input holds the GIL while it waits for rtmidi's thread to finish its cycle,
+      and a callback of that cycle waiting for the GIL would wait for good: the stop during a
+      flood hung so (2 of 10 runs). The settle (the GIL let go, two switch intervals at least)
+      lets such a callback finish first. Likely, not certain: a thread that took the GIL for
+      longer than the settle would still hold one back.
+    - What python-rtmidi's callback holds is kept alive until the input is deleted.
+      `cancel_callback` drops the (function, data) pair whose address rtmidi's thread holds
+      while it waits for the GIL, to read it once it has it: freed, that was a use-after-free.
+      A stop under a flood crashed so (SIGSEGV, or a heap found corrupt later: 3 runs of 3 in
+      a reproduction; tests/integration/test_input_close.py fails so on the old code)."""
+    held = [gc.get_referents(rt) for rt in inputs]  # the pair among them (test_input_close.py)
     for rt in inputs:
-        rt.cancel_callback()
-    deadline = time.monotonic() + CLOSE_WAIT_S
-    time.sleep(CLOSE_SETTLE_S)  # the GIL let go: a callback already on its way finishes
-    while running() and time.monotonic() < deadline:
+        MidiBase.close_port(rt)
+    settle_s = max(2 * sys.getswitchinterval(), CLOSE_SETTLE_S)
+    started = time.monotonic()
+    while time.monotonic() - started < settle_s or (
+            running() and time.monotonic() - started < CLOSE_WAIT_S):
         time.sleep(CLOSE_SETTLE_S)
     for rt in inputs:
+        rt.cancel_callback()
         rt.delete()
     del held  # rtmidi's thread went with the inputs
 
@@ -190,7 +201,7 @@ class MidiInputs:
             if is_virtual(port.ref):
                 continue
             if port.rt is not None and port.opened_name not in names:
-                self._release([port])
+                self._release([port])  # holds the loop ~10 ms: the settle, rare
                 log.warning("MIDI input %r (%s) vanished", port.ref, port.opened_name)
                 self._on_port_event("lost", port.ref, [p.name for p in port.players])
             elif port.rt is None and match_port(names, port.ref) is not None and self._open(

@@ -1,11 +1,14 @@
 """MIDI output: the agent's ports, by name. A write to a vanished port is dropped and counted.
 
-Closing a JACK output confirms its drain: rtmidi's close_port waits (a semaphore, at most 1 s)
-for the process cycle that moves what its ring buffer still holds into the port, before the
-port goes (measured here: 100 messages sent just before the close, at a 4096-frame period, all
-moved; the close took 31-42 ms, the rest of a cycle). A close that took that second means no
-cycle came (a starved or stopped JACK server): what was queued went with the port. That is
-reported (`unconfirmed`), never silent: a synth may hold notes until the next start's reset.
+Closing a JACK output waits for its drain: rtmidi's close_port waits (a semaphore, at most 1 s)
+for a process cycle to move what its ring buffer holds into the port, before the port goes
+(measured here: 100 messages sent just before the close, at a 4096-frame period, all moved; the
+close took 31-42 ms, the rest of a cycle). A message too large for the port's buffer would be
+dropped there, unsaid, and what leaves the port still needs the receiver's next cycle; the
+agent's panic is a few hundred bytes, sent DRAIN_S (service.py) before the close. A close that
+took the whole second had no cycle (a starved or stopped JACK server): what was queued went
+with the port. That is reported (`unconfirmed`), never silent: a synth may hold notes until
+the next start's reset.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from agent.io.ports import Backend, is_virtual, match_port, virtual_name
 
 log = logging.getLogger(__name__)
 
-# A JACK output's close that took this long waited out rtmidi's 1 s for a process cycle.
-UNCONFIRMED_CLOSE_S = 0.9
+# A JACK output's close that took this long waited out rtmidi's 1 s for a process cycle (its
+# wait is on the wall clock, ours on the monotonic one: they differ by far less than 10 ms).
+UNCONFIRMED_CLOSE_S = 0.99
 
 
 class MidiOutputs:
@@ -105,7 +109,7 @@ class MidiOutputs:
                 self._on_port_event("back", ref)
 
     def close(self) -> None:
-        """Close every output; on JACK, once its drain is confirmed, or reported not (above)."""
+        """Close every output; on JACK, after its drain, or reported undrained (above)."""
         for ref, (rt, name) in self._open.items():
             began = time.monotonic()
             rt.close_port()

@@ -6,12 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import queue
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +21,7 @@ from agent import config as config_mod
 from agent import midi
 from agent.events import Heard
 from agent.io.jack_server import JackServer
-from agent.io.midi_in import MidiInputs, delete_inputs
+from agent.io.midi_in import MidiInputs
 from agent.io.ports import choose_backend
 from agent.record.log import read_log
 from agent.record.session import LOG_NAME
@@ -336,48 +332,6 @@ def received(peer: Peer) -> list[tuple[int, bytes]]:
         except queue.Empty:
             return out
         out.append((t, bytes(m)))
-
-
-# -- ports closed under a flood ----------------------------------------------------------------
-
-CLOSINGS = 50  # the old code's process crashed within 10-15 closes, 3 runs of 3
-
-
-def test_inputs_closed_again_and_again_under_a_flood_never_crash(
-        peer: Peer, jack: dict[str, str]) -> None:
-    """A stop (or a vanished port) during a flood closes inputs while rtmidi's thread delivers:
-    `tests/integration/closing_inputs.py` opens and closes MidiInputs on the flooded port,
-    CLOSINGS times, in a process of its own, with CPython's debug allocator (a use of freed
-    memory shows at once). Before delete_inputs kept python-rtmidi's callback pair alive past
-    its cancel, this process died of SIGSEGV within 2.5 s."""
-    with Flood(peer, FLOOD_RATE, lambda: False):
-        child = subprocess.run(
-            [sys.executable, "-m", "tests.integration.closing_inputs", peer.player_port,
-             str(CLOSINGS)], env={**os.environ, **jack, "PYTHONMALLOC": "debug"},
-            capture_output=True, timeout=120)
-    out = child.stdout.decode(errors="replace")
-    assert child.returncode == 0, (child.returncode, child.stderr.decode(errors="replace")[-2000:])
-    said = re.fullmatch(r"closed (\d+) times; heard (\d+)\n", out)
-    assert said is not None and int(said[1]) == CLOSINGS and int(said[2]) > 0, out
-
-
-def test_the_callback_pair_rtmidi_holds_is_among_what_its_input_refers_to(
-        jack: dict[str, str]) -> None:
-    """delete_inputs keeps python-rtmidi's (function, data) pair alive through what gc finds
-    the input refers to: a python-rtmidi release that held it otherwise fails here."""
-    import gc
-
-    import rtmidi
-    rt = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "pair-probe")
-    try:
-        def callback(event: object, data: object) -> None:
-            pass
-        data = object()
-        rt.set_callback(callback, data)
-        assert (callback, data) in [o for o in gc.get_referents(rt) if isinstance(o, tuple)]
-    finally:
-        delete_inputs([rt])
-    assert rt.is_deleted
 
 
 @needs_mosquitto
