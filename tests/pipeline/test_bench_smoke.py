@@ -38,6 +38,8 @@ SMOKE: dict[str, tuple[list[str], str]] = {
                  "side by side"),
     "improv_targets.py": (["--pieces", "1", "--modes", "accompany", "--corpora", CORPORA],
                           "grid p50"),
+    # Issue "the show goes on": which JACK MIDI input the agent should use (each kind 1 s).
+    "jack_input.py": (["--seconds", "1", "--chunks-ms", "2"], "side by side"),
     "key_accuracy.py": (["--corpora", CORPORA], "music21"),
     "learn_key_profiles.py": (["--corpora", CORPORA], "the constants for agent/listen/harmony.py"),
     "listener.py": (["--seconds", "1", "--rate", "1000"], "callback p99 ratio"),
