@@ -63,10 +63,11 @@ def _send(name: str, env: dict[str, str], rate: float, ready: Any, stop: Any,
     per_message = client.samplerate / rate
     sent: list[int] = []  # the monotonic ns of the cycle that wrote message i
     frame = [0]  # frames since the start
+    sending = [False]  # set from the main thread: no lock is taken on JACK's thread
 
     def process(frames: int) -> None:
         port.clear_buffer()
-        if not ready.is_set() or stop.is_set():
+        if not sending[0]:
             return
         now = time.monotonic_ns()
         while (offset := round(len(sent) * per_message) - frame[0]) < frames:
@@ -75,7 +76,10 @@ def _send(name: str, env: dict[str, str], rate: float, ready: Any, stop: Any,
         frame[0] += frames
     client.set_process_callback(process)
     client.activate()
+    ready.wait()
+    sending[0] = True
     stop.wait()
+    sending[0] = False
     time.sleep(0.1)
     client.deactivate()
     out.put(sent)
