@@ -205,7 +205,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((chunk, kind, r))
             print(f"  chunk {chunk:g} ms, {kind:16} missed cycles {r['missed']:5.0f}   "
                   f"received {r['received']:6.0f} of {r['sent']:6.0f}   lateness p50 "
-                  f"{r['p50']:6.2f} p99 {r['p99']:6.2f} max {r['max']:6.2f} ms")
+                  f"{r['p50']:6.2f} p99 {r['p99']:6.2f} max {r['max']:6.2f} ms"
+                  + ("   !! nothing arrived: the connection carried nothing (run again)"
+                     if r["received"] == 0 else ""))
         for kind in KINDS[1:]:
             show_ratio(f"chunk {chunk:g} ms, lateness p99", results[kind]["p99"], peer["p99"],
                        f"{kind} / rtmidi-callback")
