@@ -220,8 +220,8 @@ async def perform(config: Config) -> dict[str, Any]:
                               "at the stop is not confirmed (no JACK cycle within 1 s)")
         notifier.close()
     summary = session.finish()
-    summary["outputs_unconfirmed"] = outputs.unconfirmed
     signals.remove()  # the recording is written: nothing is left that a signal could lose
+    summary["outputs_unconfirmed"] = outputs.unconfirmed
     summary["input_overflow"] = inputs.stats.overflow
     summary["input_shed"] = inputs.stats.shed
     summary["shed_after_ms"] = config.midi.shed_after_ms

@@ -338,6 +338,11 @@ def rss_growth(samples: list[tuple[int, float]], since: int) -> dict[str, float]
             "per_hour": float(np.polyfit(t, m, 1)[0])}
 
 
+def sequence_number(data: bytes | list[int]) -> int:
+    """The 18-bit number a bench's sender carries in a message's channel and two data bytes."""
+    return ((data[0] & 0x0F) << 14) | (data[1] << 7) | data[2]
+
+
 def sounding_notes(messages: list[tuple[int, bytes]],
                    all_notes_off: bool = True) -> list[tuple[int, int]]:
     """(channel, pitch) of every note whose last message was a note-on. `all_notes_off`: and

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from _common import heading, jack, show_ratio
+from _common import heading, jack, sequence_number, show_ratio
 
 KINDS = ("rtmidi-callback", "jack-client", "rtmidi-polled")
 SETTLE_S = 0.5  # a new connection carries data from a later cycle
@@ -46,10 +46,6 @@ SETTLE_S = 0.5  # a new connection carries data from a later cycle
 def numbered(i: int) -> bytes:
     """Message i: its number in the channel and the two data bytes (18 bits)."""
     return bytes([0x90 | (i >> 14) & 0x0F, (i >> 7) & 0x7F, i & 0x7F])
-
-
-def number_of(data: bytes | list[int]) -> int:
-    return (data[0] & 0x0F) << 14 | data[1] << 7 | data[2]
 
 
 def _send(name: str, env: dict[str, str], rate: float, ready: Any, stop: Any,
@@ -100,7 +96,7 @@ def _receive(kind: str, name: str, env: dict[str, str], seconds: float, chunk_s:
             now = time.monotonic_ns()
             try:  # an exception out of here would make JACK drop the client
                 for _, data in port.incoming_midi_events():
-                    stamps.append((now, number_of(bytes(data))))
+                    stamps.append((now, sequence_number(bytes(data))))
             except Exception:  # a bad read: those messages count as lost
                 pass
         client.set_process_callback(process)
@@ -114,7 +110,7 @@ def _receive(kind: str, name: str, env: dict[str, str], seconds: float, chunk_s:
         rt.open_virtual_port("in")
         if kind == "rtmidi-callback":
             rt.set_callback(lambda event, _: stamps.append(
-                (time.monotonic_ns(), number_of(event[0]))))
+                (time.monotonic_ns(), sequence_number(event[0]))))
             closing = lambda: delete_inputs([rt])  # noqa: E731
         else:
             stop_polling = threading.Event()
@@ -122,7 +118,7 @@ def _receive(kind: str, name: str, env: dict[str, str], seconds: float, chunk_s:
             def poll() -> None:
                 while not stop_polling.is_set():
                     while (message := rt.get_message()) is not None:
-                        stamps.append((time.monotonic_ns(), number_of(message[0])))
+                        stamps.append((time.monotonic_ns(), sequence_number(message[0])))
                     time.sleep(poll_s)
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()

@@ -26,7 +26,16 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 import rtmidi
-from _common import PacedMidi, Summary, find_port, heading, jack, show, show_ratio
+from _common import (
+    PacedMidi,
+    Summary,
+    find_port,
+    heading,
+    jack,
+    sequence_number,
+    show,
+    show_ratio,
+)
 
 from agent import config as config_mod
 from agent.events import Heard
@@ -42,10 +51,6 @@ SEQ_MOD = 1 << SEQ_BITS
 def encode(i: int) -> list[int]:
     v = i % SEQ_MOD
     return [(0x90 if i % 2 == 0 else 0x80) | (v >> 14), (v >> 7) & 0x7F, v & 0x7F]
-
-
-def decode(data: bytes | list[int]) -> int:
-    return ((data[0] & 0x0F) << 14) | (data[1] << 7) | data[2]
 
 
 def sender(rate: float, seconds: float, ready: Event, go: Event, out: Any) -> None:
@@ -101,7 +106,7 @@ def peer(ready: Event, done: Event, out: Any) -> None:
     ready.set()
     done.wait(600)
     delete_inputs([bare])
-    out.put({"times": [t for t, _ in seen], "seqs": [decode(d) for _, d in seen],
+    out.put({"times": [t for t, _ in seen], "seqs": [sequence_number(d) for _, d in seen],
              "callback_ns": durations})
 
 
@@ -132,7 +137,8 @@ def report(args: argparse.Namespace, r: dict[str, Any], bare: dict[str, Any]) ->
           f"({sent / (r['sent']['elapsed_ns'] / 1e9):.0f} msg/s), "
           f"{r['sent']['send_errors']} send errors")
     for name, times, seqs in (
-            ("MidiInputs", [h.time_ns for h in r["heard"]], [decode(h.data) for h in r["heard"]]),
+            ("MidiInputs", [h.time_ns for h in r["heard"]],
+             [sequence_number(h.data) for h in r["heard"]]),
             ("bare MidiIn", bare["times"], bare["seqs"])):
         unique, late, dupes = check_sequence(seqs)
         span = (times[-1] - times[0]) / 1e9 if len(times) > 1 else float("nan")

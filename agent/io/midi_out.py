@@ -113,12 +113,12 @@ class MidiOutputs:
         for ref, (rt, name) in self._open.items():
             began = time.monotonic()
             rt.close_port()
-            if self._backend.name == "jack" and time.monotonic() - began >= UNCONFIRMED_CLOSE_S:
+            took = time.monotonic() - began
+            if self._backend.name == "jack" and took >= UNCONFIRMED_CLOSE_S:
                 self.unconfirmed.append(ref)
                 log.warning("MIDI output %r (%s): JACK ran no cycle for %.1f s at the close: "
                             "what was still queued for it may be lost (a synth may hold notes "
-                            "until the agent's next start resets it)", ref, name,
-                            time.monotonic() - began)
+                            "until the agent's next start resets it)", ref, name, took)
             rt.delete()
         self._open.clear()
         self._lister.delete()
