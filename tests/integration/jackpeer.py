@@ -194,10 +194,10 @@ class Peer:
         return self._check_reset(got)
 
     def take_reset_unless_lost(self) -> int | None:
-        """As take_reset, for a start that loads a model: the worker importing torch starves a
-        JACK server with no real-time rights, and a cycle it misses (an xrun, in its log) loses
-        the MIDI sent in it. Then None; with no xrun since this peer started, a missing reset
-        fails the test."""
+        """As take_reset, for a start on a loaded machine (an agent's model worker importing
+        torch, another agent starting): a JACK server with no real-time rights is starved, and
+        a cycle it misses (an xrun, in its log) loses the MIDI sent in it. Then None; with no
+        xrun since this peer started, a missing reset fails the test."""
         try:
             got = [m for _, m in self.expect(3)]
         except AssertionError:
@@ -251,8 +251,8 @@ class RunningAgent:
         # The recording folder ("" when its disk could not take one: "NOT RECORDING: ...").
         self.recording = line.rsplit("recording to ", 1)[1].strip() if "recording to " in line \
             else ""
-        for synth in synths:
-            synth.take_reset()
+        for synth in synths:  # (tests of the reset itself take it with take_reset)
+            synth.take_reset_unless_lost()
         self.out = self.err = ""
         self._signalled = False
 
